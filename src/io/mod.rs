@@ -1,0 +1,2 @@
+//! Files in and out: safetensors now; datasets join here.
+pub mod safetensors;

@@ -1,0 +1,164 @@
+//! safetensors files: read with dtype conversion (f32/f16/bf16/f64 to f32, i64 kept), written
+//! atomically (temporary file, then rename), with errors that name the file and the tensor.
+use crate::error::{Error, Result};
+use crate::tensor::Tensor;
+use safetensors::{Dtype, SafeTensorError, SafeTensors, View};
+use std::borrow::Cow;
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+
+#[derive(Clone, Debug)]
+pub enum Values {
+    F32(Vec<f32>),
+    I64(Vec<i64>),
+}
+
+/// One tensor as read: the dtype it was stored in, its shape, its values.
+#[derive(Clone, Debug)]
+pub struct Stored {
+    pub dtype: Dtype,
+    pub shape: Vec<usize>,
+    pub values: Values,
+}
+
+pub struct TensorFile {
+    pub path: PathBuf,
+    pub tensors: BTreeMap<String, Stored>,
+    pub metadata: HashMap<String, String>,
+}
+
+fn convert(name: &str, dtype: Dtype, b: &[u8]) -> Result<Values> {
+    fn le<const N: usize, T>(b: &[u8], f: impl Fn([u8; N]) -> T) -> Vec<T> {
+        b.chunks_exact(N).map(|c| f(c.try_into().unwrap())).collect()
+    }
+    Ok(match dtype {
+        Dtype::F32 => Values::F32(le(b, f32::from_le_bytes)),
+        Dtype::F16 => Values::F32(le(b, |c| half::f16::from_le_bytes(c).to_f32())),
+        Dtype::BF16 => Values::F32(le(b, |c| half::bf16::from_le_bytes(c).to_f32())),
+        Dtype::F64 => Values::F32(le(b, |c| f64::from_le_bytes(c) as f32)),
+        Dtype::I64 => Values::I64(le(b, i64::from_le_bytes)),
+        other => return Err(Error::Dtype { name: name.into(), dtype: format!("{other:?}") }),
+    })
+}
+
+/// Says what a structurally broken file looks like, sizes included where the header is readable.
+fn describe(bytes: &[u8], e: SafeTensorError) -> String {
+    let header_len = bytes.get(..8).map(|b| u64::from_le_bytes(b.try_into().unwrap()) as usize);
+    match (e, header_len) {
+        (SafeTensorError::InvalidHeaderLength, Some(n)) => {
+            format!("header declares {n} bytes but the file has {} (truncated?)", bytes.len())
+        }
+        (SafeTensorError::MetadataIncompleteBuffer, Some(n)) => {
+            let data_end = serde_json::from_slice::<serde_json::Value>(&bytes[8..8 + n])
+                .ok()
+                .and_then(|h| {
+                    h.as_object()?.values().filter_map(|t| t.get("data_offsets")?.get(1)?.as_u64()).max()
+                })
+                .unwrap_or(0) as usize;
+            format!("expected {} bytes from its header, found {} (truncated or padded)", 8 + n + data_end, bytes.len())
+        }
+        (e, _) => e.to_string(),
+    }
+}
+
+impl TensorFile {
+    pub fn load(path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref().to_path_buf();
+        let bytes = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
+        let fmt = |msg: String| Error::Format { path: path.clone(), msg };
+        let st = SafeTensors::deserialize(&bytes).map_err(|e| fmt(describe(&bytes, e)))?;
+        let (_, header) = SafeTensors::read_metadata(&bytes).map_err(|e| fmt(e.to_string()))?;
+        let mut tensors = BTreeMap::new();
+        for (name, view) in st.tensors() {
+            let values = convert(&name, view.dtype(), view.data())
+                .map_err(|e| fmt(e.to_string()))?;
+            tensors.insert(name, Stored { dtype: view.dtype(), shape: view.shape().to_vec(), values });
+        }
+        Ok(TensorFile { path, tensors, metadata: header.metadata().clone().unwrap_or_default() })
+    }
+
+    fn get(&self, name: &str) -> Result<&Stored> {
+        self.tensors.get(name).ok_or_else(|| Error::Missing { name: name.into(), hint: format!(" in {}", self.path.display()) })
+    }
+
+    /// A floating-point tensor as f32.
+    pub fn tensor(&self, name: &str) -> Result<Tensor> {
+        let s = self.get(name)?;
+        match &s.values {
+            Values::F32(v) => Ok(Tensor::from_vec(&s.shape, v.clone())),
+            Values::I64(_) => Err(Error::Format { path: self.path.clone(), msg: format!("tensor `{name}` is I64, expected a floating-point tensor") }),
+        }
+    }
+
+    /// An integer tensor (labels).
+    pub fn i64s(&self, name: &str) -> Result<Vec<i64>> {
+        match &self.get(name)?.values {
+            Values::I64(v) => Ok(v.clone()),
+            Values::F32(_) => Err(Error::Format { path: self.path.clone(), msg: format!("tensor `{name}` is floating-point, expected I64") }),
+        }
+    }
+
+    /// A metadata entry, parsed as JSON where it is JSON (numbers, objects), else as a string.
+    pub fn meta(&self, key: &str) -> Result<serde_json::Value> {
+        let raw = self.metadata.get(key).ok_or_else(|| Error::Format { path: self.path.clone(), msg: format!("metadata `{key}` is missing") })?;
+        Ok(serde_json::from_str(raw).unwrap_or_else(|_| serde_json::Value::String(raw.clone())))
+    }
+}
+
+struct Out<'a> {
+    dtype: Dtype,
+    shape: &'a [usize],
+    bytes: Vec<u8>,
+}
+
+impl View for &Out<'_> {
+    fn dtype(&self) -> Dtype {
+        self.dtype
+    }
+    fn shape(&self) -> &[usize] {
+        self.shape
+    }
+    fn data(&self) -> Cow<'_, [u8]> {
+        Cow::Borrowed(&self.bytes)
+    }
+    fn data_len(&self) -> usize {
+        self.bytes.len()
+    }
+}
+
+/// Writes `tensors` (name, shape, values) to `path` atomically: a reader sees the old file or the
+/// complete new one, never a half-written one (a full disk leaves the old file in place).
+pub fn save(path: impl AsRef<Path>, tensors: &[(String, Vec<usize>, Values)], metadata: Option<HashMap<String, String>>) -> Result<()> {
+    let path = path.as_ref();
+    let outs: Vec<(String, Out)> = tensors
+        .iter()
+        .map(|(name, shape, v)| {
+            let (dtype, bytes) = match v {
+                Values::F32(v) => (Dtype::F32, v.iter().flat_map(|x| x.to_le_bytes()).collect()),
+                Values::I64(v) => (Dtype::I64, v.iter().flat_map(|x| x.to_le_bytes()).collect()),
+            };
+            (name.clone(), Out { dtype, shape, bytes })
+        })
+        .collect();
+    let bytes = safetensors::serialize(outs.iter().map(|(n, o)| (n.as_str(), o)), metadata)
+        .map_err(|e| Error::Format { path: path.into(), msg: e.to_string() })?;
+    write_atomic(path, &bytes)
+}
+
+/// Temporary file in the same folder, synced, then renamed over `path`.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    use std::io::Write;
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let name = path.file_name().ok_or_else(|| Error::Msg(format!("{}: not a file path", path.display())))?;
+    let tmp = dir.join(format!(".{}.tmp{}", name.to_string_lossy(), std::process::id()));
+    let result = (|| {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    result.map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        Error::io(path, e)
+    })
+}

@@ -1,0 +1,13 @@
+//! mmard: adversarial robustness distillation on a small, fast engine. See DESIGN.md in the
+//! project's shared folder for the map, README.md for the tour.
+pub mod device;
+pub mod error;
+pub mod ops;
+pub mod tape;
+pub mod tensor;
+
+pub use error::{Error, Result};
+pub use tape::{GradMode, Tape, Var};
+pub use tensor::Tensor;
+pub mod io;
+pub mod nn;

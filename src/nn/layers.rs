@@ -1,0 +1,127 @@
+//! Layers as models use them: each holds the ids of its tensors in the model's `ParamStore` and
+//! records its ops on the tape through a `Ctx`.
+use super::params::{Kind, ParamStore};
+use crate::ops::batchnorm::{self, Stats};
+use crate::ops::conv2d::{conv2d, ConvCfg};
+use crate::ops::{elementwise, linear};
+use crate::tape::{ParamId, Tape, Var};
+use crate::tensor::Tensor;
+use rand::rngs::StdRng;
+use rand::{RngExt, SeedableRng};
+
+/// What a forward pass needs besides its input.
+pub struct Ctx<'a> {
+    pub tape: &'a mut Tape,
+    pub params: &'a mut ParamStore,
+    /// BatchNorm normalises with batch statistics (and moves its running ones) when set.
+    pub bn_train: bool,
+    pub bn_momentum: f32,
+    pub bn_eps: f32,
+}
+
+impl Ctx<'_> {
+    pub fn relu(&mut self, x: &Var) -> Var {
+        elementwise::relu(self.tape, x)
+    }
+    pub fn add(&mut self, a: &Var, b: &Var) -> Var {
+        elementwise::add(self.tape, a, b)
+    }
+}
+
+/// Registers tensors under PyTorch names with PyTorch's default initialisation, or zeros when the
+/// weights are about to be loaded from a file.
+pub struct Builder {
+    pub store: ParamStore,
+    rng: Option<StdRng>,
+}
+
+impl Builder {
+    pub fn new(seed: Option<u64>) -> Self {
+        Builder { store: ParamStore::default(), rng: seed.map(StdRng::seed_from_u64) }
+    }
+
+    /// U(−bound, bound), PyTorch's default for conv and linear layers with bound = 1/√fan_in.
+    fn uniform(&mut self, name: String, shape: &[usize], bound: f32) -> ParamId {
+        let n = shape.iter().product();
+        let data = match &mut self.rng {
+            Some(r) => (0..n).map(|_| r.random_range(-bound..bound)).collect(),
+            None => vec![0.0; n],
+        };
+        self.store.add(name, Kind::Param, Tensor::from_vec(shape, data))
+    }
+
+    pub fn conv(&mut self, name: &str, cin: usize, cout: usize, k: usize, stride: usize, groups: usize) -> Conv {
+        let bound = 1.0 / ((cin / groups * k * k) as f32).sqrt();
+        let w = self.uniform(format!("{name}.weight"), &[cout, cin / groups, k, k], bound);
+        Conv { w, cfg: ConvCfg { stride, pad: k / 2, groups } }
+    }
+
+    pub fn bn(&mut self, name: &str, c: usize) -> Bn {
+        let mut add = |s: &str, kind, v| self.store.add(format!("{name}.{s}"), kind, Tensor::full(&[c], v));
+        let (weight, bias) = (add("weight", Kind::Param, 1.0), add("bias", Kind::Param, 0.0));
+        let (mean, var) = (add("running_mean", Kind::Buffer, 0.0), add("running_var", Kind::Buffer, 1.0));
+        let count = self.store.add_counter(format!("{name}.num_batches_tracked"));
+        Bn { weight, bias, mean, var, count }
+    }
+
+    pub fn linear(&mut self, name: &str, fin: usize, fout: usize) -> Linear {
+        let bound = 1.0 / (fin as f32).sqrt();
+        let w = self.uniform(format!("{name}.weight"), &[fout, fin], bound);
+        let b = self.uniform(format!("{name}.bias"), &[fout], bound);
+        Linear { w, b }
+    }
+}
+
+/// Convolution without bias, padding k/2 (every conv of the supported architectures).
+pub struct Conv {
+    w: ParamId,
+    cfg: ConvCfg,
+}
+
+impl Conv {
+    pub fn fwd(&self, cx: &mut Ctx, x: &Var) -> Var {
+        conv2d(cx.tape, x, &cx.params.param(self.w), None, self.cfg)
+    }
+}
+
+pub struct Bn {
+    weight: ParamId,
+    bias: ParamId,
+    mean: ParamId,
+    var: ParamId,
+    count: usize,
+}
+
+impl Bn {
+    pub fn fwd(&self, cx: &mut Ctx, x: &Var) -> Var {
+        let (g, b) = (cx.params.param(self.weight), cx.params.param(self.bias));
+        if !cx.bn_train {
+            let stats = Stats::Running { mean: cx.params.get(self.mean), var: cx.params.get(self.var) };
+            return batchnorm::batch_norm(cx.tape, x, &g, &b, stats, cx.bn_eps);
+        }
+        let (mut mean, mut var) = (Vec::new(), Vec::new());
+        let y = batchnorm::batch_norm(cx.tape, x, &g, &b, Stats::Batch { mean: &mut mean, var: &mut var }, cx.bn_eps);
+        let (n, _, h, w) = x.val.dims4();
+        batchnorm::update_running(cx.params.get_mut(self.mean).data_mut(), &mean, cx.bn_momentum, 1.0);
+        batchnorm::update_running(cx.params.get_mut(self.var).data_mut(), &var, cx.bn_momentum, batchnorm::unbias(n * h * w));
+        cx.params.bump_counter(self.count);
+        y
+    }
+
+    /// BN then ReLU.
+    pub fn relu(&self, cx: &mut Ctx, x: &Var) -> Var {
+        let y = self.fwd(cx, x);
+        cx.relu(&y)
+    }
+}
+
+pub struct Linear {
+    w: ParamId,
+    b: ParamId,
+}
+
+impl Linear {
+    pub fn fwd(&self, cx: &mut Ctx, x: &Var) -> Var {
+        linear::linear(cx.tape, x, &cx.params.param(self.w), &cx.params.param(self.b))
+    }
+}

@@ -1,0 +1,66 @@
+//! PreActResNet-18, RobustBench names: conv1, layer{1..4}.{0,1}.{bn1,conv1,bn2,conv2,shortcut.0},
+//! bn, linear. The projection shortcut reads the pre-activated input, as in the reference.
+use super::layers::{Bn, Builder, Conv, Ctx, Linear};
+use super::model::Net;
+use super::resnet18::stages;
+use crate::ops::pool::avgpool;
+use crate::tape::Var;
+
+struct Block {
+    bn1: Bn,
+    conv1: Conv,
+    bn2: Bn,
+    conv2: Conv,
+    shortcut: Option<Conv>,
+}
+
+impl Block {
+    fn new(b: &mut Builder, p: &str, cin: usize, planes: usize, stride: usize) -> Self {
+        Block {
+            bn1: b.bn(&format!("{p}.bn1"), cin),
+            conv1: b.conv(&format!("{p}.conv1"), cin, planes, 3, stride, 1),
+            bn2: b.bn(&format!("{p}.bn2"), planes),
+            conv2: b.conv(&format!("{p}.conv2"), planes, planes, 3, 1, 1),
+            shortcut: (stride != 1 || cin != planes).then(|| b.conv(&format!("{p}.shortcut.0"), cin, planes, 1, stride, 1)),
+        }
+    }
+
+    fn forward(&self, cx: &mut Ctx, x: &Var) -> Var {
+        let a = self.bn1.relu(cx, x);
+        let sc = match &self.shortcut {
+            Some(conv) => conv.fwd(cx, &a),
+            None => x.clone(),
+        };
+        let h = self.conv1.fwd(cx, &a);
+        let h = self.bn2.relu(cx, &h);
+        let h = self.conv2.fwd(cx, &h);
+        cx.add(&h, &sc)
+    }
+}
+
+pub struct PreActResNet18 {
+    conv1: Conv,
+    blocks: Vec<Block>,
+    bn: Bn,
+    linear: Linear,
+}
+
+impl PreActResNet18 {
+    pub fn new(b: &mut Builder, in_channels: usize, width: usize, classes: usize) -> Self {
+        let conv1 = b.conv("conv1", in_channels, width, 3, 1, 1);
+        let blocks = stages(b, width, Block::new);
+        PreActResNet18 { conv1, blocks, bn: b.bn("bn", 8 * width), linear: b.linear("linear", 8 * width, classes) }
+    }
+}
+
+impl Net for PreActResNet18 {
+    fn forward(&self, cx: &mut Ctx, x: &Var) -> Var {
+        let mut h = self.conv1.fwd(cx, x);
+        for blk in &self.blocks {
+            h = blk.forward(cx, &h);
+        }
+        let h = self.bn.relu(cx, &h);
+        let h = avgpool(cx.tape, &h);
+        self.linear.fwd(cx, &h)
+    }
+}

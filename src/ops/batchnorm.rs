@@ -1,0 +1,142 @@
+//! 2-d batch normalisation with PyTorch semantics. Train mode normalises with the batch statistics
+//! (biased variance) and moves the running statistics with the unbiased one; eval mode uses the
+//! running statistics. Whether BN is in train mode is its own flag, never tied to the GradMode.
+//! Per-channel sums are accumulated in f64: a channel can hold 10^5 values.
+use crate::tape::{Backward, Grads, Param, Tape, Var};
+use crate::tensor::Tensor;
+use rayon::prelude::*;
+use std::sync::Arc;
+
+/// Channel `ch`'s plane in each image of an NCHW buffer.
+fn planes(x: &[f32], n: usize, c: usize, hw: usize, ch: usize) -> impl Iterator<Item = &[f32]> {
+    (0..n).map(move |i| &x[(i * c + ch) * hw..][..hw])
+}
+
+/// Per-channel batch mean and biased variance.
+pub fn batch_stats(x: &Tensor) -> (Vec<f64>, Vec<f64>) {
+    let (n, c, h, w) = x.dims4();
+    let m = (n * h * w) as f64;
+    (0..c)
+        .into_par_iter()
+        .map(|ch| {
+            let mean = planes(x.data(), n, c, h * w, ch).flatten().map(|&v| v as f64).sum::<f64>() / m;
+            let var = planes(x.data(), n, c, h * w, ch).flatten().map(|&v| (v as f64 - mean).powi(2)).sum::<f64>() / m;
+            (mean, var)
+        })
+        .unzip()
+}
+
+/// `y = (x - mean) * invstd * gamma + beta`, per channel, rounded once from f64: deep eval-mode
+/// nets have pre-activations within an ulp of zero, where every extra rounding can flip a ReLU.
+fn normalize(x: &Tensor, mean: &[f64], invstd: &[f64], gamma: &[f32], beta: &[f32]) -> Tensor {
+    let (_, c, h, w) = x.dims4();
+    let mut y = Tensor::zeros(x.shape());
+    y.data_mut().par_chunks_mut(h * w).zip(x.data().par_chunks(h * w)).enumerate().for_each(|(i, (yp, xp))| {
+        let ch = i % c;
+        let a = invstd[ch] * gamma[ch] as f64;
+        let b = beta[ch] as f64 - mean[ch] * a;
+        yp.iter_mut().zip(xp).for_each(|(o, &v)| *o = (v as f64 * a + b) as f32);
+    });
+    y
+}
+
+fn invstd(var: &[f64], eps: f32) -> Vec<f64> {
+    var.iter().map(|&v| 1.0 / (v + eps as f64).sqrt()).collect()
+}
+
+/// `running = (1 - momentum) * running + momentum * scale * batch`. The variance is moved with the
+/// unbiased batch variance: `scale = unbias(count)` there, 1 for the mean.
+pub fn update_running(running: &mut [f32], batch: &[f64], momentum: f32, scale: f64) {
+    for (r, &b) in running.iter_mut().zip(batch) {
+        *r = ((1.0 - momentum as f64) * *r as f64 + momentum as f64 * scale * b) as f32;
+    }
+}
+
+/// m/(m−1): biased to unbiased variance over `count` values.
+pub fn unbias(count: usize) -> f64 {
+    count as f64 / (count.max(2) - 1) as f64
+}
+
+/// Gradients of x, gamma and beta. `train` selects whether mean/invstd came from the batch (and so
+/// depend on x) or from the running statistics.
+pub fn backward(x: &Tensor, gamma: &[f32], mean: &[f64], invstd: &[f64], gy: &Tensor, train: bool, need_x: bool) -> (Option<Tensor>, Vec<f32>, Vec<f32>) {
+    let (n, c, h, w) = x.dims4();
+    let m = (n * h * w) as f64;
+    // Σ gy and Σ gy·x̂ per channel.
+    let sums: Vec<(f64, f64)> = (0..c)
+        .into_par_iter()
+        .map(|ch| {
+            let (mut sg, mut sgx) = (0.0f64, 0.0f64);
+            for (xp, gp) in planes(x.data(), n, c, h * w, ch).zip(planes(gy.data(), n, c, h * w, ch)) {
+                for (&v, &g) in xp.iter().zip(gp) {
+                    sg += g as f64;
+                    sgx += g as f64 * (v as f64 - mean[ch]);
+                }
+            }
+            (sg, sgx * invstd[ch])
+        })
+        .collect();
+    let dgamma: Vec<f32> = sums.iter().map(|s| s.1 as f32).collect();
+    let dbeta: Vec<f32> = sums.iter().map(|s| s.0 as f32).collect();
+    let dx = need_x.then(|| {
+        let mut dx = Tensor::zeros(x.shape());
+        dx.data_mut().par_chunks_mut(h * w).enumerate().for_each(|(i, dp)| {
+            let ch = i % c;
+            let k = (gamma[ch] as f64 * invstd[ch]) as f32;
+            let (mu, inv) = (mean[ch] as f32, invstd[ch] as f32);
+            let (xp, gp) = (&x.data()[i * h * w..][..h * w], &gy.data()[i * h * w..][..h * w]);
+            if train {
+                let (mg, mgx) = ((sums[ch].0 / m) as f32, (sums[ch].1 / m) as f32);
+                for ((d, &v), &g) in dp.iter_mut().zip(xp).zip(gp) {
+                    *d = k * (g - mg - (v - mu) * inv * mgx);
+                }
+            } else {
+                dp.iter_mut().zip(gp).for_each(|(d, &g)| *d = k * g);
+            }
+        });
+        dx
+    });
+    (dx, dgamma, dbeta)
+}
+
+struct BnNode {
+    x: Arc<Tensor>,
+    gamma: Param,
+    beta_id: usize,
+    mean: Vec<f64>,
+    invstd: Vec<f64>,
+    train: bool,
+}
+
+impl Backward for BnNode {
+    fn backward(&self, gy: &Tensor, need: &[bool], params: bool) -> Grads {
+        let (dx, dg, db) = backward(&self.x, self.gamma.val.data(), &self.mean, &self.invstd, gy, self.train, need[0]);
+        let params = if params {
+            vec![(self.gamma.id, Tensor::from_vec(&[dg.len()], dg)), (self.beta_id, Tensor::from_vec(&[db.len()], db))]
+        } else {
+            Vec::new()
+        };
+        Grads { inputs: vec![dx], params }
+    }
+}
+
+/// Statistics a BN forward normalised with: the batch's in train mode (returned so the caller
+/// can move its running statistics), the running ones in eval mode.
+pub enum Stats<'a> {
+    Batch { mean: &'a mut Vec<f64>, var: &'a mut Vec<f64> },
+    Running { mean: &'a Tensor, var: &'a Tensor },
+}
+
+/// Batch normalisation as a recorded op.
+pub fn batch_norm(tape: &mut Tape, x: &Var, gamma: &Param, beta: &Param, stats: Stats, eps: f32) -> Var {
+    let (mean, var, train) = match stats {
+        Stats::Batch { mean, var } => {
+            (*mean, *var) = batch_stats(&x.val);
+            (mean.clone(), var.clone(), true)
+        }
+        Stats::Running { mean, var } => (mean.data().iter().map(|&v| v as f64).collect(), var.data().iter().map(|&v| v as f64).collect(), false),
+    };
+    let inv = invstd(&var, eps);
+    let y = normalize(&x.val, &mean, &inv, gamma.val.data(), beta.val.data());
+    tape.record(y, &[x], true, |_| BnNode { x: x.val.clone(), gamma: gamma.clone(), beta_id: beta.id, mean, invstd: inv, train })
+}

@@ -1,0 +1,51 @@
+//! Pointwise ops: ReLU and the residual add.
+use crate::tape::{Backward, Grads, Tape, Var};
+use crate::tensor::Tensor;
+use rayon::prelude::*;
+use std::sync::Arc;
+
+const CHUNK: usize = 1 << 14;
+
+pub fn relu_forward(x: &Tensor) -> Tensor {
+    let mut y = x.clone();
+    y.data_mut().par_chunks_mut(CHUNK).for_each(|c| c.iter_mut().for_each(|v| *v = v.max(0.0)));
+    y
+}
+
+/// `gy` where the ReLU's output was positive, 0 elsewhere (PyTorch's convention at 0).
+pub fn relu_backward(y: &Tensor, gy: &Tensor) -> Tensor {
+    let mut gx = gy.clone();
+    gx.data_mut().par_chunks_mut(CHUNK).zip(y.data().par_chunks(CHUNK)).for_each(|(g, y)| {
+        g.iter_mut().zip(y).for_each(|(g, &y)| if y <= 0.0 { *g = 0.0 });
+    });
+    gx
+}
+
+struct ReluNode(Arc<Tensor>);
+
+impl Backward for ReluNode {
+    fn backward(&self, gy: &Tensor, _: &[bool], _: bool) -> Grads {
+        Grads { inputs: vec![Some(relu_backward(&self.0, gy))], params: Vec::new() }
+    }
+}
+
+pub fn relu(tape: &mut Tape, x: &Var) -> Var {
+    tape.record(relu_forward(&x.val), &[x], false, |y| ReluNode(y.clone()))
+}
+
+struct AddNode;
+
+impl Backward for AddNode {
+    fn backward(&self, gy: &Tensor, need: &[bool], _: bool) -> Grads {
+        Grads { inputs: need.iter().map(|&n| n.then(|| gy.clone())).collect(), params: Vec::new() }
+    }
+}
+
+pub fn add(tape: &mut Tape, a: &Var, b: &Var) -> Var {
+    assert_eq!(a.shape(), b.shape(), "add: shapes differ");
+    let mut y = (*a.val).clone();
+    y.data_mut().par_chunks_mut(CHUNK).zip(b.val.data().par_chunks(CHUNK)).for_each(|(y, b)| {
+        y.iter_mut().zip(b).for_each(|(y, b)| *y += b);
+    });
+    tape.record(y, &[a, b], false, |_| AddNode)
+}
