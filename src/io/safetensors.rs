@@ -162,3 +162,38 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
         Error::io(path, e)
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn half_precision_tensors_convert_to_f32() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("h.safetensors");
+        let vals = [1.5f32, -0.25, 3.0];
+        let f16: Vec<u8> = vals.iter().flat_map(|&v| half::f16::from_f32(v).to_le_bytes()).collect();
+        let bf16: Vec<u8> = vals.iter().flat_map(|&v| half::bf16::from_f32(v).to_le_bytes()).collect();
+        let views = [("a", safetensors::tensor::TensorView::new(Dtype::F16, vec![3], &f16).unwrap()), ("b", safetensors::tensor::TensorView::new(Dtype::BF16, vec![3], &bf16).unwrap())];
+        safetensors::serialize_to_file(views, None, &path).unwrap();
+        let f = TensorFile::load(&path).unwrap();
+        assert_eq!(f.tensor("a").unwrap().data(), vals);
+        assert_eq!(f.tensor("b").unwrap().data(), vals);
+        assert_eq!(f.tensors["a"].dtype, Dtype::F16);
+    }
+
+    #[test]
+    fn save_is_atomic_and_round_trips() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("w.safetensors");
+        save(&path, &[("x".into(), vec![2], Values::F32(vec![1.0, 2.0])), ("n".into(), vec![], Values::I64(vec![7]))], None).unwrap();
+        let f = TensorFile::load(&path).unwrap();
+        assert_eq!(f.tensor("x").unwrap().data(), [1.0, 2.0]);
+        assert_eq!(f.i64s("n").unwrap(), [7]);
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1, "no temporary file left behind");
+        let e = f.tensor("n").unwrap_err().to_string();
+        assert!(e.contains("`n`") && e.contains("I64"), "{e}");
+        let e = f.tensor("y").unwrap_err().to_string();
+        assert!(e.contains("`y`") && e.contains("w.safetensors"), "{e}");
+    }
+}

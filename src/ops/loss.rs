@@ -131,3 +131,43 @@ pub fn triangle(t: &Tensor, s_adv: &Tensor, s_nat: &Tensor, w: Triangle, tau: f3
         .collect();
     LossOut { per_sample, grads: g.into() }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(v: &[f32]) -> Tensor {
+        Tensor::from_vec(&[v.len() / 3, 3], v.to_vec())
+    }
+
+    #[test]
+    fn hand_computed_values() {
+        // uniform logits: CE = ln 3, KL to itself = 0
+        assert!((cross_entropy(&t(&[2.0, 2.0, 2.0]), &[1]).per_sample[0] - 3f32.ln()).abs() < 1e-6);
+        assert!(kl_div(&t(&[1.0, -2.0, 0.5]), &t(&[1.0, -2.0, 0.5]), 2.0).per_sample[0].abs() < 1e-7);
+        // KL([ln 1, ln 3, ln 0+]-ish): p = (1/4, 3/4, 0), q = uniform -> Σ p ln(3p)
+        let p = t(&[0.0, 3f32.ln(), -1e4]);
+        let want = 0.25 * (0.75f32).ln() + 0.75 * (2.25f32).ln();
+        assert!((kl_div(&p, &t(&[0.0, 0.0, 0.0]), 1.0).per_sample[0] - want).abs() < 1e-6);
+    }
+
+    #[test]
+    fn triangle_is_the_weighted_sum_of_its_edges() {
+        let (a, b, c) = (t(&[1.0, 0.0, -1.0, 0.3, 2.0, 0.1]), t(&[0.5, 0.2, -0.3, 1.0, -1.0, 0.0]), t(&[-1.0, 2.0, 0.0, 0.2, 0.2, 0.9]));
+        let w = Triangle { teacher_adv: 0.7, teacher_nat: 0.2, adv_nat: 1.5 };
+        let tri = triangle(&a, &b, &c, w, 2.0);
+        let (ab, ac, bc) = (kl_div(&a, &b, 2.0), kl_div(&a, &c, 2.0), kl_div(&b, &c, 2.0));
+        for i in 0..2 {
+            let want = 0.7 * ab.per_sample[i] + 0.2 * ac.per_sample[i] + 1.5 * bc.per_sample[i];
+            assert!((tri.per_sample[i] - want).abs() < 1e-6);
+        }
+        for j in 0..6 {
+            let gt = 0.7 * ab.grads[0].data()[j] + 0.2 * ac.grads[0].data()[j];
+            let gs_adv = 0.7 * ab.grads[1].data()[j] + 1.5 * bc.grads[0].data()[j];
+            let gs_nat = 0.2 * ac.grads[1].data()[j] + 1.5 * bc.grads[1].data()[j];
+            for (g, want) in tri.grads.iter().zip([gt, gs_adv, gs_nat]) {
+                assert!((g.data()[j] - want).abs() < 1e-6);
+            }
+        }
+    }
+}

@@ -13,3 +13,21 @@ pub fn pgd_step(x_adv: &mut [f32], grad: &[f32], x0: &[f32], alpha: f32, eps: f3
         }
     });
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn steps_stay_in_the_ball_and_the_box() {
+        let x0 = [0.0, 0.5, 0.98, 0.3];
+        let mut xa = x0;
+        for _ in 0..5 {
+            pgd_step(&mut xa, &[1.0, -1.0, 1.0, 0.0], &x0, 0.03, 0.05);
+        }
+        assert_eq!(xa[0], 0.05);
+        assert!((xa[1] - 0.45).abs() < 1e-7);
+        assert_eq!(xa[2], 1.0);
+        assert_eq!(xa[3], 0.3, "a zero gradient does not move the pixel");
+    }
+}

@@ -25,3 +25,21 @@ pub fn sgd_update(p: &mut [f32], g: &[f32], buf: &mut [f32], c: SgdCfg) {
         }
     });
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn two_steps_by_hand() {
+        let c = SgdCfg { lr: 0.1, momentum: 0.9, weight_decay: 0.01, nesterov: false };
+        let (mut p, mut buf) = ([1.0f32], [0.0f32]);
+        sgd_update(&mut p, &[0.5], &mut buf, c); // d = 0.51, buf = 0.51, p = 1 - 0.051
+        assert!((p[0] - 0.949).abs() < 1e-7 && (buf[0] - 0.51).abs() < 1e-7);
+        sgd_update(&mut p, &[0.5], &mut buf, c); // d = 0.50949, buf = 0.459 + 0.50949
+        assert!((buf[0] - 0.96849).abs() < 1e-6 && (p[0] - (0.949 - 0.096849)).abs() < 1e-6);
+        let (mut p, mut buf) = ([1.0f32], [0.0f32]);
+        sgd_update(&mut p, &[0.5], &mut buf, SgdCfg { nesterov: true, ..c }); // d = 0.51 + 0.9 * 0.51
+        assert!((p[0] - (1.0 - 0.1 * 0.969)).abs() < 1e-6);
+    }
+}

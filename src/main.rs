@@ -1,0 +1,151 @@
+//! The `mmard` command line.
+use clap::{Args, Parser, Subcommand};
+use mmard::io::safetensors::{self as st, TensorFile, Values};
+use mmard::nn::model::{summarize, Loaded};
+use mmard::nn::{Model, Overrides};
+use mmard::tape::{GradMode, Tape};
+use mmard::{err, Result, Tensor};
+use std::path::{Path, PathBuf};
+
+#[derive(Parser)]
+#[command(name = "mmard", version, about = "Adversarial robustness distillation: train, attack and evaluate robust students")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// List every tensor of a safetensors file (name, dtype, shape), the parameter count, and the
+    /// architecture and config detected from the names and shapes.
+    Inspect {
+        file: PathBuf,
+        #[command(flatten)]
+        arch: ArchArgs,
+    },
+    /// Eval-mode logits of a batch of images, written as tensor `logits`.
+    Predict {
+        /// Weights: a PyTorch state_dict in safetensors (f32, f16 or bf16).
+        #[arg(long)]
+        weights: PathBuf,
+        /// Images: an NCHW f32 tensor with values in [0, 1].
+        #[arg(long)]
+        input: PathBuf,
+        /// Name of the image tensor in --input.
+        #[arg(long, default_value = "input")]
+        tensor: String,
+        #[arg(long)]
+        output: PathBuf,
+        /// Images per forward pass.
+        #[arg(long, default_value_t = 256)]
+        batch_size: usize,
+        #[command(flatten)]
+        arch: ArchArgs,
+    },
+}
+
+/// Architecture flags: each replaces what detection reads from the weights.
+#[derive(Args)]
+struct ArchArgs {
+    /// small_cnn | resnet18 | preact_resnet18 | wide_resnet | mobilenet_v2
+    #[arg(long)]
+    arch: Option<String>,
+    #[arg(long)]
+    in_channels: Option<usize>,
+    #[arg(long)]
+    classes: Option<usize>,
+    /// ResNet stem width (64 for the standard ResNet-18).
+    #[arg(long)]
+    width: Option<usize>,
+    /// WideResNet depth (6n + 4).
+    #[arg(long)]
+    depth: Option<usize>,
+    /// WideResNet widening factor.
+    #[arg(long)]
+    widen: Option<usize>,
+    /// SmallCNN input side.
+    #[arg(long)]
+    size: Option<usize>,
+    /// Tensors the architecture does not use are an error instead of a warning.
+    #[arg(long)]
+    strict: bool,
+}
+
+impl ArchArgs {
+    fn overrides(&self) -> Overrides {
+        Overrides { arch: self.arch.clone(), in_channels: self.in_channels, classes: self.classes, width: self.width, depth: self.depth, widen: self.widen, size: self.size }
+    }
+
+    /// The model of a weights file, warning about tensors it does not use.
+    fn load(&self, file: &TensorFile) -> Result<Model> {
+        let Loaded { model, extra } = Model::from_file(file, &self.overrides(), self.strict)?;
+        if !extra.is_empty() {
+            eprintln!("warning: {}: {} tensors not used by {}: {} (--strict makes this an error)", file.path.display(), extra.len(), model.arch.name(), summarize(&extra));
+        }
+        Ok(model)
+    }
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let result = match cli.cmd {
+        Cmd::Inspect { file, arch } => inspect(&file, &arch),
+        Cmd::Predict { weights, input, tensor, output, batch_size, arch } => predict(&weights, &input, &tensor, &output, batch_size, &arch),
+    };
+    if let Err(e) = result {
+        eprintln!("error: {e}");
+        std::process::exit(1);
+    }
+}
+
+fn inspect(path: &Path, args: &ArchArgs) -> Result<()> {
+    let file = TensorFile::load(path)?;
+    let width = file.tensors.keys().map(String::len).max().unwrap_or(0).max(4);
+    println!("{:<width$}  {:<5}  shape", "name", "dtype");
+    for (name, s) in &file.tensors {
+        println!("{name:<width$}  {:<5}  {:?}", format!("{:?}", s.dtype), s.shape);
+    }
+    let scalars: usize = file.tensors.values().map(|s| s.shape.iter().product::<usize>()).sum();
+    println!("\n{} tensors, {scalars} values", file.tensors.len());
+    match args.load(&file) {
+        Ok(m) => println!("architecture: {}\nparameters: {} trainable", m.arch, m.params.param_count()),
+        Err(e) if args.strict => return Err(e),
+        Err(e) => println!("architecture: not recognised: {e}"),
+    }
+    Ok(())
+}
+
+fn predict(weights: &Path, input: &Path, tensor: &str, output: &Path, batch_size: usize, args: &ArchArgs) -> Result<()> {
+    if batch_size == 0 {
+        return Err(err!("--batch-size must be at least 1"));
+    }
+    let mut model = args.load(&TensorFile::load(weights)?)?;
+    let x = TensorFile::load(input)?.tensor(tensor)?;
+    model.check_input(x.shape()).map_err(|e| err!("{}: tensor `{tensor}`: {e}", input.display()))?;
+    if let Some(v) = x.data().iter().find(|v| !(0.0..=1.0).contains(*v)) {
+        eprintln!("warning: {}: tensor `{tensor}` holds {v}, outside [0, 1]; the models expect unnormalised images", input.display());
+    }
+    let logits = eval_logits(&mut model, &x, batch_size);
+    let classes = model.arch.classes();
+    let n = x.shape()[0];
+    let meta = [("arch".to_string(), model.arch.to_string())].into_iter().collect();
+    st::save(output, &[("logits".into(), vec![n, classes], Values::F32(logits))], Some(meta))?;
+    println!("wrote logits [{n}, {classes}] of {} to {}", model.arch, output.display());
+    Ok(())
+}
+
+/// Eval-mode logits, `batch_size` images at a time, no tape.
+fn eval_logits(model: &mut Model, x: &Tensor, batch_size: usize) -> Vec<f32> {
+    let (n, per) = (x.shape()[0], x.numel() / x.shape()[0].max(1));
+    let mut out = Vec::with_capacity(n * model.arch.classes());
+    let mut tape = Tape::new(GradMode::None);
+    for start in (0..n).step_by(batch_size) {
+        let nb = batch_size.min(n - start);
+        let mut shape = x.shape().to_vec();
+        shape[0] = nb;
+        let xb = tape.input(Tensor::from_vec(&shape, x.data()[start * per..(start + nb) * per].to_vec()));
+        out.extend_from_slice(model.forward(&mut tape, &xb, false).val.data());
+    }
+    out
+}
+

@@ -1,0 +1,114 @@
+//! The command line as a user meets it: `inspect` and `predict` on shipped fixtures, and the
+//! errors for broken or mismatched files, each of which must name the file or tensor at fault.
+use mmard::io::safetensors::{self as st, TensorFile, Values};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)
+}
+
+/// (success, stdout, stderr) of `mmard ARGS`.
+fn mmard(args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_mmard")).args(args).output().unwrap();
+    (out.status.success(), String::from_utf8_lossy(&out.stdout).into(), String::from_utf8_lossy(&out.stderr).into())
+}
+
+fn p(path: &Path) -> &str {
+    path.to_str().unwrap()
+}
+
+/// The tensors of a fixture weights file, as (name, shape, values).
+fn weights(name: &str) -> Vec<(String, Vec<usize>, Values)> {
+    TensorFile::load(fixture(name)).unwrap().tensors.into_iter().map(|(k, s)| (k, s.shape, s.values)).collect()
+}
+
+#[test]
+fn inspect_lists_tensors_and_detects_architecture() {
+    let (ok, out, _) = mmard(&["inspect", p(&fixture("model_resnet18_w16.weights.safetensors"))]);
+    assert!(ok);
+    assert!(out.contains("layer4.1.bn2.num_batches_tracked") && out.contains("I64"), "{out}");
+    assert!(out.contains("conv1.weight") && out.contains("[16, 3, 3, 3]"), "{out}");
+    assert!(out.contains(r#"architecture: resnet18 {"classes":10,"in_channels":3,"width":16}"#), "{out}");
+    assert!(out.contains("parameters: 701466 trainable"), "{out}");
+}
+
+#[test]
+fn predict_matches_pytorch_logits() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("logits.safetensors");
+    let case = fixture("model_small_cnn_28.safetensors");
+    let (ok, _, err) = mmard(&["predict", "--weights", p(&fixture("model_small_cnn_28.weights.safetensors")), "--input", p(&case), "--output", p(&out), "--batch-size", "3"]);
+    assert!(ok, "{err}");
+    let ours = TensorFile::load(&out).unwrap().tensor("logits").unwrap();
+    let want = TensorFile::load(&case).unwrap().tensor("logits_eval").unwrap();
+    assert_eq!(ours.shape(), want.shape());
+    let diff: f64 = ours.data().iter().zip(want.data()).map(|(a, b)| ((a - b) as f64).powi(2)).sum::<f64>().sqrt();
+    let norm: f64 = want.data().iter().map(|b| (*b as f64).powi(2)).sum::<f64>().sqrt();
+    assert!(diff <= 1e-4 * norm, "{diff} vs {norm}");
+}
+
+#[test]
+fn truncated_file_names_file_and_sizes() {
+    let dir = tempfile::tempdir().unwrap();
+    let bytes = std::fs::read(fixture("model_small_cnn_28.weights.safetensors")).unwrap();
+    let path = dir.path().join("cut.safetensors");
+    std::fs::write(&path, &bytes[..bytes.len() / 2]).unwrap();
+    let (ok, _, err) = mmard(&["inspect", p(&path)]);
+    assert!(!ok);
+    assert!(err.contains("cut.safetensors") && err.contains(&format!("expected {} bytes", bytes.len())) && err.contains("truncated"), "{err}");
+    std::fs::write(&path, &bytes[..12]).unwrap();
+    let (ok, _, err) = mmard(&["inspect", p(&path)]);
+    assert!(!ok && err.contains("cut.safetensors") && err.contains("truncated"), "{err}");
+}
+
+#[test]
+fn missing_tensor_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut t = weights("model_small_cnn_28.weights.safetensors");
+    t.retain(|(k, _, _)| k != "bn2.running_var");
+    let w = dir.path().join("w.safetensors");
+    st::save(&w, &t, None).unwrap();
+    let (ok, _, err) = mmard(&["predict", "--weights", p(&w), "--input", p(&fixture("model_small_cnn_28.safetensors")), "--output", p(&dir.path().join("o.safetensors"))]);
+    assert!(!ok && err.contains("bn2.running_var") && err.contains("missing"), "{err}");
+}
+
+#[test]
+fn wrong_shape_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ok, _, err) = mmard(&["predict", "--weights", p(&fixture("model_resnet18_w16.weights.safetensors")), "--width", "32", "--input", p(&fixture("model_resnet18_w16.safetensors")), "--output", p(&dir.path().join("o.safetensors"))]);
+    assert!(!ok && err.contains("conv1.weight") && err.contains("[32, 3, 3, 3]") && err.contains("[16, 3, 3, 3]"), "{err}");
+}
+
+#[test]
+fn unknown_dtype_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("u8.safetensors");
+    let data = [1u8, 2, 3];
+    let view = safetensors::tensor::TensorView::new(safetensors::Dtype::U8, vec![3], &data).unwrap();
+    safetensors::serialize_to_file([("pixels", view)], None, &path).unwrap();
+    let (ok, _, err) = mmard(&["inspect", p(&path)]);
+    assert!(!ok && err.contains("pixels") && err.contains("U8"), "{err}");
+}
+
+#[test]
+fn extra_tensors_warn_or_fail_under_strict() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut t = weights("model_small_cnn_28.weights.safetensors");
+    t.push(("sub_block1.conv.weight".into(), vec![2], Values::F32(vec![0.0, 1.0])));
+    let w = dir.path().join("w.safetensors");
+    st::save(&w, &t, None).unwrap();
+    let (ok, out, err) = mmard(&["inspect", p(&w)]);
+    assert!(ok && err.contains("warning") && err.contains("sub_block1.conv.weight") && out.contains("small_cnn"), "{err}");
+    let (ok, _, err) = mmard(&["inspect", "--strict", p(&w)]);
+    assert!(!ok && err.contains("--strict") && err.contains("sub_block1.conv.weight"), "{err}");
+    let (ok, _, err) = mmard(&["predict", "--strict", "--weights", p(&w), "--input", p(&fixture("model_small_cnn_28.safetensors")), "--output", p(&dir.path().join("o.safetensors"))]);
+    assert!(!ok && err.contains("sub_block1.conv.weight"), "{err}");
+}
+
+#[test]
+fn wrong_input_channels_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ok, _, err) = mmard(&["predict", "--weights", p(&fixture("model_small_cnn_28.weights.safetensors")), "--input", p(&fixture("model_resnet18_w16.safetensors")), "--output", p(&dir.path().join("o.safetensors"))]);
+    assert!(!ok && err.contains("model_resnet18_w16.safetensors") && err.contains("expects 1 channels"), "{err}");
+}
