@@ -18,8 +18,8 @@ pub struct ConvCfg {
 }
 
 /// Column-matrix budget per chunk (floats): big enough for an efficient GEMM, small enough to stay
-/// out of the way of the activations.
-const COL_BUDGET: usize = 1 << 22;
+/// in the last-level cache's neighbourhood and out of the way of the activations.
+const COL_BUDGET: usize = 1 << 21;
 
 struct Plan {
     n: usize,
@@ -29,6 +29,10 @@ struct Plan {
     geom: Geom,
     /// images per chunk
     nb: usize,
+    /// Chunks run side by side with one single-threaded GEMM each: the GEMM crate's own threading
+    /// splits the small output of a conv layer (64 rows) poorly, and a filter gradient's long
+    /// reduction (all pixels of the batch) not at all, while chunks of images split evenly.
+    side_by_side: bool,
 }
 
 impl Plan {
@@ -38,9 +42,12 @@ impl Plan {
         assert!(cfg.groups > 0 && c % cfg.groups == 0 && cout % cfg.groups == 0, "conv2d: groups {} must divide {c} and {cout}", cfg.groups);
         assert_eq!(cg, c / cfg.groups, "conv2d: weight {w:?} does not fit {c} input channels in {} groups", cfg.groups);
         let geom = Geom::new(c, h, wd, k, cfg.stride, cfg.pad);
-        let per_image = cg * k * k * geom.oh * geom.ow;
-        let nb = (COL_BUDGET / per_image.max(1)).clamp(1, n.max(1));
-        Plan { n, cout, cg, og: cout / cfg.groups, geom, nb }
+        let per_image = (cg * k * k * geom.oh * geom.ow).max(1);
+        let threads = rayon::current_num_threads();
+        // Enough chunks to respect the budget, rounded up to a multiple of the threads, then even.
+        let chunks = (n * per_image).div_ceil(COL_BUDGET).max(1).next_multiple_of(threads).min(n.max(1));
+        let nb = n.max(1).div_ceil(chunks);
+        Plan { n, cout, cg, og: cout / cfg.groups, geom, nb, side_by_side: chunks >= threads && threads > 1 }
     }
     fn opix(&self) -> usize {
         self.geom.oh * self.geom.ow
@@ -51,12 +58,12 @@ impl Plan {
     fn groups(&self) -> usize {
         self.cout / self.og
     }
-    fn chunks(&self) -> impl Iterator<Item = (usize, usize)> + use<> {
-        let (n, nb) = (self.n, self.nb);
-        (0..n).step_by(nb).map(move |n0| (n0, nb.min(n - n0)))
-    }
     fn is_depthwise(&self) -> bool {
         self.cg == 1 && self.og == 1
+    }
+    /// Scratch for one chunk: the column matrix and the `[cout, nb*opix]` GEMM output.
+    fn scratch(&self) -> (Vec<f32>, Vec<f32>) {
+        (vec![0.0; self.kdim() * self.nb * self.opix()], vec![0.0; self.cout * self.nb * self.opix()])
     }
 }
 
@@ -91,19 +98,22 @@ pub fn forward(x: &Tensor, w: &Tensor, b: Option<&Tensor>, cfg: ConvCfg) -> Tens
         }
         return y;
     }
-    let (kd, opix) = (p.kdim(), p.opix());
-    let mut col = vec![0.0; kd * p.nb * opix];
-    let mut buf = vec![0.0; p.cout * p.nb * opix];
+    let (kd, opix, img) = (p.kdim(), p.opix(), g.c * g.h * g.w);
     let (xd, wd) = (x.data(), w.data());
-    for (n0, nb) in p.chunks() {
-        let cols = nb * opix;
-        for gi in 0..p.groups() {
-            im2col(&xd[n0 * g.c * g.h * g.w..], &g, gi * p.cg, p.cg, nb, &mut col);
-            let wg = Mat::rows(&wd[gi * p.og * kd..][..p.og * kd], kd);
-            sgemm(p.og, cols, kd, wg, Mat::rows(&col[..kd * cols], cols), &mut buf[gi * p.og * cols..], cols, false);
-        }
-        scatter(&buf[..p.cout * cols], &mut y.data_mut()[n0 * p.cout * opix..][..nb * p.cout * opix], p.cout, opix, nb, bias);
-    }
+    let par = !p.side_by_side;
+    y.data_mut().par_chunks_mut(p.nb * p.cout * opix).enumerate().for_each_init(
+        || p.scratch(),
+        |(col, buf), (ci, yc)| {
+            let (n0, nb) = (ci * p.nb, yc.len() / (p.cout * opix));
+            let cols = nb * opix;
+            for gi in 0..p.groups() {
+                im2col(&xd[n0 * img..], &g, gi * p.cg, p.cg, nb, col);
+                let wg = Mat::rows(&wd[gi * p.og * kd..][..p.og * kd], kd);
+                sgemm(p.og, cols, kd, wg, Mat::rows(&col[..kd * cols], cols), &mut buf[gi * p.og * cols..], cols, false, par);
+            }
+            scatter(&buf[..p.cout * cols], yc, p.cout, opix, nb, bias);
+        },
+    );
     y
 }
 
@@ -111,41 +121,66 @@ pub fn forward(x: &Tensor, w: &Tensor, b: Option<&Tensor>, cfg: ConvCfg) -> Tens
 pub fn backward(x: &Tensor, w: &Tensor, gy: &Tensor, cfg: ConvCfg, need_x: bool, need_w: bool) -> (Option<Tensor>, Option<Tensor>) {
     let p = Plan::new(x.shape(), w.shape(), cfg);
     let g = p.geom;
-    let mut dx = need_x.then(|| Tensor::zeros(x.shape()));
-    let mut dw = need_w.then(|| Tensor::zeros(w.shape()));
     if p.is_depthwise() {
-        if let Some(dx) = dx.as_mut() {
+        let dx = need_x.then(|| {
+            let mut dx = Tensor::zeros(x.shape());
             depthwise::backward_data(gy.data(), w.data(), &g, p.n, dx.data_mut());
-        }
-        if let Some(dw) = dw.as_mut() {
+            dx
+        });
+        let dw = need_w.then(|| {
+            let mut dw = Tensor::zeros(w.shape());
             depthwise::backward_filter(gy.data(), x.data(), &g, p.n, dw.data_mut());
-        }
+            dw
+        });
         return (dx, dw);
     }
-    let (kd, opix) = (p.kdim(), p.opix());
-    let mut col = vec![0.0; kd * p.nb * opix];
-    let mut buf = vec![0.0; p.cout * p.nb * opix];
-    let (xd, wd) = (x.data(), w.data());
-    let img = g.c * g.h * g.w;
-    for (n0, nb) in p.chunks() {
-        let cols = nb * opix;
-        gather(&gy.data()[n0 * p.cout * opix..], &mut buf, p.cout, opix, nb);
-        for gi in 0..p.groups() {
-            let gyg = Mat::rows(&buf[gi * p.og * cols..][..p.og * cols], cols);
-            if let Some(dw) = dw.as_mut() {
+    let (kd, opix, img) = (p.kdim(), p.opix(), g.c * g.h * g.w);
+    let (xd, wd, gyd) = (x.data(), w.data(), gy.data());
+    let par = !p.side_by_side;
+    let chunk_out = p.nb * p.cout * opix;
+    // dx: each chunk of images writes its own slice of dx.
+    let dx = need_x.then(|| {
+        let mut dx = Tensor::zeros(x.shape());
+        dx.data_mut().par_chunks_mut(p.nb * img).enumerate().for_each_init(
+            || p.scratch(),
+            |(col, buf), (ci, dxc)| {
+                let nb = dxc.len() / img;
+                let cols = nb * opix;
+                gather(&gyd[ci * chunk_out..], buf, p.cout, opix, nb);
+                for gi in 0..p.groups() {
+                    // dcol[kd, cols] = W_g^T[kd, og] · gy_g[og, cols], folded back into dx
+                    let wg = Mat::t(&wd[gi * p.og * kd..][..p.og * kd], kd);
+                    let gyg = Mat::rows(&buf[gi * p.og * cols..][..p.og * cols], cols);
+                    sgemm(kd, cols, p.og, wg, gyg, col, cols, false, par);
+                    col2im(col, &g, gi * p.cg, p.cg, nb, dxc);
+                }
+            },
+        );
+        dx
+    });
+    // dW: each chunk accumulates a partial filter gradient; the partials are summed.
+    let dw = need_w.then(|| {
+        let chunks: Vec<usize> = (0..p.n).step_by(p.nb).collect();
+        let partial = |n0: usize| {
+            let nb = p.nb.min(p.n - n0);
+            let cols = nb * opix;
+            let (mut col, mut buf) = p.scratch();
+            let mut dw = vec![0.0; w.numel()];
+            gather(&gyd[n0 * p.cout * opix..], &mut buf, p.cout, opix, nb);
+            for gi in 0..p.groups() {
                 // dW_g[og, kd] += gy_g[og, cols] · col^T[cols, kd]
                 im2col(&xd[n0 * img..], &g, gi * p.cg, p.cg, nb, &mut col);
-                let dwg = &mut dw.data_mut()[gi * p.og * kd..][..p.og * kd];
-                sgemm(p.og, kd, cols, gyg, Mat::t(&col[..kd * cols], cols), dwg, kd, true);
+                let gyg = Mat::rows(&buf[gi * p.og * cols..][..p.og * cols], cols);
+                sgemm(p.og, kd, cols, gyg, Mat::t(&col[..kd * cols], cols), &mut dw[gi * p.og * kd..][..p.og * kd], kd, true, par);
             }
-            if let Some(dx) = dx.as_mut() {
-                // dcol[kd, cols] = W_g^T[kd, og] · gy_g[og, cols], then folded back into dx
-                let wg = Mat::t(&wd[gi * p.og * kd..][..p.og * kd], kd);
-                sgemm(kd, cols, p.og, wg, gyg, &mut col, cols, false);
-                col2im(&col, &g, gi * p.cg, p.cg, nb, &mut dx.data_mut()[n0 * img..]);
-            }
-        }
-    }
+            dw
+        };
+        let sum = chunks.par_iter().map(|&n0| partial(n0)).reduce_with(|mut a, b| {
+            a.iter_mut().zip(&b).for_each(|(a, b)| *a += b);
+            a
+        });
+        Tensor::from_vec(w.shape(), sum.unwrap_or_else(|| vec![0.0; w.numel()]))
+    });
     (dx, dw)
 }
 

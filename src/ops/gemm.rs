@@ -26,8 +26,10 @@ fn check(len: usize, r: usize, c: usize, rs: usize, cs: usize, what: &str) {
     }
 }
 
-/// `c[m,n] = a[m,k] · b[k,n]`, or `c += a · b` when `accumulate`; `c` is row-major with row stride `ldc`.
-pub fn sgemm(m: usize, n: usize, k: usize, a: Mat, b: Mat, c: &mut [f32], ldc: usize, accumulate: bool) {
+/// `c[m,n] = a[m,k] · b[k,n]`, or `c += a · b` when `accumulate`; `c` is row-major with row stride
+/// `ldc`. `parallel` spreads one GEMM over all threads; callers that already run GEMMs side by side
+/// (one per chunk of images) pass false.
+pub fn sgemm(m: usize, n: usize, k: usize, a: Mat, b: Mat, c: &mut [f32], ldc: usize, accumulate: bool, parallel: bool) {
     check(a.data.len(), m, k, a.rs, a.cs, "lhs");
     check(b.data.len(), k, n, b.rs, b.cs, "rhs");
     check(c.len(), m, n, ldc, 1, "dst");
@@ -50,7 +52,7 @@ pub fn sgemm(m: usize, n: usize, k: usize, a: Mat, b: Mat, c: &mut [f32], ldc: u
             a.data.as_ptr(), a.cs as isize, a.rs as isize,
             b.data.as_ptr(), b.cs as isize, b.rs as isize,
             1.0, 1.0, false, false, false,
-            gemm::Parallelism::Rayon(0),
+            if parallel { gemm::Parallelism::Rayon(0) } else { gemm::Parallelism::None },
         );
     }
 }
@@ -65,7 +67,7 @@ mod tests {
         let a: Vec<f32> = (0..m * k).map(|i| i as f32 * 0.5 - 3.0).collect();
         let bt: Vec<f32> = (0..n * k).map(|i| (i % 5) as f32 - 1.0).collect(); // b stored as [n, k]
         let mut c = vec![1.0; m * n];
-        sgemm(m, n, k, Mat::rows(&a, k), Mat::t(&bt, k), &mut c, n, true);
+        sgemm(m, n, k, Mat::rows(&a, k), Mat::t(&bt, k), &mut c, n, true, true);
         for i in 0..m {
             for j in 0..n {
                 let want: f32 = 1.0 + (0..k).map(|p| a[i * k + p] * bt[j * k + p]).sum::<f32>();

@@ -8,7 +8,7 @@ pub fn forward(x: &Tensor, w: &Tensor, b: &Tensor) -> Tensor {
     let ((n, fin), (fout, fin2)) = (x.dims2(), w.dims2());
     assert_eq!(fin, fin2, "linear: input has {fin} features, weight expects {fin2}");
     let mut y: Vec<f32> = (0..n).flat_map(|_| b.data().iter().copied()).collect();
-    sgemm(n, fout, fin, Mat::rows(x.data(), fin), Mat::t(w.data(), fin), &mut y, fout, true);
+    sgemm(n, fout, fin, Mat::rows(x.data(), fin), Mat::t(w.data(), fin), &mut y, fout, true, true);
     Tensor::from_vec(&[n, fout], y)
 }
 
@@ -17,12 +17,12 @@ pub fn backward(x: &Tensor, w: &Tensor, gy: &Tensor, need_x: bool, need_w: bool)
     let ((n, fin), (fout, _)) = (x.dims2(), w.dims2());
     let dx = need_x.then(|| {
         let mut dx = Tensor::zeros(&[n, fin]);
-        sgemm(n, fin, fout, Mat::rows(gy.data(), fout), Mat::rows(w.data(), fin), dx.data_mut(), fin, false);
+        sgemm(n, fin, fout, Mat::rows(gy.data(), fout), Mat::rows(w.data(), fin), dx.data_mut(), fin, false, true);
         dx
     });
     let dwb = need_w.then(|| {
         let mut dw = Tensor::zeros(&[fout, fin]);
-        sgemm(fout, fin, n, Mat::t(gy.data(), fout), Mat::rows(x.data(), fin), dw.data_mut(), fin, false);
+        sgemm(fout, fin, n, Mat::t(gy.data(), fout), Mat::rows(x.data(), fin), dw.data_mut(), fin, false, true);
         let db = (0..fout).map(|o| (0..n).map(|i| gy.data()[i * fout + o] as f64).sum::<f64>() as f32).collect();
         (dw, Tensor::from_vec(&[fout], db))
     });

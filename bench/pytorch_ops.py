@@ -1,0 +1,53 @@
+"""The same work as benches/ops.rs in PyTorch (CPU, eager, default threads): ResNet-18 conv layers at
+batch 32 (forward, backward-data, backward-filter) and whole ResNet-18 passes. Prints medians.
+Usage: python bench/pytorch_ops.py [--repeats N]   (needs torch; uses ../shared/fixtures/gen_fixtures.py
+for the model definition when present, else a local copy of the same ResNet-18)."""
+import argparse, statistics, sys, time
+from pathlib import Path
+import torch
+import torch.nn.functional as F
+
+LAYERS = [(3, 64, 32, 3, 1), (64, 64, 32, 3, 1), (64, 128, 32, 3, 2), (128, 128, 16, 3, 1), (64, 128, 32, 1, 2),
+          (128, 256, 16, 3, 2), (256, 256, 8, 3, 1), (128, 256, 16, 1, 2), (256, 512, 8, 3, 2), (512, 512, 4, 3, 1),
+          (256, 512, 8, 1, 2)]
+B = 32
+
+def median_time(f, repeats):
+    f()
+    ts = []
+    for _ in range(repeats):
+        t = time.perf_counter(); f(); ts.append(time.perf_counter() - t)
+    return statistics.median(ts)
+
+def main():
+    ap = argparse.ArgumentParser(); ap.add_argument("--repeats", type=int, default=10); a = ap.parse_args()
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
+    for cin, cout, side, k, s in LAYERS:
+        x = torch.rand(B, cin, side, side) - 0.5; w = torch.rand(cout, cin, k, k) - 0.5
+        y = F.conv2d(x, w, None, s, k // 2); gy = torch.rand_like(y)
+        flops = 2 * y.numel() * cin * k * k
+        fwd = median_time(lambda: F.conv2d(x, w, None, s, k // 2), a.repeats)
+        bd = median_time(lambda: torch.ops.aten.convolution_backward(gy, x, w, None, [s, s], [k // 2] * 2, [1, 1], False, [0, 0], 1, [True, False, False]), a.repeats)
+        bf = median_time(lambda: torch.ops.aten.convolution_backward(gy, x, w, None, [s, s], [k // 2] * 2, [1, 1], False, [0, 0], 1, [False, True, False]), a.repeats)
+        print(f"{cin}-{cout}_{side}_k{k}s{s}: forward {fwd*1e3:.2f} ms ({flops/fwd/1e9:.0f} GFLOP/s), "
+              f"backward_data {bd*1e3:.2f} ms ({flops/bd/1e9:.0f}), backward_filter {bf*1e3:.2f} ms ({flops/bf/1e9:.0f})")
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "shared" / "fixtures"))
+    from gen_fixtures import ResNet18
+    torch.manual_seed(0)
+    m = ResNet18(); x = torch.rand(B, 3, 32, 32); y = torch.arange(B) % 10
+    def eval_forward():
+        m.eval()
+        with torch.no_grad(): m(x)
+    def input_grad():
+        m.eval(); xi = x.clone().requires_grad_(True)
+        torch.autograd.grad(F.cross_entropy(m(xi), y, reduction="sum"), [xi])
+    def train_step_grads():
+        m.train(); m.zero_grad(); F.cross_entropy(m(x), y).backward()
+    for p in m.parameters(): p.requires_grad_(False)
+    t_eval = median_time(eval_forward, a.repeats); t_in = median_time(input_grad, a.repeats)
+    for p in m.parameters(): p.requires_grad_(True)
+    t_tr = median_time(train_step_grads, a.repeats)
+    print(f"resnet18_b32: eval_forward {t_eval*1e3:.0f} ms, input_grad {t_in*1e3:.0f} ms, train_step_grads {t_tr*1e3:.0f} ms")
+
+if __name__ == "__main__":
+    main()
