@@ -6,7 +6,9 @@ use super::resnet18::stages;
 use crate::ops::pool::avgpool;
 use crate::tape::Var;
 
-struct Block {
+/// The pre-activation block, shared with WideResNet: relu(bn1(x)) feeds conv1 and, when the shape
+/// changes, the projection shortcut; otherwise the shortcut is x itself.
+pub(super) struct PreActBlock {
     bn1: Bn,
     conv1: Conv,
     bn2: Bn,
@@ -14,18 +16,19 @@ struct Block {
     shortcut: Option<Conv>,
 }
 
-impl Block {
-    fn new(b: &mut Builder, p: &str, cin: usize, planes: usize, stride: usize) -> Self {
-        Block {
+impl PreActBlock {
+    /// `shortcut` names the projection conv: `shortcut.0` here, `convShortcut` in WideResNet.
+    pub(super) fn new(b: &mut Builder, p: &str, cin: usize, planes: usize, stride: usize, shortcut: &str) -> Self {
+        PreActBlock {
             bn1: b.bn(&format!("{p}.bn1"), cin),
             conv1: b.conv(&format!("{p}.conv1"), cin, planes, 3, stride, 1),
             bn2: b.bn(&format!("{p}.bn2"), planes),
             conv2: b.conv(&format!("{p}.conv2"), planes, planes, 3, 1, 1),
-            shortcut: (stride != 1 || cin != planes).then(|| b.conv(&format!("{p}.shortcut.0"), cin, planes, 1, stride, 1)),
+            shortcut: (stride != 1 || cin != planes).then(|| b.conv(&format!("{p}.{shortcut}"), cin, planes, 1, stride, 1)),
         }
     }
 
-    fn forward(&self, cx: &mut Ctx, x: &Var) -> Var {
+    pub(super) fn forward(&self, cx: &mut Ctx, x: &Var) -> Var {
         let a = self.bn1.relu(cx, x);
         let sc = match &self.shortcut {
             Some(conv) => conv.fwd(cx, &a),
@@ -40,7 +43,7 @@ impl Block {
 
 pub struct PreActResNet18 {
     conv1: Conv,
-    blocks: Vec<Block>,
+    blocks: Vec<PreActBlock>,
     bn: Bn,
     linear: Linear,
 }
@@ -48,7 +51,7 @@ pub struct PreActResNet18 {
 impl PreActResNet18 {
     pub fn new(b: &mut Builder, in_channels: usize, width: usize, classes: usize) -> Self {
         let conv1 = b.conv("conv1", in_channels, width, 3, 1, 1);
-        let blocks = stages(b, width, Block::new);
+        let blocks = stages(b, width, |b, p, cin, planes, stride| PreActBlock::new(b, p, cin, planes, stride, "shortcut.0"));
         PreActResNet18 { conv1, blocks, bn: b.bn("bn", 8 * width), linear: b.linear("linear", 8 * width, classes) }
     }
 }

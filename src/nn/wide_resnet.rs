@@ -3,35 +3,13 @@
 //! reports it as extra.
 use super::layers::{Bn, Builder, Conv, Ctx, Linear};
 use super::model::Net;
+use super::preact_resnet18::PreActBlock;
 use crate::ops::pool::avgpool;
 use crate::tape::Var;
 
-struct Block {
-    bn1: Bn,
-    conv1: Conv,
-    bn2: Bn,
-    conv2: Conv,
-    shortcut: Option<Conv>,
-}
-
-impl Block {
-    fn forward(&self, cx: &mut Ctx, x: &Var) -> Var {
-        let a = self.bn1.relu(cx, x);
-        let h = self.conv1.fwd(cx, &a);
-        let h = self.bn2.relu(cx, &h);
-        let h = self.conv2.fwd(cx, &h);
-        // With a projection, the shortcut reads the activated input; without, the raw input.
-        let sc = match &self.shortcut {
-            Some(conv) => conv.fwd(cx, &a),
-            None => x.clone(),
-        };
-        cx.add(&sc, &h)
-    }
-}
-
 pub struct WideResNet {
     conv1: Conv,
-    blocks: Vec<Block>,
+    blocks: Vec<PreActBlock>,
     bn1: Bn,
     fc: Linear,
 }
@@ -46,14 +24,7 @@ impl WideResNet {
             for i in 0..n {
                 let (cin, cout) = (if i == 0 { ch[g] } else { ch[g + 1] }, ch[g + 1]);
                 let stride = if i == 0 && g > 0 { 2 } else { 1 };
-                let p = format!("block{}.layer.{i}", g + 1);
-                blocks.push(Block {
-                    bn1: b.bn(&format!("{p}.bn1"), cin),
-                    conv1: b.conv(&format!("{p}.conv1"), cin, cout, 3, stride, 1),
-                    bn2: b.bn(&format!("{p}.bn2"), cout),
-                    conv2: b.conv(&format!("{p}.conv2"), cout, cout, 3, 1, 1),
-                    shortcut: (cin != cout).then(|| b.conv(&format!("{p}.convShortcut"), cin, cout, 1, stride, 1)),
-                });
+                blocks.push(PreActBlock::new(b, &format!("block{}.layer.{i}", g + 1), cin, cout, stride, "convShortcut"));
             }
         }
         WideResNet { conv1, blocks, bn1: b.bn("bn1", ch[3]), fc: b.linear("fc", ch[3], classes) }
