@@ -11,3 +11,4 @@ pub use tape::{GradMode, Tape, Var};
 pub use tensor::Tensor;
 pub mod io;
 pub mod nn;
+pub mod ard;

@@ -3,8 +3,7 @@ use clap::{Args, Parser, Subcommand};
 use mmard::io::safetensors::{self as st, TensorFile, Values};
 use mmard::nn::model::{summarize, Loaded};
 use mmard::nn::{Model, Overrides};
-use mmard::tape::{GradMode, Tape};
-use mmard::{err, Result, Tensor};
+use mmard::{err, Result};
 use std::path::{Path, PathBuf};
 
 #[derive(Parser)]
@@ -125,7 +124,7 @@ fn predict(weights: &Path, input: &Path, tensor: &str, output: &Path, batch_size
     if let Some(v) = x.data().iter().find(|v| !(0.0..=1.0).contains(*v)) {
         eprintln!("warning: {}: tensor `{tensor}` holds {v}, outside [0, 1]; the models expect unnormalised images", input.display());
     }
-    let logits = eval_logits(&mut model, &x, batch_size);
+    let logits = mmard::ard::grad::logits(&mut model, &x, batch_size).into_vec();
     let classes = model.arch.classes();
     let n = x.shape()[0];
     let meta = [("arch".to_string(), model.arch.to_string())].into_iter().collect();
@@ -133,19 +132,3 @@ fn predict(weights: &Path, input: &Path, tensor: &str, output: &Path, batch_size
     println!("wrote logits [{n}, {classes}] of {} to {}", model.arch, output.display());
     Ok(())
 }
-
-/// Eval-mode logits, `batch_size` images at a time, no tape.
-fn eval_logits(model: &mut Model, x: &Tensor, batch_size: usize) -> Vec<f32> {
-    let (n, per) = (x.shape()[0], x.numel() / x.shape()[0].max(1));
-    let mut out = Vec::with_capacity(n * model.arch.classes());
-    let mut tape = Tape::new(GradMode::None);
-    for start in (0..n).step_by(batch_size) {
-        let nb = batch_size.min(n - start);
-        let mut shape = x.shape().to_vec();
-        shape[0] = nb;
-        let xb = tape.input(Tensor::from_vec(&shape, x.data()[start * per..(start + nb) * per].to_vec()));
-        out.extend_from_slice(model.forward(&mut tape, &xb, false).val.data());
-    }
-    out
-}
-

@@ -1,2 +1,3 @@
 //! Files in and out: safetensors now; datasets join here.
 pub mod safetensors;
+pub mod datasets;

@@ -1,0 +1,3 @@
+//! Adversarial robustness distillation: attacks, methods (inner and outer objectives), training.
+pub mod attacks;
+pub mod grad;
