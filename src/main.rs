@@ -1,14 +1,18 @@
 //! The `mmard` command line.
-use clap::{Args, Parser, Subcommand};
-use mmard::io::safetensors::{self as st, TensorFile, Values};
-use mmard::nn::model::{summarize, Loaded};
-use mmard::nn::{Model, Overrides};
-use mmard::{err, Result};
-use std::path::{Path, PathBuf};
+mod cmd;
+
+use clap::{Parser, Subcommand};
+use cmd::eval::{AttackArgs, EvalArgs};
+use cmd::train::{DistillArgs, TrainArgs};
+use cmd::weights::ArchArgs;
+use std::path::PathBuf;
 
 #[derive(Parser)]
 #[command(name = "mmard", version, about = "Adversarial robustness distillation: train, attack and evaluate robust students")]
 struct Cli {
+    /// Worker threads (default: all cores).
+    #[arg(long, global = true)]
+    threads: Option<usize>,
     #[command(subcommand)]
     cmd: Cmd,
 }
@@ -41,94 +45,38 @@ enum Cmd {
         #[command(flatten)]
         arch: ArchArgs,
     },
-}
-
-/// Architecture flags: each replaces what detection reads from the weights.
-#[derive(Args)]
-struct ArchArgs {
-    /// small_cnn | resnet18 | preact_resnet18 | wide_resnet | mobilenet_v2
-    #[arg(long)]
-    arch: Option<String>,
-    #[arg(long)]
-    in_channels: Option<usize>,
-    #[arg(long)]
-    classes: Option<usize>,
-    /// ResNet stem width (64 for the standard ResNet-18).
-    #[arg(long)]
-    width: Option<usize>,
-    /// WideResNet depth (6n + 4).
-    #[arg(long)]
-    depth: Option<usize>,
-    /// WideResNet widening factor.
-    #[arg(long)]
-    widen: Option<usize>,
-    /// SmallCNN input side.
-    #[arg(long)]
-    size: Option<usize>,
-    /// Tensors the architecture does not use are an error instead of a warning.
-    #[arg(long)]
-    strict: bool,
-}
-
-impl ArchArgs {
-    fn overrides(&self) -> Overrides {
-        Overrides { arch: self.arch.clone(), in_channels: self.in_channels, classes: self.classes, width: self.width, depth: self.depth, widen: self.widen, size: self.size }
-    }
-
-    /// The model of a weights file, warning about tensors it does not use.
-    fn load(&self, file: &TensorFile) -> Result<Model> {
-        let Loaded { model, extra } = Model::from_file(file, &self.overrides(), self.strict)?;
-        if !extra.is_empty() {
-            eprintln!("warning: {}: {} tensors not used by {}: {} (--strict makes this an error)", file.path.display(), extra.len(), model.arch.name(), summarize(&extra));
-        }
-        Ok(model)
-    }
+    /// Train a model from scratch: natural, PGD-AT or TRADES (teachers and baselines).
+    Train(TrainArgs),
+    /// Distill a robust student from a teacher with MMARD or a baseline.
+    Distill(DistillArgs),
+    /// Accuracy under attack on a test set: clean, FGSM, PGD-20, CW∞, APGD-CE, APGD-T.
+    Eval(EvalArgs),
+    /// Write adversarial examples of a batch to safetensors.
+    Attack(AttackArgs),
+    /// The README's main job: on Fashion-MNIST, distill students with RSLAD and MMARD from a robust
+    /// teacher, train a natural student for contrast, and compare their robustness.
+    Demo(cmd::demo::DemoArgs),
 }
 
 fn main() {
     let cli = Cli::parse();
+    if let Some(t) = cli.threads {
+        if let Err(e) = rayon::ThreadPoolBuilder::new().num_threads(t.max(1)).build_global() {
+            eprintln!("error: --threads {t}: {e}");
+            std::process::exit(1);
+        }
+    }
     let result = match cli.cmd {
-        Cmd::Inspect { file, arch } => inspect(&file, &arch),
-        Cmd::Predict { weights, input, tensor, output, batch_size, arch } => predict(&weights, &input, &tensor, &output, batch_size, &arch),
+        Cmd::Inspect { file, arch } => cmd::weights::inspect(&file, &arch),
+        Cmd::Predict { weights, input, tensor, output, batch_size, arch } => cmd::weights::predict(&weights, &input, &tensor, &output, batch_size, &arch),
+        Cmd::Train(a) => cmd::train::train(&a),
+        Cmd::Distill(a) => cmd::train::distill(&a),
+        Cmd::Eval(a) => cmd::eval::eval(&a),
+        Cmd::Attack(a) => cmd::eval::attack(&a),
+        Cmd::Demo(a) => cmd::demo::demo(&a),
     };
     if let Err(e) = result {
         eprintln!("error: {e}");
         std::process::exit(1);
     }
-}
-
-fn inspect(path: &Path, args: &ArchArgs) -> Result<()> {
-    let file = TensorFile::load(path)?;
-    let width = file.tensors.keys().map(String::len).max().unwrap_or(0).max(4);
-    println!("{:<width$}  {:<5}  shape", "name", "dtype");
-    for (name, s) in &file.tensors {
-        println!("{name:<width$}  {:<5}  {:?}", format!("{:?}", s.dtype), s.shape);
-    }
-    let scalars: usize = file.tensors.values().map(|s| s.shape.iter().product::<usize>()).sum();
-    println!("\n{} tensors, {scalars} values", file.tensors.len());
-    match args.load(&file) {
-        Ok(m) => println!("architecture: {}\nparameters: {} trainable", m.arch, m.params.param_count()),
-        Err(e) if args.strict => return Err(e),
-        Err(e) => println!("architecture: not recognised: {e}"),
-    }
-    Ok(())
-}
-
-fn predict(weights: &Path, input: &Path, tensor: &str, output: &Path, batch_size: usize, args: &ArchArgs) -> Result<()> {
-    if batch_size == 0 {
-        return Err(err!("--batch-size must be at least 1"));
-    }
-    let mut model = args.load(&TensorFile::load(weights)?)?;
-    let x = TensorFile::load(input)?.tensor(tensor)?;
-    model.check_input(x.shape()).map_err(|e| err!("{}: tensor `{tensor}`: {e}", input.display()))?;
-    if let Some(v) = x.data().iter().find(|v| !(0.0..=1.0).contains(*v)) {
-        eprintln!("warning: {}: tensor `{tensor}` holds {v}, outside [0, 1]; the models expect unnormalised images", input.display());
-    }
-    let logits = mmard::ard::grad::logits(&mut model, &x, batch_size).into_vec();
-    let classes = model.arch.classes();
-    let n = x.shape()[0];
-    let meta = [("arch".to_string(), model.arch.to_string())].into_iter().collect();
-    st::save(output, &[("logits".into(), vec![n, classes], Values::F32(logits))], Some(meta))?;
-    println!("wrote logits [{n}, {classes}] of {} to {}", model.arch, output.display());
-    Ok(())
 }

@@ -33,3 +33,13 @@ pub fn logits(model: &mut Model, x: &Tensor, batch: usize) -> Tensor {
     }
     Tensor::from_vec(&[n, model.arch.classes()], out)
 }
+
+/// Forward pass of `x` on an Input-mode tape (cleared first): returns the input and logits values,
+/// for losses that need several models' logits before any backward (AdaAD, MMARD inner loops).
+pub fn forward_input(model: &mut Model, tape: &mut Tape, x: &Tensor) -> (crate::tape::Var, crate::tape::Var) {
+    assert_eq!(tape.mode(), GradMode::Input, "forward_input needs a tape in GradMode::Input");
+    tape.clear();
+    let xv = tape.input(x.clone());
+    let logits = model.forward(tape, &xv, false);
+    (xv, logits)
+}

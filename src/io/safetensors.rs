@@ -63,11 +63,17 @@ fn describe(bytes: &[u8], e: SafeTensorError) -> String {
 
 impl TensorFile {
     pub fn load(path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref();
+        let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+        Self::from_bytes(path, &bytes)
+    }
+
+    /// Parses a file's bytes (e.g. weights embedded in the binary); `path` names it in errors.
+    pub fn from_bytes(path: impl AsRef<Path>, bytes: &[u8]) -> Result<Self> {
         let path = path.as_ref().to_path_buf();
-        let bytes = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
         let fmt = |msg: String| Error::Format { path: path.clone(), msg };
-        let st = SafeTensors::deserialize(&bytes).map_err(|e| fmt(describe(&bytes, e)))?;
-        let (_, header) = SafeTensors::read_metadata(&bytes).map_err(|e| fmt(e.to_string()))?;
+        let st = SafeTensors::deserialize(bytes).map_err(|e| fmt(describe(bytes, e)))?;
+        let (_, header) = SafeTensors::read_metadata(bytes).map_err(|e| fmt(e.to_string()))?;
         let mut tensors = BTreeMap::new();
         for (name, view) in st.tensors() {
             let values = convert(&name, view.dtype(), view.data())

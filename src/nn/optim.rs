@@ -28,4 +28,18 @@ impl Sgd {
             }
         }
     }
+
+    /// The momentum buffer of parameter `id` (for checkpoints).
+    pub fn momentum(&self, id: usize) -> &[f32] {
+        &self.bufs[id]
+    }
+
+    /// Restores the momentum buffer of parameter `id`.
+    pub fn set_momentum(&mut self, id: usize, v: &[f32]) -> Result<(), String> {
+        if v.len() != self.bufs[id].len() {
+            return Err(format!("momentum buffer of {} values, the parameter has {}", v.len(), self.bufs[id].len()));
+        }
+        self.bufs[id].copy_from_slice(v);
+        Ok(())
+    }
 }

@@ -175,11 +175,14 @@ pub fn backward(x: &Tensor, w: &Tensor, gy: &Tensor, cfg: ConvCfg, need_x: bool,
             }
             dw
         };
-        let sum = chunks.par_iter().map(|&n0| partial(n0)).reduce_with(|mut a, b| {
-            a.iter_mut().zip(&b).for_each(|(a, b)| *a += b);
-            a
-        });
-        Tensor::from_vec(w.shape(), sum.unwrap_or_else(|| vec![0.0; w.numel()]))
+        // Summed in chunk order, not by a parallel reduce whose grouping depends on scheduling:
+        // training must be bit-for-bit repeatable.
+        let partials: Vec<Vec<f32>> = chunks.par_iter().map(|&n0| partial(n0)).collect();
+        let mut sum = vec![0.0; w.numel()];
+        for p in &partials {
+            sum.iter_mut().zip(p).for_each(|(a, b)| *a += b);
+        }
+        Tensor::from_vec(w.shape(), sum)
     });
     (dx, dw)
 }

@@ -8,7 +8,8 @@ const CHUNK: usize = 1 << 14;
 
 pub fn relu_forward(x: &Tensor) -> Tensor {
     let mut y = x.clone();
-    y.data_mut().par_chunks_mut(CHUNK).for_each(|c| c.iter_mut().for_each(|v| *v = v.max(0.0)));
+    // NaN stays NaN (as in PyTorch): a diverged run must show up in its loss.
+    y.data_mut().par_chunks_mut(CHUNK).for_each(|c| c.iter_mut().for_each(|v| if *v < 0.0 { *v = 0.0 }));
     y
 }
 

@@ -17,6 +17,18 @@ impl LossOut {
     pub fn mean(&self) -> f64 {
         self.sum() / self.per_sample.len().max(1) as f64
     }
+    /// Multiplies sample i's value and gradient rows by `w[i]` (per-sample weights, e.g. IAD's trust).
+    pub fn weighted(mut self, w: &[f32]) -> Self {
+        let n = self.per_sample.len();
+        assert_eq!(w.len(), n, "weighted: {} weights for {n} samples", w.len());
+        self.per_sample.iter_mut().zip(w).for_each(|(v, w)| *v *= w);
+        for g in &mut self.grads {
+            let c = g.numel() / n.max(1);
+            g.data_mut().chunks_mut(c.max(1)).zip(w).for_each(|(row, w)| row.iter_mut().for_each(|v| *v *= w));
+        }
+        self
+    }
+
     /// Multiplies the gradients by `k`, e.g. 1/N for a batch mean.
     pub fn scaled(mut self, k: f32) -> Self {
         self.grads.iter_mut().for_each(|g| g.data_mut().iter_mut().for_each(|v| *v *= k));
@@ -104,7 +116,7 @@ pub fn kl_div(a: &Tensor, b: &Tensor, tau: f32) -> LossOut {
 }
 
 /// Weights of the triangle's three edges.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Triangle {
     /// KL(p_T ‖ p_S(x'))
     pub teacher_adv: f32,

@@ -1,0 +1,201 @@
+//! The training loop: epochs of shuffled (and, for CIFAR, augmented) batches through `Stepper`,
+//! a learning-rate schedule, per-epoch metrics appended to `metrics.jsonl`, and a checkpoint
+//! written atomically after every epoch. The RNG of epoch e is seeded from (seed, e), so the
+//! checkpoint's epoch and seed are the whole RNG state and `--resume` continues bit for bit.
+use super::methods::Objective;
+use super::step::{Pgd, Stepper};
+use crate::err;
+use crate::error::{Error, Result};
+use crate::io::augment::{augment, shuffled};
+use crate::io::datasets::Dataset;
+use crate::io::safetensors::{self as st, TensorFile, Values};
+use crate::nn::optim::Sgd;
+use crate::nn::Model;
+use crate::ops::sgd::SgdCfg;
+use rand::rngs::StdRng;
+use rand::SeedableRng;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Schedule {
+    Constant,
+    /// lr · gamma^(number of milestones ≤ epoch)
+    Step { milestones: Vec<usize>, gamma: f32 },
+    /// lr · (1 + cos(π · t / epochs)) / 2
+    Cosine,
+}
+
+#[derive(Clone, Debug)]
+pub struct TrainCfg {
+    pub epochs: usize,
+    pub batch: usize,
+    pub lr: f32,
+    pub momentum: f32,
+    pub weight_decay: f32,
+    pub schedule: Schedule,
+    /// Linear warm-up from 0, in epochs.
+    pub warmup: f32,
+    pub seed: u64,
+    /// Random crop (padding 4) and horizontal flip.
+    pub augment: bool,
+    pub pgd: Pgd,
+    pub objective: Objective,
+}
+
+impl TrainCfg {
+    /// Learning rate at fractional epoch `t`.
+    pub fn lr_at(&self, t: f64) -> f32 {
+        let base = match &self.schedule {
+            Schedule::Constant => self.lr,
+            Schedule::Step { milestones, gamma } => self.lr * gamma.powi(milestones.iter().filter(|&&m| (m as f64) <= t).count() as i32),
+            Schedule::Cosine => self.lr * (1.0 + (std::f64::consts::PI * t / self.epochs.max(1) as f64).cos() as f32) / 2.0,
+        };
+        if (t as f32) < self.warmup { base * t as f32 / self.warmup } else { base }
+    }
+
+    /// What must match for a checkpoint to be resumed with this configuration (all but the
+    /// number of epochs, which a resumed run may extend).
+    fn fingerprint(&self) -> String {
+        let TrainCfg { batch, lr, momentum, weight_decay, schedule, warmup, seed, augment, pgd, objective, .. } = self;
+        format!("{batch} {lr} {momentum} {weight_decay} {schedule:?} {warmup} {seed} {augment} {pgd:?} {objective:?}")
+    }
+}
+
+/// One epoch's line of `metrics.jsonl`.
+pub struct EpochReport {
+    pub epoch: usize,
+    pub lr: f32,
+    pub loss: f64,
+    pub train_acc: f64,
+    pub seconds: f64,
+}
+
+/// Where a run writes: `checkpoint.safetensors`, `metrics.jsonl`, `model.safetensors`.
+pub struct RunDir(pub PathBuf);
+
+impl RunDir {
+    pub fn checkpoint(&self) -> PathBuf {
+        self.0.join("checkpoint.safetensors")
+    }
+    pub fn metrics(&self) -> PathBuf {
+        self.0.join("metrics.jsonl")
+    }
+    pub fn weights(&self) -> PathBuf {
+        self.0.join("model.safetensors")
+    }
+}
+
+const MOMENTUM: &str = "optimizer.momentum_buffer.";
+
+/// Model, optimizer state and progress in one safetensors file, written atomically.
+fn save_checkpoint(path: &Path, model: &Model, opt: &Sgd, epoch: usize, cfg: &TrainCfg) -> Result<()> {
+    let mut tensors = model.params.state_dict();
+    for id in model.params.trainable() {
+        let shape = model.params.get(id).shape().to_vec();
+        tensors.push((format!("{MOMENTUM}{}", model.params.name(id)), shape, Values::F32(opt.momentum(id).to_vec())));
+    }
+    let meta = [
+        ("epochs_done".to_string(), epoch.to_string()),
+        ("seed".to_string(), cfg.seed.to_string()),
+        ("train_config".to_string(), cfg.fingerprint()),
+        ("arch".to_string(), model.arch.to_string()),
+    ];
+    st::save(path, &tensors, Some(meta.into_iter().collect()))
+}
+
+/// Restores model and optimizer from a checkpoint; returns the number of epochs it had done.
+fn load_checkpoint(path: &Path, model: &mut Model, opt: &mut Sgd, cfg: &TrainCfg) -> Result<usize> {
+    let f = TensorFile::load(path)?;
+    let at = |msg: String| Error::Msg(format!("{}: {msg}", path.display()));
+    let meta = |k: &str| f.metadata.get(k).cloned().ok_or_else(|| at(format!("metadata `{k}` is missing (not a training checkpoint?)")));
+    if meta("arch")? != model.arch.to_string() {
+        return Err(at(format!("checkpoint of {}, but this run trains {}", meta("arch")?, model.arch)));
+    }
+    if meta("train_config")? != cfg.fingerprint() {
+        return Err(at(format!("checkpoint made with other settings:\n  checkpoint: {}\n  this run:   {}", meta("train_config")?, cfg.fingerprint())));
+    }
+    let extra = model.params.load(&f.tensors).map_err(|e| at(e.to_string()))?;
+    for id in model.params.trainable().collect::<Vec<_>>() {
+        let name = format!("{MOMENTUM}{}", model.params.name(id));
+        opt.set_momentum(id, f.tensor(&name)?.data()).map_err(|e| at(format!("`{name}`: {e}")))?;
+    }
+    if let Some(bad) = extra.iter().find(|n| !n.starts_with(MOMENTUM)) {
+        return Err(at(format!("unexpected tensor `{bad}`")));
+    }
+    meta("epochs_done")?.parse().map_err(|_| at("metadata `epochs_done` is not a number".into()))
+}
+
+/// Trains `student` for `cfg.epochs` on `data`, writing into `dir`. With `resume`, an existing
+/// checkpoint in `dir` is continued (it must come from the same configuration). `on_epoch` sees
+/// each finished epoch (progress output, evaluation).
+pub fn train(cfg: &TrainCfg, student: &mut Model, mut teacher: Option<&mut Model>, data: &Dataset, dir: &RunDir, resume: bool, mut on_epoch: impl FnMut(&EpochReport, &mut Model) -> Result<serde_json::Value>) -> Result<()> {
+    cfg.objective.validate()?;
+    if cfg.batch == 0 || data.is_empty() {
+        return Err(err!("nothing to train on: batch size {} and {} training images", cfg.batch, data.len()));
+    }
+    std::fs::create_dir_all(&dir.0).map_err(|e| Error::io(&dir.0, e))?;
+    let sgd = SgdCfg { lr: cfg.lr, momentum: cfg.momentum, weight_decay: cfg.weight_decay, nesterov: false };
+    let mut opt = Sgd::new(sgd, &student.params);
+    let ckpt = dir.checkpoint();
+    let start = if resume && ckpt.exists() {
+        load_checkpoint(&ckpt, student, &mut opt, cfg)?
+    } else if resume {
+        return Err(err!("--resume: no checkpoint at {}", ckpt.display()));
+    } else {
+        0
+    };
+    let mut stepper = Stepper::default();
+    let iters = data.len().div_ceil(cfg.batch);
+    for epoch in start..cfg.epochs {
+        let started = Instant::now();
+        let mut rng = StdRng::seed_from_u64(cfg.seed.wrapping_mul(0x9E37_79B9_7F4A_7C15).wrapping_add(epoch as u64));
+        let order = shuffled(data.len(), &mut rng);
+        let (mut loss_sum, mut correct, mut seen) = (0.0, 0usize, 0usize);
+        let bar = progress_bar(iters, epoch + 1, cfg.epochs);
+        for (i, idx) in order.chunks(cfg.batch).enumerate() {
+            let (mut x, y) = data.batch(idx);
+            if cfg.augment {
+                augment(&mut x, &mut rng);
+            }
+            opt.cfg.lr = cfg.lr_at(epoch as f64 + i as f64 / iters as f64);
+            let s = stepper.step(&cfg.objective, cfg.pgd, student, teacher.as_deref_mut(), &mut opt, &x, &y, &mut rng).map_err(|e| {
+                err!("epoch {} batch {}: {e}; stopped{}", epoch + 1, i + 1, if epoch > 0 { format!(", the checkpoint of epoch {epoch} is kept at {}", ckpt.display()) } else { String::new() })
+            })?;
+            loss_sum += s.loss * y.len() as f64;
+            correct += s.correct;
+            seen += y.len();
+            bar.inc(1);
+            bar.set_message(format!("loss {:.4}  acc {:.1}%  {:.0} img/s", loss_sum / seen as f64, 100.0 * correct as f64 / seen as f64, seen as f64 / started.elapsed().as_secs_f64()));
+        }
+        bar.finish_and_clear();
+        let n = data.len() as f64;
+        let report = EpochReport { epoch: epoch + 1, lr: cfg.lr_at(epoch as f64 + 1.0 - 1e-9), loss: loss_sum / n, train_acc: 100.0 * correct as f64 / n, seconds: started.elapsed().as_secs_f64() };
+        save_checkpoint(&ckpt, student, &opt, epoch + 1, cfg)?;
+        let extra = on_epoch(&report, student)?;
+        let mut line = serde_json::json!({
+            "epoch": report.epoch, "lr": report.lr, "loss": report.loss, "train_acc": report.train_acc,
+            "seconds": report.seconds, "images_per_s": n / report.seconds,
+        });
+        if let (Some(obj), serde_json::Value::Object(more)) = (line.as_object_mut(), extra) {
+            obj.extend(more);
+        }
+        append_line(&dir.metrics(), &line.to_string())?;
+    }
+    student.save(dir.weights())
+}
+
+/// A bar on stderr (hidden when stderr is not a terminal).
+fn progress_bar(iters: usize, epoch: usize, epochs: usize) -> indicatif::ProgressBar {
+    let bar = indicatif::ProgressBar::new(iters as u64);
+    let style = indicatif::ProgressStyle::with_template("epoch {prefix} [{bar:30}] {pos}/{len} {msg} ({elapsed} < {eta})").expect("a valid template");
+    bar.set_style(style.progress_chars("=> "));
+    bar.set_prefix(format!("{epoch}/{epochs}"));
+    bar
+}
+
+fn append_line(path: &Path, line: &str) -> Result<()> {
+    let mut f = std::fs::OpenOptions::new().create(true).append(true).open(path).map_err(|e| Error::io(path, e))?;
+    writeln!(f, "{line}").map_err(|e| Error::io(path, e))
+}

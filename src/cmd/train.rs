@@ -1,0 +1,265 @@
+//! `train` and `distill`: one training loop, with or without a teacher.
+use super::data::DataArgs;
+use super::eval::quick_eval;
+use clap::Args;
+use mmard::ard::methods::{Method, Objective};
+use mmard::ard::step::Pgd;
+use mmard::ard::train::{self as tr, RunDir, Schedule, TrainCfg};
+use mmard::io::datasets::{DatasetKind, Split};
+use mmard::nn::{Arch, Model, Overrides};
+use mmard::ops::loss::Triangle;
+use mmard::{err, Result};
+use std::path::PathBuf;
+
+/// Flags of the training loop, shared by train and distill.
+#[derive(Args, Clone)]
+pub struct LoopArgs {
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// Output folder: checkpoint.safetensors, metrics.jsonl, model.safetensors.
+    #[arg(long)]
+    pub out: PathBuf,
+    #[arg(long, default_value_t = 10)]
+    pub epochs: usize,
+    #[arg(long, default_value_t = 128)]
+    pub batch_size: usize,
+    #[arg(long, default_value_t = 0.1)]
+    pub lr: f32,
+    #[arg(long, default_value_t = 0.9)]
+    pub momentum: f32,
+    /// Default: the method's (2e-4; 5e-4 for adaad).
+    #[arg(long)]
+    pub weight_decay: Option<f32>,
+    /// step | cosine | constant
+    #[arg(long, default_value = "step")]
+    pub schedule: String,
+    /// Epochs at which a step schedule multiplies the rate by --gamma (default: 50% and 75% of --epochs).
+    #[arg(long, value_delimiter = ',')]
+    pub milestones: Option<Vec<usize>>,
+    #[arg(long, default_value_t = 0.1)]
+    pub gamma: f32,
+    /// Linear warm-up, in epochs.
+    #[arg(long, default_value_t = 0.0)]
+    pub warmup: f32,
+    /// L∞ budget (default: 8/255 for CIFAR, 0.1 for Fashion-MNIST, 0.3 for MNIST).
+    #[arg(long)]
+    pub eps: Option<f32>,
+    /// PGD step size (default: ε/4).
+    #[arg(long)]
+    pub step: Option<f32>,
+    /// PGD steps of the inner loop.
+    #[arg(long, default_value_t = 10)]
+    pub steps: usize,
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Continue the checkpoint in --out (same settings; --epochs may grow).
+    #[arg(long)]
+    pub resume: bool,
+    /// Random crop and flip: on for CIFAR, off for the MNISTs unless given.
+    #[arg(long)]
+    pub augment: Option<bool>,
+    /// Test images for the per-epoch clean / PGD-20 check (0: none).
+    #[arg(long, default_value_t = 500)]
+    pub eval_limit: usize,
+}
+
+/// Architecture of a new model; in_channels, classes and size come from the dataset.
+#[derive(Args, Clone)]
+pub struct NewArch {
+    /// ResNet width.
+    #[arg(long)]
+    pub width: Option<usize>,
+    /// WideResNet depth.
+    #[arg(long)]
+    pub depth: Option<usize>,
+    /// WideResNet widening factor.
+    #[arg(long)]
+    pub widen: Option<usize>,
+    /// SmallCNN channel widths, e.g. 32,64,128.
+    #[arg(long, value_delimiter = ',')]
+    pub widths: Option<Vec<usize>>,
+}
+
+impl NewArch {
+    pub fn arch(&self, name: &str, kind: DatasetKind) -> Result<Arch> {
+        let (c, h, _) = kind.shape();
+        let mut cfg = serde_json::json!({"in_channels": c, "classes": kind.classes(), "size": h});
+        for (k, v) in [("width", self.width), ("depth", self.depth), ("widen", self.widen)] {
+            if let Some(v) = v {
+                cfg[k] = v.into();
+            }
+        }
+        if let Some(w) = &self.widths {
+            cfg["widths"] = w.clone().into();
+        }
+        Arch::from_config(name, &cfg)
+    }
+}
+
+/// Coefficient flags: each replaces the method's default.
+#[derive(Args, Clone)]
+pub struct ObjectiveArgs {
+    /// natural | pgd_at | trades | ard | iad | rslad | adaad | mmard
+    #[arg(long)]
+    pub method: Method,
+    /// Inner objective replacing the method's: none | ce | trades | rslad | adaad | mmard
+    #[arg(long)]
+    pub inner: Option<String>,
+    /// Outer objective replacing the method's: natural | pgd_at | trades | ard | iad | adaad | triangle
+    #[arg(long)]
+    pub outer: Option<String>,
+    /// Temperature τ of the KL terms.
+    #[arg(long)]
+    pub tau: Option<f32>,
+    /// ARD / IAD / AdaAD mixing weight α.
+    #[arg(long)]
+    pub alpha: Option<f32>,
+    /// TRADES β.
+    #[arg(long)]
+    pub beta: Option<f32>,
+    /// IAD's exponent on the teacher's confidence.
+    #[arg(long)]
+    pub iad_beta: Option<f32>,
+    /// MMARD inner weight λ of KL(p_T(x) ‖ p_T(x')).
+    #[arg(long)]
+    pub lambda: Option<f32>,
+    /// Triangle weights a,b,c of KL(p_T‖p_S(x')), KL(p_T‖p_S(x)), KL(p_S(x')‖p_S(x)).
+    #[arg(long, value_delimiter = ',', num_args = 3)]
+    pub tri: Option<Vec<f32>>,
+    /// Triangle teacher vertex p_T(x') instead of p_T(x).
+    #[arg(long)]
+    pub teacher_adv: bool,
+}
+
+impl ObjectiveArgs {
+    pub fn objective(&self) -> Result<Objective> {
+        let mut o = self.method.objective();
+        if let Some(i) = &self.inner {
+            o.inner = i.parse()?;
+        }
+        if let Some(out) = &self.outer {
+            o.outer = out.parse()?;
+        }
+        let c = &mut o.c;
+        for (dst, v) in [(&mut c.tau, self.tau), (&mut c.alpha, self.alpha), (&mut c.beta, self.beta), (&mut c.iad_beta, self.iad_beta), (&mut c.lambda, self.lambda)] {
+            if let Some(v) = v {
+                *dst = v;
+            }
+        }
+        if let Some(t) = &self.tri {
+            c.tri = Triangle { teacher_adv: t[0], teacher_nat: t[1], adv_nat: t[2] };
+        }
+        c.teacher_adv |= self.teacher_adv;
+        o.validate()?;
+        Ok(o)
+    }
+}
+
+#[derive(Args)]
+pub struct TrainArgs {
+    /// small_cnn | resnet18 | preact_resnet18 | wide_resnet | mobilenet_v2
+    #[arg(long)]
+    pub arch: String,
+    #[command(flatten)]
+    pub new_arch: NewArch,
+    #[command(flatten)]
+    pub objective: ObjectiveArgs,
+    #[command(flatten)]
+    pub run: LoopArgs,
+}
+
+#[derive(Args)]
+pub struct DistillArgs {
+    /// Teacher weights (a PyTorch state_dict; architecture detected).
+    #[arg(long)]
+    pub teacher: PathBuf,
+    /// Student architecture: small_cnn | resnet18 | preact_resnet18 | wide_resnet | mobilenet_v2
+    #[arg(long)]
+    pub student: String,
+    #[command(flatten)]
+    pub new_arch: NewArch,
+    #[command(flatten)]
+    pub objective: ObjectiveArgs,
+    #[command(flatten)]
+    pub run: LoopArgs,
+}
+
+impl LoopArgs {
+    pub fn cfg(&self, objective: Objective) -> Result<TrainCfg> {
+        let eps = self.eps.unwrap_or(self.data.dataset.default_eps());
+        if !(eps >= 0.0) || self.steps == 0 && objective.inner != mmard::ard::methods::Inner::None {
+            return Err(err!("--eps must be ≥ 0 and --steps ≥ 1 for adversarial training (got {eps}, {})", self.steps));
+        }
+        let schedule = match self.schedule.as_str() {
+            "constant" => Schedule::Constant,
+            "cosine" => Schedule::Cosine,
+            "step" => {
+                // A milestone at epoch 0 would only lower the starting rate: short runs get none.
+                let default = [self.epochs / 2, self.epochs * 3 / 4].into_iter().filter(|&m| m > 0).collect();
+                Schedule::Step { milestones: self.milestones.clone().unwrap_or(default), gamma: self.gamma }
+            }
+            s => return Err(err!("--schedule `{s}`: expected step, cosine or constant")),
+        };
+        let augment = self.augment.unwrap_or(matches!(self.data.dataset, DatasetKind::Cifar10 | DatasetKind::Cifar100));
+        Ok(TrainCfg {
+            epochs: self.epochs,
+            batch: self.batch_size,
+            lr: self.lr,
+            momentum: self.momentum,
+            weight_decay: self.weight_decay.unwrap_or(objective.method.weight_decay()),
+            schedule,
+            warmup: self.warmup,
+            seed: self.seed,
+            augment,
+            pgd: Pgd { eps, step: self.step.unwrap_or(eps / 4.0), steps: self.steps },
+            objective,
+        })
+    }
+
+    /// Loads the data and runs the loop, printing a line per epoch.
+    pub fn run(&self, cfg: &TrainCfg, student: &mut Model, teacher: Option<&mut Model>) -> Result<()> {
+        let train = self.data.load(Split::Train)?;
+        let test = if self.eval_limit > 0 { Some(DataArgs { limit: Some(self.eval_limit), ..self.data.clone() }.load(Split::Test)?) } else { None };
+        let dir = RunDir(self.out.clone());
+        eprintln!("{} {} on {} ({} images), {} epochs, ε = {}, out {}", cfg.objective.method.name(), student.arch, self.data.dataset.name(), train.len(), cfg.epochs, cfg.pgd.eps, self.out.display());
+        tr::train(cfg, student, teacher, &train, &dir, self.resume, |r, m| {
+            let mut line = format!("epoch {}/{}: loss {:.4}, train acc {:.1}%, lr {:.4}, {:.0} s", r.epoch, cfg.epochs, r.loss, r.train_acc, r.lr, r.seconds);
+            let extra = match &test {
+                Some(t) => {
+                    let (clean, pgd) = quick_eval(m, t, cfg.pgd.eps, cfg.seed)?;
+                    line += &format!(", test clean {clean:.1}%, PGD-20 {pgd:.1}%");
+                    serde_json::json!({"test_clean": clean, "test_pgd20": pgd})
+                }
+                None => serde_json::Value::Null,
+            };
+            eprintln!("{line}");
+            Ok(extra)
+        })?;
+        eprintln!("weights: {}", dir.weights().display());
+        Ok(())
+    }
+}
+
+pub fn train(a: &TrainArgs) -> Result<()> {
+    if !matches!(a.objective.method, Method::Natural | Method::PgdAt | Method::Trades) {
+        return Err(err!("`train` takes --method natural, pgd_at or trades; {} needs a teacher: use `mmard distill`", a.objective.method.name()));
+    }
+    let cfg = a.run.cfg(a.objective.objective()?)?;
+    let mut model = Model::new(&a.new_arch.arch(&a.arch, a.run.data.dataset)?, Some(a.run.seed));
+    a.run.run(&cfg, &mut model, None)
+}
+
+pub fn distill(a: &DistillArgs) -> Result<()> {
+    let cfg = a.run.cfg(a.objective.objective()?)?;
+    let loaded = Model::load(&a.teacher, &Overrides::default(), false)?;
+    if !loaded.extra.is_empty() {
+        eprintln!("warning: {}: {} tensors not used by the teacher ({})", a.teacher.display(), loaded.extra.len(), mmard::nn::model::summarize(&loaded.extra));
+    }
+    let mut teacher = loaded.model;
+    let mut student = Model::new(&a.new_arch.arch(&a.student, a.run.data.dataset)?, Some(a.run.seed));
+    if teacher.arch.classes() != student.arch.classes() || teacher.arch.in_channels() != student.arch.in_channels() {
+        return Err(err!("teacher {} and student {} disagree on classes or input channels", teacher.arch, student.arch));
+    }
+    let needs = cfg.objective.needs_teacher();
+    a.run.run(&cfg, &mut student, needs.then_some(&mut teacher))
+}

@@ -1,0 +1,85 @@
+//! `inspect` and `predict`: reading weights files, detecting their architecture, running them.
+use clap::Args;
+use mmard::io::safetensors::{self as st, TensorFile, Values};
+use mmard::nn::model::{summarize, Loaded};
+use mmard::nn::{Model, Overrides};
+use mmard::{err, Result};
+use std::path::Path;
+
+/// Architecture flags: each replaces what detection reads from the weights.
+#[derive(Args)]
+pub struct ArchArgs {
+    /// small_cnn | resnet18 | preact_resnet18 | wide_resnet | mobilenet_v2
+    #[arg(long)]
+    arch: Option<String>,
+    #[arg(long)]
+    in_channels: Option<usize>,
+    #[arg(long)]
+    classes: Option<usize>,
+    /// ResNet stem width (64 for the standard ResNet-18).
+    #[arg(long)]
+    width: Option<usize>,
+    /// WideResNet depth (6n + 4).
+    #[arg(long)]
+    depth: Option<usize>,
+    /// WideResNet widening factor.
+    #[arg(long)]
+    widen: Option<usize>,
+    /// SmallCNN input side.
+    #[arg(long)]
+    size: Option<usize>,
+    /// Tensors the architecture does not use are an error instead of a warning.
+    #[arg(long)]
+    strict: bool,
+}
+
+impl ArchArgs {
+    pub fn overrides(&self) -> Overrides {
+        Overrides { arch: self.arch.clone(), in_channels: self.in_channels, classes: self.classes, width: self.width, depth: self.depth, widen: self.widen, size: self.size }
+    }
+
+    /// The model of a weights file, warning about tensors it does not use.
+    pub fn load(&self, file: &TensorFile) -> Result<Model> {
+        let Loaded { model, extra } = Model::from_file(file, &self.overrides(), self.strict)?;
+        if !extra.is_empty() {
+            eprintln!("warning: {}: {} tensors not used by {}: {} (--strict makes this an error)", file.path.display(), extra.len(), model.arch.name(), summarize(&extra));
+        }
+        Ok(model)
+    }
+}
+
+pub fn inspect(path: &Path, args: &ArchArgs) -> Result<()> {
+    let file = TensorFile::load(path)?;
+    let width = file.tensors.keys().map(String::len).max().unwrap_or(0).max(4);
+    println!("{:<width$}  {:<5}  shape", "name", "dtype");
+    for (name, s) in &file.tensors {
+        println!("{name:<width$}  {:<5}  {:?}", format!("{:?}", s.dtype), s.shape);
+    }
+    let scalars: usize = file.tensors.values().map(|s| s.shape.iter().product::<usize>()).sum();
+    println!("\n{} tensors, {scalars} values", file.tensors.len());
+    match args.load(&file) {
+        Ok(m) => println!("architecture: {}\nparameters: {} trainable", m.arch, m.params.param_count()),
+        Err(e) if args.strict => return Err(e),
+        Err(e) => println!("architecture: not recognised: {e}"),
+    }
+    Ok(())
+}
+
+pub fn predict(weights: &Path, input: &Path, tensor: &str, output: &Path, batch_size: usize, args: &ArchArgs) -> Result<()> {
+    if batch_size == 0 {
+        return Err(err!("--batch-size must be at least 1"));
+    }
+    let mut model = args.load(&TensorFile::load(weights)?)?;
+    let x = TensorFile::load(input)?.tensor(tensor)?;
+    model.check_input(x.shape()).map_err(|e| err!("{}: tensor `{tensor}`: {e}", input.display()))?;
+    if let Some(v) = x.data().iter().find(|v| !(0.0..=1.0).contains(*v)) {
+        eprintln!("warning: {}: tensor `{tensor}` holds {v}, outside [0, 1]; the models expect unnormalised images", input.display());
+    }
+    let logits = mmard::ard::grad::logits(&mut model, &x, batch_size).into_vec();
+    let classes = model.arch.classes();
+    let n = x.shape()[0];
+    let meta = [("arch".to_string(), model.arch.to_string())].into_iter().collect();
+    st::save(output, &[("logits".into(), vec![n, classes], Values::F32(logits))], Some(meta))?;
+    println!("wrote logits [{n}, {classes}] of {} to {}", model.arch, output.display());
+    Ok(())
+}
