@@ -1,7 +1,7 @@
 //! One training step of any objective (DESIGN.md §1): teacher forward without a tape, the inner
 //! PGD loop on Input-mode tapes (BN in eval mode, models frozen), then the outer step on a
 //! Params-mode tape (student BN in train mode) and the SGD update.
-use super::attacks::predictions;
+use super::attacks::{self, predictions};
 use super::grad::{forward_input, logits};
 use super::methods::{Inner, Logits, Objective, Start};
 use crate::err;
@@ -12,7 +12,6 @@ use crate::ops::pgd::pgd_step;
 use crate::tape::{GradMode, Tape};
 use crate::tensor::Tensor;
 use rand::rngs::StdRng;
-use rand::RngExt;
 
 /// The inner loop's L∞ PGD.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -50,11 +49,7 @@ pub fn random_start(x: &Tensor, start: Start, eps: f32, rng: &mut StdRng) -> Ten
         Start::Uniform => eps,
         Start::Small(s) => s.min(eps),
     };
-    let mut xa = x.clone();
-    if r > 0.0 {
-        xa.data_mut().iter_mut().for_each(|v| *v = (*v + rng.random_range(-r..r)).clamp(0.0, 1.0));
-    }
-    xa
+    attacks::random_start(x, r, rng)
 }
 
 impl Stepper {
