@@ -2,6 +2,7 @@
 //! (biased variance) and moves the running statistics with the unbiased one; eval mode uses the
 //! running statistics. Whether BN is in train mode is its own flag, never tied to the GradMode.
 //! Per-channel sums are accumulated in f64: a channel can hold 10^5 values.
+use super::grain;
 use crate::tape::{Backward, Grads, Param, Tape, Var};
 use crate::tensor::Tensor;
 use rayon::prelude::*;
@@ -31,7 +32,7 @@ pub fn batch_stats(x: &Tensor) -> (Vec<f64>, Vec<f64>) {
 fn normalize(x: &Tensor, mean: &[f64], invstd: &[f64], gamma: &[f32], beta: &[f32]) -> Tensor {
     let (_, c, h, w) = x.dims4();
     let mut y = Tensor::zeros(x.shape());
-    y.data_mut().par_chunks_mut(h * w).zip(x.data().par_chunks(h * w)).enumerate().for_each(|(i, (yp, xp))| {
+    y.data_mut().par_chunks_mut(h * w).zip(x.data().par_chunks(h * w)).enumerate().with_min_len(grain(h * w)).for_each(|(i, (yp, xp))| {
         let ch = i % c;
         let a = invstd[ch] * gamma[ch] as f64;
         let b = beta[ch] as f64 - mean[ch] * a;
@@ -80,7 +81,7 @@ pub fn backward(x: &Tensor, gamma: &[f32], mean: &[f64], invstd: &[f64], gy: &Te
     let dbeta: Vec<f32> = sums.iter().map(|s| s.0 as f32).collect();
     let dx = need_x.then(|| {
         let mut dx = Tensor::zeros(x.shape());
-        dx.data_mut().par_chunks_mut(h * w).enumerate().for_each(|(i, dp)| {
+        dx.data_mut().par_chunks_mut(h * w).enumerate().with_min_len(grain(h * w)).for_each(|(i, dp)| {
             let ch = i % c;
             let k = (gamma[ch] as f64 * invstd[ch]) as f32;
             let (mu, inv) = (mean[ch] as f32, invstd[ch] as f32);

@@ -1,5 +1,6 @@
 //! Depthwise convolution (one filter per channel) by direct loops: each kernel tap is a strided
 //! multiply-add over a row, so no im2col buffer and no one-row GEMMs. Planes run in parallel.
+use super::grain;
 use super::im2col::{span, Geom};
 use rayon::prelude::*;
 
@@ -21,7 +22,7 @@ fn taps(g: &Geom, mut f: impl FnMut(usize, usize, usize, usize, std::ops::Range<
 
 pub fn forward(x: &[f32], w: &[f32], g: &Geom, n: usize, y: &mut [f32]) {
     let (plane, opix, kk) = (g.h * g.w, g.oh * g.ow, g.k * g.k);
-    y[..n * g.c * opix].par_chunks_mut(opix).enumerate().for_each(|(i, yp)| {
+    y[..n * g.c * opix].par_chunks_mut(opix).enumerate().with_min_len(grain(opix)).for_each(|(i, yp)| {
         let (xp, wc) = (&x[i * plane..][..plane], &w[(i % g.c) * kk..][..kk]);
         taps(g, |ki, kj, oy, iy, xs, ix0| {
             let wv = wc[ki * g.k + kj];
@@ -35,7 +36,7 @@ pub fn forward(x: &[f32], w: &[f32], g: &Geom, n: usize, y: &mut [f32]) {
 
 pub fn backward_data(gy: &[f32], w: &[f32], g: &Geom, n: usize, dx: &mut [f32]) {
     let (plane, opix, kk) = (g.h * g.w, g.oh * g.ow, g.k * g.k);
-    dx[..n * g.c * plane].par_chunks_mut(plane).enumerate().for_each(|(i, dp)| {
+    dx[..n * g.c * plane].par_chunks_mut(plane).enumerate().with_min_len(grain(plane)).for_each(|(i, dp)| {
         let (gp, wc) = (&gy[i * opix..][..opix], &w[(i % g.c) * kk..][..kk]);
         taps(g, |ki, kj, oy, iy, xs, ix0| {
             let wv = wc[ki * g.k + kj];

@@ -7,10 +7,9 @@ use std::sync::Arc;
 const CHUNK: usize = 1 << 14;
 
 pub fn relu_forward(x: &Tensor) -> Tensor {
-    let mut y = x.clone();
     // NaN stays NaN (as in PyTorch): a diverged run must show up in its loss.
-    y.data_mut().par_chunks_mut(CHUNK).for_each(|c| c.iter_mut().for_each(|v| if *v < 0.0 { *v = 0.0 }));
-    y
+    let y = x.data().par_iter().with_min_len(CHUNK).map(|&v| if v < 0.0 { 0.0 } else { v }).collect();
+    Tensor::from_vec(x.shape(), y)
 }
 
 /// `gy` where the ReLU's output was positive, 0 elsewhere (PyTorch's convention at 0).
@@ -44,9 +43,6 @@ impl Backward for AddNode {
 
 pub fn add(tape: &mut Tape, a: &Var, b: &Var) -> Var {
     assert_eq!(a.shape(), b.shape(), "add: shapes differ");
-    let mut y = (*a.val).clone();
-    y.data_mut().par_chunks_mut(CHUNK).zip(b.val.data().par_chunks(CHUNK)).for_each(|(y, b)| {
-        y.iter_mut().zip(b).for_each(|(y, b)| *y += b);
-    });
-    tape.record(y, &[a, b], false, |_| AddNode)
+    let y = a.val.data().par_iter().zip(b.val.data().par_iter()).with_min_len(CHUNK).map(|(x, y)| x + y).collect();
+    tape.record(Tensor::from_vec(a.shape(), y), &[a, b], false, |_| AddNode)
 }

@@ -40,7 +40,7 @@ pub fn span(n_out: usize, n_in: usize, stride: usize, pad: usize, kk: usize) -> 
 pub fn im2col(x: &[f32], g: &Geom, c0: usize, cg: usize, nb: usize, col: &mut [f32]) {
     let (kk, plane, opix) = (g.k * g.k, g.h * g.w, g.oh * g.ow);
     let ncols = nb * opix;
-    col[..cg * kk * ncols].par_chunks_mut(ncols).enumerate().for_each(|(row, dst)| {
+    col[..cg * kk * ncols].par_chunks_mut(ncols).enumerate().with_min_len(super::grain(ncols)).for_each(|(row, dst)| {
         let (c, ki, kj) = (c0 + row / kk, row % kk / g.k, row % g.k);
         let xs = g.valid_x(kj);
         for n in 0..nb {
@@ -74,7 +74,7 @@ pub fn col2im(col: &[f32], g: &Geom, c0: usize, cg: usize, nb: usize, dx: &mut [
     let ncols = nb * opix;
     // Parallel over images then channels: every (image, channel) plane is written by one task.
     dx[..nb * g.c * plane].par_chunks_mut(g.c * plane).enumerate().for_each(|(n, img)| {
-        img[c0 * plane..(c0 + cg) * plane].par_chunks_mut(plane).enumerate().for_each(|(cl, dst)| {
+        img[c0 * plane..(c0 + cg) * plane].par_chunks_mut(plane).enumerate().with_min_len(super::grain(plane * g.k * g.k)).for_each(|(cl, dst)| {
             for ki in 0..g.k {
                 for kj in 0..g.k {
                     let xs = g.valid_x(kj);

@@ -10,3 +10,9 @@ pub mod loss;
 pub mod pgd;
 pub mod pool;
 pub mod sgd;
+
+/// Minimum items per rayon task when each item is `len` floats: tasks of at least ~16k values, so
+/// small planes (7x7 maps) do not drown in scheduling.
+pub(crate) fn grain(len: usize) -> usize {
+    ((1 << 14) / len.max(1)).max(1)
+}

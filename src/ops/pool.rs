@@ -1,4 +1,5 @@
 //! Max-pool 2x2 stride 2 (floor mode, as F.max_pool2d(x, 2)) and global average pooling to [N, C].
+use super::grain;
 use crate::tape::{Backward, Grads, Tape, Var};
 use crate::tensor::Tensor;
 use rayon::prelude::*;
@@ -10,7 +11,7 @@ pub fn maxpool2_forward(x: &Tensor) -> (Tensor, Vec<u32>) {
     let (oh, ow) = (h / 2, w / 2);
     let mut y = Tensor::zeros(&[n, c, oh, ow]);
     let mut idx = vec![0u32; n * c * oh * ow];
-    y.data_mut().par_chunks_mut(oh * ow).zip(idx.par_chunks_mut(oh * ow)).enumerate().for_each(|(p, (yp, ip))| {
+    y.data_mut().par_chunks_mut(oh * ow).zip(idx.par_chunks_mut(oh * ow)).enumerate().with_min_len(grain(h * w)).for_each(|(p, (yp, ip))| {
         let xp = &x.data()[p * h * w..][..h * w];
         for oy in 0..oh {
             for ox in 0..ow {
@@ -32,7 +33,7 @@ pub fn maxpool2_backward(x_shape: &[usize], idx: &[u32], gy: &Tensor) -> Tensor 
     let (_, _, h, w) = (x_shape[0], x_shape[1], x_shape[2], x_shape[3]);
     let opix = gy.shape()[2] * gy.shape()[3];
     let mut gx = Tensor::zeros(x_shape);
-    gx.data_mut().par_chunks_mut(h * w).enumerate().for_each(|(p, gp)| {
+    gx.data_mut().par_chunks_mut(h * w).enumerate().with_min_len(grain(h * w)).for_each(|(p, gp)| {
         for (&i, &g) in idx[p * opix..][..opix].iter().zip(&gy.data()[p * opix..][..opix]) {
             gp[i as usize] += g;
         }
@@ -58,14 +59,14 @@ pub fn maxpool2(tape: &mut Tape, x: &Var) -> Var {
 
 pub fn avgpool_forward(x: &Tensor) -> Tensor {
     let (n, c, h, w) = x.dims4();
-    let means = x.data().par_chunks(h * w).map(|p| (p.iter().map(|&v| v as f64).sum::<f64>() / (h * w) as f64) as f32).collect();
+    let means = x.data().par_chunks(h * w).with_min_len(grain(h * w)).map(|p| (p.iter().map(|&v| v as f64).sum::<f64>() / (h * w) as f64) as f32).collect();
     Tensor::from_vec(&[n, c], means)
 }
 
 pub fn avgpool_backward(x_shape: &[usize], gy: &Tensor) -> Tensor {
     let hw = x_shape[2] * x_shape[3];
     let mut gx = Tensor::zeros(x_shape);
-    gx.data_mut().par_chunks_mut(hw).zip(gy.data().par_iter()).for_each(|(gp, &g)| gp.fill(g / hw as f32));
+    gx.data_mut().par_chunks_mut(hw).zip(gy.data().par_iter()).with_min_len(grain(hw)).for_each(|(gp, &g)| gp.fill(g / hw as f32));
     gx
 }
 
