@@ -124,7 +124,7 @@ pub struct ObjectiveArgs {
     #[arg(long)]
     pub lambda: Option<f32>,
     /// Triangle weights a,b,c of KL(p_T‖p_S(x')), KL(p_T‖p_S(x)), KL(p_S(x')‖p_S(x)).
-    #[arg(long, value_delimiter = ',', num_args = 3)]
+    #[arg(long, value_delimiter = ',', value_name = "A,B,C")]
     pub tri: Option<Vec<f32>>,
     /// Triangle teacher vertex p_T(x') instead of p_T(x).
     #[arg(long)]
@@ -147,7 +147,8 @@ impl ObjectiveArgs {
             }
         }
         if let Some(t) = &self.tri {
-            c.tri = Triangle { teacher_adv: t[0], teacher_nat: t[1], adv_nat: t[2] };
+            let &[a, b, cc] = t.as_slice() else { return Err(err!("--tri takes three weights a,b,c, got {t:?}")) };
+            c.tri = Triangle { teacher_adv: a, teacher_nat: b, adv_nat: cc };
         }
         c.teacher_adv |= self.teacher_adv;
         o.validate()?;
