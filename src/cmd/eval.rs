@@ -101,7 +101,8 @@ pub fn eval(a: &EvalArgs) -> Result<()> {
     model.check_input(&[1, d.c, d.h, d.w]).map_err(|e| err!("{} test set vs {}: {e}", a.data.dataset.name(), a.weights.display()))?;
     let eps = a.eps.unwrap_or(a.data.dataset.default_eps());
     let (x, y) = d.batch(&(0..d.len()).collect::<Vec<_>>());
-    let mut json = serde_json::json!({"n": d.len(), "eps": eps});
+    // ε as typed (0.1), not as its f32 widened to f64 (0.10000000149…)
+    let mut json = serde_json::json!({"n": d.len(), "eps": eps.to_string().parse::<f64>().unwrap_or(eps as f64)});
     println!("{} on {} test images of {}, ε = {eps}", model.arch, d.len(), a.data.dataset.name());
     println!("{:<10} {:>9} {:>9}", "attack", "accuracy", "seconds");
     for attack in &a.attacks {
