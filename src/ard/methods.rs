@@ -409,6 +409,29 @@ mod tests {
     }
 
     #[test]
+    fn iad_and_adaad_outer_by_hand() {
+        let (sn, sa) = (t(&[[1.0, 0.0, 0.0], [0.0, 2.0, 0.5]]), t(&[[0.0, 0.5, 1.0], [0.0, 1.0, 1.0]]));
+        let (tn, ta) = (t(&[[3.0, 0.0, 0.0], [0.0, 3.0, 0.0]]), t(&[[1.0, 1.0, 0.0], [0.0, 0.5, 1.0]]));
+        let y = [0, 1];
+        let l = Logits { s_nat: Some(&sn), s_adv: Some(&sa), t_nat: Some(&tn), t_adv: Some(&ta) };
+        // IAD: the ARD term (τ = 1, α = 1) plus each sample's self-introspection KL weighted by
+        // 1 − P_T(x')[y]^0.1.
+        let iad = Method::Iad.objective().outer_loss(&l, &y).unwrap();
+        let ard = kl_div(&tn, &sa, 1.0).per_sample;
+        let intro = kl_div(&sn, &sa, 1.0).per_sample;
+        let p_true = [softmax_at(&[1.0, 1.0, 0.0], 0), softmax_at(&[0.0, 0.5, 1.0], 1)];
+        let want: f32 = (0..2).map(|i| ard[i] + (1.0 - p_true[i].powf(0.1)) * intro[i]).sum::<f32>() / 2.0;
+        assert!((iad.value() - want as f64).abs() < 1e-6);
+        assert!(iad.g_nat.is_some() && iad.g_adv.is_some());
+        // AdaAD with α = 0.7: 0.7·KL(p_T(x') ‖ p_S(x')) + 0.3·KL(p_T(x) ‖ p_S(x)).
+        let mut o = Method::Adaad.objective();
+        o.c.alpha = 0.7;
+        let ada = o.outer_loss(&l, &y).unwrap();
+        let want = 0.7 * kl_div(&ta, &sa, 1.0).mean() + 0.3 * kl_div(&tn, &sn, 1.0).mean();
+        assert!((ada.value() - want).abs() < 1e-6);
+    }
+
+    #[test]
     fn mmard_inner_pulls_the_teacher_too() {
         let (sa, ta, tn) = (t(&[[0.0, 1.0, 0.0]]), t(&[[1.0, 1.0, 0.0]]), t(&[[2.0, 0.0, 0.0]]));
         let o = Method::Mmard.objective();
