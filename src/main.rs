@@ -53,6 +53,9 @@ enum Cmd {
     Eval(EvalArgs),
     /// Write adversarial examples of a batch to safetensors.
     Attack(AttackArgs),
+    /// Benchmarks: `bench step` times one training step by phase (JSON).
+    #[command(subcommand)]
+    Bench(cmd::bench::BenchCmd),
     /// The README's main job: on Fashion-MNIST, distill students with RSLAD and MMARD from a robust
     /// teacher, train a natural student for contrast, and compare their robustness.
     Demo(cmd::demo::DemoArgs),
@@ -74,6 +77,7 @@ fn main() {
         Cmd::Eval(a) => cmd::eval::eval(&a),
         Cmd::Attack(a) => cmd::eval::attack(&a),
         Cmd::Demo(a) => cmd::demo::demo(&a),
+        Cmd::Bench(b) => cmd::bench::bench(&b),
     };
     if let Err(e) = result {
         eprintln!("error: {e}");

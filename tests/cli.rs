@@ -112,3 +112,15 @@ fn wrong_input_channels_is_named() {
     let (ok, _, err) = mmard(&["predict", "--weights", p(&fixture("model_small_cnn_28.weights.safetensors")), "--input", p(&fixture("model_resnet18_w16.safetensors")), "--output", p(&dir.path().join("o.safetensors"))]);
     assert!(!ok && err.contains("model_resnet18_w16.safetensors") && err.contains("expects 1 channels"), "{err}");
 }
+
+#[test]
+fn bench_step_reports_every_phase_as_json() {
+    let (ok, out, err) = mmard(&["bench", "step", "--student", "small_cnn", "--student-config", r#"{"widths":[4,8,8]}"#, "--teacher", "small_cnn", "--method", "mmard", "--batch", "4", "--pgd-steps", "2", "--input", "1x16x16", "--repeats", "1", "--json"]);
+    assert!(ok, "{err}");
+    let j: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    for k in ["teacher_forward", "inner", "outer", "total", "peak_rss_mib"] {
+        assert!(j[k].as_f64().unwrap() > 0.0, "{k}: {j}");
+    }
+    let (ok, _, err) = mmard(&["bench", "step", "--student", "small_cnn", "--method", "rslad", "--input", "1x16x16"]);
+    assert!(!ok && err.contains("--teacher"), "{err}");
+}

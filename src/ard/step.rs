@@ -84,9 +84,15 @@ impl Stepper {
         }
         let t_nat = teacher.as_deref_mut().map(|t| logits(t, x, n));
         let xa = (obj.inner != Inner::None).then(|| self.inner(obj, pgd, student, teacher.as_deref_mut(), x, y, t_nat.as_ref(), rng));
+        self.outer(obj, student, teacher, opt, x, xa.as_ref(), y, t_nat.as_ref())
+    }
+
+    /// The outer half of a step, given the teacher's natural logits and the adversarial batch.
+    pub fn outer(&mut self, obj: &Objective, student: &mut Model, teacher: Option<&mut Model>, opt: &mut Sgd, x: &Tensor, xa: Option<&Tensor>, y: &[usize], t_nat: Option<&Tensor>) -> Result<StepStats> {
+        let n = y.len();
         let needs = obj.outer_needs();
         self.outer.clear();
-        let s_adv = match (&xa, needs.s_adv) {
+        let s_adv = match (xa, needs.s_adv) {
             (Some(xa), true) => {
                 let v = self.outer.input(xa.clone());
                 Some(student.forward(&mut self.outer, &v, true))
@@ -97,11 +103,11 @@ impl Stepper {
             let v = self.outer.input(x.clone());
             student.forward(&mut self.outer, &v, true)
         });
-        let t_adv = match (&xa, teacher, needs.t_adv) {
+        let t_adv = match (xa, teacher, needs.t_adv) {
             (Some(xa), Some(t), true) => Some(logits(t, xa, n)),
             _ => None,
         };
-        let l = Logits { s_nat: s_nat.as_ref().map(|v| &*v.val), s_adv: s_adv.as_ref().map(|v| &*v.val), t_nat: t_nat.as_ref(), t_adv: t_adv.as_ref() };
+        let l = Logits { s_nat: s_nat.as_ref().map(|v| &*v.val), s_adv: s_adv.as_ref().map(|v| &*v.val), t_nat, t_adv: t_adv.as_ref() };
         let loss = obj.outer_loss(&l, y)?;
         let value = loss.value();
         if !value.is_finite() {

@@ -1,4 +1,5 @@
 //! One file per group of subcommands.
+pub mod bench;
 pub mod data;
 pub mod demo;
 pub mod eval;

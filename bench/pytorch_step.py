@@ -1,0 +1,180 @@
+"""One distillation step in idiomatic PyTorch, timed like `mmard bench step` (same flags, same JSON):
+teacher forward under no_grad, a K-step PGD inner loop taking only the input gradient
+(torch.autograd.grad, parameters frozen, BatchNorm in eval mode), then the outer step (student in
+train mode, backward, SGD with momentum and weight decay). cudnn.benchmark on GPU. The models are
+written here with mmard's architectures and state_dict names.
+
+Usage: python bench/pytorch_step.py --student resnet18 --teacher wide_resnet --teacher-config '{"depth":16,"widen":4}' \
+           --method mmard --batch 32 --pgd-steps 10 --input 3x32x32 [--device cpu|cuda] [--repeats 5] [--threads T]"""
+import argparse, json, resource, statistics, sys, time
+import torch, torch.nn as nn, torch.nn.functional as F
+
+class SmallCNN(nn.Module):
+    def __init__(self, in_channels=3, size=32, widths=(32, 64, 128), classes=10):
+        super().__init__()
+        c = [in_channels] + list(widths)
+        for i in range(3):
+            setattr(self, f"conv{i+1}", nn.Conv2d(c[i], c[i + 1], 3, 1, 1, bias=False)); setattr(self, f"bn{i+1}", nn.BatchNorm2d(c[i + 1]))
+        self.fc = nn.Linear(widths[2] * (size // 8) ** 2, classes)
+    def forward(self, x):
+        for i in range(1, 4):
+            x = F.max_pool2d(F.relu(getattr(self, f"bn{i}")(getattr(self, f"conv{i}")(x))), 2)
+        return self.fc(x.flatten(1))
+
+class Basic(nn.Module):
+    def __init__(self, cin, planes, stride):
+        super().__init__()
+        self.conv1 = nn.Conv2d(cin, planes, 3, stride, 1, bias=False); self.bn1 = nn.BatchNorm2d(planes)
+        self.conv2 = nn.Conv2d(planes, planes, 3, 1, 1, bias=False); self.bn2 = nn.BatchNorm2d(planes)
+        self.shortcut = nn.Sequential()
+        if stride != 1 or cin != planes:
+            self.shortcut = nn.Sequential(nn.Conv2d(cin, planes, 1, stride, bias=False), nn.BatchNorm2d(planes))
+    def forward(self, x):
+        return F.relu(self.bn2(self.conv2(F.relu(self.bn1(self.conv1(x))))) + self.shortcut(x))
+
+class ResNet18(nn.Module):
+    def __init__(self, in_channels=3, width=64, classes=10, **_):
+        super().__init__()
+        self.conv1 = nn.Conv2d(in_channels, width, 3, 1, 1, bias=False); self.bn1 = nn.BatchNorm2d(width)
+        cin, layers = width, []
+        for i, m in enumerate([1, 2, 4, 8]):
+            blocks = []
+            for j in range(2):
+                blocks.append(Basic(cin, width * m, 2 if i > 0 and j == 0 else 1)); cin = width * m
+            setattr(self, f"layer{i+1}", nn.Sequential(*blocks))
+        self.linear = nn.Linear(8 * width, classes)
+    def forward(self, x):
+        x = F.relu(self.bn1(self.conv1(x)))
+        x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
+        return self.linear(F.adaptive_avg_pool2d(x, 1).flatten(1))
+
+class WRNBlock(nn.Module):
+    def __init__(self, cin, cout, stride):
+        super().__init__()
+        self.bn1 = nn.BatchNorm2d(cin); self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(cout); self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
+        self.convShortcut = None if cin == cout else nn.Conv2d(cin, cout, 1, stride, 0, bias=False)
+    def forward(self, x):
+        a = F.relu(self.bn1(x))
+        out = self.conv2(F.relu(self.bn2(self.conv1(a))))
+        return (x if self.convShortcut is None else self.convShortcut(a)) + out
+
+class Group(nn.Module):
+    def __init__(self, n, cin, cout, stride):
+        super().__init__()
+        self.layer = nn.Sequential(*[WRNBlock(cin if i == 0 else cout, cout, stride if i == 0 else 1) for i in range(n)])
+    def forward(self, x):
+        return self.layer(x)
+
+class WideResNet(nn.Module):
+    def __init__(self, in_channels=3, depth=34, widen=10, classes=10, **_):
+        super().__init__()
+        ch, n = [16, 16 * widen, 32 * widen, 64 * widen], (depth - 4) // 6
+        self.conv1 = nn.Conv2d(in_channels, 16, 3, 1, 1, bias=False)
+        self.block1 = Group(n, ch[0], ch[1], 1); self.block2 = Group(n, ch[1], ch[2], 2); self.block3 = Group(n, ch[2], ch[3], 2)
+        self.bn1 = nn.BatchNorm2d(ch[3]); self.fc = nn.Linear(ch[3], classes)
+    def forward(self, x):
+        x = F.relu(self.bn1(self.block3(self.block2(self.block1(self.conv1(x))))))
+        return self.fc(F.adaptive_avg_pool2d(x, 1).flatten(1))
+
+ARCHS = {"small_cnn": SmallCNN, "resnet18": ResNet18, "wide_resnet": WideResNet}
+
+def kl(a, b, tau=1.0):
+    """Per-sample KL(softmax(a/τ) ‖ softmax(b/τ))."""
+    la, lb = F.log_softmax(a / tau, 1), F.log_softmax(b / tau, 1)
+    return (la.exp() * (la - lb)).sum(1)
+
+def inner_loss(method, s_adv, t_adv, s_nat, t_nat, y):
+    if method in ("pgd_at", "ard", "iad"):
+        return F.cross_entropy(s_adv, y, reduction="sum")
+    if method == "trades":
+        return kl(s_nat, s_adv).sum()
+    if method == "rslad":
+        return kl(t_nat, s_adv).sum()
+    if method == "adaad":
+        return kl(t_adv, s_adv).sum()
+    if method == "mmard":
+        return (kl(t_nat, s_adv) + kl(t_nat, t_adv)).sum()
+    raise SystemExit(f"unknown method {method}")
+
+def outer_loss(method, student, teacher, x, xa, y, t_nat):
+    s_adv = student(xa)
+    if method == "pgd_at":
+        return F.cross_entropy(s_adv, y)
+    if method == "ard":
+        return 900.0 * kl(t_nat, s_adv, 30.0).mean()
+    s_nat = student(x)
+    if method == "trades":
+        return F.cross_entropy(s_nat, y) + 6.0 * kl(s_nat, s_adv).mean()
+    if method == "rslad":
+        return (5 / 6 * kl(t_nat, s_adv) + 1 / 6 * kl(t_nat, s_nat)).mean()
+    if method == "mmard":
+        return (5 / 6 * kl(t_nat, s_adv) + 1 / 6 * kl(t_nat, s_nat) + kl(s_adv, s_nat)).mean()
+    if method == "adaad":
+        with torch.no_grad():
+            t_adv = teacher(xa)
+        return kl(t_adv, s_adv).mean()
+    raise SystemExit(f"unknown method {method}")
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--student", required=True); ap.add_argument("--student-config", default="{}")
+    ap.add_argument("--teacher"); ap.add_argument("--teacher-config", default="{}")
+    ap.add_argument("--method", required=True); ap.add_argument("--batch", type=int, default=32)
+    ap.add_argument("--pgd-steps", type=int, default=10); ap.add_argument("--input", default="3x32x32")
+    ap.add_argument("--classes", type=int, default=10); ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--device", default="cpu"); ap.add_argument("--threads", type=int)
+    ap.add_argument("--json", action="store_true")
+    a = ap.parse_args()
+    if a.threads:
+        torch.set_num_threads(a.threads)
+    dev = torch.device(a.device)
+    if dev.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+    c, h, w = map(int, a.input.split("x"))
+    def build(name, cfg):
+        cfg = {"in_channels": c, "classes": a.classes, "size": h, **json.loads(cfg)}
+        return ARCHS[name](**cfg).to(dev)
+    torch.manual_seed(0)
+    student = build(a.student, a.student_config)
+    teacher = build(a.teacher, a.teacher_config).eval() if a.teacher else None
+    if teacher is not None:
+        teacher.requires_grad_(False)
+    opt = torch.optim.SGD(student.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4 if a.method == "adaad" else 2e-4)
+    x = torch.rand(a.batch, c, h, w, device=dev); y = torch.randint(0, a.classes, (a.batch,), device=dev)
+    eps, step = 8 / 255, 2 / 255
+    sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
+    times = {"teacher_forward": [], "inner": [], "outer": []}
+    for rep in range(a.repeats + 1):
+        sync(); t0 = time.perf_counter()
+        with torch.no_grad():
+            t_nat = teacher(x) if teacher is not None else None
+        sync(); t1 = time.perf_counter()
+        student.eval(); student.requires_grad_(False)
+        with torch.no_grad():
+            s_nat = student(x) if a.method == "trades" else None
+        start = 0.001 if a.method in ("trades", "rslad", "adaad", "mmard") else eps
+        xa = (x + torch.empty_like(x).uniform_(-start, start)).clamp(0, 1)
+        for _ in range(a.pgd_steps):
+            xa.requires_grad_(True)
+            t_adv = teacher(xa) if a.method in ("adaad", "mmard") else None
+            g, = torch.autograd.grad(inner_loss(a.method, student(xa), t_adv, s_nat, t_nat, y), [xa])
+            xa = torch.min(torch.max(xa.detach() + step * g.sign(), x - eps), x + eps).clamp(0, 1)
+        sync(); t2 = time.perf_counter()
+        student.train(); student.requires_grad_(True)
+        opt.zero_grad(set_to_none=True)
+        outer_loss(a.method, student, teacher, x, xa, y, t_nat).backward()
+        opt.step()
+        sync(); t3 = time.perf_counter()
+        if rep > 0:
+            times["teacher_forward"].append(t1 - t0); times["inner"].append(t2 - t1); times["outer"].append(t3 - t2)
+    res = {k: statistics.median(v) for k, v in times.items()}
+    res["total"] = statistics.median([sum(t) for t in zip(*times.values())])
+    res["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    res["config"] = {"student": a.student, "teacher": a.teacher, "method": a.method, "batch": a.batch, "pgd_steps": a.pgd_steps,
+                     "threads": torch.get_num_threads(), "device": a.device, "torch": torch.__version__}
+    print(json.dumps(res) if a.json else f"{a.method} step: teacher forward {res['teacher_forward']:.3f} s, inner {res['inner']:.3f} s, "
+          f"outer {res['outer']:.3f} s, total {res['total']:.3f} s, peak RSS {res['peak_rss_mib']:.0f} MiB")
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,130 @@
+//! `bench step`: one full distillation step (teacher forward, K-step inner loop, outer step with
+//! the update) on random data, timed by phase; medians over the repeats after one warm-up step.
+//! `bench/pytorch_step.py` times the same step in PyTorch with the same JSON.
+use clap::{Args, Subcommand};
+use mmard::ard::methods::Method;
+use mmard::ard::step::{Pgd, Stepper};
+use mmard::ard::grad::logits;
+use mmard::nn::optim::Sgd;
+use mmard::nn::{Arch, Model};
+use mmard::ops::sgd::SgdCfg;
+use mmard::{err, Result, Tensor};
+use rand::rngs::StdRng;
+use rand::{RngExt, SeedableRng};
+use std::time::Instant;
+
+#[derive(Subcommand)]
+pub enum BenchCmd {
+    /// Time one training step of a method (teacher forward, inner loop, outer step).
+    Step(StepArgs),
+}
+
+#[derive(Args)]
+pub struct StepArgs {
+    /// Student architecture.
+    #[arg(long)]
+    student: String,
+    /// Student config as JSON, e.g. '{"width":64}' (the architecture's defaults otherwise).
+    #[arg(long, default_value = "{}")]
+    student_config: String,
+    /// Teacher architecture (methods that read one).
+    #[arg(long)]
+    teacher: Option<String>,
+    /// Teacher config as JSON, e.g. '{"depth":16,"widen":4}'.
+    #[arg(long, default_value = "{}")]
+    teacher_config: String,
+    #[arg(long)]
+    method: Method,
+    #[arg(long, default_value_t = 32)]
+    batch: usize,
+    /// Inner-loop PGD steps K.
+    #[arg(long, default_value_t = 10)]
+    pgd_steps: usize,
+    /// Image shape CxHxW.
+    #[arg(long, default_value = "3x32x32")]
+    input: String,
+    #[arg(long, default_value_t = 10)]
+    classes: usize,
+    /// Timed steps (after one warm-up step).
+    #[arg(long, default_value_t = 5)]
+    repeats: usize,
+    /// Only `cpu` until the CUDA backend lands.
+    #[arg(long, default_value = "cpu")]
+    device: String,
+    /// Print one JSON object instead of a line of text.
+    #[arg(long)]
+    json: bool,
+}
+
+fn arch(name: &str, config: &str, (c, h): (usize, usize), classes: usize) -> Result<Arch> {
+    let mut cfg: serde_json::Value = serde_json::from_str(config).map_err(|e| err!("config `{config}`: {e}"))?;
+    let obj = cfg.as_object_mut().ok_or_else(|| err!("config `{config}`: expected a JSON object"))?;
+    obj.entry("in_channels").or_insert(c.into());
+    obj.entry("classes").or_insert(classes.into());
+    obj.entry("size").or_insert(h.into());
+    Arch::from_config(name, &cfg)
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+/// Peak resident memory of this process in MiB (Linux; 0 elsewhere).
+fn peak_rss_mib() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let kb = status.lines().find_map(|l| l.strip_prefix("VmHWM:")).and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok());
+    kb.unwrap_or(0.0) / 1024.0
+}
+
+pub fn bench(cmd: &BenchCmd) -> Result<()> {
+    let BenchCmd::Step(a) = cmd;
+    if a.device != "cpu" {
+        return Err(err!("--device {}: this build has only the CPU backend", a.device));
+    }
+    let dims: Vec<usize> = a.input.split('x').map(|d| d.parse().map_err(|_| err!("--input `{}`: expected CxHxW, e.g. 3x32x32", a.input))).collect::<Result<_>>()?;
+    let &[c, h, w] = dims.as_slice() else { return Err(err!("--input `{}`: expected CxHxW", a.input)) };
+    if a.batch == 0 || a.repeats == 0 {
+        return Err(err!("--batch and --repeats must be at least 1"));
+    }
+    let obj = a.method.objective();
+    let mut student = Model::new(&arch(&a.student, &a.student_config, (c, h), a.classes)?, Some(1));
+    let mut teacher = match (&a.teacher, obj.needs_teacher()) {
+        (Some(t), _) => Some(Model::new(&arch(t, &a.teacher_config, (c, h), a.classes)?, Some(2))),
+        (None, true) => return Err(err!("--method {} needs --teacher", a.method.name())),
+        (None, false) => None,
+    };
+    let mut rng = StdRng::seed_from_u64(0);
+    let x = Tensor::from_vec(&[a.batch, c, h, w], (0..a.batch * c * h * w).map(|_| rng.random_range(0.0..1.0)).collect());
+    let y: Vec<usize> = (0..a.batch).map(|_| rng.random_range(0..a.classes)).collect();
+    let pgd = Pgd { eps: 8.0 / 255.0, step: 2.0 / 255.0, steps: a.pgd_steps };
+    let mut opt = Sgd::new(SgdCfg { lr: 0.01, momentum: 0.9, weight_decay: obj.method.weight_decay(), nesterov: false }, &student.params);
+    let mut stepper = Stepper::default();
+    let (mut tf, mut inner, mut outer) = (Vec::new(), Vec::new(), Vec::new());
+    for rep in 0..=a.repeats {
+        let t0 = Instant::now();
+        let t_nat = teacher.as_mut().map(|t| logits(t, &x, a.batch));
+        let t1 = Instant::now();
+        let xa = (obj.inner != mmard::ard::methods::Inner::None).then(|| stepper.inner(&obj, pgd, &mut student, teacher.as_mut(), &x, &y, t_nat.as_ref(), &mut rng));
+        let t2 = Instant::now();
+        stepper.outer(&obj, &mut student, teacher.as_mut(), &mut opt, &x, xa.as_ref(), &y, t_nat.as_ref())?;
+        if rep > 0 {
+            tf.push((t1 - t0).as_secs_f64());
+            inner.push((t2 - t1).as_secs_f64());
+            outer.push(t2.elapsed().as_secs_f64());
+        }
+    }
+    let total: Vec<f64> = (0..a.repeats).map(|i| tf[i] + inner[i] + outer[i]).collect();
+    let (tf, inner, outer, total, rss) = (median(tf), median(inner), median(outer), median(total), peak_rss_mib());
+    if !a.json {
+        println!("{} step, student {}, batch {}, K = {}: teacher forward {tf:.3} s, inner {inner:.3} s, outer {outer:.3} s, total {total:.3} s, peak RSS {rss:.0} MiB", a.method.name(), student.arch, a.batch, a.pgd_steps);
+        return Ok(());
+    }
+    let out = serde_json::json!({
+        "teacher_forward": tf, "inner": inner, "outer": outer, "total": total, "peak_rss_mib": rss,
+        "config": {"student": student.arch.to_string(), "teacher": teacher.as_ref().map(|t| t.arch.to_string()), "method": a.method.name(),
+                   "batch": a.batch, "pgd_steps": a.pgd_steps, "threads": rayon::current_num_threads(), "device": "cpu"},
+    });
+    println!("{out}");
+    Ok(())
+}
