@@ -17,13 +17,25 @@ GPU = [
 ]
 
 def run(cmd):
-    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
-    return json.loads(out.strip().splitlines()[-1])
+    """The JSON a benchmark printed, or None (with its error on stderr) when it failed: one side
+    failing, e.g. mmard without a CUDA build, still leaves the other side's figures."""
+    p = subprocess.run(cmd, capture_output=True, text=True)
+    if p.returncode != 0:
+        print(f"{cmd[0]} failed: {p.stderr.strip().splitlines()[-1] if p.stderr.strip() else p.returncode}", file=sys.stderr)
+        return None
+    return json.loads(p.stdout.strip().splitlines()[-1])
+
+def cells(m, p):
+    f = lambda r, k: f"{r[k]:.3f}" if r else "—"
+    ratio = f"{p['total'] / m['total']:.2f}" if m and p else "—"
+    phases = lambda r: f"{r['inner']:.3f} / {r['outer']:.3f}" if r else "—"
+    rss = lambda r: f"{r['peak_rss_mib']:.0f}" if r else "—"
+    return [f(m, "total"), f(p, "total"), ratio, phases(m), phases(p), f"{rss(m)} / {rss(p)}"]
 
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--mmard", default="target/release/mmard"); ap.add_argument("--device", default="cpu")
-    ap.add_argument("--repeats", default="5"); ap.add_argument("--only")
+    ap.add_argument("--repeats", default="5"); ap.add_argument("--only"); ap.add_argument("--python", default=sys.executable)
     a = ap.parse_args()
     configs = CPU if a.device == "cpu" else GPU
     print("| step (K = 10) | mmard s | PyTorch s | PyTorch / mmard | mmard inner / outer s | PyTorch inner / outer s | peak RSS MiB mmard / PyTorch |")
@@ -33,9 +45,8 @@ def main():
             continue
         common = args + ["--pgd-steps", "10", "--device", a.device, "--repeats", a.repeats, "--json"]
         m = run([a.mmard, "bench", "step"] + common)
-        p = run([sys.executable, str(HERE / "pytorch_step.py")] + common)
-        print(f"| {name} | {m['total']:.3f} | {p['total']:.3f} | {p['total'] / m['total']:.2f} | {m['inner']:.3f} / {m['outer']:.3f} "
-              f"| {p['inner']:.3f} / {p['outer']:.3f} | {m['peak_rss_mib']:.0f} / {p['peak_rss_mib']:.0f} |", flush=True)
+        p = run([a.python, str(HERE / "pytorch_step.py")] + common)
+        print("| " + " | ".join([name] + cells(m, p)) + " |", flush=True)
 
 if __name__ == "__main__":
     main()
