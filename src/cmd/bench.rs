@@ -94,6 +94,10 @@ pub fn bench(cmd: &BenchCmd) -> Result<()> {
         (None, true) => return Err(err!("--method {} needs --teacher", a.method.name())),
         (None, false) => None,
     };
+    student.check_input(&[a.batch, c, h, w])?;
+    if let Some(t) = &teacher {
+        t.check_input(&[a.batch, c, h, w])?;
+    }
     let mut rng = StdRng::seed_from_u64(0);
     let x = Tensor::from_vec(&[a.batch, c, h, w], (0..a.batch * c * h * w).map(|_| rng.random_range(0.0..1.0)).collect());
     let y: Vec<usize> = (0..a.batch).map(|_| rng.random_range(0..a.classes)).collect();
