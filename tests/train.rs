@@ -64,6 +64,24 @@ fn every_method_trains_and_lowers_its_loss() {
 }
 
 #[test]
+fn mmard_halves_plug_into_other_methods() {
+    use mmard::ard::methods::{Inner, Outer};
+    let d = data(48);
+    let mut teacher = Model::new(&ARCH, Some(1));
+    let tmp = tempfile::tempdir().unwrap();
+    for (i, (m, inner, outer)) in [(Method::Ard, None, Some(Outer::Triangle)), (Method::Rslad, Some(Inner::Mmard), None), (Method::Trades, Some(Inner::Mmard), None)].into_iter().enumerate() {
+        let mut c = cfg(m, 3);
+        c.objective.inner = inner.unwrap_or(c.objective.inner);
+        c.objective.outer = outer.unwrap_or(c.objective.outer);
+        let dir = RunDir(tmp.path().join(i.to_string()));
+        let mut s = Model::new(&ARCH, Some(2));
+        train(&c, &mut s, Some(&mut teacher), &d, &dir, false, |_, _| Ok(serde_json::Value::Null)).unwrap();
+        let lines = metrics(&dir);
+        assert!(lines[2]["loss"].as_f64().unwrap() < lines[0]["loss"].as_f64().unwrap(), "{m:?} {inner:?} {outer:?}: {lines:?}");
+    }
+}
+
+#[test]
 fn resume_continues_bit_for_bit() {
     let d = data(48);
     let mut teacher = Model::new(&ARCH, Some(1));
