@@ -29,9 +29,9 @@ for seed in "${seeds[@]}"; do
   for c in "${configs[@]}"; do
     name=${c%%:*}; args=${c#*:}; dir=$RUNS/$name-s$seed; res=results/$name-s$seed.json
     [ -f "$res" ] && continue
+    extra=()
+    [[ $args == distill* ]] && extra=(--teacher "$TEACHER" --student small_cnn)
     if [ ! -f "$dir/eval.json" ]; then
-      extra=()
-      [[ $args == distill* ]] && extra=(--teacher "$TEACHER" --student small_cnn)
       rm -rf "$dir"   # a run stopped halfway starts over
       start=$(date +%s)
       # shellcheck disable=SC2086
@@ -40,7 +40,7 @@ for seed in "${seeds[@]}"; do
       $M eval --weights "$dir/model.safetensors" "${EVAL[@]}" --seed "$seed" --json "$dir/eval.json" > "$dir/eval.txt"
     fi
     python3 -c "import json,sys; r=json.load(open(sys.argv[1])); r['train_seconds']=float(open(sys.argv[2]).read()); r['command']=sys.argv[3]; json.dump(r, open(sys.argv[4],'w'))" \
-      "$dir/eval.json" "$dir/seconds" "mmard $args ${COMMON[*]} --seed $seed" "$res"
+      "$dir/eval.json" "$dir/seconds" "mmard $args ${extra[*]} ${COMMON[*]} --seed $seed" "$res"
     echo "$name seed $seed: $(cat "$res")"
   done
 done
