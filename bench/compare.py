@@ -25,11 +25,11 @@ def run(cmd):
         return None
     return json.loads(p.stdout.strip().splitlines()[-1])
 
-def cells(m, p):
+def cells(m, p, mem):
     f = lambda r, k: f"{r[k]:.3f}" if r else "—"
     ratio = f"{p['total'] / m['total']:.2f}" if m and p else "—"
     phases = lambda r: f"{r['inner']:.3f} / {r['outer']:.3f}" if r else "—"
-    rss = lambda r: f"{r['peak_rss_mib']:.0f}" if r else "—"
+    rss = lambda r: f"{r[mem]:.0f}" if r else "—"
     return [f(m, "total"), f(p, "total"), ratio, phases(m), phases(p), f"{rss(m)} / {rss(p)}"]
 
 def main():
@@ -38,7 +38,9 @@ def main():
     ap.add_argument("--repeats", default="5"); ap.add_argument("--only"); ap.add_argument("--python", default=sys.executable)
     a = ap.parse_args()
     configs = CPU if a.device == "cpu" else GPU
-    print("| step (K = 10) | mmard s | PyTorch s | PyTorch / mmard | mmard inner / outer s | PyTorch inner / outer s | peak RSS MiB mmard / PyTorch |")
+    mem = "peak_rss_mib" if a.device == "cpu" else "device_mem_mib"
+    label = "peak RSS MiB" if a.device == "cpu" else "GPU memory MiB"
+    print(f"| step (K = 10) | mmard s | PyTorch s | PyTorch / mmard | mmard inner / outer s | PyTorch inner / outer s | {label} mmard / PyTorch |")
     print("|---|---|---|---|---|---|---|")
     for name, args in configs:
         if a.only and a.only not in name:
@@ -46,7 +48,7 @@ def main():
         common = args + ["--pgd-steps", "10", "--device", a.device, "--repeats", a.repeats, "--json"]
         m = run([a.mmard, "bench", "step"] + common)
         p = run([a.python, str(HERE / "pytorch_step.py")] + common)
-        print("| " + " | ".join([name] + cells(m, p)) + " |", flush=True)
+        print("| " + " | ".join([name] + cells(m, p, mem)) + " |", flush=True)
 
 if __name__ == "__main__":
     main()

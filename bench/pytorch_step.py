@@ -125,12 +125,16 @@ def main():
     ap.add_argument("--classes", type=int, default=10); ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--device", default="cpu"); ap.add_argument("--threads", type=int)
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--tf32", action="store_true", help="allow TF32 in convolutions and matmuls (mmard: --tf32)")
     a = ap.parse_args()
     if a.threads:
         torch.set_num_threads(a.threads)
     dev = torch.device(a.device)
     if dev.type == "cuda":
         torch.backends.cudnn.benchmark = True
+        # Plain fp32 unless asked, as mmard (PyTorch enables TF32 for cuDNN convolutions by default).
+        torch.backends.cudnn.allow_tf32 = a.tf32
+        torch.backends.cuda.matmul.allow_tf32 = a.tf32
     c, h, w = map(int, a.input.split("x"))
     def build(name, cfg):
         cfg = {"in_channels": c, "classes": a.classes, "size": h, **json.loads(cfg)}
@@ -171,6 +175,8 @@ def main():
     res = {k: statistics.median(v) for k, v in times.items()}
     res["total"] = statistics.median([sum(t) for t in zip(*times.values())])
     res["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    # Like mmard's figure (driver's used memory), reserved rather than allocated: what the caching allocator holds.
+    res["device_mem_mib"] = torch.cuda.max_memory_reserved() / 2**20 if dev.type == "cuda" else 0.0
     res["config"] = {"student": a.student, "teacher": a.teacher, "method": a.method, "batch": a.batch, "pgd_steps": a.pgd_steps,
                      "threads": torch.get_num_threads(), "device": a.device, "torch": torch.__version__}
     print(json.dumps(res) if a.json else f"{a.method} step: teacher forward {res['teacher_forward']:.3f} s, inner {res['inner']:.3f} s, "

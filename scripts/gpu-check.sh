@@ -1,23 +1,26 @@
 #!/usr/bin/env bash
 # GPU check for a machine without Rust or network (DESIGN.md §5): PyTorch, cuDNN and cuBLAS live in a
-# Python venv. Takes the release binary and the test binaries built elsewhere
-# (`cargo build --release --features cuda && cargo test --release --features cuda --no-run`), puts the
-# venv's library folders on LD_LIBRARY_PATH, prints the GPU, driver and library versions, runs the
-# test binaries, then the step benchmarks beside PyTorch on the GPU. Logs go to $OUT (default
-# ./gpu-check-logs). Each part has its own time limit so the whole run ends well inside 8 minutes.
+# Python venv. Takes the release binary and the CUDA test binary built elsewhere
+# (`scripts/build-gpu-check.sh` puts them in gpu-bin/), puts the venv's library folders on
+# LD_LIBRARY_PATH, prints the GPU, driver and library versions, runs the CUDA tests (fixture parity on
+# the GPU, CPU against GPU for every op, whole steps), then the step benchmarks beside PyTorch on the
+# GPU. Run it from the repository root of a checkout (the tests read tests/fixtures). Logs go to
+# $OUT (default ./gpu-check-logs). Each part has its own time limit; the whole run ends well
+# inside 8 minutes.
 #
-# Usage: scripts/gpu-check.sh            (VENV=/opt/torch/.venv, BIN=target/release, DEVICE=cuda)
+# Usage: scripts/gpu-check.sh            (VENV=/opt/torch/.venv, BIN=gpu-bin, REPEATS=5)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 VENV=${VENV:-/opt/torch/.venv}
-BIN=${BIN:-target/release}
-DEVICE=${DEVICE:-cuda}
+BIN=${BIN:-gpu-bin}
+REPEATS=${REPEATS:-5}
 OUT=${OUT:-$PWD/gpu-check-logs}
 PY="$VENV/bin/python"
 mkdir -p "$OUT"
 [ -x "$PY" ] || { echo "no Python at $PY (set VENV to the venv with torch)" | tee "$OUT/error.txt"; exit 1; }
+[ -x "$BIN/mmard" ] && [ -x "$BIN/cuda_parity" ] || { echo "no $BIN/mmard or $BIN/cuda_parity (run scripts/build-gpu-check.sh on the build machine)" | tee "$OUT/error.txt"; exit 1; }
 
-# Every folder of shared libraries the venv's torch and nvidia-* packages ship.
+# Every folder of shared libraries the venv's torch and nvidia-* packages ship (cuBLAS, cuDNN, ...).
 LIBS=$("$PY" - <<'PYEOF'
 import glob, os, site
 dirs = set()
@@ -37,16 +40,17 @@ export LD_LIBRARY_PATH="$LIBS${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
     echo "LD_LIBRARY_PATH=$LD_LIBRARY_PATH"
 } 2>&1 | tee "$OUT/versions.txt"
 
-# Test binaries: cargo names them <test>-<16 hex digits> in target/release/deps.
 status=0
-for t in "$BIN"/deps/*-[0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f]; do
-    [ -x "$t" ] && [ -f "$t" ] || continue
-    name=$(basename "$t")
-    echo "== $name" | tee -a "$OUT/tests.txt"
-    timeout 120 "$t" --test-threads 1 >> "$OUT/tests.txt" 2>&1 || { status=1; echo "FAILED: $name" | tee -a "$OUT/tests.txt"; }
-    grep "test result" "$OUT/tests.txt" | tail -n 1
-done
+echo "== cuda_parity" | tee "$OUT/tests.txt"
+start=$(date +%s)
+timeout 180 "$BIN/cuda_parity" --test-threads 1 --nocapture >> "$OUT/tests.txt" 2>&1 || status=1
+echo "cuda_parity: exit $status, $(( $(date +%s) - start )) s" | tee -a "$OUT/tests.txt"
+grep -E "^test |test result|skipped|panicked" "$OUT/tests.txt"
 
-echo "== benchmarks ($DEVICE)" | tee "$OUT/bench.txt"
-timeout 300 "$PY" bench/compare.py --device "$DEVICE" --mmard "$BIN/mmard" --python "$PY" --repeats 5 2>&1 | tee -a "$OUT/bench.txt"
+echo "== a CUDA step from the command line" | tee "$OUT/cli.txt"
+timeout 60 "$BIN/mmard" --device cuda bench step --student resnet18 --teacher wide_resnet --teacher-config '{"depth":16,"widen":4}' \
+    --method mmard --batch 128 --repeats 3 2>&1 | tee -a "$OUT/cli.txt" || status=1
+
+echo "== benchmarks (cuda)" | tee "$OUT/bench.txt"
+timeout 240 "$PY" bench/compare.py --device cuda --mmard "$BIN/mmard" --python "$PY" --repeats "$REPEATS" 2>&1 | tee -a "$OUT/bench.txt"
 exit $status

@@ -1,14 +1,80 @@
-//! Where a tensor lives. Only the CPU exists so far; the CUDA variant joins here and every op
-//! dispatches on `Tensor::device()`, so adding it changes no call site.
-#[derive(Clone, Debug, PartialEq, Eq)]
+//! Where a tensor lives: the CPU, or (with `--features cuda`) a GPU. Every op dispatches on
+//! `Tensor::gpu()`, so call sites do not change with the device.
+use crate::error::{Error, Result};
+
+#[derive(Clone, Debug)]
 pub enum Device {
     Cpu,
+    #[cfg(feature = "cuda")]
+    Cuda(std::sync::Arc<crate::cuda::Gpu>),
+}
+
+impl PartialEq for Device {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (Device::Cpu, Device::Cpu) => true,
+            #[cfg(feature = "cuda")]
+            (Device::Cuda(a), Device::Cuda(b)) => std::sync::Arc::ptr_eq(a, b),
+            #[cfg(feature = "cuda")]
+            _ => false,
+        }
+    }
+}
+
+impl Device {
+    /// `cpu`, `cuda` or `cuda:N`; opening a GPU checks the driver, cuBLAS, cuDNN and the kernels.
+    /// `tf32` allows TensorFloat-32 in cuDNN convolutions.
+    pub fn open(name: &str, tf32: bool) -> Result<Device> {
+        let ordinal = match name {
+            "cpu" => return Ok(Device::Cpu),
+            "cuda" => 0,
+            _ => match name.strip_prefix("cuda:").and_then(|n| n.parse::<usize>().ok()) {
+                Some(n) => n,
+                None => return Err(Error::Msg(format!("--device: expected cpu, cuda or cuda:N, got `{name}`"))),
+            },
+        };
+        Self::cuda(ordinal, tf32)
+    }
+
+    #[cfg(feature = "cuda")]
+    fn cuda(ordinal: usize, tf32: bool) -> Result<Device> {
+        Ok(Device::Cuda(crate::cuda::Gpu::get(ordinal, tf32)?))
+    }
+
+    #[cfg(not(feature = "cuda"))]
+    fn cuda(ordinal: usize, _tf32: bool) -> Result<Device> {
+        Err(Error::Msg(format!(
+            "--device cuda:{ordinal}: this mmard was built without CUDA support; rebuild it with `cargo build --release --features cuda` (README.md, \"CUDA\")"
+        )))
+    }
 }
 
 impl std::fmt::Display for Device {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Device::Cpu => write!(f, "cpu"),
+            #[cfg(feature = "cuda")]
+            Device::Cuda(g) => write!(f, "{g:?}"),
+        }
+    }
+}
+
+impl Device {
+    /// Waits until the device has finished the work queued so far (timing; a no-op on the CPU).
+    pub fn sync(&self) {
+        #[cfg(feature = "cuda")]
+        if let Device::Cuda(g) = self {
+            g.sync();
+        }
+    }
+
+    /// Device memory in use, in MiB, as the driver reports it (0 on the CPU): with one process on
+    /// the GPU, what this one holds, cached allocations included.
+    pub fn memory_used_mib(&self) -> f64 {
+        match self {
+            Device::Cpu => 0.0,
+            #[cfg(feature = "cuda")]
+            Device::Cuda(g) => g.memory_used_mib(),
         }
     }
 }

@@ -1,11 +1,14 @@
 //! mmard: adversarial robustness distillation on a small, fast engine. See DESIGN.md in the
 //! project's shared folder for the map, README.md for the tour.
+#[cfg(feature = "cuda")]
+pub mod cuda;
 pub mod device;
 pub mod error;
 pub mod ops;
 pub mod tape;
 pub mod tensor;
 
+pub use device::Device;
 pub use error::{Error, Result};
 pub use tape::{GradMode, Tape, Var};
 pub use tensor::Tensor;

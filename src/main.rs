@@ -13,6 +13,12 @@ struct Cli {
     /// Worker threads (default: all cores).
     #[arg(long, global = true)]
     threads: Option<usize>,
+    /// Where models run: cpu, cuda or cuda:N (a build with `--features cuda`).
+    #[arg(long, global = true, default_value = "cpu")]
+    device: String,
+    /// Allow TensorFloat-32 in cuDNN convolutions (faster, inputs rounded to 10 mantissa bits).
+    #[arg(long, global = true)]
+    tf32: bool,
     #[command(subcommand)]
     cmd: Cmd,
 }
@@ -66,6 +72,13 @@ fn main() {
     if let Some(t) = cli.threads {
         if let Err(e) = rayon::ThreadPoolBuilder::new().num_threads(t.max(1)).build_global() {
             eprintln!("error: --threads {t}: {e}");
+            std::process::exit(1);
+        }
+    }
+    match mmard::Device::open(&cli.device, cli.tf32) {
+        Ok(d) => cmd::set_device(d),
+        Err(e) => {
+            eprintln!("error: {e}");
             std::process::exit(1);
         }
     }

@@ -1,10 +1,14 @@
-//! Dense f32 tensors, row-major (NCHW for images). Shapes are checked where tensors enter the
-//! engine (files, CLI); inside, ops assert their invariants.
+//! Dense f32 tensors, row-major (NCHW for images), on the CPU or a GPU. Shapes are checked where
+//! tensors enter the engine (files, CLI); inside, ops assert their invariants. `data()` is the CPU
+//! view; code that works on either device reads through `host()` or dispatches on `gpu()`.
 use crate::device::Device;
+use std::borrow::Cow;
 
 #[derive(Clone, Debug)]
 pub enum Storage {
     Cpu(Vec<f32>),
+    #[cfg(feature = "cuda")]
+    Cuda(crate::cuda::Buf),
 }
 
 #[derive(Clone, Debug)]
@@ -27,6 +31,15 @@ impl Tensor {
         Self::from_vec(shape, vec![v; shape.iter().product()])
     }
 
+    /// Zeros on `dev`.
+    pub fn zeros_on(shape: &[usize], dev: &Device) -> Self {
+        match dev {
+            Device::Cpu => Self::zeros(shape),
+            #[cfg(feature = "cuda")]
+            Device::Cuda(g) => Self::from_cuda(g, shape, g.zeros(shape.iter().product())),
+        }
+    }
+
     pub fn shape(&self) -> &[usize] {
         &self.shape
     }
@@ -36,26 +49,60 @@ impl Tensor {
     }
 
     pub fn device(&self) -> Device {
-        match self.storage {
+        match &self.storage {
             Storage::Cpu(_) => Device::Cpu,
+            #[cfg(feature = "cuda")]
+            Storage::Cuda(b) => Device::Cuda(b.gpu.clone()),
         }
     }
 
+    /// A copy on `dev` (a plain clone when it is already there).
+    pub fn to_device(&self, dev: &Device) -> Tensor {
+        match dev {
+            Device::Cpu => Tensor::from_vec(&self.shape, self.to_vec()),
+            #[cfg(feature = "cuda")]
+            Device::Cuda(g) => match &self.storage {
+                Storage::Cuda(b) if std::sync::Arc::ptr_eq(&b.gpu, g) => self.clone(),
+                _ => Self::from_cuda(g, &self.shape, g.upload(&self.host())),
+            },
+        }
+    }
+
+    /// The values on the host (a copy from a GPU, which waits for it).
+    pub fn host(&self) -> Cow<'_, [f32]> {
+        match &self.storage {
+            Storage::Cpu(v) => Cow::Borrowed(v),
+            #[cfg(feature = "cuda")]
+            Storage::Cuda(b) => Cow::Owned(b.gpu.download(&b.s)[..self.numel()].to_vec()),
+        }
+    }
+
+    pub fn to_vec(&self) -> Vec<f32> {
+        self.host().into_owned()
+    }
+
+    /// The values of a CPU tensor.
     pub fn data(&self) -> &[f32] {
         match &self.storage {
             Storage::Cpu(v) => v,
+            #[cfg(feature = "cuda")]
+            Storage::Cuda(_) => panic!("a CPU code path read a tensor of shape {:?} that is on the GPU", self.shape),
         }
     }
 
     pub fn data_mut(&mut self) -> &mut [f32] {
         match &mut self.storage {
             Storage::Cpu(v) => v,
+            #[cfg(feature = "cuda")]
+            Storage::Cuda(_) => panic!("a CPU code path wrote a tensor of shape {:?} that is on the GPU", self.shape),
         }
     }
 
     pub fn into_vec(self) -> Vec<f32> {
         match self.storage {
             Storage::Cpu(v) => v,
+            #[cfg(feature = "cuda")]
+            Storage::Cuda(_) => self.to_vec(),
         }
     }
 
@@ -84,9 +131,108 @@ impl Tensor {
 
     /// `self += other`, elementwise.
     pub fn add_assign(&mut self, other: &Tensor) {
-        assert_eq!(self.shape, other.shape);
+        assert_eq!(self.shape, other.shape, "add_assign: shapes differ");
+        #[cfg(feature = "cuda")]
+        if let Some(g) = self.gpu().cloned() {
+            let n = self.numel() as i32;
+            crate::launch!(g, "add_assign", g.grid(n as usize), self.cu_mut(), other.cu(), &n);
+            return;
+        }
         for (a, b) in self.data_mut().iter_mut().zip(other.data()) {
             *a += b;
+        }
+    }
+
+    /// `self *= k`, elementwise.
+    pub fn scale(&mut self, k: f32) {
+        #[cfg(feature = "cuda")]
+        if let Some(g) = self.gpu().cloned() {
+            let n = self.numel() as i32;
+            crate::launch!(g, "scale", g.grid(n as usize), self.cu_mut(), &k, &n);
+            return;
+        }
+        self.data_mut().iter_mut().for_each(|v| *v *= k);
+    }
+
+    /// `self += k * other`, elementwise.
+    pub fn add_scaled(&mut self, other: &Tensor, k: f32) {
+        assert_eq!(self.shape, other.shape, "add_scaled: shapes differ");
+        #[cfg(feature = "cuda")]
+        if let Some(g) = self.gpu().cloned() {
+            let n = self.numel() as i32;
+            crate::launch!(g, "axpy", g.grid(n as usize), self.cu_mut(), other.cu(), &k, &n);
+            return;
+        }
+        self.data_mut().iter_mut().zip(other.data()).for_each(|(a, b)| *a += k * b);
+    }
+
+    /// Rows (first-axis entries) `start..end`, copied.
+    pub fn rows(&self, start: usize, end: usize) -> Tensor {
+        let per = self.numel() / self.shape[0].max(1);
+        let mut shape = self.shape.clone();
+        shape[0] = end - start;
+        match &self.storage {
+            Storage::Cpu(v) => Tensor::from_vec(&shape, v[start * per..end * per].to_vec()),
+            #[cfg(feature = "cuda")]
+            Storage::Cuda(b) => {
+                let s = b.gpu.stream.clone_dtod(&b.s.slice(start * per..end * per)).expect("cuda copy");
+                Self::from_cuda(&b.gpu, &shape, s)
+            }
+        }
+    }
+
+    /// The tensors one after the other along the first axis (all on the first one's device).
+    pub fn cat_rows(parts: &[Tensor]) -> Tensor {
+        let mut shape = parts[0].shape.clone();
+        shape[0] = parts.iter().map(|p| p.shape[0]).sum();
+        #[cfg(feature = "cuda")]
+        if let Some(g) = parts[0].gpu() {
+            let mut out = g.zeros(shape.iter().product());
+            let mut at = 0;
+            for p in parts {
+                g.stream.memcpy_dtod(p.cu(), &mut out.slice_mut(at..at + p.numel())).expect("cuda copy");
+                at += p.numel();
+            }
+            return Self::from_cuda(g, &shape, out);
+        }
+        Tensor::from_vec(&shape, parts.iter().flat_map(|p| p.data().iter().copied()).collect())
+    }
+}
+
+#[cfg(feature = "cuda")]
+mod cuda {
+    use super::{Storage, Tensor};
+    use crate::cuda::{Buf, Gpu};
+    use cudarc::driver::CudaSlice;
+    use std::sync::Arc;
+
+    impl Tensor {
+        pub fn from_cuda(gpu: &Arc<Gpu>, shape: &[usize], s: CudaSlice<f32>) -> Tensor {
+            assert!(s.len() >= shape.iter().product(), "a buffer of {} floats for shape {shape:?}", s.len());
+            Tensor { shape: shape.to_vec(), storage: Storage::Cuda(Buf { gpu: gpu.clone(), s }) }
+        }
+
+        /// The GPU the tensor lives on, if any.
+        pub fn gpu(&self) -> Option<&Arc<Gpu>> {
+            match &self.storage {
+                Storage::Cuda(b) => Some(&b.gpu),
+                Storage::Cpu(_) => None,
+            }
+        }
+
+        /// The device buffer of a GPU tensor.
+        pub fn cu(&self) -> &CudaSlice<f32> {
+            match &self.storage {
+                Storage::Cuda(b) => &b.s,
+                Storage::Cpu(_) => panic!("a GPU code path read a CPU tensor of shape {:?}", self.shape),
+            }
+        }
+
+        pub fn cu_mut(&mut self) -> &mut CudaSlice<f32> {
+            match &mut self.storage {
+                Storage::Cuda(b) => &mut b.s,
+                Storage::Cpu(_) => panic!("a GPU code path wrote a CPU tensor of shape {:?}", self.shape),
+            }
         }
     }
 }

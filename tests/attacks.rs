@@ -124,8 +124,8 @@ fn pgd_raises_the_cross_entropy() {
     // At this eps nothing breaks, so no sample is frozen and every one climbs for all steps.
     let (mut model, x, y) = confident();
     let x_adv = Attack::Pgd(Pgd { steps: 10, step: None, random_start: false }).run(&mut model, &x, &y, 0.05, &mut StdRng::seed_from_u64(0));
-    let before = cross_entropy(&logits(&mut model, &x, N), &y).per_sample;
-    let after = cross_entropy(&logits(&mut model, &x_adv, N), &y).per_sample;
+    let before = cross_entropy(&logits(&mut model, &x, N), &y).per_sample.into_vec();
+    let after = cross_entropy(&logits(&mut model, &x_adv, N), &y).per_sample.into_vec();
     assert!(mean(&after) > mean(&before), "CE {} after PGD, {} before", mean(&after), mean(&before));
 }
 
@@ -137,7 +137,7 @@ fn apgd_ce_is_at_least_as_strong_as_pgd20() {
     // At eps 0.05 nothing breaks and both return their last / best points: compare the loss there.
     let ce = |model: &mut Model, a: &Attack| {
         let x_adv = a.run(model, &x, &y, 0.05, &mut StdRng::seed_from_u64(0));
-        mean(&cross_entropy(&logits(model, &x_adv, N), &y).per_sample)
+        mean(cross_entropy(&logits(model, &x_adv, N), &y).per_sample.data())
     };
     let (l_pgd, l_apgd) = (ce(&mut model, &pgd20), ce(&mut model, &apgd));
     assert!(l_apgd >= l_pgd, "CE: APGD-CE {l_apgd}, PGD-20 {l_pgd}");
@@ -169,7 +169,7 @@ fn dlr_targeted_value_and_gradient() {
     let (y, t) = ([0, 4], [3, 1]);
     let out = dlr_targeted(&z, &y, &t);
     // row 0: π = (2.0, 1.2, 0.5, -0.3): −(2.0 − 1.2) / (2.0 − (0.5 − 0.3)/2)
-    assert!((out.per_sample[0] - (-0.8 / 1.9)).abs() < 1e-6);
+    assert!((out.per_sample.data()[0] - (-0.8 / 1.9)).abs() < 1e-6);
     check_logit_gradient(&z, |z| dlr_targeted(z, &y, &t));
 }
 
@@ -177,7 +177,7 @@ fn dlr_targeted_value_and_gradient() {
 fn cw_margin_value_and_gradient() {
     let z = Tensor::from_vec(&[2, 4], vec![2.0, -1.0, 0.5, 1.2, 0.1, 0.9, -2.0, 0.4]);
     let out = cw_margin(&z, &[0, 2]);
-    assert!((out.per_sample[0] - (1.2 - 2.0)).abs() < 1e-6 && (out.per_sample[1] - 2.9).abs() < 1e-6);
+    assert!((out.per_sample.data()[0] - (1.2 - 2.0)).abs() < 1e-6 && (out.per_sample.data()[1] - 2.9).abs() < 1e-6);
     check_logit_gradient(&z, |z| cw_margin(z, &[0, 2]));
     assert_eq!(Objective::Margin.eval(&z, &[0, 2]).grads[0].data(), out.grads[0].data());
 }

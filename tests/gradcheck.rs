@@ -112,8 +112,8 @@ fn batchnorm_train_and_eval() {
     let x = randn(&mut rng, &[3, 4, 3, 3], 2.0);
     let params = vec![randn(&mut rng, &[4], 0.5), randn(&mut rng, &[4], 0.5)];
     gradcheck("bn train", vec![x.clone()], params.clone(), &|t, v, p| {
-        let (mut m, mut s) = (Vec::new(), Vec::new());
-        batchnorm::batch_norm(t, &v[0], &p[0], &p[1], Stats::Batch { mean: &mut m, var: &mut s }, 1e-5)
+        let (mut m, mut s) = (Tensor::zeros(&[4]), Tensor::full(&[4], 1.0));
+        batchnorm::batch_norm(t, &v[0], &p[0], &p[1], Stats::Batch { running_mean: &mut m, running_var: &mut s, momentum: 0.1 }, 1e-5)
     });
     let (rm, rv) = (randn(&mut rng, &[4], 0.3), Tensor::from_vec(&[4], vec![0.5, 1.0, 1.5, 2.0]));
     gradcheck("bn eval", vec![x], params, &move |t, v, p| batchnorm::batch_norm(t, &v[0], &p[0], &p[1], Stats::Running { mean: &rm, var: &rv }, 1e-5));

@@ -9,11 +9,11 @@
 //! counted from the starting point on (the reference compares its first step with a zeroed buffer),
 //! and starts are uniform in the ball, as PGD's (the reference rescales its uniform noise so that
 //! the largest coordinate reaches ε).
-use super::attacks::{Objective, copy_sample, gather, loss_grad, misclassified, project, random_start, sample_len};
+use super::attacks::{Objective, copy_sample, gather, loss_grad, misclassified, random_start, sample_len};
 use super::grad::logits;
 use crate::nn::Model;
 use crate::ops::loss::LossOut;
-use crate::ops::pgd::pgd_step;
+use crate::ops::pgd::{pgd_step, project};
 use crate::tape::{GradMode, Tape};
 use crate::tensor::Tensor;
 use rand::rngs::StdRng;
@@ -74,7 +74,7 @@ pub fn dlr_targeted(logits: &Tensor, y: &[usize], targets: &[usize]) -> LossOut 
             num / den
         })
         .collect();
-    LossOut { per_sample, grads: vec![g] }
+    LossOut::new(per_sample, vec![g])
 }
 
 /// The checkpoints w_0 = 0 < w_1 < … ≤ `n_iter` where the step size may be halved. The paper's

@@ -16,7 +16,7 @@ use super::grad::{input_grad, logits};
 use crate::error::{Error, Result};
 use crate::nn::Model;
 use crate::ops::loss::{self, LossOut};
-use crate::ops::pgd::pgd_step;
+use crate::ops::pgd::{self, pgd_step};
 use crate::tape::{GradMode, Tape};
 use crate::tensor::Tensor;
 use rand::RngExt;
@@ -170,7 +170,7 @@ pub fn cw_margin(logits: &Tensor, y: &[usize]) -> LossOut {
             z[other] - z[y[i]]
         })
         .collect();
-    LossOut { per_sample, grads: vec![g] }
+    LossOut::new(per_sample, vec![g])
 }
 
 /// Percent of `x` classified correctly on the points `attack` returns, attacking and predicting
@@ -192,9 +192,10 @@ pub fn robust_accuracy(model: &mut Model, x: &Tensor, y: &[usize], attack: &Atta
 /// The predicted class of every row of `logits` (the first one on ties).
 pub fn predictions(logits: &Tensor) -> Vec<usize> {
     let (n, c) = logits.dims2();
+    let all = logits.host();
     (0..n)
         .map(|i| {
-            let z = &logits.data()[i * c..][..c];
+            let z = &all[i * c..][..c];
             (1..c).fold(0, |best, j| if z[j] > z[best] { j } else { best })
         })
         .collect()
@@ -209,19 +210,14 @@ pub(crate) fn misclassified(logits: &Tensor, y: &[usize]) -> Vec<bool> {
 pub(crate) fn loss_grad(model: &mut Model, tape: &mut Tape, x: &Tensor, y: &[usize], objective: &Objective) -> (Tensor, Tensor, Vec<f32>) {
     input_grad(model, tape, x, |z| {
         let LossOut { per_sample, mut grads } = objective.eval(z, y);
-        (grads.swap_remove(0), per_sample)
+        (grads.swap_remove(0), per_sample.into_vec())
     })
-}
-
-/// Projection onto the ε-ball around `x0` and the [0, 1] box, with the f32 ops of `pgd_step`.
-pub(crate) fn project(v: f32, x0: f32, eps: f32) -> f32 {
-    v.max(x0 - eps).min(x0 + eps).clamp(0.0, 1.0)
 }
 
 /// x plus uniform noise in [−ε, ε], projected.
 pub(crate) fn random_start(x: &Tensor, eps: f32, rng: &mut StdRng) -> Tensor {
-    let data = x.data().iter().map(|&v| project(v + rng.random_range(-eps..=eps), v, eps)).collect();
-    Tensor::from_vec(x.shape(), data)
+    let u: Vec<f32> = (0..x.numel()).map(|_| rng.random_range(-eps..=eps)).collect();
+    pgd::start(x, &u, eps)
 }
 
 /// Values per sample of a batch.

@@ -195,7 +195,7 @@ impl Objective {
     pub fn outer_loss(&self, l: &Logits, y: &[usize]) -> Result<OuterLoss> {
         let c = &self.c;
         let n = y.len();
-        let mut acc = OuterLoss { per_sample: vec![0.0; n], g_nat: None, g_adv: None };
+        let mut acc = OuterLoss { per_sample: Tensor::zeros_on(&[n], &l.device()), g_nat: None, g_adv: None };
         let outer = self.outer;
         fn want<'t>(t: Option<&'t Tensor>, what: &str, outer: Outer) -> Result<&'t Tensor> {
             t.ok_or_else(|| err!("outer loss {outer:?} needs the {what} logits"))
@@ -218,8 +218,8 @@ impl Objective {
                 if self.outer == Outer::Iad {
                     // Trust the teacher less where it is unsure of the true class at x'.
                     let ta = want(l.t_adv, "adversarial teacher")?;
-                    let k = ta.dims2().1;
-                    let w: Vec<f32> = (0..n).map(|i| 1.0 - softmax_at(&ta.data()[i * k..][..k], y[i]).powf(c.iad_beta)).collect();
+                    let (k, ta_host) = (ta.dims2().1, ta.host());
+                    let w: Vec<f32> = (0..n).map(|i| 1.0 - softmax_at(&ta_host[i * k..][..k], y[i]).powf(c.iad_beta)).collect();
                     acc.add(c.alpha, kl_div(want(l.s_nat, "natural student")?, sa, 1.0).weighted(&w), [Slot::Nat, Slot::Adv]);
                 }
             }
@@ -310,6 +310,13 @@ pub struct Logits<'a> {
     pub t_adv: Option<&'a Tensor>,
 }
 
+impl Logits<'_> {
+    /// Where the logits live (the CPU when there are none).
+    fn device(&self) -> crate::Device {
+        [self.s_nat, self.s_adv, self.t_nat, self.t_adv].into_iter().flatten().next().map_or(crate::Device::Cpu, Tensor::device)
+    }
+}
+
 /// Where a loss term's gradient for one logit set goes.
 #[derive(Clone, Copy)]
 enum Slot {
@@ -321,14 +328,14 @@ enum Slot {
 
 /// An outer loss: per-sample values and the gradients for the two student logit sets.
 pub struct OuterLoss {
-    pub per_sample: Vec<f32>,
+    pub per_sample: Tensor,
     pub g_nat: Option<Tensor>,
     pub g_adv: Option<Tensor>,
 }
 
 impl OuterLoss {
     fn add<const K: usize>(&mut self, w: f32, out: LossOut, slots: [Slot; K]) {
-        self.per_sample.iter_mut().zip(&out.per_sample).for_each(|(a, v)| *a += w * v);
+        self.per_sample.add_scaled(&out.per_sample, w);
         for (g, slot) in out.grads.into_iter().zip(slots) {
             let dst = match slot {
                 Slot::Nat => &mut self.g_nat,
@@ -336,7 +343,7 @@ impl OuterLoss {
                 Slot::None => continue,
             };
             let mut g = g;
-            g.data_mut().iter_mut().for_each(|v| *v *= w);
+            g.scale(w);
             match dst {
                 Some(d) => d.add_assign(&g),
                 None => *dst = Some(g),
@@ -347,13 +354,13 @@ impl OuterLoss {
     fn mean(&mut self, n: usize) {
         let k = 1.0 / n.max(1) as f32;
         for g in [&mut self.g_nat, &mut self.g_adv].into_iter().flatten() {
-            g.data_mut().iter_mut().for_each(|v| *v *= k);
+            g.scale(k);
         }
     }
 
     /// The batch mean.
     pub fn value(&self) -> f64 {
-        self.per_sample.iter().map(|&v| v as f64).sum::<f64>() / self.per_sample.len().max(1) as f64
+        self.per_sample.host().iter().map(|&v| v as f64).sum::<f64>() / self.per_sample.numel().max(1) as f64
     }
 }
 
@@ -385,7 +392,7 @@ mod tests {
         let (tn, sa, sn) = (t(&[[2.0, 0.0, -1.0]]), t(&[[0.0, 1.0, 0.0]]), t(&[[1.0, 0.5, -0.5]]));
         let o = Method::Rslad.objective();
         let l = o.outer_loss(&Logits { s_nat: Some(&sn), s_adv: Some(&sa), t_nat: Some(&tn), t_adv: None }, &[0]).unwrap();
-        let want = 5.0 / 6.0 * kl_div(&tn, &sa, 1.0).per_sample[0] + 1.0 / 6.0 * kl_div(&tn, &sn, 1.0).per_sample[0];
+        let want = 5.0 / 6.0 * kl_div(&tn, &sa, 1.0).per_sample.data()[0] + 1.0 / 6.0 * kl_div(&tn, &sn, 1.0).per_sample.data()[0];
         assert!((l.value() - want as f64).abs() < 1e-6);
         // RSLAD's gradient on the adversarial logits is (5/6)(p_S(x') − p_T(x)).
         let ga = kl_div(&tn, &sa, 1.0).grads.remove(1);
@@ -417,8 +424,8 @@ mod tests {
         // IAD: the ARD term (τ = 1, α = 1) plus each sample's self-introspection KL weighted by
         // 1 − P_T(x')[y]^0.1.
         let iad = Method::Iad.objective().outer_loss(&l, &y).unwrap();
-        let ard = kl_div(&tn, &sa, 1.0).per_sample;
-        let intro = kl_div(&sn, &sa, 1.0).per_sample;
+        let ard = kl_div(&tn, &sa, 1.0).per_sample.into_vec();
+        let intro = kl_div(&sn, &sa, 1.0).per_sample.into_vec();
         let p_true = [softmax_at(&[1.0, 1.0, 0.0], 0), softmax_at(&[0.0, 0.5, 1.0], 1)];
         let want: f32 = (0..2).map(|i| ard[i] + (1.0 - p_true[i].powf(0.1)) * intro[i]).sum::<f32>() / 2.0;
         assert!((iad.value() - want as f64).abs() < 1e-6);

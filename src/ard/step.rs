@@ -8,7 +8,7 @@ use crate::err;
 use crate::error::Result;
 use crate::nn::optim::Sgd;
 use crate::nn::Model;
-use crate::ops::pgd::pgd_step;
+use crate::ops::pgd;
 use crate::tape::{GradMode, Tape};
 use crate::tensor::Tensor;
 use rand::rngs::StdRng;
@@ -70,15 +70,17 @@ impl Stepper {
                 self.teacher_in.backward(vec![(lt, gt)]);
                 g.add_assign(self.teacher_in.grad(xt).expect("input gradient"));
             }
-            pgd_step(xa.data_mut(), g.data(), x.data(), pgd.step, pgd.eps);
+            pgd::step(&mut xa, &g, x, pgd.step, pgd.eps);
         }
         xa
     }
 
     /// One full step: attack, outer loss, backward, SGD update. A non-finite loss is an error
-    /// raised before the update, so the model stays as it was.
+    /// raised before the update, so the model stays as it was. The batch is copied to the
+    /// student's device once; everything after stays there.
     pub fn step(&mut self, obj: &Objective, pgd: Pgd, student: &mut Model, mut teacher: Option<&mut Model>, opt: &mut Sgd, x: &Tensor, y: &[usize], rng: &mut StdRng) -> Result<StepStats> {
         let n = y.len();
+        let x = &x.to_device(&student.device());
         if obj.needs_teacher() && teacher.is_none() {
             return Err(err!("method {} needs a teacher (--teacher)", obj.method.name()));
         }

@@ -94,7 +94,7 @@ fn save_checkpoint(path: &Path, model: &Model, opt: &Sgd, epoch: usize, cfg: &Tr
     let mut tensors = model.params.state_dict();
     for id in model.params.trainable() {
         let shape = model.params.get(id).shape().to_vec();
-        tensors.push((format!("{MOMENTUM}{}", model.params.name(id)), shape, Values::F32(opt.momentum(id).to_vec())));
+        tensors.push((format!("{MOMENTUM}{}", model.params.name(id)), shape, Values::F32(opt.momentum(id))));
     }
     let meta = [
         ("epochs_done".to_string(), epoch.to_string()),

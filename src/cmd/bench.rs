@@ -48,9 +48,6 @@ pub struct StepArgs {
     /// Timed steps (after one warm-up step).
     #[arg(long, default_value_t = 5)]
     repeats: usize,
-    /// Only `cpu` until the CUDA backend lands.
-    #[arg(long, default_value = "cpu")]
-    device: String,
     /// Print one JSON object instead of a line of text.
     #[arg(long)]
     json: bool,
@@ -79,18 +76,15 @@ fn peak_rss_mib() -> f64 {
 
 pub fn bench(cmd: &BenchCmd) -> Result<()> {
     let BenchCmd::Step(a) = cmd;
-    if a.device != "cpu" {
-        return Err(err!("--device {}: this build has only the CPU backend", a.device));
-    }
     let dims: Vec<usize> = a.input.split('x').map(|d| d.parse().map_err(|_| err!("--input `{}`: expected CxHxW, e.g. 3x32x32", a.input))).collect::<Result<_>>()?;
     let &[c, h, w] = dims.as_slice() else { return Err(err!("--input `{}`: expected CxHxW", a.input)) };
     if a.batch == 0 || a.repeats == 0 {
         return Err(err!("--batch and --repeats must be at least 1"));
     }
     let obj = a.method.objective();
-    let mut student = Model::new(&arch(&a.student, &a.student_config, (c, h), a.classes)?, Some(1));
+    let mut student = super::placed(Model::new(&arch(&a.student, &a.student_config, (c, h), a.classes)?, Some(1)));
     let mut teacher = match (&a.teacher, obj.needs_teacher()) {
-        (Some(t), _) => Some(Model::new(&arch(t, &a.teacher_config, (c, h), a.classes)?, Some(2))),
+        (Some(t), _) => Some(super::placed(Model::new(&arch(t, &a.teacher_config, (c, h), a.classes)?, Some(2)))),
         (None, true) => return Err(err!("--method {} needs --teacher", a.method.name())),
         (None, false) => None,
     };
@@ -99,19 +93,26 @@ pub fn bench(cmd: &BenchCmd) -> Result<()> {
         t.check_input(&[a.batch, c, h, w])?;
     }
     let mut rng = StdRng::seed_from_u64(0);
-    let x = Tensor::from_vec(&[a.batch, c, h, w], (0..a.batch * c * h * w).map(|_| rng.random_range(0.0..1.0)).collect());
+    let dev = super::device();
+    let x = Tensor::from_vec(&[a.batch, c, h, w], (0..a.batch * c * h * w).map(|_| rng.random_range(0.0..1.0)).collect()).to_device(&dev);
     let y: Vec<usize> = (0..a.batch).map(|_| rng.random_range(0..a.classes)).collect();
     let pgd = Pgd { eps: 8.0 / 255.0, step: 2.0 / 255.0, steps: a.pgd_steps };
     let mut opt = Sgd::new(SgdCfg { lr: 0.01, momentum: 0.9, weight_decay: obj.method.weight_decay(), nesterov: false }, &student.params);
     let mut stepper = Stepper::default();
-    let (mut tf, mut inner, mut outer) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut tf, mut inner, mut outer, mut peak_dev) = (Vec::new(), Vec::new(), Vec::new(), 0.0f64);
     for rep in 0..=a.repeats {
+        // A GPU runs ahead of the host: each phase ends when the device is done with it.
+        dev.sync();
         let t0 = Instant::now();
         let t_nat = teacher.as_mut().map(|t| logits(t, &x, a.batch));
+        dev.sync();
         let t1 = Instant::now();
         let xa = (obj.inner != mmard::ard::methods::Inner::None).then(|| stepper.inner(&obj, pgd, &mut student, teacher.as_mut(), &x, &y, t_nat.as_ref(), &mut rng));
+        dev.sync();
         let t2 = Instant::now();
         stepper.outer(&obj, &mut student, teacher.as_mut(), &mut opt, &x, xa.as_ref(), &y, t_nat.as_ref())?;
+        dev.sync();
+        peak_dev = peak_dev.max(dev.memory_used_mib());
         if rep > 0 {
             tf.push((t1 - t0).as_secs_f64());
             inner.push((t2 - t1).as_secs_f64());
@@ -121,13 +122,13 @@ pub fn bench(cmd: &BenchCmd) -> Result<()> {
     let total: Vec<f64> = (0..a.repeats).map(|i| tf[i] + inner[i] + outer[i]).collect();
     let (tf, inner, outer, total, rss) = (median(tf), median(inner), median(outer), median(total), peak_rss_mib());
     if !a.json {
-        println!("{} step, student {}, batch {}, K = {}: teacher forward {tf:.3} s, inner {inner:.3} s, outer {outer:.3} s, total {total:.3} s, peak RSS {rss:.0} MiB", a.method.name(), student.arch, a.batch, a.pgd_steps);
+        println!("{} step on {dev}, student {}, batch {}, K = {}: teacher forward {tf:.3} s, inner {inner:.3} s, outer {outer:.3} s, total {total:.3} s, peak RSS {rss:.0} MiB, device memory {peak_dev:.0} MiB", a.method.name(), student.arch, a.batch, a.pgd_steps);
         return Ok(());
     }
     let out = serde_json::json!({
-        "teacher_forward": tf, "inner": inner, "outer": outer, "total": total, "peak_rss_mib": rss,
+        "teacher_forward": tf, "inner": inner, "outer": outer, "total": total, "peak_rss_mib": rss, "device_mem_mib": peak_dev,
         "config": {"student": student.arch.to_string(), "teacher": teacher.as_ref().map(|t| t.arch.to_string()), "method": a.method.name(),
-                   "batch": a.batch, "pgd_steps": a.pgd_steps, "threads": rayon::current_num_threads(), "device": "cpu"},
+                   "batch": a.batch, "pgd_steps": a.pgd_steps, "threads": rayon::current_num_threads(), "device": dev.to_string()},
     });
     println!("{out}");
     Ok(())

@@ -77,15 +77,15 @@ pub fn demo(a: &DemoArgs) -> Result<()> {
     let (x, y) = test.batch(&(0..test.len()).collect::<Vec<_>>());
     let quiet = |_: &_, _: &mut Model| Ok(serde_json::Value::Null);
 
-    let mut teacher = if a.train_teacher {
+    let mut teacher = super::placed(if a.train_teacher {
         eprintln!("training the teacher: mmard train {TEACHER_RECIPE}");
         let full = data(30000).load(Split::Train)?;
-        let mut t = Model::new(&Arch::SmallCnn { in_channels: 1, size: 28, widths: [32, 64, 128], classes: 10 }, Some(0));
+        let mut t = super::placed(Model::new(&Arch::SmallCnn { in_channels: 1, size: 28, widths: [32, 64, 128], classes: 10 }, Some(0)));
         train(&cfg(Method::PgdAt, 3, 0, 0.1), &mut t, None, &full, &RunDir(a.out.join("teacher")), false, quiet)?;
         t
     } else {
         Model::from_file(&TensorFile::from_bytes("embedded teacher", TEACHER)?, &Overrides::default(), true)?.model
-    };
+    });
     let student = Arch::SmallCnn { in_channels: 1, size: 28, widths: [16, 32, 64], classes: 10 };
     eprintln!("teacher {}; students {} on {} Fashion-MNIST images, {} epochs, ε = 0.1", teacher.arch, student, train_set.len(), a.epochs);
 
@@ -93,7 +93,7 @@ pub fn demo(a: &DemoArgs) -> Result<()> {
     for method in [Method::Natural, Method::Rslad, Method::Mmard] {
         let t0 = Instant::now();
         eprintln!("{}: training …", method.name());
-        let mut s = Model::new(&student, Some(a.seed));
+        let mut s = super::placed(Model::new(&student, Some(a.seed)));
         let lr = if method == Method::Natural { 0.05 } else { 0.1 };
         let t = method.objective().needs_teacher().then_some(&mut teacher);
         train(&cfg(method, a.epochs, a.seed, lr), &mut s, t, &train_set, &RunDir(a.out.join(method.name())), false, quiet)?;

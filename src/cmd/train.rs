@@ -246,7 +246,7 @@ pub fn train(a: &TrainArgs) -> Result<()> {
         return Err(err!("`train` takes --method natural, pgd_at or trades; {} needs a teacher: use `mmard distill`", a.objective.method.name()));
     }
     let cfg = a.run.cfg(a.objective.objective()?)?;
-    let mut model = Model::new(&a.new_arch.arch(&a.arch, a.run.data.dataset)?, Some(a.run.seed));
+    let mut model = super::placed(Model::new(&a.new_arch.arch(&a.arch, a.run.data.dataset)?, Some(a.run.seed)));
     a.run.run(&cfg, &mut model, None)
 }
 
@@ -256,8 +256,8 @@ pub fn distill(a: &DistillArgs) -> Result<()> {
     if !loaded.extra.is_empty() {
         eprintln!("warning: {}: {} tensors not used by the teacher ({})", a.teacher.display(), loaded.extra.len(), mmard::nn::model::summarize(&loaded.extra));
     }
-    let mut teacher = loaded.model;
-    let mut student = Model::new(&a.new_arch.arch(&a.student, a.run.data.dataset)?, Some(a.run.seed));
+    let mut teacher = super::placed(loaded.model);
+    let mut student = super::placed(Model::new(&a.new_arch.arch(&a.student, a.run.data.dataset)?, Some(a.run.seed)));
     if teacher.arch.classes() != student.arch.classes() || teacher.arch.in_channels() != student.arch.in_channels() {
         return Err(err!("teacher {} and student {} disagree on classes or input channels", teacher.arch, student.arch));
     }

@@ -44,7 +44,7 @@ impl ArchArgs {
         if !extra.is_empty() {
             eprintln!("warning: {}: {} tensors not used by {}: {} (--strict makes this an error)", file.path.display(), extra.len(), model.arch.name(), summarize(&extra));
         }
-        Ok(model)
+        Ok(super::placed(model))
     }
 }
 

@@ -99,11 +99,13 @@ impl Bn {
             let stats = Stats::Running { mean: cx.params.get(self.mean), var: cx.params.get(self.var) };
             return batchnorm::batch_norm(cx.tape, x, &g, &b, stats, cx.bn_eps);
         }
-        let (mut mean, mut var) = (Vec::new(), Vec::new());
-        let y = batchnorm::batch_norm(cx.tape, x, &g, &b, Stats::Batch { mean: &mut mean, var: &mut var }, cx.bn_eps);
-        let (n, _, h, w) = x.val.dims4();
-        batchnorm::update_running(cx.params.get_mut(self.mean).data_mut(), &mean, cx.bn_momentum, 1.0);
-        batchnorm::update_running(cx.params.get_mut(self.var).data_mut(), &var, cx.bn_momentum, batchnorm::unbias(n * h * w));
+        // The running statistics are taken out of the store while BN moves them (gamma and beta
+        // stay borrowed from it).
+        let (mut rm, mut rv) = (cx.params.get(self.mean).clone(), cx.params.get(self.var).clone());
+        let stats = Stats::Batch { running_mean: &mut rm, running_var: &mut rv, momentum: cx.bn_momentum };
+        let y = batchnorm::batch_norm(cx.tape, x, &g, &b, stats, cx.bn_eps);
+        *cx.params.get_mut(self.mean) = rm;
+        *cx.params.get_mut(self.var) = rv;
         cx.params.bump_counter(self.count);
         y
     }

@@ -66,6 +66,16 @@ impl Model {
         st::save(path, &self.params.state_dict(), Some(meta.into_iter().collect()))
     }
 
+    /// Where the model's tensors live.
+    pub fn device(&self) -> crate::Device {
+        self.params.device()
+    }
+
+    /// Moves the model to `dev`.
+    pub fn to_device(&mut self, dev: &crate::Device) {
+        self.params.to_device(dev);
+    }
+
     /// Checks that a batch of shape `s` fits the model, naming what differs.
     pub fn check_input(&self, s: &[usize]) -> Result<()> {
         let c = self.arch.in_channels();

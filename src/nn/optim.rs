@@ -1,19 +1,21 @@
-//! SGD over a model's trainable parameters, one fused update per tensor (`ops::sgd`).
+//! SGD over a model's trainable parameters: one fused update per tensor on the CPU (`ops::sgd`),
+//! one launch for all of them on a GPU.
 use super::params::ParamStore;
 use crate::ops::sgd::{sgd_update, SgdCfg};
 use crate::tape::Tape;
+use crate::tensor::Tensor;
 
 pub struct Sgd {
     pub cfg: SgdCfg,
-    /// Momentum buffer per parameter id (empty for buffers).
-    bufs: Vec<Vec<f32>>,
+    /// Momentum buffer per parameter id (None for buffers), on the parameters' device.
+    bufs: Vec<Option<Tensor>>,
 }
 
 impl Sgd {
     pub fn new(cfg: SgdCfg, params: &ParamStore) -> Self {
-        let mut bufs = vec![Vec::new(); params.len()];
+        let mut bufs = vec![None; params.len()];
         for id in params.trainable() {
-            bufs[id] = vec![0.0; params.get(id).numel()];
+            bufs[id] = Some(Tensor::zeros_on(params.get(id).shape(), &params.device()));
         }
         Sgd { cfg, bufs }
     }
@@ -21,25 +23,53 @@ impl Sgd {
     /// Updates every trainable parameter that has a gradient on `tape`; one without is left
     /// alone (momentum and decay included), as PyTorch skips parameters whose grad is None.
     pub fn step(&mut self, params: &mut ParamStore, tape: &Tape) {
-        let ids: Vec<usize> = params.trainable().collect();
+        let ids: Vec<usize> = params.trainable().filter(|&id| tape.param_grad(id).is_some()).collect();
+        #[cfg(feature = "cuda")]
+        if let crate::Device::Cuda(g) = params.device() {
+            return self.step_cuda(&g, params, tape, &ids);
+        }
         for id in ids {
-            if let Some(g) = tape.param_grad(id) {
-                sgd_update(params.get_mut(id).data_mut(), g.data(), &mut self.bufs[id], self.cfg);
-            }
+            let buf = self.bufs[id].as_mut().expect("a trainable parameter has a buffer");
+            sgd_update(params.get_mut(id).data_mut(), tape.param_grad(id).unwrap().data(), buf.data_mut(), self.cfg);
         }
     }
 
+    /// All parameters in one launch: `kernels/sgd.cu` reads tables of their device pointers.
+    #[cfg(feature = "cuda")]
+    fn step_cuda(&mut self, g: &std::sync::Arc<crate::cuda::Gpu>, params: &mut ParamStore, tape: &Tape, ids: &[usize]) {
+        use cudarc::driver::{DevicePtr, DevicePtrMut};
+        if ids.is_empty() {
+            return;
+        }
+        let s = &g.stream;
+        let (mut ps, mut gs, mut bs, mut lens) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        for &id in ids {
+            ps.push(params.get_mut(id).cu_mut().device_ptr_mut(s).0);
+            gs.push(tape.param_grad(id).unwrap().cu().device_ptr(s).0);
+            bs.push(self.bufs[id].as_mut().unwrap().cu_mut().device_ptr_mut(s).0);
+            lens.push(params.get(id).numel() as i32);
+        }
+        let longest = *lens.iter().max().unwrap() as usize;
+        let (ps, gs, bs, lens) = (g.upload(&ps), g.upload(&gs), g.upload(&bs), g.upload(&lens));
+        let c = self.cfg;
+        let nesterov = c.nesterov as i32;
+        let mut cfg = g.grid(longest);
+        cfg.grid_dim.1 = ids.len() as u32;
+        crate::launch!(g, "sgd_update", cfg, &ps, &gs, &bs, &lens, &c.lr, &c.momentum, &c.weight_decay, &nesterov);
+    }
+
     /// The momentum buffer of parameter `id` (for checkpoints).
-    pub fn momentum(&self, id: usize) -> &[f32] {
-        &self.bufs[id]
+    pub fn momentum(&self, id: usize) -> Vec<f32> {
+        self.bufs[id].as_ref().map(Tensor::to_vec).unwrap_or_default()
     }
 
     /// Restores the momentum buffer of parameter `id`.
     pub fn set_momentum(&mut self, id: usize, v: &[f32]) -> Result<(), String> {
-        if v.len() != self.bufs[id].len() {
-            return Err(format!("momentum buffer of {} values, the parameter has {}", v.len(), self.bufs[id].len()));
+        let Some(buf) = self.bufs[id].as_mut() else { return Err("the tensor is not a trainable parameter".into()) };
+        if v.len() != buf.numel() {
+            return Err(format!("momentum buffer of {} values, the parameter has {}", v.len(), buf.numel()));
         }
-        self.bufs[id].copy_from_slice(v);
+        *buf = Tensor::from_vec(buf.shape(), v.to_vec()).to_device(&buf.device());
         Ok(())
     }
 }

@@ -92,7 +92,7 @@ impl ParamStore {
                 return Err(Error::Shape { name: e.name.clone(), expected: e.val.shape().to_vec(), found: s.shape.clone() });
             }
             match &s.values {
-                Values::F32(v) => e.val = Arc::new(Tensor::from_vec(&s.shape, v.clone())),
+                Values::F32(v) => e.val = Arc::new(Tensor::from_vec(&s.shape, v.clone()).to_device(&e.val.device())),
                 Values::I64(_) => return Err(Error::Dtype { name: e.name.clone(), dtype: "I64 (expected a floating-point tensor)".into() }),
             }
             used.insert(&e.name, ());
@@ -109,9 +109,21 @@ impl ParamStore {
         Ok(tensors.keys().filter(|k| !used.contains_key(k.as_str())).cloned().collect())
     }
 
+    /// Where the tensors live.
+    pub fn device(&self) -> crate::Device {
+        self.entries.first().map_or(crate::Device::Cpu, |e| e.val.device())
+    }
+
+    /// Moves every tensor to `dev`.
+    pub fn to_device(&mut self, dev: &crate::Device) {
+        for e in &mut self.entries {
+            e.val = Arc::new(e.val.to_device(dev));
+        }
+    }
+
     /// Every tensor as (name, shape, values), as PyTorch's `state_dict()` holds them.
     pub fn state_dict(&self) -> Vec<(String, Vec<usize>, Values)> {
-        let floats = self.entries.iter().map(|e| (e.name.clone(), e.val.shape().to_vec(), Values::F32(e.val.data().to_vec())));
+        let floats = self.entries.iter().map(|e| (e.name.clone(), e.val.shape().to_vec(), Values::F32(e.val.to_vec())));
         let counters = self.counters.iter().map(|(n, c)| (n.clone(), vec![], Values::I64(vec![*c])));
         floats.chain(counters).collect()
     }

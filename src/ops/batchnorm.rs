@@ -100,44 +100,115 @@ pub fn backward(x: &Tensor, gamma: &[f32], mean: &[f64], invstd: &[f64], gy: &Te
     (dx, dgamma, dbeta)
 }
 
+/// Per-channel mean and 1/std that a forward normalised with, kept for backward.
+enum Saved {
+    Cpu { mean: Vec<f64>, invstd: Vec<f64> },
+    #[cfg(feature = "cuda")]
+    Cuda(cuda::Stats),
+}
+
 struct BnNode {
     x: Arc<Tensor>,
     gamma: Param,
     beta_id: usize,
-    mean: Vec<f64>,
-    invstd: Vec<f64>,
+    saved: Saved,
     train: bool,
 }
 
 impl Backward for BnNode {
     fn backward(&self, gy: &Tensor, need: &[bool], params: bool) -> Grads {
-        let (dx, dg, db) = backward(&self.x, self.gamma.val.data(), &self.mean, &self.invstd, gy, self.train, need[0]);
-        let params = if params {
-            vec![(self.gamma.id, Tensor::from_vec(&[dg.len()], dg)), (self.beta_id, Tensor::from_vec(&[db.len()], db))]
-        } else {
-            Vec::new()
+        let (dx, dg, db) = match &self.saved {
+            Saved::Cpu { mean, invstd } => {
+                let (dx, dg, db) = backward(&self.x, self.gamma.val.data(), mean, invstd, gy, self.train, need[0]);
+                (dx, Tensor::from_vec(&[dg.len()], dg), Tensor::from_vec(&[db.len()], db))
+            }
+            #[cfg(feature = "cuda")]
+            Saved::Cuda(s) => cuda::backward(&self.x, &self.gamma.val, s, gy, self.train, need[0], params),
         };
+        let params = if params { vec![(self.gamma.id, dg), (self.beta_id, db)] } else { Vec::new() };
         Grads { inputs: vec![dx], params }
     }
 }
 
-/// Statistics a BN forward normalised with: the batch's in train mode (returned so the caller
-/// can move its running statistics), the running ones in eval mode.
+/// Which statistics a BN forward normalises with: the batch's in train mode (moving the running
+/// statistics with them), the running ones in eval mode.
 pub enum Stats<'a> {
-    Batch { mean: &'a mut Vec<f64>, var: &'a mut Vec<f64> },
+    Batch { running_mean: &'a mut Tensor, running_var: &'a mut Tensor, momentum: f32 },
     Running { mean: &'a Tensor, var: &'a Tensor },
 }
 
 /// Batch normalisation as a recorded op.
 pub fn batch_norm(tape: &mut Tape, x: &Var, gamma: &Param, beta: &Param, stats: Stats, eps: f32) -> Var {
-    let (mean, var, train) = match stats {
-        Stats::Batch { mean, var } => {
-            (*mean, *var) = batch_stats(&x.val);
-            (mean.clone(), var.clone(), true)
+    let train = matches!(stats, Stats::Batch { .. });
+    #[cfg(feature = "cuda")]
+    if x.val.gpu().is_some() {
+        let (y, s) = cuda::forward(&x.val, &gamma.val, &beta.val, stats, eps);
+        return tape.record(y, &[x], true, |_| BnNode { x: x.val.clone(), gamma: gamma.clone(), beta_id: beta.id, saved: Saved::Cuda(s), train });
+    }
+    let (mean, var) = match stats {
+        Stats::Batch { running_mean, running_var, momentum } => {
+            let (mean, var) = batch_stats(&x.val);
+            let (n, _, h, w) = x.val.dims4();
+            update_running(running_mean.data_mut(), &mean, momentum, 1.0);
+            update_running(running_var.data_mut(), &var, momentum, unbias(n * h * w));
+            (mean, var)
         }
-        Stats::Running { mean, var } => (mean.data().iter().map(|&v| v as f64).collect(), var.data().iter().map(|&v| v as f64).collect(), false),
+        Stats::Running { mean, var } => (mean.data().iter().map(|&v| v as f64).collect(), var.data().iter().map(|&v| v as f64).collect()),
     };
     let inv = invstd(&var, eps);
     let y = normalize(&x.val, &mean, &inv, gamma.val.data(), beta.val.data());
-    tape.record(y, &[x], true, |_| BnNode { x: x.val.clone(), gamma: gamma.clone(), beta_id: beta.id, mean, invstd: inv, train })
+    tape.record(y, &[x], true, |_| BnNode { x: x.val.clone(), gamma: gamma.clone(), beta_id: beta.id, saved: Saved::Cpu { mean, invstd: inv }, train })
+}
+
+#[cfg(feature = "cuda")]
+mod cuda {
+    use super::Stats as Which;
+    use crate::cuda::Gpu;
+    use crate::launch;
+    use crate::tensor::Tensor;
+    use cudarc::driver::CudaSlice;
+    use std::sync::Arc;
+
+    /// Per-channel mean and 1/std in double, on the GPU.
+    pub struct Stats {
+        mean: CudaSlice<f64>,
+        invstd: CudaSlice<f64>,
+    }
+
+    pub fn forward(x: &Tensor, gamma: &Tensor, beta: &Tensor, which: Which, eps: f32) -> (Tensor, Stats) {
+        let g: Arc<Gpu> = x.gpu().unwrap().clone();
+        let (n, c, h, w) = x.dims4();
+        let (ni, ci, hw) = (n as i32, c as i32, (h * w) as i32);
+        let mut s = Stats { mean: g.zeros(c), invstd: g.zeros(c) };
+        match which {
+            Which::Batch { running_mean, running_var, momentum } => {
+                launch!(g, "bn_batch_stats", g.per_block(c), x.cu(), &ni, &ci, &hw, &eps, &momentum, &mut s.mean, &mut s.invstd, running_mean.cu_mut(), running_var.cu_mut());
+            }
+            Which::Running { mean, var } => launch!(g, "bn_running_stats", g.grid(c), mean.cu(), var.cu(), &eps, &ci, &mut s.mean, &mut s.invstd),
+        }
+        let total = x.numel() as i32;
+        let mut y = g.zeros(x.numel());
+        launch!(g, "bn_normalize", g.grid(x.numel()), x.cu(), &mut y, &s.mean, &s.invstd, gamma.cu(), beta.cu(), &ci, &hw, &total);
+        (Tensor::from_cuda(&g, x.shape(), y), s)
+    }
+
+    /// (dx if `need_x`, dgamma, dbeta). In eval mode dx needs no reduction: the inner loop
+    /// (eval mode, no parameter gradients) skips the per-channel sums and gets dx in one pass.
+    pub fn backward(x: &Tensor, gamma: &Tensor, s: &Stats, gy: &Tensor, train: bool, need_x: bool, params: bool) -> (Option<Tensor>, Tensor, Tensor) {
+        let g = x.gpu().unwrap().clone();
+        let (n, c, h, w) = x.dims4();
+        let (ni, ci, hw, total, m) = (n as i32, c as i32, (h * w) as i32, x.numel() as i32, (n * h * w) as i32);
+        let (mut sg, mut sgx) = (g.zeros::<f64>(c), g.zeros::<f64>(c));
+        let (mut dg, mut db) = (Tensor::zeros_on(&[c], &x.device()), Tensor::zeros_on(&[c], &x.device()));
+        if train || params {
+            launch!(g, "bn_bwd_sums", g.per_block(c), x.cu(), gy.cu(), &s.mean, &s.invstd, &ni, &ci, &hw, &mut sg, &mut sgx, dg.cu_mut(), db.cu_mut());
+        }
+        let dx = need_x.then(|| {
+            let mut dx = g.zeros(x.numel());
+            let t = train as i32;
+            launch!(g, "bn_bwd_data", g.grid(x.numel()), x.cu(), gy.cu(), &mut dx, &s.mean, &s.invstd, gamma.cu(), &sg, &sgx, &t, &ci, &hw, &total, &m);
+            Tensor::from_cuda(&g, x.shape(), dx)
+        });
+        (dx, dg, db)
+    }
 }

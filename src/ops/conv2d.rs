@@ -103,6 +103,10 @@ fn gather(gy: &[f32], buf: &mut [f32], cout: usize, opix: usize, nb: usize) {
 
 pub fn forward(x: &Tensor, w: &Tensor, b: Option<&Tensor>, cfg: ConvCfg) -> Tensor {
     let p = Plan::new(x.shape(), w.shape(), cfg);
+    #[cfg(feature = "cuda")]
+    if x.gpu().is_some() {
+        return cuda::forward(x, w, b, cfg);
+    }
     let g = p.geom;
     let mut y = Tensor::zeros(&[p.n, p.cout, g.oh, g.ow]);
     let bias = b.map(|b| b.data());
@@ -134,6 +138,10 @@ pub fn forward(x: &Tensor, w: &Tensor, b: Option<&Tensor>, cfg: ConvCfg) -> Tens
 /// Gradients of input and weight (each only when asked for) from `gy`.
 pub fn backward(x: &Tensor, w: &Tensor, gy: &Tensor, cfg: ConvCfg, need_x: bool, need_w: bool) -> (Option<Tensor>, Option<Tensor>) {
     let p = Plan::new(x.shape(), w.shape(), cfg);
+    #[cfg(feature = "cuda")]
+    if x.gpu().is_some() {
+        return cuda::backward(x, w, gy, cfg, need_x, need_w);
+    }
     let g = p.geom;
     if p.is_depthwise() {
         let dx = need_x.then(|| {
@@ -204,11 +212,57 @@ pub fn backward(x: &Tensor, w: &Tensor, gy: &Tensor, cfg: ConvCfg, need_x: bool,
 /// Bias gradient: the sum of `gy` over images and pixels.
 pub fn bias_grad(gy: &Tensor) -> Tensor {
     let (n, c, h, w) = gy.dims4();
+    #[cfg(feature = "cuda")]
+    if let Some(g) = gy.gpu().cloned() {
+        let mut gb = Tensor::zeros_on(&[c], &gy.device());
+        let (ni, ci, hw) = (n as i32, c as i32, (h * w) as i32);
+        crate::launch!(g, "bias_grad_planes", g.per_block(c), gy.cu(), gb.cu_mut(), &ni, &ci, &hw);
+        return gb;
+    }
     let sums: Vec<f32> = (0..c)
         .into_par_iter()
         .map(|co| (0..n).map(|i| gy.data()[(i * c + co) * h * w..][..h * w].iter().map(|&v| v as f64).sum::<f64>()).sum::<f64>() as f32)
         .collect();
     Tensor::from_vec(&[c], sums)
+}
+
+/// cuDNN for every convolution, grouped and depthwise included (`cuda::ConvPlan`).
+#[cfg(feature = "cuda")]
+mod cuda {
+    use super::ConvCfg;
+    use crate::tensor::Tensor;
+
+    fn four(s: &[usize]) -> [usize; 4] {
+        s.try_into().expect("conv2d: 4-d shapes")
+    }
+
+    pub fn forward(x: &Tensor, w: &Tensor, b: Option<&Tensor>, cfg: ConvCfg) -> Tensor {
+        let g = x.gpu().unwrap().clone();
+        let p = g.conv_plan(four(x.shape()), four(w.shape()), cfg.stride, cfg.pad, cfg.groups);
+        let mut y = g.zeros(p.out.iter().product());
+        g.conv_forward(&p, x.cu(), w.cu(), &mut y);
+        if let Some(b) = b {
+            let (c, hw, total) = (p.out[1] as i32, (p.out[2] * p.out[3]) as i32, y.len() as i32);
+            crate::launch!(g, "bias_add_planes", g.grid(y.len()), &mut y, b.cu(), &c, &hw, &total);
+        }
+        Tensor::from_cuda(&g, &p.out, y)
+    }
+
+    pub fn backward(x: &Tensor, w: &Tensor, gy: &Tensor, cfg: ConvCfg, need_x: bool, need_w: bool) -> (Option<Tensor>, Option<Tensor>) {
+        let g = x.gpu().unwrap().clone();
+        let p = g.conv_plan(four(x.shape()), four(w.shape()), cfg.stride, cfg.pad, cfg.groups);
+        let dx = need_x.then(|| {
+            let mut dx = g.zeros(x.numel());
+            g.conv_backward_data(&p, gy.cu(), w.cu(), &mut dx);
+            Tensor::from_cuda(&g, x.shape(), dx)
+        });
+        let dw = need_w.then(|| {
+            let mut dw = g.zeros(w.numel());
+            g.conv_backward_filter(&p, x.cu(), gy.cu(), &mut dw);
+            Tensor::from_cuda(&g, w.shape(), dw)
+        });
+        (dx, dw)
+    }
 }
 
 struct ConvNode {

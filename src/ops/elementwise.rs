@@ -7,6 +7,10 @@ use std::sync::Arc;
 const CHUNK: usize = 1 << 14;
 
 pub fn relu_forward(x: &Tensor) -> Tensor {
+    #[cfg(feature = "cuda")]
+    if x.gpu().is_some() {
+        return cuda::relu_fwd(x);
+    }
     // NaN stays NaN (as in PyTorch): a diverged run must show up in its loss.
     let y = x.data().par_iter().with_min_len(CHUNK).map(|&v| if v < 0.0 { 0.0 } else { v }).collect();
     Tensor::from_vec(x.shape(), y)
@@ -14,6 +18,10 @@ pub fn relu_forward(x: &Tensor) -> Tensor {
 
 /// `gy` where the ReLU's output was positive, 0 elsewhere (PyTorch's convention at 0).
 pub fn relu_backward(y: &Tensor, gy: &Tensor) -> Tensor {
+    #[cfg(feature = "cuda")]
+    if y.gpu().is_some() {
+        return cuda::relu_bwd(y, gy);
+    }
     let mut gx = gy.clone();
     gx.data_mut().par_chunks_mut(CHUNK).zip(y.data().par_chunks(CHUNK)).for_each(|(g, y)| {
         g.iter_mut().zip(y).for_each(|(g, &y)| if y <= 0.0 { *g = 0.0 });
@@ -43,6 +51,37 @@ impl Backward for AddNode {
 
 pub fn add(tape: &mut Tape, a: &Var, b: &Var) -> Var {
     assert_eq!(a.shape(), b.shape(), "add: shapes differ");
+    #[cfg(feature = "cuda")]
+    if a.val.gpu().is_some() {
+        return tape.record(cuda::add(&a.val, &b.val), &[a, b], false, |_| AddNode);
+    }
     let y = a.val.data().par_iter().zip(b.val.data().par_iter()).with_min_len(CHUNK).map(|(x, y)| x + y).collect();
     tape.record(Tensor::from_vec(a.shape(), y), &[a, b], false, |_| AddNode)
+}
+
+#[cfg(feature = "cuda")]
+mod cuda {
+    use crate::launch;
+    use crate::tensor::Tensor;
+
+    pub fn relu_fwd(x: &Tensor) -> Tensor {
+        let (g, n) = (x.gpu().unwrap().clone(), x.numel() as i32);
+        let mut y = g.zeros(x.numel());
+        launch!(g, "relu_fwd", g.grid(x.numel()), x.cu(), &mut y, &n);
+        Tensor::from_cuda(&g, x.shape(), y)
+    }
+
+    pub fn relu_bwd(y: &Tensor, gy: &Tensor) -> Tensor {
+        let (g, n) = (y.gpu().unwrap().clone(), y.numel() as i32);
+        let mut gx = g.zeros(y.numel());
+        launch!(g, "relu_bwd", g.grid(y.numel()), y.cu(), gy.cu(), &mut gx, &n);
+        Tensor::from_cuda(&g, y.shape(), gx)
+    }
+
+    pub fn add(a: &Tensor, b: &Tensor) -> Tensor {
+        let (g, n) = (a.gpu().unwrap().clone(), a.numel() as i32);
+        let mut y = g.zeros(a.numel());
+        launch!(g, "add_fwd", g.grid(a.numel()), a.cu(), b.cu(), &mut y, &n);
+        Tensor::from_cuda(&g, a.shape(), y)
+    }
 }

@@ -1,39 +1,54 @@
 //! Fused losses on logits: per-sample values and the gradient of their batch SUM with respect to
 //! every logit set, in one pass over the logits (softmaxes computed once per row). A reduction is
 //! then a plain scaling chosen by the caller. Temperature τ divides the logits; no τ² factor here.
+//! On a GPU, `kernels/loss.cu` does the same per row, and everything stays on the device.
 use crate::tensor::Tensor;
 
-/// Per-sample values and one gradient per logit set, in argument order.
+/// Per-sample values ([N], on the logits' device) and one gradient per logit set, in argument order.
 #[derive(Debug)]
 pub struct LossOut {
-    pub per_sample: Vec<f32>,
+    pub per_sample: Tensor,
     pub grads: Vec<Tensor>,
 }
 
 impl LossOut {
+    /// From host-computed values.
+    pub fn new(per_sample: Vec<f32>, grads: Vec<Tensor>) -> Self {
+        LossOut { per_sample: Tensor::from_vec(&[per_sample.len()], per_sample), grads }
+    }
     pub fn sum(&self) -> f64 {
-        self.per_sample.iter().map(|&v| v as f64).sum()
+        self.per_sample.host().iter().map(|&v| v as f64).sum()
     }
     pub fn mean(&self) -> f64 {
-        self.sum() / self.per_sample.len().max(1) as f64
+        self.sum() / self.per_sample.numel().max(1) as f64
     }
     /// Multiplies sample i's value and gradient rows by `w[i]` (per-sample weights, e.g. IAD's trust).
     pub fn weighted(mut self, w: &[f32]) -> Self {
-        let n = self.per_sample.len();
+        let n = self.per_sample.numel();
         assert_eq!(w.len(), n, "weighted: {} weights for {n} samples", w.len());
-        self.per_sample.iter_mut().zip(w).for_each(|(v, w)| *v *= w);
-        for g in &mut self.grads {
-            let c = g.numel() / n.max(1);
-            g.data_mut().chunks_mut(c.max(1)).zip(w).for_each(|(row, w)| row.iter_mut().for_each(|v| *v *= w));
+        for t in std::iter::once(&mut self.per_sample).chain(&mut self.grads) {
+            scale_rows(t, w);
         }
         self
     }
 
     /// Multiplies the gradients by `k`, e.g. 1/N for a batch mean.
     pub fn scaled(mut self, k: f32) -> Self {
-        self.grads.iter_mut().for_each(|g| g.data_mut().iter_mut().for_each(|v| *v *= k));
+        self.grads.iter_mut().for_each(|g| g.scale(k));
         self
     }
+}
+
+/// Row i (of `w.len()` rows) of `t` times `w[i]`.
+fn scale_rows(t: &mut Tensor, w: &[f32]) {
+    let cols = (t.numel() / w.len().max(1)).max(1);
+    #[cfg(feature = "cuda")]
+    if let Some(g) = t.gpu().cloned() {
+        let (wd, rows, c) = (g.upload(w), w.len() as i32, cols as i32);
+        crate::launch!(g, "scale_rows", g.grid(t.numel()), t.cu_mut(), &wd, &rows, &c);
+        return;
+    }
+    t.data_mut().chunks_mut(cols).zip(w).for_each(|(row, w)| row.iter_mut().for_each(|v| *v *= w));
 }
 
 /// log-softmax of `z / tau`, into `out`.
@@ -89,10 +104,14 @@ fn check_same(sets: &[&Tensor]) {
 pub fn cross_entropy(logits: &Tensor, labels: &[usize]) -> LossOut {
     let (n, c) = logits.dims2();
     assert_eq!(labels.len(), n, "cross_entropy: {n} rows, {} labels", labels.len());
+    assert!(labels.iter().all(|&l| l < c), "cross_entropy: a label is out of range for {c} classes");
+    #[cfg(feature = "cuda")]
+    if logits.gpu().is_some() {
+        return cuda::cross_entropy(logits, labels);
+    }
     let mut g = Tensor::zeros(&[n, c]);
     let per_sample = (0..n)
         .map(|i| {
-            assert!(labels[i] < c, "cross_entropy: label {} out of range for {c} classes", labels[i]);
             let mut lp = vec![0.0; c];
             log_softmax(&logits.data()[i * c..][..c], 1.0, &mut lp);
             let gr = &mut g.data_mut()[i * c..][..c];
@@ -101,18 +120,22 @@ pub fn cross_entropy(logits: &Tensor, labels: &[usize]) -> LossOut {
             -lp[labels[i]]
         })
         .collect();
-    LossOut { per_sample, grads: vec![g] }
+    LossOut::new(per_sample, vec![g])
 }
 
 /// KL(softmax(a/τ) ‖ softmax(b/τ)) per sample; gradients for a, then b.
 pub fn kl_div(a: &Tensor, b: &Tensor, tau: f32) -> LossOut {
     check_same(&[a, b]);
+    #[cfg(feature = "cuda")]
+    if a.gpu().is_some() {
+        return cuda::kl_div(a, b, tau);
+    }
     let (n, c) = a.dims2();
     let (mut ga, mut gb) = (Tensor::zeros(&[n, c]), Tensor::zeros(&[n, c]));
     let per_sample = (0..n)
         .map(|i| Rows::new(&[a, b], tau, i).kl(0, 1, 1.0, tau, &mut ga.data_mut()[i * c..][..c], &mut gb.data_mut()[i * c..][..c]))
         .collect();
-    LossOut { per_sample, grads: vec![ga, gb] }
+    LossOut::new(per_sample, vec![ga, gb])
 }
 
 /// Weights of the triangle's three edges.
@@ -130,6 +153,10 @@ pub struct Triangle {
 /// teacher, robust-student and natural-student logits as the vertices; gradients in that order.
 pub fn triangle(t: &Tensor, s_adv: &Tensor, s_nat: &Tensor, w: Triangle, tau: f32) -> LossOut {
     check_same(&[t, s_adv, s_nat]);
+    #[cfg(feature = "cuda")]
+    if t.gpu().is_some() {
+        return cuda::triangle(t, s_adv, s_nat, w, tau);
+    }
     let (n, c) = t.dims2();
     let mut g = [Tensor::zeros(&[n, c]), Tensor::zeros(&[n, c]), Tensor::zeros(&[n, c])];
     let per_sample = (0..n)
@@ -141,7 +168,52 @@ pub fn triangle(t: &Tensor, s_adv: &Tensor, s_nat: &Tensor, w: Triangle, tau: f3
                 + rows.kl(1, 2, w.adv_nat, tau, ga, gn) * w.adv_nat
         })
         .collect();
-    LossOut { per_sample, grads: g.into() }
+    LossOut::new(per_sample, g.into())
+}
+
+#[cfg(feature = "cuda")]
+mod cuda {
+    use super::{LossOut, Triangle};
+    use crate::launch;
+    use crate::tensor::Tensor;
+
+    /// `kernels/loss.cu` keeps a row's log-probabilities in registers and local memory.
+    const MAX_CLASSES: usize = 1000;
+
+    /// Per-sample values and `k` zeroed gradient buffers for logits like `z`.
+    fn outputs(z: &Tensor, k: usize) -> (std::sync::Arc<crate::cuda::Gpu>, usize, usize, Vec<Tensor>, Tensor) {
+        let (n, c) = z.dims2();
+        assert!(c <= MAX_CLASSES, "the GPU losses handle at most {MAX_CLASSES} classes, got {c}");
+        let g = z.gpu().unwrap().clone();
+        let grads = (0..k).map(|_| Tensor::zeros_on(&[n, c], &z.device())).collect();
+        (g, n, c, grads, Tensor::zeros_on(&[n], &z.device()))
+    }
+
+    pub fn cross_entropy(z: &Tensor, labels: &[usize]) -> LossOut {
+        let (g, n, c, mut grads, mut ps) = outputs(z, 1);
+        let y = g.upload(&labels.iter().map(|&l| l as i32).collect::<Vec<_>>());
+        let (ni, ci) = (n as i32, c as i32);
+        launch!(g, "cross_entropy", g.grid(n), z.cu(), &y, ps.cu_mut(), grads[0].cu_mut(), &ni, &ci);
+        LossOut { per_sample: ps, grads }
+    }
+
+    pub fn kl_div(a: &Tensor, b: &Tensor, tau: f32) -> LossOut {
+        let (g, n, c, mut grads, mut ps) = outputs(a, 2);
+        let (ni, ci) = (n as i32, c as i32);
+        let [ga, gb] = grads.get_disjoint_mut([0, 1]).unwrap();
+        launch!(g, "kl_div", g.grid(n), a.cu(), b.cu(), &tau, ps.cu_mut(), ga.cu_mut(), gb.cu_mut(), &ni, &ci);
+        LossOut { per_sample: ps, grads }
+    }
+
+    pub fn triangle(t: &Tensor, sa: &Tensor, sn: &Tensor, w: Triangle, tau: f32) -> LossOut {
+        let (g, n, c, mut grads, mut ps) = outputs(t, 3);
+        let (ni, ci) = (n as i32, c as i32);
+        let [gt, gsa, gsn] = grads.get_disjoint_mut([0, 1, 2]).unwrap();
+        #[rustfmt::skip]
+        launch!(g, "triangle", g.grid(n), t.cu(), sa.cu(), sn.cu(), &w.teacher_adv, &w.teacher_nat, &w.adv_nat, &tau,
+                ps.cu_mut(), gt.cu_mut(), gsa.cu_mut(), gsn.cu_mut(), &ni, &ci);
+        LossOut { per_sample: ps, grads }
+    }
 }
 
 #[cfg(test)]
@@ -155,12 +227,12 @@ mod tests {
     #[test]
     fn hand_computed_values() {
         // uniform logits: CE = ln 3, KL to itself = 0
-        assert!((cross_entropy(&t(&[2.0, 2.0, 2.0]), &[1]).per_sample[0] - 3f32.ln()).abs() < 1e-6);
-        assert!(kl_div(&t(&[1.0, -2.0, 0.5]), &t(&[1.0, -2.0, 0.5]), 2.0).per_sample[0].abs() < 1e-7);
+        assert!((cross_entropy(&t(&[2.0, 2.0, 2.0]), &[1]).per_sample.data()[0] - 3f32.ln()).abs() < 1e-6);
+        assert!(kl_div(&t(&[1.0, -2.0, 0.5]), &t(&[1.0, -2.0, 0.5]), 2.0).per_sample.data()[0].abs() < 1e-7);
         // KL([ln 1, ln 3, ln 0+]-ish): p = (1/4, 3/4, 0), q = uniform -> Σ p ln(3p)
         let p = t(&[0.0, 3f32.ln(), -1e4]);
         let want = 0.25 * (0.75f32).ln() + 0.75 * (2.25f32).ln();
-        assert!((kl_div(&p, &t(&[0.0, 0.0, 0.0]), 1.0).per_sample[0] - want).abs() < 1e-6);
+        assert!((kl_div(&p, &t(&[0.0, 0.0, 0.0]), 1.0).per_sample.data()[0] - want).abs() < 1e-6);
     }
 
     #[test]
@@ -170,8 +242,8 @@ mod tests {
         let tri = triangle(&a, &b, &c, w, 2.0);
         let (ab, ac, bc) = (kl_div(&a, &b, 2.0), kl_div(&a, &c, 2.0), kl_div(&b, &c, 2.0));
         for i in 0..2 {
-            let want = 0.7 * ab.per_sample[i] + 0.2 * ac.per_sample[i] + 1.5 * bc.per_sample[i];
-            assert!((tri.per_sample[i] - want).abs() < 1e-6);
+            let want = 0.7 * ab.per_sample.data()[i] + 0.2 * ac.per_sample.data()[i] + 1.5 * bc.per_sample.data()[i];
+            assert!((tri.per_sample.data()[i] - want).abs() < 1e-6);
         }
         for j in 0..6 {
             let gt = 0.7 * ab.grads[0].data()[j] + 0.2 * ac.grads[0].data()[j];

@@ -1,7 +1,15 @@
-//! The fused L∞ PGD step: x' ← clip[0,1](clip[x−ε, x+ε](x' + α·sign(∇))), in one pass.
+//! The fused L∞ PGD step: x' ← clip[0,1](clip[x−ε, x+ε](x' + α·sign(∇))), in one pass, and the
+//! random start x' = project(x + u) for noise u drawn by the caller (so CPU and GPU runs with the
+//! same seed start from the same point).
+use crate::tensor::Tensor;
 use rayon::prelude::*;
 
 const CHUNK: usize = 1 << 14;
+
+/// Projection onto the ε-ball around `x0` and the [0, 1] box.
+pub fn project(v: f32, x0: f32, eps: f32) -> f32 {
+    v.max(x0 - eps).min(x0 + eps).clamp(0.0, 1.0)
+}
 
 /// One step in place on `x_adv`, around the clean images `x0`. sign(0) = 0, as torch.sign.
 pub fn pgd_step(x_adv: &mut [f32], grad: &[f32], x0: &[f32], alpha: f32, eps: f32) {
@@ -9,9 +17,34 @@ pub fn pgd_step(x_adv: &mut [f32], grad: &[f32], x0: &[f32], alpha: f32, eps: f3
     x_adv.par_chunks_mut(CHUNK).zip(grad.par_chunks(CHUNK)).zip(x0.par_chunks(CHUNK)).for_each(|((xa, g), x0)| {
         for ((a, &g), &x) in xa.iter_mut().zip(g).zip(x0) {
             let s = if g > 0.0 { alpha } else if g < 0.0 { -alpha } else { 0.0 };
-            *a = (*a + s).max(x - eps).min(x + eps).clamp(0.0, 1.0);
+            *a = project(*a + s, x, eps);
         }
     });
+}
+
+/// `pgd_step` on whole tensors, on their device.
+pub fn step(x_adv: &mut Tensor, grad: &Tensor, x0: &Tensor, alpha: f32, eps: f32) {
+    assert!(x_adv.shape() == grad.shape() && x_adv.shape() == x0.shape(), "pgd step: shapes differ");
+    #[cfg(feature = "cuda")]
+    if let Some(g) = x_adv.gpu().cloned() {
+        let n = x_adv.numel() as i32;
+        crate::launch!(g, "pgd_step", g.grid(n as usize), x_adv.cu_mut(), grad.cu(), x0.cu(), &alpha, &eps, &n);
+        return;
+    }
+    pgd_step(x_adv.data_mut(), grad.data(), x0.data(), alpha, eps);
+}
+
+/// `project(x0 + u, x0, eps)` elementwise, on `x0`'s device; `u` is the host-drawn noise.
+pub fn start(x0: &Tensor, u: &[f32], eps: f32) -> Tensor {
+    assert_eq!(x0.numel(), u.len(), "pgd start: noise of the wrong size");
+    #[cfg(feature = "cuda")]
+    if let Some(g) = x0.gpu().cloned() {
+        let (n, u) = (u.len() as i32, g.upload(u));
+        let mut xa = g.zeros(u.len());
+        crate::launch!(g, "pgd_start", g.grid(n as usize), &mut xa, x0.cu(), &u, &eps, &n);
+        return Tensor::from_cuda(&g, x0.shape(), xa);
+    }
+    Tensor::from_vec(x0.shape(), x0.data().iter().zip(u).map(|(&v, &u)| project(v + u, v, eps)).collect())
 }
 
 #[cfg(test)]

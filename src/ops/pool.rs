@@ -41,29 +41,54 @@ pub fn maxpool2_backward(x_shape: &[usize], idx: &[u32], gy: &Tensor) -> Tensor 
     gx
 }
 
+/// Where each output of a max-pool came from.
+enum Argmax {
+    Cpu(Vec<u32>),
+    #[cfg(feature = "cuda")]
+    Cuda(cudarc::driver::CudaSlice<u32>),
+}
+
 struct MaxPoolNode {
     x_shape: Vec<usize>,
-    idx: Vec<u32>,
+    idx: Argmax,
 }
 
 impl Backward for MaxPoolNode {
     fn backward(&self, gy: &Tensor, _: &[bool], _: bool) -> Grads {
-        Grads { inputs: vec![Some(maxpool2_backward(&self.x_shape, &self.idx, gy))], params: Vec::new() }
+        let gx = match &self.idx {
+            Argmax::Cpu(idx) => maxpool2_backward(&self.x_shape, idx, gy),
+            #[cfg(feature = "cuda")]
+            Argmax::Cuda(idx) => cuda::maxpool2_backward(&self.x_shape, idx, gy),
+        };
+        Grads { inputs: vec![Some(gx)], params: Vec::new() }
     }
 }
 
 pub fn maxpool2(tape: &mut Tape, x: &Var) -> Var {
+    #[cfg(feature = "cuda")]
+    if x.val.gpu().is_some() {
+        let (y, idx) = cuda::maxpool2_forward(&x.val);
+        return tape.record(y, &[x], false, |_| MaxPoolNode { x_shape: x.shape().to_vec(), idx: Argmax::Cuda(idx) });
+    }
     let (y, idx) = maxpool2_forward(&x.val);
-    tape.record(y, &[x], false, |_| MaxPoolNode { x_shape: x.shape().to_vec(), idx })
+    tape.record(y, &[x], false, |_| MaxPoolNode { x_shape: x.shape().to_vec(), idx: Argmax::Cpu(idx) })
 }
 
 pub fn avgpool_forward(x: &Tensor) -> Tensor {
+    #[cfg(feature = "cuda")]
+    if x.gpu().is_some() {
+        return cuda::avgpool_forward(x);
+    }
     let (n, c, h, w) = x.dims4();
     let means = x.data().par_chunks(h * w).with_min_len(grain(h * w)).map(|p| (p.iter().map(|&v| v as f64).sum::<f64>() / (h * w) as f64) as f32).collect();
     Tensor::from_vec(&[n, c], means)
 }
 
 pub fn avgpool_backward(x_shape: &[usize], gy: &Tensor) -> Tensor {
+    #[cfg(feature = "cuda")]
+    if gy.gpu().is_some() {
+        return cuda::avgpool_backward(x_shape, gy);
+    }
     let hw = x_shape[2] * x_shape[3];
     let mut gx = Tensor::zeros(x_shape);
     gx.data_mut().par_chunks_mut(hw).zip(gy.data().par_iter()).with_min_len(grain(hw)).for_each(|(gp, &g)| gp.fill(g / hw as f32));
@@ -81,4 +106,47 @@ impl Backward for AvgPoolNode {
 /// Global average pooling, NCHW -> [N, C] (adaptive_avg_pool2d(x, 1) then flatten).
 pub fn avgpool(tape: &mut Tape, x: &Var) -> Var {
     tape.record(avgpool_forward(&x.val), &[x], false, |_| AvgPoolNode(x.shape().to_vec()))
+}
+
+#[cfg(feature = "cuda")]
+mod cuda {
+    use crate::launch;
+    use crate::tensor::Tensor;
+    use cudarc::driver::CudaSlice;
+
+    pub fn maxpool2_forward(x: &Tensor) -> (Tensor, CudaSlice<u32>) {
+        let g = x.gpu().unwrap().clone();
+        let (n, c, h, w) = x.dims4();
+        let outs = n * c * (h / 2) * (w / 2);
+        let (mut y, mut idx) = (g.zeros(outs), g.zeros::<u32>(outs));
+        let (hi, wi, planes) = (h as i32, w as i32, (n * c) as i32);
+        launch!(g, "maxpool2_fwd", g.grid(outs), x.cu(), &mut y, &mut idx, &hi, &wi, &planes);
+        (Tensor::from_cuda(&g, &[n, c, h / 2, w / 2], y), idx)
+    }
+
+    pub fn maxpool2_backward(x_shape: &[usize], idx: &CudaSlice<u32>, gy: &Tensor) -> Tensor {
+        let g = gy.gpu().unwrap().clone();
+        let mut gx = Tensor::zeros_on(x_shape, &gy.device());
+        let (hi, wi, planes) = (x_shape[2] as i32, x_shape[3] as i32, (x_shape[0] * x_shape[1]) as i32);
+        launch!(g, "maxpool2_bwd", g.grid(gy.numel()), gy.cu(), idx, gx.cu_mut(), &hi, &wi, &planes);
+        gx
+    }
+
+    pub fn avgpool_forward(x: &Tensor) -> Tensor {
+        let g = x.gpu().unwrap().clone();
+        let (n, c, h, w) = x.dims4();
+        let mut y = Tensor::zeros_on(&[n, c], &x.device());
+        let (hw, planes) = ((h * w) as i32, (n * c) as i32);
+        // one warp per plane
+        launch!(g, "avgpool_fwd", g.grid(n * c * 32), x.cu(), y.cu_mut(), &hw, &planes);
+        y
+    }
+
+    pub fn avgpool_backward(x_shape: &[usize], gy: &Tensor) -> Tensor {
+        let g = gy.gpu().unwrap().clone();
+        let mut gx = Tensor::zeros_on(x_shape, &gy.device());
+        let (hw, planes) = ((x_shape[2] * x_shape[3]) as i32, (x_shape[0] * x_shape[1]) as i32);
+        launch!(g, "avgpool_bwd", g.grid(gx.numel()), gy.cu(), gx.cu_mut(), &hw, &planes);
+        gx
+    }
 }

@@ -1,0 +1,46 @@
+//! Device memory: a tensor's buffer on a GPU, and copies between host and device.
+use super::Gpu;
+use cudarc::driver::{CudaSlice, DeviceRepr, ValidAsZeroBits};
+use std::sync::Arc;
+
+/// A tensor's values on a GPU.
+pub struct Buf {
+    pub gpu: Arc<Gpu>,
+    pub s: CudaSlice<f32>,
+}
+
+impl Clone for Buf {
+    fn clone(&self) -> Self {
+        Buf { gpu: self.gpu.clone(), s: self.gpu.stream.clone_dtod(&self.s).unwrap_or_else(|e| self.gpu.oom(self.s.len() * 4, e)) }
+    }
+}
+
+impl std::fmt::Debug for Buf {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} floats on {:?}", self.s.len(), self.gpu)
+    }
+}
+
+impl Gpu {
+    fn oom(&self, bytes: usize, e: impl std::fmt::Display) -> ! {
+        panic!("cuda:{}: could not allocate {:.1} MiB ({e}); try a smaller --batch", self.ordinal, bytes as f64 / (1 << 20) as f64)
+    }
+
+    /// `n` zeros (at least one).
+    pub fn zeros<T: DeviceRepr + ValidAsZeroBits>(&self, n: usize) -> CudaSlice<T> {
+        self.stream.alloc_zeros(n.max(1)).unwrap_or_else(|e| self.oom(n * size_of::<T>(), e))
+    }
+
+    /// A copy of `v` (an empty `v` gets a one-element buffer: cudarc allocates no 0-byte buffers).
+    pub fn upload<T: DeviceRepr + ValidAsZeroBits>(&self, v: &[T]) -> CudaSlice<T> {
+        if v.is_empty() {
+            return self.zeros(1);
+        }
+        self.stream.clone_htod(v).unwrap_or_else(|e| self.oom(std::mem::size_of_val(v), e))
+    }
+
+    /// Waits for the stream, then copies to the host.
+    pub fn download<T: DeviceRepr + Default + Clone>(&self, s: &CudaSlice<T>) -> Vec<T> {
+        self.stream.clone_dtoh(s).unwrap_or_else(|e| panic!("cuda:{}: copy to the host failed: {e}", self.ordinal))
+    }
+}

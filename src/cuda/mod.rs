@@ -1,0 +1,147 @@
+//! The CUDA device (`--features cuda`): one context and stream per GPU with its cuBLAS and cuDNN
+//! handles and the kernels of `kernels/*.cu`, loaded once. Everything is dynamically loaded, so a
+//! machine without a driver, GPU, cuBLAS or cuDNN gets an error that names what is missing.
+mod conv;
+mod memory;
+
+pub use conv::ConvPlan;
+pub use memory::Buf;
+
+use crate::error::{Error, Result};
+use cudarc::cublas::CudaBlas;
+use cudarc::cudnn::Cudnn;
+use cudarc::driver::{CudaContext, CudaFunction, CudaStream, LaunchConfig};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
+
+mod ptx {
+    include!(concat!(env!("OUT_DIR"), "/kernels.rs"));
+}
+
+const LIBS_HINT: &str = "put the folders holding the CUDA libraries on LD_LIBRARY_PATH (with PyTorch installed by pip: \
+    <venv>/lib/python3.*/site-packages/nvidia/{cublas,cudnn,cuda_runtime}/lib; README.md, \"CUDA\")";
+
+pub struct Gpu {
+    pub ordinal: usize,
+    pub name: String,
+    pub stream: Arc<CudaStream>,
+    pub blas: CudaBlas,
+    pub dnn: Arc<Cudnn>,
+    /// TensorFloat-32 in cuDNN convolutions (off unless asked for: it rounds inputs to 10 bits).
+    pub tf32: bool,
+    funcs: HashMap<&'static str, CudaFunction>,
+    sms: u32,
+    /// Everything that touches the cuDNN handle (plans, workspace, launches) goes through this lock.
+    dnn_state: Mutex<conv::DnnState>,
+}
+
+// SAFETY: cudarc leaves cuDNN's handle and descriptors !Send/!Sync because a handle must not be used
+// from two threads at once; here every use of them happens under `dnn_state`'s lock, and the
+// descriptors are never changed after a plan is built.
+unsafe impl Send for Gpu {}
+unsafe impl Sync for Gpu {}
+
+impl std::fmt::Debug for Gpu {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "cuda:{} ({})", self.ordinal, self.name)
+    }
+}
+
+fn missing(what: &str, detail: String) -> Error {
+    Error::Msg(format!("--device cuda: {what}: {detail}"))
+}
+
+impl Gpu {
+    /// The GPU `ordinal`, opened once per process (later calls share it; `tf32` applies from the
+    /// first).
+    pub fn get(ordinal: usize, tf32: bool) -> Result<Arc<Gpu>> {
+        static OPEN: OnceLock<Mutex<HashMap<usize, Arc<Gpu>>>> = OnceLock::new();
+        let mut open = OPEN.get_or_init(Default::default).lock().unwrap();
+        if let Some(g) = open.get(&ordinal) {
+            return Ok(g.clone());
+        }
+        let g = Arc::new(Self::open(ordinal, tf32)?);
+        open.insert(ordinal, g.clone());
+        Ok(g)
+    }
+
+    fn open(ordinal: usize, tf32: bool) -> Result<Gpu> {
+        // SAFETY: these only try to dlopen the libraries.
+        if !unsafe { cudarc::driver::sys::is_culib_present() } {
+            return Err(missing("no NVIDIA driver", format!("libcuda.so could not be loaded; is this a machine with an NVIDIA GPU and driver? If the driver is installed, {LIBS_HINT}")));
+        }
+        let count = CudaContext::device_count().map_err(|e| missing("the driver reports no usable GPU", e.to_string()))?;
+        if ordinal >= count as usize {
+            return Err(missing("no such GPU", format!("asked for cuda:{ordinal}, the driver sees {count} GPU(s)")));
+        }
+        if !unsafe { cudarc::cublas::sys::is_culib_present() } {
+            return Err(missing("cuBLAS not found", format!("libcublas.so.13 could not be loaded; {LIBS_HINT}")));
+        }
+        if !unsafe { cudarc::cudnn::sys::is_culib_present() } {
+            return Err(missing("cuDNN not found", format!("libcudnn.so.9 could not be loaded; {LIBS_HINT}")));
+        }
+        let ctx = CudaContext::new(ordinal).map_err(|e| missing("could not open the GPU", e.to_string()))?;
+        // One stream per GPU: no cross-stream events needed, so none are recorded per launch.
+        unsafe { ctx.disable_event_tracking() };
+        let name = ctx.name().unwrap_or_else(|_| "unknown GPU".into());
+        let sms = ctx.attribute(cudarc::driver::sys::CUdevice_attribute::CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT).unwrap_or(32) as u32;
+        let stream = ctx.default_stream();
+        let blas = CudaBlas::new(stream.clone()).map_err(|e| missing("cuBLAS failed to start", e.to_string()))?;
+        let dnn = Cudnn::new(stream.clone()).map_err(|e| missing("cuDNN failed to start", e.to_string()))?;
+        let mut funcs = HashMap::new();
+        for (module, src, names) in ptx::MODULES {
+            let m = ctx.load_module(cudarc::nvrtc::Ptx::from_src(*src)).map_err(|e| {
+                missing(
+                    "the driver rejected the kernels",
+                    format!("kernels/{module}.cu: {e}. The PTX must come from an nvcc no newer than the driver (README.md, \"CUDA\": the pinned 13.0 set)"),
+                )
+            })?;
+            for &n in *names {
+                funcs.insert(n, m.load_function(n).map_err(|e| missing("a kernel is missing", format!("{n} in {module}: {e}")))?);
+            }
+        }
+        Ok(Gpu { ordinal, name, stream, blas, dnn, tf32, funcs, sms, dnn_state: Mutex::default() })
+    }
+
+    pub fn func(&self, name: &str) -> &CudaFunction {
+        self.funcs.get(name).unwrap_or_else(|| panic!("kernel {name} is not in kernels/*.cu"))
+    }
+
+    /// A grid-stride launch over `n` elements: enough 256-thread blocks to fill the GPU, no more.
+    pub fn grid(&self, n: usize) -> LaunchConfig {
+        let blocks = n.div_ceil(256).clamp(1, self.sms as usize * 8) as u32;
+        LaunchConfig { grid_dim: (blocks, 1, 1), block_dim: (256, 1, 1), shared_mem_bytes: 0 }
+    }
+
+    /// One 256-thread block per item (per-channel reductions).
+    pub fn per_block(&self, items: usize) -> LaunchConfig {
+        LaunchConfig { grid_dim: (items.max(1) as u32, 1, 1), block_dim: (256, 1, 1), shared_mem_bytes: 0 }
+    }
+
+    /// Total minus free device memory, in MiB.
+    pub fn memory_used_mib(&self) -> f64 {
+        let (free, total) = self.stream.context().mem_get_info().unwrap_or((0, 0));
+        (total - free) as f64 / (1 << 20) as f64
+    }
+
+    /// Waits for everything queued on the GPU (benchmarks time with it).
+    pub fn sync(&self) {
+        self.stream.synchronize().unwrap_or_else(|e| panic!("cuda:{}: {e}", self.ordinal));
+    }
+}
+
+/// Launches a kernel of `kernels/*.cu` on the GPU's stream: `launch!(gpu, "name", cfg, args...)`,
+/// each argument a `&CudaSlice`, `&mut CudaSlice` or a reference to a scalar.
+#[macro_export]
+macro_rules! launch {
+    ($gpu:expr, $name:literal, $cfg:expr, $($arg:expr),* $(,)?) => {{
+        use cudarc::driver::PushKernelArg;
+        let gpu: &$crate::cuda::Gpu = &$gpu;
+        let cfg: cudarc::driver::LaunchConfig = $cfg;
+        let mut b = gpu.stream.launch_builder(gpu.func($name));
+        $( b.arg($arg); )*
+        // SAFETY: the argument list follows the kernel's signature in kernels/*.cu, and every
+        // launcher checks the sizes it passes against the buffers.
+        unsafe { b.launch(cfg) }.unwrap_or_else(|e| panic!("CUDA kernel {} failed on cuda:{}: {e}", $name, gpu.ordinal));
+    }};
+}
