@@ -1,12 +1,17 @@
-//! Criterion benches of the CPU conv layers of CIFAR ResNet-18 at batch 32 (throughput in FLOP/s,
-//! shown as elem/s) and of whole ResNet-18 passes in each GradMode. `bench/pytorch_ops.py` times
-//! the same work in PyTorch for the side-by-side in BENCHMARKS.md.
+//! Criterion benches: the conv layers of CIFAR ResNet-18 at batch 32 (throughput in FLOP/s, shown
+//! as elem/s), whole ResNet-18 passes in each GradMode, and the memory-bound ops (ReLU, add,
+//! max-pool, BatchNorm, the fused PGD step, the fused losses) at the size of SmallCNN's first
+//! activation at batch 128 (throughput in bytes moved). The memory-bound group also runs on the
+//! GPU in a `--features cuda` build on a machine with one. `bench/pytorch_ops.py` times the same
+//! work in PyTorch for the side-by-side in BENCHMARKS.md.
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use mmard::nn::{Arch, Model};
+use mmard::ops::batchnorm::{self, Stats};
 use mmard::ops::conv2d::{backward, forward, ConvCfg};
-use mmard::ops::loss;
-use mmard::tape::{GradMode, Tape};
-use mmard::Tensor;
+use mmard::ops::{elementwise, loss, pgd, pool};
+use mmard::tape::{GradMode, Param, Tape};
+use mmard::{Device, Tensor};
+use std::sync::Arc;
 
 const BATCH: usize = 32;
 /// (cin, cout, side, kernel, stride) of every distinct conv layer of ResNet-18 on 32x32 inputs.
@@ -70,5 +75,75 @@ fn resnet18(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, conv_layers, resnet18);
+/// Runs `f` on a fresh tape of `mode` with `x` as a gradient-needing input and, when `gy` is given,
+/// backward from its output.
+fn pass(mode: GradMode, x: &Tensor, gy: Option<&Tensor>, f: &dyn Fn(&mut Tape, &mmard::Var) -> mmard::Var) {
+    let mut tape = Tape::new(mode);
+    let xv = tape.var(x.clone());
+    let y = f(&mut tape, &xv);
+    if let Some(g) = gy {
+        tape.backward(vec![(&y, g.clone())]);
+    }
+}
+
+fn memory_bound_on(c: &mut Criterion, dev: &Device) {
+    let mut g = c.benchmark_group(format!("memory_bound_{dev}"));
+    g.sample_size(20);
+    let shape = [128, 32, 32, 32];
+    let bytes = (shape.iter().product::<usize>() * 4) as u64;
+    let (x, x2) = (filled(&shape).to_device(dev), filled(&shape).to_device(dev));
+    let gy = filled(&shape).to_device(dev);
+    let pooled = filled(&[128, 32, 16, 16]).to_device(dev);
+    let p = |v: f32, id| Param { id, val: Arc::new(Tensor::full(&[32], v).to_device(dev)) };
+    let (gamma, beta) = (p(1.0, 0), p(0.0, 1));
+    let (rm, rv) = (Tensor::zeros(&[32]).to_device(dev), Tensor::full(&[32], 1.0).to_device(dev));
+    // (name, bytes moved, work): forward reads x and writes y; a backward also reads gy and writes gx.
+    let cases: Vec<(&str, u64, Box<dyn Fn()>)> = vec![
+        ("relu_forward", 2 * bytes, Box::new(|| drop(elementwise::relu_forward(&x)))),
+        ("relu_backward", 3 * bytes, Box::new(|| drop(elementwise::relu_backward(&x, &gy)))),
+        ("add", 3 * bytes, Box::new(|| pass(GradMode::None, &x, None, &|t, v| {
+            let b = t.var(x2.clone());
+            elementwise::add(t, v, &b)
+        }))),
+        ("maxpool_forward", bytes + bytes / 2, Box::new(|| pass(GradMode::None, &x, None, &|t, v| pool::maxpool2(t, v)))),
+        ("maxpool_fwd_bwd", 2 * bytes + bytes, Box::new(|| pass(GradMode::Input, &x, Some(&pooled), &|t, v| pool::maxpool2(t, v)))),
+        ("bn_eval_forward", 2 * bytes, Box::new(|| pass(GradMode::None, &x, None, &|t, v| batchnorm::batch_norm(t, v, &gamma, &beta, Stats::Running { mean: &rm, var: &rv }, 1e-5)))),
+        ("bn_eval_fwd_bwd_input_only", 5 * bytes, Box::new(|| pass(GradMode::Input, &x, Some(&gy), &|t, v| batchnorm::batch_norm(t, v, &gamma, &beta, Stats::Running { mean: &rm, var: &rv }, 1e-5)))),
+        ("bn_train_fwd_bwd", 8 * bytes, Box::new(|| pass(GradMode::Params, &x, Some(&gy), &|t, v| {
+            let (mut m, mut s) = (rm.clone(), rv.clone());
+            batchnorm::batch_norm(t, v, &gamma, &beta, Stats::Batch { running_mean: &mut m, running_var: &mut s, momentum: 0.1 }, 1e-5)
+        }))),
+        ("pgd_step", 4 * bytes, Box::new(|| {
+            let mut xa = x.clone();
+            pgd::step(&mut xa, &gy, &x2, 2.0 / 255.0, 8.0 / 255.0);
+        })),
+    ];
+    for (name, moved, f) in &cases {
+        g.throughput(Throughput::Bytes(*moved));
+        g.bench_function(*name, |b| b.iter(|| {
+            f();
+            dev.sync();
+        }));
+    }
+    let [t, za, zn] = [0.5, -0.3, 1.0].map(|k| Tensor::from_vec(&[128, 10], filled(&[128, 10]).data().iter().map(|v| v * k).collect()).to_device(dev));
+    let w = loss::Triangle { teacher_adv: 5.0 / 6.0, teacher_nat: 1.0 / 6.0, adv_nat: 1.0 };
+    g.throughput(Throughput::Bytes(3 * 2 * 128 * 10 * 4));
+    g.bench_function("triangle_loss_128x10", |b| b.iter(|| {
+        drop(loss::triangle(&t, &za, &zn, w, 1.0));
+        dev.sync();
+    }));
+    g.finish();
+}
+
+fn memory_bound(c: &mut Criterion) {
+    memory_bound_on(c, &Device::Cpu);
+    if cfg!(feature = "cuda") {
+        match Device::open("cuda", false) {
+            Ok(d) => memory_bound_on(c, &d),
+            Err(e) => println!("memory_bound on cuda skipped: {e}"),
+        }
+    }
+}
+
+criterion_group!(benches, conv_layers, resnet18, memory_bound);
 criterion_main!(benches);

@@ -13,6 +13,19 @@ fn planes(x: &[f32], n: usize, c: usize, hw: usize, ch: usize) -> impl Iterator<
     (0..n).map(move |i| &x[(i * c + ch) * hw..][..hw])
 }
 
+/// Σ f(a_i, b_i) in f64 over eight lanes: one running sum would wait on each add's latency.
+fn sum_lanes(a: &[f32], b: &[f32], f: impl Fn(f32, f32) -> f64) -> f64 {
+    let mut acc = [0.0f64; 8];
+    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
+    let tail: f64 = ca.remainder().iter().zip(cb.remainder()).map(|(&x, &y)| f(x, y)).sum();
+    for (xa, xb) in ca.zip(cb) {
+        for l in 0..8 {
+            acc[l] += f(xa[l], xb[l]);
+        }
+    }
+    acc.iter().sum::<f64>() + tail
+}
+
 /// Per-channel batch mean and biased variance.
 pub fn batch_stats(x: &Tensor) -> (Vec<f64>, Vec<f64>) {
     let (n, c, h, w) = x.dims4();
@@ -20,8 +33,8 @@ pub fn batch_stats(x: &Tensor) -> (Vec<f64>, Vec<f64>) {
     (0..c)
         .into_par_iter()
         .map(|ch| {
-            let mean = planes(x.data(), n, c, h * w, ch).flatten().map(|&v| v as f64).sum::<f64>() / m;
-            let var = planes(x.data(), n, c, h * w, ch).flatten().map(|&v| (v as f64 - mean).powi(2)).sum::<f64>() / m;
+            let mean = planes(x.data(), n, c, h * w, ch).map(|p| sum_lanes(p, p, |v, _| v as f64)).sum::<f64>() / m;
+            let var = planes(x.data(), n, c, h * w, ch).map(|p| sum_lanes(p, p, |v, _| (v as f64 - mean).powi(2))).sum::<f64>() / m;
             (mean, var)
         })
         .unzip()
@@ -58,25 +71,30 @@ pub fn unbias(count: usize) -> f64 {
     count as f64 / (count.max(2) - 1) as f64
 }
 
-/// Gradients of x, gamma and beta. `train` selects whether mean/invstd came from the batch (and so
-/// depend on x) or from the running statistics.
-pub fn backward(x: &Tensor, gamma: &[f32], mean: &[f64], invstd: &[f64], gy: &Tensor, train: bool, need_x: bool) -> (Option<Tensor>, Vec<f32>, Vec<f32>) {
+/// Gradients of x (when `need_x`), and of gamma and beta (when `need_params`; empty otherwise).
+/// `train` selects whether mean/invstd came from the batch (and so depend on x) or from the running
+/// statistics; in eval mode without parameter gradients (the inner loop) dx is one scaling pass.
+#[allow(clippy::too_many_arguments)]
+pub fn backward(x: &Tensor, gamma: &[f32], mean: &[f64], invstd: &[f64], gy: &Tensor, train: bool, need_x: bool, need_params: bool) -> (Option<Tensor>, Vec<f32>, Vec<f32>) {
     let (n, c, h, w) = x.dims4();
     let m = (n * h * w) as f64;
     // Σ gy and Σ gy·x̂ per channel.
-    let sums: Vec<(f64, f64)> = (0..c)
-        .into_par_iter()
-        .map(|ch| {
-            let (mut sg, mut sgx) = (0.0f64, 0.0f64);
-            for (xp, gp) in planes(x.data(), n, c, h * w, ch).zip(planes(gy.data(), n, c, h * w, ch)) {
-                for (&v, &g) in xp.iter().zip(gp) {
-                    sg += g as f64;
-                    sgx += g as f64 * (v as f64 - mean[ch]);
+    let sums: Vec<(f64, f64)> = if !train && !need_params {
+        Vec::new()
+    } else {
+        (0..c)
+            .into_par_iter()
+            .map(|ch| {
+                let mu = mean[ch];
+                let (mut sg, mut sgx) = (0.0f64, 0.0f64);
+                for (xp, gp) in planes(x.data(), n, c, h * w, ch).zip(planes(gy.data(), n, c, h * w, ch)) {
+                    sg += sum_lanes(gp, gp, |g, _| g as f64);
+                    sgx += sum_lanes(gp, xp, |g, v| g as f64 * (v as f64 - mu));
                 }
-            }
-            (sg, sgx * invstd[ch])
-        })
-        .collect();
+                (sg, sgx * invstd[ch])
+            })
+            .collect()
+    };
     let dgamma: Vec<f32> = sums.iter().map(|s| s.1 as f32).collect();
     let dbeta: Vec<f32> = sums.iter().map(|s| s.0 as f32).collect();
     let dx = need_x.then(|| {
@@ -119,7 +137,7 @@ impl Backward for BnNode {
     fn backward(&self, gy: &Tensor, need: &[bool], params: bool) -> Grads {
         let (dx, dg, db) = match &self.saved {
             Saved::Cpu { mean, invstd } => {
-                let (dx, dg, db) = backward(&self.x, self.gamma.val.data(), mean, invstd, gy, self.train, need[0]);
+                let (dx, dg, db) = backward(&self.x, self.gamma.val.data(), mean, invstd, gy, self.train, need[0], params);
                 (dx, Tensor::from_vec(&[dg.len()], dg), Tensor::from_vec(&[db.len()], db))
             }
             #[cfg(feature = "cuda")]

@@ -22,11 +22,9 @@ pub fn relu_backward(y: &Tensor, gy: &Tensor) -> Tensor {
     if y.gpu().is_some() {
         return cuda::relu_bwd(y, gy);
     }
-    let mut gx = gy.clone();
-    gx.data_mut().par_chunks_mut(CHUNK).zip(y.data().par_chunks(CHUNK)).for_each(|(g, y)| {
-        g.iter_mut().zip(y).for_each(|(g, &y)| if y <= 0.0 { *g = 0.0 });
-    });
-    gx
+    // A select, not a conditional store, so it vectorises.
+    let gx = y.data().par_iter().zip(gy.data().par_iter()).with_min_len(CHUNK).map(|(&y, &g)| if y <= 0.0 { 0.0 } else { g }).collect();
+    Tensor::from_vec(y.shape(), gx)
 }
 
 struct ReluNode(Arc<Tensor>);

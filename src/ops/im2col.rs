@@ -87,8 +87,11 @@ pub fn col2im(col: &[f32], g: &Geom, c0: usize, cg: usize, nb: usize, dx: &mut [
                         let drow = &mut dst[iy as usize * g.w..][..g.w];
                         let s = &src[oy * g.ow + xs.start..oy * g.ow + xs.end];
                         let ix0 = xs.start * g.stride + kj - g.pad;
-                        for (d, v) in drow[ix0..].iter_mut().step_by(g.stride).zip(s) {
-                            *d += v;
+                        if g.stride == 1 {
+                            // contiguous: a plain zip vectorises, step_by does not
+                            drow[ix0..ix0 + s.len()].iter_mut().zip(s).for_each(|(d, v)| *d += v);
+                        } else {
+                            drow[ix0..].iter_mut().step_by(g.stride).zip(s).for_each(|(d, v)| *d += v);
                         }
                     }
                 }

@@ -14,15 +14,20 @@ pub fn maxpool2_forward(x: &Tensor) -> (Tensor, Vec<u32>) {
     y.data_mut().par_chunks_mut(oh * ow).zip(idx.par_chunks_mut(oh * ow)).enumerate().with_min_len(grain(h * w)).for_each(|(p, (yp, ip))| {
         let xp = &x.data()[p * h * w..][..h * w];
         for oy in 0..oh {
-            for ox in 0..ow {
-                let mut best = (2 * oy) * w + 2 * ox;
-                for cand in [best + 1, best + w, best + w + 1] {
-                    if xp[cand] > xp[best] || xp[cand].is_nan() {
-                        best = cand;
-                    }
+            let (r0, r1) = (&xp[2 * oy * w..][..2 * ow], &xp[(2 * oy + 1) * w..][..2 * ow]);
+            let (yr, ir) = (&mut yp[oy * ow..][..ow], &mut ip[oy * ow..][..ow]);
+            let base = (2 * oy * w) as u32;
+            for (ox, (((a, b), y), i)) in r0.chunks_exact(2).zip(r1.chunks_exact(2)).zip(yr).zip(ir).enumerate() {
+                // Scan order; a later value wins only when larger, or NaN. Selected with masks, not
+                // branches: on real activations the comparisons are coin flips the predictor loses.
+                let (mut v, mut o) = (a[0], 0u32);
+                for (c, off) in [(a[1], 1), (b[0], w as u32), (b[1], w as u32 + 1)] {
+                    let m = 0u32.wrapping_sub((c > v || c.is_nan()) as u32);
+                    v = f32::from_bits((c.to_bits() & m) | (v.to_bits() & !m));
+                    o = (off & m) | (o & !m);
                 }
-                yp[oy * ow + ox] = xp[best];
-                ip[oy * ow + ox] = best as u32;
+                *y = v;
+                *i = base + 2 * ox as u32 + o;
             }
         }
     });
