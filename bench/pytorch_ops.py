@@ -1,5 +1,6 @@
-"""The same work as benches/ops.rs in PyTorch (CPU, eager, default threads): ResNet-18 conv layers at
-batch 32 (forward, backward-data, backward-filter) and whole ResNet-18 passes. Prints medians.
+"""The same work as benches/ops.rs in PyTorch (CPU, eager, default threads): a 2048³ sgemm, ResNet-18
+conv layers at batch 32 (forward, backward-data, backward-filter), whole ResNet-18 passes, and the
+memory-bound ops at SmallCNN's first activation at batch 128. Prints medians.
 Usage: python bench/pytorch_ops.py [--repeats N]   (needs torch; uses ../shared/fixtures/gen_fixtures.py
 for the model definition when present, else a local copy of the same ResNet-18)."""
 import argparse, statistics, sys, time
@@ -22,6 +23,27 @@ def median_time(f, repeats):
 def main():
     ap = argparse.ArgumentParser(); ap.add_argument("--repeats", type=int, default=10); a = ap.parse_args()
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
+    a_, b_ = torch.rand(2048, 2048), torch.rand(2048, 2048)
+    t = median_time(lambda: a_ @ b_, a.repeats)
+    print(f"sgemm 2048: {t*1e3:.1f} ms ({2 * 2048**3 / t / 1e9:.0f} GFLOP/s)")
+    x = torch.rand(128, 32, 32, 32) - 0.5; x2 = torch.rand_like(x); gy = torch.rand_like(x)
+    gamma, beta, rm, rv = torch.ones(32), torch.zeros(32), torch.zeros(32), torch.ones(32)
+    def bn_train():
+        xi = x.clone().requires_grad_(True); g_ = gamma.clone().requires_grad_(True); b_ = beta.clone().requires_grad_(True)
+        torch.autograd.grad(F.batch_norm(xi, rm.clone(), rv.clone(), g_, b_, True, 0.1, 1e-5), [xi, g_, b_], gy)
+    def bn_eval_in():
+        xi = x.clone().requires_grad_(True)
+        torch.autograd.grad(F.batch_norm(xi, rm, rv, gamma, beta, False, 0.1, 1e-5), [xi], gy)
+    def maxpool_fb():
+        xi = x.clone().requires_grad_(True)
+        y = F.max_pool2d(xi, 2); torch.autograd.grad(y, [xi], torch.ones_like(y))
+    ops = [("relu_forward", lambda: torch.relu(x)), ("relu_backward", lambda: torch.ops.aten.threshold_backward(gy, x, 0.0)),
+           ("add", lambda: x + x2), ("maxpool_forward", lambda: F.max_pool2d_with_indices(x, 2)), ("maxpool_fwd_bwd", maxpool_fb),
+           ("bn_eval_forward", lambda: F.batch_norm(x, rm, rv, gamma, beta, False, 0.1, 1e-5)), ("bn_eval_fwd_bwd_input_only", bn_eval_in),
+           ("bn_train_fwd_bwd", bn_train),
+           ("pgd_step", lambda: torch.min(torch.max(x + 2 / 255 * torch.sign(gy), x2 - 8 / 255), x2 + 8 / 255).clamp_(0, 1))]
+    for name, f in ops:
+        print(f"memory_bound {name}: {median_time(f, a.repeats) * 1e3:.2f} ms")
     for cin, cout, side, k, s in LAYERS:
         x = torch.rand(B, cin, side, side) - 0.5; w = torch.rand(cout, cin, k, k) - 0.5
         y = F.conv2d(x, w, None, s, k // 2); gy = torch.rand_like(y)

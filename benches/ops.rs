@@ -8,6 +8,7 @@ use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Through
 use mmard::nn::{Arch, Model};
 use mmard::ops::batchnorm::{self, Stats};
 use mmard::ops::conv2d::{backward, forward, ConvCfg};
+use mmard::ops::gemm::Mat;
 use mmard::ops::{elementwise, loss, pgd, pool};
 use mmard::tape::{GradMode, Param, Tape};
 use mmard::{Device, Tensor};
@@ -48,6 +49,18 @@ fn conv_layers(c: &mut Criterion) {
         g.bench_function(BenchmarkId::new("backward_data", &id), |b| b.iter(|| backward(&x, &w, &gy, cfg, true, false)));
         g.bench_function(BenchmarkId::new("backward_filter", &id), |b| b.iter(|| backward(&x, &w, &gy, cfg, false, true)));
     }
+    g.finish();
+}
+
+/// The machine's GEMM ceiling: one 2048³ sgemm through the same door the convolutions use.
+fn sgemm_ceiling(c: &mut Criterion) {
+    let mut g = c.benchmark_group("sgemm");
+    g.sample_size(10);
+    let n = 2048;
+    let (a, b) = (filled(&[n, n]), filled(&[n, n]));
+    let mut out = vec![0.0f32; n * n];
+    g.throughput(Throughput::Elements((2 * n * n * n) as u64));
+    g.bench_function("2048", |bch| bch.iter(|| mmard::ops::gemm::sgemm(n, n, n, Mat::rows(a.data(), n), Mat::rows(b.data(), n), &mut out, n, false, true)));
     g.finish();
 }
 
@@ -145,5 +158,13 @@ fn memory_bound(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, conv_layers, resnet18, memory_bound);
+/// The allocator the `mmard` binary runs with, so buffers cost here what they cost there.
+#[global_allocator]
+static ALLOC: mmard::alloc::MiMalloc = mmard::alloc::MiMalloc;
+
+fn setup(_: &mut Criterion) {
+    mmard::alloc::keep_freed_pages();
+}
+
+criterion_group!(benches, setup, sgemm_ceiling, conv_layers, resnet18, memory_bound);
 criterion_main!(benches);

@@ -1,65 +1,72 @@
 // Fused losses on logits, twins of src/ops/loss.rs: one thread per sample row computes the
-// log-softmaxes of its logit sets once, the per-sample value and the gradient of the batch sum for
-// every set, in one pass (rows have few classes; the CPU's operation order is kept exactly).
+// log-softmax normaliser of each of its logit sets once, then the per-sample value and the
+// gradient of the batch sum for every set, in the CPU's operation order. A log-probability is
+// recomputed as z/tau - lse where needed (the same bits every time) rather than kept in a
+// per-thread array, which would cost local memory for every thread the GPU can hold.
 #include "common.cuh"
 
-#define MAX_CLASSES 1000
-
-// log-softmax of z / tau into out.
-__device__ void log_softmax(const float* z, float tau, int c, float* out) {
+// log-sum-exp of z / tau (with the max taken out first), as the CPU's log_softmax computes it.
+__device__ float lse_of(const float* z, float tau, int c) {
     float m = -INFINITY;
     for (int j = 0; j < c; j++) m = fmaxf(m, z[j]);
     m = m / tau;
     double s = 0.0;
     for (int j = 0; j < c; j++) s += exp((double)(z[j] / tau - m));
-    float lse = (float)log(s) + m;
-    for (int j = 0; j < c; j++) out[j] = z[j] / tau - lse;
+    return (float)log(s) + m;
 }
 
-// KL(p_a || p_b) of one row from its log-probabilities; adds w * its gradients into ga, gb.
-__device__ float kl_row(const float* la, const float* lb, float w, float tau, int c, float* ga, float* gb) {
+// A row's logits with its normaliser: log p_j = z[j] / tau - lse.
+struct Row {
+    const float* z;
+    float lse;
+    __device__ float lp(int j, float tau) const { return z[j] / tau - lse; }
+};
+
+// KL(p_a || p_b) of one row; adds w * its gradients into ga, gb.
+__device__ float kl_row(Row a, Row b, float w, float tau, int c, float* ga, float* gb) {
     double s = 0.0;
-    for (int j = 0; j < c; j++) s += (double)(expf(la[j]) * (la[j] - lb[j]));
+    for (int j = 0; j < c; j++) {
+        float la = a.lp(j, tau), lb = b.lp(j, tau);
+        s += (double)(expf(la) * (la - lb));
+    }
     float kl = (float)s;
     for (int j = 0; j < c; j++) {
-        float pa = expf(la[j]), pb = expf(lb[j]);
-        ga[j] += w * pa * (la[j] - lb[j] - kl) / tau;
+        float la = a.lp(j, tau), lb = b.lp(j, tau);
+        float pa = expf(la), pb = expf(lb);
+        ga[j] += w * pa * (la - lb - kl) / tau;
         gb[j] += w * (pb - pa) / tau;
     }
     return kl;
 }
 
 extern "C" __global__ void cross_entropy(const float* z, const int* labels, float* per_sample, float* g, int n, int c) {
-    float lp[MAX_CLASSES];
     FOR_EACH(i, n) {
-        log_softmax(z + i * c, 1.f, c, lp);
-        for (int j = 0; j < c; j++) g[i * c + j] = expf(lp[j]);
+        Row r = {z + i * c, lse_of(z + i * c, 1.f, c)};
+        for (int j = 0; j < c; j++) g[i * c + j] = expf(r.lp(j, 1.f));
         g[i * c + labels[i]] -= 1.f;
-        per_sample[i] = -lp[labels[i]];
+        per_sample[i] = -r.lp(labels[i], 1.f);
     }
 }
 
 // ga, gb must be zeroed.
 extern "C" __global__ void kl_div(const float* a, const float* b, float tau, float* per_sample, float* ga, float* gb, int n, int c) {
-    float la[MAX_CLASSES], lb[MAX_CLASSES];
     FOR_EACH(i, n) {
-        log_softmax(a + i * c, tau, c, la);
-        log_softmax(b + i * c, tau, c, lb);
-        per_sample[i] = kl_row(la, lb, 1.f, tau, c, ga + i * c, gb + i * c);
+        int r = i * c;
+        Row ra = {a + r, lse_of(a + r, tau, c)}, rb = {b + r, lse_of(b + r, tau, c)};
+        per_sample[i] = kl_row(ra, rb, 1.f, tau, c, ga + r, gb + r);
     }
 }
 
-// wta * KL(t || sa) + wtn * KL(t || sn) + wan * KL(sa || sn); gt, gsa, gsn must be zeroed.
+// wta * KL(t || sa) + wtn * KL(t || sn) + wan * KL(sa || sn), edges in that order (as the CPU
+// accumulates the gradients); gt, gsa, gsn must be zeroed.
 extern "C" __global__ void triangle(const float* t, const float* sa, const float* sn, float wta, float wtn, float wan, float tau,
                                     float* per_sample, float* gt, float* gsa, float* gsn, int n, int c) {
-    float lt[MAX_CLASSES], la[MAX_CLASSES], ln[MAX_CLASSES];
     FOR_EACH(i, n) {
         int r = i * c;
-        log_softmax(t + r, tau, c, lt);
-        log_softmax(sa + r, tau, c, la);
-        log_softmax(sn + r, tau, c, ln);
-        per_sample[i] = kl_row(lt, la, wta, tau, c, gt + r, gsa + r) * wta
-                      + kl_row(lt, ln, wtn, tau, c, gt + r, gsn + r) * wtn
-                      + kl_row(la, ln, wan, tau, c, gsa + r, gsn + r) * wan;
+        Row rt = {t + r, lse_of(t + r, tau, c)}, ra = {sa + r, lse_of(sa + r, tau, c)}, rn = {sn + r, lse_of(sn + r, tau, c)};
+        float k1 = kl_row(rt, ra, wta, tau, c, gt + r, gsa + r) * wta;
+        float k2 = kl_row(rt, rn, wtn, tau, c, gt + r, gsn + r) * wtn;
+        float k3 = kl_row(ra, rn, wan, tau, c, gsa + r, gsn + r) * wan;
+        per_sample[i] = k1 + k2 + k3;
     }
 }

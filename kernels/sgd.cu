@@ -9,7 +9,8 @@ extern "C" __global__ void sgd_update(float* const* ps, const float* const* gs, 
     float* p = ps[k];
     const float* g = gs[k];
     float* b = bufs[k];
-    FOR_EACH(i, lens[k]) {
+    int n = lens[k];  // read once: the stores below could alias it as far as the compiler knows
+    FOR_EACH(i, n) {
         float d = g[i] + wd * p[i];
         b[i] = momentum * b[i] + d;
         float u = nesterov ? d + momentum * b[i] : b[i];

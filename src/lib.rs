@@ -1,5 +1,6 @@
 //! mmard: adversarial robustness distillation on a small, fast engine. See DESIGN.md in the
 //! project's shared folder for the map, README.md for the tour.
+pub mod alloc;
 #[cfg(feature = "cuda")]
 pub mod cuda;
 pub mod device;

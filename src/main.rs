@@ -68,10 +68,7 @@ enum Cmd {
 }
 
 fn main() {
-    // mimalloc.h (v2, the version libmimalloc-sys builds): option 15 is `mi_option_purge_delay`;
-    // -1 keeps freed pages instead of returning them, so the next activation of the same size
-    // does not fault and zero them again.
-    unsafe { libmimalloc_sys::mi_option_set(15, -1) };
+    mmard::alloc::keep_freed_pages();
     let cli = Cli::parse();
     if let Some(t) = cli.threads {
         if let Err(e) = rayon::ThreadPoolBuilder::new().num_threads(t.max(1)).build_global() {
@@ -102,7 +99,5 @@ fn main() {
     }
 }
 
-// Training allocates and frees activation-sized buffers every op; mimalloc keeps them in its
-// pages instead of handing them back to the kernel (page faults and zeroing were ~8% of a step).
 #[global_allocator]
-static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOC: mmard::alloc::MiMalloc = mmard::alloc::MiMalloc;

@@ -171,6 +171,9 @@ impl Tensor {
         let per = self.numel() / self.shape[0].max(1);
         let mut shape = self.shape.clone();
         shape[0] = end - start;
+        if start == end {
+            return Tensor::zeros_on(&shape, &self.device());
+        }
         match &self.storage {
             Storage::Cpu(v) => Tensor::from_vec(&shape, v[start * per..end * per].to_vec()),
             #[cfg(feature = "cuda")]
@@ -190,7 +193,8 @@ impl Tensor {
             let mut out = g.zeros(shape.iter().product());
             let mut at = 0;
             for p in parts {
-                g.stream.memcpy_dtod(p.cu(), &mut out.slice_mut(at..at + p.numel())).expect("cuda copy");
+                // a buffer can be longer than its tensor (empty tensors get one element)
+                g.stream.memcpy_dtod(&p.cu().slice(..p.numel()), &mut out.slice_mut(at..at + p.numel())).expect("cuda copy");
                 at += p.numel();
             }
             return Self::from_cuda(g, &shape, out);

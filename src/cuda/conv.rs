@@ -79,8 +79,11 @@ impl Gpu {
         plan
     }
 
+    /// The cuDNN lock, with this GPU's context current on the thread (cuDNN uses whatever is).
     fn dnn(&self) -> MutexGuard<'_, DnnState> {
-        self.dnn_state.lock().unwrap_or_else(|e| e.into_inner())
+        let st = self.dnn_state.lock().unwrap_or_else(|e| e.into_inner());
+        self.stream.context().bind_to_thread().unwrap_or_else(|e| panic!("cuda:{}: {e}", self.ordinal));
+        st
     }
 
     /// Runs `f` with the shared workspace, at least `bytes` long, holding the cuDNN lock.

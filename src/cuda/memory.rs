@@ -31,6 +31,13 @@ impl Gpu {
         self.stream.alloc_zeros(n.max(1)).unwrap_or_else(|e| self.oom(n * size_of::<T>(), e))
     }
 
+    /// `n` values (at least one) left as they are: only for outputs a kernel or library call
+    /// overwrites completely.
+    pub fn empty(&self, n: usize) -> CudaSlice<f32> {
+        // SAFETY: the callers write every element before anything reads it.
+        unsafe { self.stream.alloc(n.max(1)) }.unwrap_or_else(|e| self.oom(n * 4, e))
+    }
+
     /// A copy of `v` (an empty `v` gets a one-element buffer: cudarc allocates no 0-byte buffers).
     pub fn upload<T: DeviceRepr + ValidAsZeroBits>(&self, v: &[T]) -> CudaSlice<T> {
         if v.is_empty() {

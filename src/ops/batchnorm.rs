@@ -205,7 +205,7 @@ mod cuda {
             Which::Running { mean, var } => launch!(g, "bn_running_stats", g.grid(c), mean.cu(), var.cu(), &eps, &ci, &mut s.mean, &mut s.invstd),
         }
         let total = x.numel() as i32;
-        let mut y = g.zeros(x.numel());
+        let mut y = g.empty(x.numel());
         launch!(g, "bn_normalize", g.grid(x.numel()), x.cu(), &mut y, &s.mean, &s.invstd, gamma.cu(), beta.cu(), &ci, &hw, &total);
         (Tensor::from_cuda(&g, x.shape(), y), s)
     }
@@ -222,7 +222,7 @@ mod cuda {
             launch!(g, "bn_bwd_sums", g.per_block(c), x.cu(), gy.cu(), &s.mean, &s.invstd, &ni, &ci, &hw, &mut sg, &mut sgx, dg.cu_mut(), db.cu_mut());
         }
         let dx = need_x.then(|| {
-            let mut dx = g.zeros(x.numel());
+            let mut dx = g.empty(x.numel());
             let t = train as i32;
             launch!(g, "bn_bwd_data", g.grid(x.numel()), x.cu(), gy.cu(), &mut dx, &s.mean, &s.invstd, gamma.cu(), &sg, &sgx, &t, &ci, &hw, &total, &m);
             Tensor::from_cuda(&g, x.shape(), dx)

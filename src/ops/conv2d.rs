@@ -3,7 +3,7 @@
 //! runs at a fraction of the machine's FLOP/s on 4x4 and 8x8 maps); depthwise convolutions, where
 //! a GEMM would have one output row, use direct loops (`depthwise.rs`).
 use super::{depthwise, grain};
-use super::gemm::{sgemm, Mat};
+use super::gemm::{sgemm, sgemm_strided, Mat};
 use super::im2col::{col2im, im2col, Geom};
 use crate::tape::{Backward, Grads, Param, Tape, Var};
 use crate::tensor::Tensor;
@@ -16,6 +16,9 @@ pub struct ConvCfg {
     pub pad: usize,
     pub groups: usize,
 }
+
+/// Output maps at least this large get one GEMM per image written straight into NCHW (see `forward`).
+const DIRECT_MIN_PIXELS: usize = 256;
 
 /// Column-matrix budget per chunk (floats): big enough for an efficient GEMM, small enough to stay
 /// in the last-level cache's neighbourhood and out of the way of the activations.
@@ -120,16 +123,35 @@ pub fn forward(x: &Tensor, w: &Tensor, b: Option<&Tensor>, cfg: ConvCfg) -> Tens
     let (kd, opix, img) = (p.kdim(), p.opix(), g.c * g.h * g.w);
     let (xd, wd) = (x.data(), w.data());
     let par = !p.side_by_side;
+    // Large maps: one GEMM per image computes yᵀ[pixels, cout] = colᵀ · Wᵀ straight into y (NCHW is
+    // yᵀ column-major), with no scatter pass and a long, unpacked pixel dimension. Small maps keep
+    // one GEMM per chunk, whose output is scattered: per-image GEMMs there are too small.
+    let direct = opix >= DIRECT_MIN_PIXELS;
     y.data_mut().par_chunks_mut(p.nb * p.cout * opix).enumerate().for_each(|(ci, yc)| {
         p.with_scratch(|col, buf| {
             let (n0, nb) = (ci * p.nb, yc.len() / (p.cout * opix));
             let cols = nb * opix;
             for gi in 0..p.groups() {
                 im2col(&xd[n0 * img..], &g, gi * p.cg, p.cg, nb, col);
-                let wg = Mat::rows(&wd[gi * p.og * kd..][..p.og * kd], kd);
-                sgemm(p.og, cols, kd, wg, Mat::rows(&col[..kd * cols], cols), &mut buf[gi * p.og * cols..], cols, false, par);
+                if direct {
+                    let wt = Mat { data: &wd[gi * p.og * kd..][..p.og * kd], rs: 1, cs: kd };
+                    for n in 0..nb {
+                        let lhs = Mat { data: &col[n * opix..kd * cols], rs: 1, cs: cols };
+                        let dst = &mut yc[(n * p.cout + gi * p.og) * opix..][..p.og * opix];
+                        sgemm_strided(opix, p.og, kd, lhs, wt, dst, (1, opix), false, par);
+                    }
+                } else {
+                    let wg = Mat::rows(&wd[gi * p.og * kd..][..p.og * kd], kd);
+                    sgemm(p.og, cols, kd, wg, Mat::rows(&col[..kd * cols], cols), &mut buf[gi * p.og * cols..], cols, false, par);
+                }
             }
-            scatter(&buf[..p.cout * cols], yc, p.cout, opix, nb, bias);
+            if direct {
+                if let Some(b) = bias {
+                    yc.chunks_mut(opix).enumerate().for_each(|(i, d)| d.iter_mut().for_each(|v| *v += b[i % p.cout]));
+                }
+            } else {
+                scatter(&buf[..p.cout * cols], yc, p.cout, opix, nb, bias);
+            }
         })
     });
     y
@@ -160,6 +182,7 @@ pub fn backward(x: &Tensor, w: &Tensor, gy: &Tensor, cfg: ConvCfg, need_x: bool,
     let (xd, wd, gyd) = (x.data(), w.data(), gy.data());
     let par = !p.side_by_side;
     let chunk_out = p.nb * p.cout * opix;
+    let direct = opix >= DIRECT_MIN_PIXELS;
     // dx: each chunk of images writes its own slice of dx.
     let dx = need_x.then(|| {
         let mut dx = Tensor::zeros(x.shape());
@@ -167,12 +190,23 @@ pub fn backward(x: &Tensor, w: &Tensor, gy: &Tensor, cfg: ConvCfg, need_x: bool,
             p.with_scratch(|col, buf| {
                 let nb = dxc.len() / img;
                 let cols = nb * opix;
-                gather(&gyd[ci * chunk_out..], buf, p.cout, opix, nb);
+                let gyc = &gyd[ci * chunk_out..][..nb * p.cout * opix];
+                if !direct {
+                    gather(gyc, buf, p.cout, opix, nb);
+                }
                 for gi in 0..p.groups() {
-                    // dcol[kd, cols] = W_g^T[kd, og] · gy_g[og, cols], folded back into dx
+                    // dcol[kd, cols] = W_g^T[kd, og] · gy_g[og, cols], folded back into dx; large
+                    // maps read each image's gy rows in place (one GEMM per image, as in forward)
                     let wg = Mat::t(&wd[gi * p.og * kd..][..p.og * kd], kd);
-                    let gyg = Mat::rows(&buf[gi * p.og * cols..][..p.og * cols], cols);
-                    sgemm(kd, cols, p.og, wg, gyg, col, cols, false, par);
+                    if direct {
+                        for n in 0..nb {
+                            let gyn = Mat::rows(&gyc[(n * p.cout + gi * p.og) * opix..][..p.og * opix], opix);
+                            sgemm(kd, opix, p.og, wg, gyn, &mut col[n * opix..kd * cols], cols, false, par);
+                        }
+                    } else {
+                        let gyg = Mat::rows(&buf[gi * p.og * cols..][..p.og * cols], cols);
+                        sgemm(kd, cols, p.og, wg, gyg, col, cols, false, par);
+                    }
                     col2im(col, &g, gi * p.cg, p.cg, nb, dxc);
                 }
             })
@@ -239,7 +273,7 @@ mod cuda {
     pub fn forward(x: &Tensor, w: &Tensor, b: Option<&Tensor>, cfg: ConvCfg) -> Tensor {
         let g = x.gpu().unwrap().clone();
         let p = g.conv_plan(four(x.shape()), four(w.shape()), cfg.stride, cfg.pad, cfg.groups);
-        let mut y = g.zeros(p.out.iter().product());
+        let mut y = g.empty(p.out.iter().product());
         g.conv_forward(&p, x.cu(), w.cu(), &mut y);
         if let Some(b) = b {
             let (c, hw, total) = (p.out[1] as i32, (p.out[2] * p.out[3]) as i32, y.len() as i32);
@@ -252,12 +286,12 @@ mod cuda {
         let g = x.gpu().unwrap().clone();
         let p = g.conv_plan(four(x.shape()), four(w.shape()), cfg.stride, cfg.pad, cfg.groups);
         let dx = need_x.then(|| {
-            let mut dx = g.zeros(x.numel());
+            let mut dx = g.empty(x.numel());
             g.conv_backward_data(&p, gy.cu(), w.cu(), &mut dx);
             Tensor::from_cuda(&g, x.shape(), dx)
         });
         let dw = need_w.then(|| {
-            let mut dw = g.zeros(w.numel());
+            let mut dw = g.empty(w.numel());
             g.conv_backward_filter(&p, x.cu(), gy.cu(), &mut dw);
             Tensor::from_cuda(&g, w.shape(), dw)
         });

@@ -64,21 +64,21 @@ mod cuda {
 
     pub fn relu_fwd(x: &Tensor) -> Tensor {
         let (g, n) = (x.gpu().unwrap().clone(), x.numel() as i32);
-        let mut y = g.zeros(x.numel());
+        let mut y = g.empty(x.numel());
         launch!(g, "relu_fwd", g.grid(x.numel()), x.cu(), &mut y, &n);
         Tensor::from_cuda(&g, x.shape(), y)
     }
 
     pub fn relu_bwd(y: &Tensor, gy: &Tensor) -> Tensor {
         let (g, n) = (y.gpu().unwrap().clone(), y.numel() as i32);
-        let mut gx = g.zeros(y.numel());
+        let mut gx = g.empty(y.numel());
         launch!(g, "relu_bwd", g.grid(y.numel()), y.cu(), gy.cu(), &mut gx, &n);
         Tensor::from_cuda(&g, y.shape(), gx)
     }
 
     pub fn add(a: &Tensor, b: &Tensor) -> Tensor {
         let (g, n) = (a.gpu().unwrap().clone(), a.numel() as i32);
-        let mut y = g.zeros(a.numel());
+        let mut y = g.empty(a.numel());
         launch!(g, "add_fwd", g.grid(a.numel()), a.cu(), b.cu(), &mut y, &n);
         Tensor::from_cuda(&g, a.shape(), y)
     }

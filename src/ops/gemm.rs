@@ -30,16 +30,24 @@ fn check(len: usize, r: usize, c: usize, rs: usize, cs: usize, what: &str) {
 /// `ldc`. `parallel` spreads one GEMM over all threads; callers that already run GEMMs side by side
 /// (one per chunk of images) pass false.
 pub fn sgemm(m: usize, n: usize, k: usize, a: Mat, b: Mat, c: &mut [f32], ldc: usize, accumulate: bool, parallel: bool) {
+    sgemm_strided(m, n, k, a, b, c, (ldc, 1), accumulate, parallel)
+}
+
+/// `sgemm` with any (row, column) strides for `c`.
+#[allow(clippy::too_many_arguments)]
+pub fn sgemm_strided(m: usize, n: usize, k: usize, a: Mat, b: Mat, c: &mut [f32], (crs, ccs): (usize, usize), accumulate: bool, parallel: bool) {
     check(a.data.len(), m, k, a.rs, a.cs, "lhs");
     check(b.data.len(), k, n, b.rs, b.cs, "rhs");
-    check(c.len(), m, n, ldc, 1, "dst");
+    check(c.len(), m, n, crs, ccs, "dst");
     if m == 0 || n == 0 {
         return;
     }
     if k == 0 {
         if !accumulate {
-            for row in 0..m {
-                c[row * ldc..row * ldc + n].fill(0.0);
+            for i in 0..m {
+                for j in 0..n {
+                    c[i * crs + j * ccs] = 0.0;
+                }
             }
         }
         return;
@@ -48,7 +56,7 @@ pub fn sgemm(m: usize, n: usize, k: usize, a: Mat, b: Mat, c: &mut [f32], ldc: u
     unsafe {
         gemm::gemm(
             m, n, k,
-            c.as_mut_ptr(), 1, ldc as isize, accumulate,
+            c.as_mut_ptr(), ccs as isize, crs as isize, accumulate,
             a.data.as_ptr(), a.cs as isize, a.rs as isize,
             b.data.as_ptr(), b.cs as isize, b.rs as isize,
             1.0, 1.0, false, false, false,

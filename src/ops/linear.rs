@@ -70,6 +70,8 @@ mod cuda {
     #[allow(clippy::too_many_arguments)]
     fn gemm(x: &Tensor, ta: bool, tb: bool, m: usize, n: usize, k: usize, a: &CudaSlice<f32>, lda: usize, b: &CudaSlice<f32>, ldb: usize, c: &mut CudaSlice<f32>, beta: f32) {
         let g = x.gpu().unwrap();
+        // cuBLAS works on whatever context is current on this thread
+        g.stream.context().bind_to_thread().unwrap_or_else(|e| panic!("cuda:{}: {e}", g.ordinal));
         let op = |t| if t { T } else { N };
         let cfg = GemmConfig { transa: op(ta), transb: op(tb), m: m as i32, n: n as i32, k: k as i32, alpha: 1.0f32, lda: lda as i32, ldb: ldb as i32, beta, ldc: m as i32 };
         // SAFETY: the shapes were checked against the buffers by the callers.
@@ -79,7 +81,7 @@ mod cuda {
     pub fn forward(x: &Tensor, w: &Tensor, b: &Tensor) -> Tensor {
         let g = x.gpu().unwrap().clone();
         let ((n, fin), (fout, _)) = (x.dims2(), w.dims2());
-        let mut y = g.zeros(n * fout);
+        let mut y = g.empty(n * fout);
         let (ni, fo) = (n as i32, fout as i32);
         launch!(g, "fill_rows", g.grid(n * fout), &mut y, b.cu(), &ni, &fo);
         // yᵀ [fout, n] += W [fout, fin] · xᵀ [fin, n]
@@ -92,15 +94,15 @@ mod cuda {
         let ((n, fin), (fout, _)) = (x.dims2(), w.dims2());
         let dx = need_x.then(|| {
             // dxᵀ [fin, n] = Wᵀ [fin, fout] · gyᵀ [fout, n]
-            let mut dx = g.zeros(n * fin);
+            let mut dx = g.empty(n * fin);
             gemm(x, false, false, fin, n, fout, w.cu(), fin, gy.cu(), fout, &mut dx, 0.0);
             Tensor::from_cuda(&g, &[n, fin], dx)
         });
         let dwb = need_w.then(|| {
             // dWᵀ [fin, fout] = xᵀ [fin, n] · gy [n, fout]
-            let mut dw = g.zeros(fout * fin);
+            let mut dw = g.empty(fout * fin);
             gemm(x, false, true, fin, fout, n, x.cu(), fin, gy.cu(), fout, &mut dw, 0.0);
-            let mut db = g.zeros(fout);
+            let mut db = g.empty(fout);
             let (ni, fo) = (n as i32, fout as i32);
             launch!(g, "col_sums", g.grid(fout), gy.cu(), &mut db, &ni, &fo);
             (Tensor::from_cuda(&g, &[fout, fin], dw), Tensor::from_cuda(&g, &[fout], db))

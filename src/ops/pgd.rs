@@ -40,7 +40,7 @@ pub fn start(x0: &Tensor, u: &[f32], eps: f32) -> Tensor {
     #[cfg(feature = "cuda")]
     if let Some(g) = x0.gpu().cloned() {
         let (n, u) = (u.len() as i32, g.upload(u));
-        let mut xa = g.zeros(u.len());
+        let mut xa = g.empty(u.len());
         crate::launch!(g, "pgd_start", g.grid(n as usize), &mut xa, x0.cu(), &u, &eps, &n);
         return Tensor::from_cuda(&g, x0.shape(), xa);
     }

@@ -123,7 +123,7 @@ mod cuda {
         let g = x.gpu().unwrap().clone();
         let (n, c, h, w) = x.dims4();
         let outs = n * c * (h / 2) * (w / 2);
-        let (mut y, mut idx) = (g.zeros(outs), g.zeros::<u32>(outs));
+        let (mut y, mut idx) = (g.empty(outs), g.zeros::<u32>(outs));
         let (hi, wi, planes) = (h as i32, w as i32, (n * c) as i32);
         launch!(g, "maxpool2_fwd", g.grid(outs), x.cu(), &mut y, &mut idx, &hi, &wi, &planes);
         (Tensor::from_cuda(&g, &[n, c, h / 2, w / 2], y), idx)
