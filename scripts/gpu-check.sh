@@ -45,6 +45,8 @@ echo "== cuda_parity" | tee "$OUT/tests.txt"
 start=$(date +%s)
 timeout 180 "$BIN/cuda_parity" --test-threads 1 --nocapture >> "$OUT/tests.txt" 2>&1 || status=1
 echo "cuda_parity: exit $status, $(( $(date +%s) - start )) s" | tee -a "$OUT/tests.txt"
+# On a GPU machine a skipped test is a failure: the GPU, driver or a library was not found.
+if grep -q "skipped:" "$OUT/tests.txt"; then status=1; echo "FAILED: CUDA tests skipped (see the reason above)" | tee -a "$OUT/tests.txt"; fi
 grep -E "^test |test result|skipped|panicked" "$OUT/tests.txt"
 
 echo "== a CUDA step from the command line" | tee "$OUT/cli.txt"

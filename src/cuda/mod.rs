@@ -19,7 +19,7 @@ mod ptx {
 }
 
 const LIBS_HINT: &str = "put the folders holding the CUDA libraries on LD_LIBRARY_PATH (with PyTorch installed by pip: \
-    <venv>/lib/python3.*/site-packages/nvidia/{cublas,cudnn,cuda_runtime}/lib; README.md, \"CUDA\")";
+    every <venv>/lib/python3.*/site-packages/nvidia/*/lib, e.g. nvidia/cu13/lib and nvidia/cudnn/lib; README.md, \"CUDA\")";
 
 pub struct Gpu {
     pub ordinal: usize,
