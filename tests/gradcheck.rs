@@ -95,6 +95,41 @@ fn conv2d_1x1_stride2() {
     conv_case("conv 1x1 s2", 2, 4, 6, 6, 1, 2, 1, false);
 }
 
+/// Maps of >= 256 output pixels take conv2d's per-image GEMM path (forward writes NCHW in place,
+/// backward-data reads gy in place); check it with groups and bias, against loops for the forward.
+#[test]
+fn conv2d_large_maps_grouped_with_bias() {
+    for (hw, stride) in [(16, 1), (32, 2)] {
+        let (n, cin, cout, k, groups) = (2, 4, 6, 3, 2);
+        let mut rng = StdRng::seed_from_u64(7);
+        let x = randn(&mut rng, &[n, cin, hw, hw], 1.0);
+        let (w, b) = (randn(&mut rng, &[cout, cin / groups, k, k], 0.5), randn(&mut rng, &[cout], 0.5));
+        let cfg = ConvCfg { stride, pad: 1, groups };
+        let y = mmard::ops::conv2d::forward(&x, &w, Some(&b), cfg);
+        let oh = (hw + 2 - k) / stride + 1;
+        assert!(oh * oh >= 256, "the case must take the per-image path");
+        let (og, cg) = (cout / groups, cin / groups);
+        for (i, &got) in y.data().iter().enumerate() {
+            let (ni, co, oy, ox) = (i / (cout * oh * oh), i / (oh * oh) % cout, i / oh % oh, i % oh);
+            let mut want = b.data()[co] as f64;
+            for c in 0..cg {
+                for ki in 0..k {
+                    for kj in 0..k {
+                        let (iy, ix) = ((oy * stride + ki) as isize - 1, (ox * stride + kj) as isize - 1);
+                        if iy < 0 || ix < 0 || iy >= hw as isize || ix >= hw as isize {
+                            continue;
+                        }
+                        let xv = x.data()[((ni * cin + co / og * cg + c) * hw + iy as usize) * hw + ix as usize];
+                        want += xv as f64 * w.data()[((co * cg + c) * k + ki) * k + kj] as f64;
+                    }
+                }
+            }
+            assert!((got as f64 - want).abs() < 1e-4, "{hw}x{hw} s{stride}: y[{i}] = {got}, loops give {want}");
+        }
+    }
+    conv_case("conv 16x16 groups 2 bias (per-image GEMMs)", 2, 4, 6, 16, 3, 1, 2, true);
+}
+
 #[test]
 fn conv2d_grouped() {
     conv_case("conv groups 2", 2, 4, 6, 5, 3, 1, 2, false);
