@@ -112,6 +112,8 @@ fn memory_bound_on(c: &mut Criterion, dev: &Device) {
     let (rm, rv) = (Tensor::zeros(&[32]).to_device(dev), Tensor::full(&[32], 1.0).to_device(dev));
     // (name, bytes moved, work): forward reads x and writes y; a backward also reads gy and writes gx.
     let cases: Vec<(&str, u64, Box<dyn Fn()>)> = vec![
+        // the ceiling the fused kernels are measured against: a plain copy (read + write)
+        ("copy", 2 * bytes, Box::new(|| drop(x.clone()))),
         ("relu_forward", 2 * bytes, Box::new(|| drop(elementwise::relu_forward(&x)))),
         ("relu_backward", 3 * bytes, Box::new(|| drop(elementwise::relu_backward(&x, &gy)))),
         ("add", 3 * bytes, Box::new(|| pass(GradMode::None, &x, None, &|t, v| {
