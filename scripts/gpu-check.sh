@@ -6,7 +6,7 @@
 # the GPU, CPU against GPU for every op, whole steps), then the step benchmarks beside PyTorch on the
 # GPU, and the memory-bound kernels against a device-to-device copy. Run it from the repository
 # root of a checkout (the tests read tests/fixtures). Logs go to
-# $OUT (default ./gpu-check-logs). Each part has its own time limit; the whole run ends well
+# $OUT (default ./gpu-check-logs). Each part has its own time limit (150 + 45 + 60 + 180 s at most), so the whole run ends well
 # inside 8 minutes.
 #
 # Usage: scripts/gpu-check.sh            (VENV=/opt/torch/.venv, BIN=gpu-bin, REPEATS=5)
@@ -44,20 +44,20 @@ export LD_LIBRARY_PATH="$LIBS${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 status=0
 echo "== cuda_parity" | tee "$OUT/tests.txt"
 start=$(date +%s)
-timeout 180 "$BIN/cuda_parity" --test-threads 1 --nocapture >> "$OUT/tests.txt" 2>&1 || status=1
+timeout 150 "$BIN/cuda_parity" --test-threads 1 --nocapture >> "$OUT/tests.txt" 2>&1 || status=1
 echo "cuda_parity: exit $status, $(( $(date +%s) - start )) s" | tee -a "$OUT/tests.txt"
 # On a GPU machine a skipped test is a failure: the GPU, driver or a library was not found.
 if grep -q "skipped:" "$OUT/tests.txt"; then status=1; echo "FAILED: CUDA tests skipped (see the reason above)" | tee -a "$OUT/tests.txt"; fi
 grep -E "^test |test result|skipped|panicked" "$OUT/tests.txt"
 
 echo "== a CUDA step from the command line" | tee "$OUT/cli.txt"
-timeout 60 "$BIN/mmard" --device cuda bench step --student resnet18 --teacher wide_resnet --teacher-config '{"depth":16,"widen":4}' \
+timeout 45 "$BIN/mmard" --device cuda bench step --student resnet18 --teacher wide_resnet --teacher-config '{"depth":16,"widen":4}' \
     --method mmard --batch 128 --repeats 3 2>&1 | tee -a "$OUT/cli.txt" || status=1
 
 echo "== memory-bound kernels against a device copy (GiB/s)" | tee "$OUT/kernels.txt"
-[ -x "$BIN/ops_bench" ] && timeout 90 "$BIN/ops_bench" --bench "memory_bound_cuda" --warm-up-time 1 --measurement-time 2 --noplot 2>&1 \
+[ -x "$BIN/ops_bench" ] && timeout 60 "$BIN/ops_bench" --bench "memory_bound_cuda" --warm-up-time 1 --measurement-time 2 --noplot 2>&1 \
     | grep -E "^memory_bound|thrpt" | tee -a "$OUT/kernels.txt"
 
 echo "== benchmarks (cuda)" | tee "$OUT/bench.txt"
-timeout 240 "$PY" bench/compare.py --device cuda --mmard "$BIN/mmard" --python "$PY" --repeats "$REPEATS" 2>&1 | tee -a "$OUT/bench.txt"
+timeout 180 "$PY" bench/compare.py --device cuda --mmard "$BIN/mmard" --python "$PY" --repeats "$REPEATS" 2>&1 | tee -a "$OUT/bench.txt"
 exit $status
