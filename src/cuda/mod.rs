@@ -85,12 +85,18 @@ impl Gpu {
         unsafe { ctx.disable_event_tracking() };
         // The stream-ordered pool keeps what it has: with the default threshold (0) it would hand
         // its memory back at every synchronisation, i.e. every training step, and map it again.
-        unsafe {
+        // Only speed depends on it: without pools (some virtualised GPUs) cudarc allocates synchronously.
+        if ctx.has_async_alloc() {
             use cudarc::driver::{result, sys};
-            let pool = result::device::get_default_mem_pool(ctx.cu_device()).map_err(|e| missing("no memory pool", e.to_string()))?;
             let mut keep = u64::MAX;
-            result::mem_pool::set_attribute(pool, sys::CUmemPool_attribute::CU_MEMPOOL_ATTR_RELEASE_THRESHOLD, &mut keep as *mut u64 as *mut _)
-                .map_err(|e| missing("could not configure the memory pool", e.to_string()))?;
+            // SAFETY: the device is the context's; the attribute takes a u64.
+            let kept = unsafe {
+                result::device::get_default_mem_pool(ctx.cu_device())
+                    .and_then(|pool| result::mem_pool::set_attribute(pool, sys::CUmemPool_attribute::CU_MEMPOOL_ATTR_RELEASE_THRESHOLD, &mut keep as *mut u64 as *mut _))
+            };
+            if let Err(e) = kept {
+                eprintln!("warning: cuda:{ordinal}: could not keep the memory pool's memory ({e}); allocations will be slower");
+            }
         }
         let name = ctx.name().unwrap_or_else(|_| "unknown GPU".into());
         let sms = ctx.attribute(cudarc::driver::sys::CUdevice_attribute::CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT).unwrap_or(32) as u32;

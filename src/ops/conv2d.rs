@@ -276,8 +276,9 @@ mod cuda {
         let mut y = g.empty(p.out.iter().product());
         g.conv_forward(&p, x.cu(), w.cu(), &mut y);
         if let Some(b) = b {
-            let (c, hw, total) = (p.out[1] as i32, (p.out[2] * p.out[3]) as i32, y.len() as i32);
-            crate::launch!(g, "bias_add_planes", g.grid(y.len()), &mut y, b.cu(), &c, &hw, &total);
+            let numel = p.out.iter().product::<usize>();
+            let (c, hw, total) = (p.out[1] as i32, (p.out[2] * p.out[3]) as i32, numel as i32);
+            crate::launch!(g, "bias_add_planes", g.grid(numel), &mut y, b.cu(), &c, &hw, &total);
         }
         Tensor::from_cuda(&g, &p.out, y)
     }

@@ -100,7 +100,8 @@ mod cuda {
         });
         let dwb = need_w.then(|| {
             // dWᵀ [fin, fout] = xᵀ [fin, n] · gy [n, fout]
-            let mut dw = g.empty(fout * fin);
+            // an empty batch (k = 0) leaves C to cuBLAS's discretion: zeros, not garbage
+            let mut dw = if n == 0 { g.zeros(fout * fin) } else { g.empty(fout * fin) };
             gemm(x, false, true, fin, fout, n, x.cu(), fin, gy.cu(), fout, &mut dw, 0.0);
             let mut db = g.empty(fout);
             let (ni, fo) = (n as i32, fout as i32);
