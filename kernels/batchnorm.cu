@@ -36,14 +36,16 @@ extern "C" __global__ void bn_running_stats(const float* run_mean, const float* 
     }
 }
 
-// y = x * a + b with a = invstd * gamma, b = beta - mean * a, in double, rounded once.
+// y = x * a + b with a = invstd * gamma, b = beta - mean * a, in double, rounded once; with relu,
+// max(y, 0) in the same pass (NaN stays NaN).
 extern "C" __global__ void bn_normalize(const float* x, float* y, const double* mean, const double* invstd,
-                                        const float* gamma, const float* beta, int c, int hw, int total) {
+                                        const float* gamma, const float* beta, int c, int hw, int total, int relu) {
     FOR_EACH(i, total) {
         int ch = (i / hw) % c;
         double a = invstd[ch] * (double)gamma[ch];
         double b = (double)beta[ch] - mean[ch] * a;
-        y[i] = (float)((double)x[i] * a + b);
+        float v = (float)((double)x[i] * a + b);
+        y[i] = relu && v < 0.f ? 0.f : v;
     }
 }
 

@@ -141,6 +141,10 @@ fn batchnorm_relu_add_pool_linear() {
             let (mut m, mut s) = (Tensor::zeros_on(&[c], &p[0].val.device()), Tensor::zeros_on(&[c], &p[0].val.device()));
             batchnorm::batch_norm(t, &v[0], &p[0], &p[1], batchnorm::Stats::Batch { running_mean: &mut m, running_var: &mut s, momentum: 0.1 }, 1e-5)
         });
+        both("bn+relu train", &dev, &[x.clone()], &gb, 1.0, 1e-5, |t, v, p| {
+            let (mut m, mut s) = (Tensor::zeros_on(&[c], &p[0].val.device()), Tensor::zeros_on(&[c], &p[0].val.device()));
+            batchnorm::batch_norm_relu(t, &v[0], &p[0], &p[1], batchnorm::Stats::Batch { running_mean: &mut m, running_var: &mut s, momentum: 0.1 }, 1e-5)
+        });
         both("bn eval", &dev, &[x.clone()], &gb, 1.0, 1e-5, |t, v, p| {
             let d = p[0].val.device();
             batchnorm::batch_norm(t, &v[0], &p[0], &p[1], batchnorm::Stats::Running { mean: &rm.to_device(&d), var: &rv.to_device(&d) }, 1e-5)

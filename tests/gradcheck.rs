@@ -154,6 +154,39 @@ fn batchnorm_train_and_eval() {
     gradcheck("bn eval", vec![x], params, &move |t, v, p| batchnorm::batch_norm(t, &v[0], &p[0], &p[1], Stats::Running { mean: &rm, var: &rv }, 1e-5));
 }
 
+/// The fused BN+ReLU gives exactly what BN then ReLU give, forward and backward, in both modes
+/// (each of those is gradchecked on its own; a finite difference across the ReLU's kink is not a
+/// fair check of the composition, since a batch statistic moves every output at once).
+#[test]
+fn bn_relu_is_bn_then_relu() {
+    let mut rng = StdRng::seed_from_u64(5);
+    let x = randn(&mut rng, &[3, 4, 5, 5], 2.0);
+    let gy = randn(&mut rng, &[3, 4, 5, 5], 1.0);
+    let (gamma, beta) = (Param { id: 0, val: Arc::new(randn(&mut rng, &[4], 0.5)) }, Param { id: 1, val: Arc::new(randn(&mut rng, &[4], 0.5)) });
+    for train in [true, false] {
+        let mut outs = Vec::new();
+        for fused in [false, true] {
+            let (mut rm, mut rv) = (Tensor::zeros(&[4]), Tensor::full(&[4], 1.0));
+            let (rm0, rv0) = (rm.clone(), rv.clone());
+            let stats = if train { Stats::Batch { running_mean: &mut rm, running_var: &mut rv, momentum: 0.1 } } else { Stats::Running { mean: &rm0, var: &rv0 } };
+            let mut t = Tape::new(GradMode::Params);
+            let xv = t.var(x.clone());
+            let y = if fused {
+                batchnorm::batch_norm_relu(&mut t, &xv, &gamma, &beta, stats, 1e-5)
+            } else {
+                let h = batchnorm::batch_norm(&mut t, &xv, &gamma, &beta, stats, 1e-5);
+                elementwise::relu(&mut t, &h)
+            };
+            let yv = (*y.val).clone();
+            t.backward(vec![(&y, gy.clone())]);
+            outs.push([yv, t.grad(&xv).unwrap().clone(), t.param_grad(0).unwrap().clone(), t.param_grad(1).unwrap().clone(), rm, rv]);
+        }
+        for (i, (a, b)) in outs[0].iter().zip(&outs[1]).enumerate() {
+            assert_eq!(a.data(), b.data(), "train {train}: output {i} of BN then ReLU and of the fused op differ");
+        }
+    }
+}
+
 #[test]
 fn relu_and_add() {
     let mut rng = StdRng::seed_from_u64(3);

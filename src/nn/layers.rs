@@ -4,7 +4,7 @@ use super::params::{Kind, ParamStore};
 use crate::ops::batchnorm::{self, Stats};
 use crate::ops::conv2d::{conv2d, ConvCfg};
 use crate::ops::{elementwise, linear};
-use crate::tape::{ParamId, Tape, Var};
+use crate::tape::{Param, ParamId, Tape, Var};
 use crate::tensor::Tensor;
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
@@ -94,26 +94,30 @@ pub struct Bn {
 
 impl Bn {
     pub fn fwd(&self, cx: &mut Ctx, x: &Var) -> Var {
+        self.apply(cx, x, batchnorm::batch_norm)
+    }
+
+    /// BN then ReLU, fused into one op.
+    pub fn relu(&self, cx: &mut Ctx, x: &Var) -> Var {
+        self.apply(cx, x, batchnorm::batch_norm_relu)
+    }
+
+    /// Runs `op` (plain or fused BN) with the statistics the mode asks for.
+    fn apply(&self, cx: &mut Ctx, x: &Var, op: fn(&mut Tape, &Var, &Param, &Param, Stats, f32) -> Var) -> Var {
         let (g, b) = (cx.params.param(self.weight), cx.params.param(self.bias));
         if !cx.bn_train {
             let stats = Stats::Running { mean: cx.params.get(self.mean), var: cx.params.get(self.var) };
-            return batchnorm::batch_norm(cx.tape, x, &g, &b, stats, cx.bn_eps);
+            return op(cx.tape, x, &g, &b, stats, cx.bn_eps);
         }
         // The running statistics are taken out of the store while BN moves them (gamma and beta
         // stay borrowed from it).
         let (mut rm, mut rv) = (cx.params.get(self.mean).clone(), cx.params.get(self.var).clone());
         let stats = Stats::Batch { running_mean: &mut rm, running_var: &mut rv, momentum: cx.bn_momentum };
-        let y = batchnorm::batch_norm(cx.tape, x, &g, &b, stats, cx.bn_eps);
+        let y = op(cx.tape, x, &g, &b, stats, cx.bn_eps);
         *cx.params.get_mut(self.mean) = rm;
         *cx.params.get_mut(self.var) = rv;
         cx.params.bump_counter(self.count);
         y
-    }
-
-    /// BN then ReLU.
-    pub fn relu(&self, cx: &mut Ctx, x: &Var) -> Var {
-        let y = self.fwd(cx, x);
-        cx.relu(&y)
     }
 }
 

@@ -42,14 +42,22 @@ pub fn batch_stats(x: &Tensor) -> (Vec<f64>, Vec<f64>) {
 
 /// `y = (x - mean) * invstd * gamma + beta`, per channel, rounded once from f64: deep eval-mode
 /// nets have pre-activations within an ulp of zero, where every extra rounding can flip a ReLU.
-fn normalize(x: &Tensor, mean: &[f64], invstd: &[f64], gamma: &[f32], beta: &[f32]) -> Tensor {
+/// With `relu`, a following ReLU is applied in the same pass (NaN stays NaN, as in `relu_forward`).
+fn normalize(x: &Tensor, mean: &[f64], invstd: &[f64], gamma: &[f32], beta: &[f32], relu: bool) -> Tensor {
     let (_, c, h, w) = x.dims4();
     let mut y = Tensor::zeros(x.shape());
     y.data_mut().par_chunks_mut(h * w).zip(x.data().par_chunks(h * w)).enumerate().with_min_len(grain(h * w)).for_each(|(i, (yp, xp))| {
         let ch = i % c;
         let a = invstd[ch] * gamma[ch] as f64;
         let b = beta[ch] as f64 - mean[ch] * a;
-        yp.iter_mut().zip(xp).for_each(|(o, &v)| *o = (v as f64 * a + b) as f32);
+        if relu {
+            yp.iter_mut().zip(xp).for_each(|(o, &v)| {
+                let y = (v as f64 * a + b) as f32;
+                *o = if y < 0.0 { 0.0 } else { y };
+            });
+        } else {
+            yp.iter_mut().zip(xp).for_each(|(o, &v)| *o = (v as f64 * a + b) as f32);
+        }
     });
     y
 }
@@ -131,10 +139,14 @@ struct BnNode {
     beta_id: usize,
     saved: Saved,
     train: bool,
+    /// The output of a fused BN+ReLU: its backward first masks the gradient with it.
+    relu_out: Option<Arc<Tensor>>,
 }
 
 impl Backward for BnNode {
     fn backward(&self, gy: &Tensor, need: &[bool], params: bool) -> Grads {
+        let masked = self.relu_out.as_ref().map(|y| super::elementwise::relu_backward(y, gy));
+        let gy = masked.as_ref().unwrap_or(gy);
         let (dx, dg, db) = match &self.saved {
             Saved::Cpu { mean, invstd } => {
                 let (dx, dg, db) = backward(&self.x, self.gamma.val.data(), mean, invstd, gy, self.train, need[0], params);
@@ -157,11 +169,21 @@ pub enum Stats<'a> {
 
 /// Batch normalisation as a recorded op.
 pub fn batch_norm(tape: &mut Tape, x: &Var, gamma: &Param, beta: &Param, stats: Stats, eps: f32) -> Var {
+    bn(tape, x, gamma, beta, stats, eps, false)
+}
+
+/// Batch normalisation then ReLU as one op: one pass over memory forward instead of two.
+pub fn batch_norm_relu(tape: &mut Tape, x: &Var, gamma: &Param, beta: &Param, stats: Stats, eps: f32) -> Var {
+    bn(tape, x, gamma, beta, stats, eps, true)
+}
+
+fn bn(tape: &mut Tape, x: &Var, gamma: &Param, beta: &Param, stats: Stats, eps: f32, relu: bool) -> Var {
     let train = matches!(stats, Stats::Batch { .. });
+    let node = |saved, y: &Arc<Tensor>| BnNode { x: x.val.clone(), gamma: gamma.clone(), beta_id: beta.id, saved, train, relu_out: relu.then(|| y.clone()) };
     #[cfg(feature = "cuda")]
     if x.val.gpu().is_some() {
-        let (y, s) = cuda::forward(&x.val, &gamma.val, &beta.val, stats, eps);
-        return tape.record(y, &[x], true, |_| BnNode { x: x.val.clone(), gamma: gamma.clone(), beta_id: beta.id, saved: Saved::Cuda(s), train });
+        let (y, s) = cuda::forward(&x.val, &gamma.val, &beta.val, stats, eps, relu);
+        return tape.record(y, &[x], true, |y| node(Saved::Cuda(s), y));
     }
     let (mean, var) = match stats {
         Stats::Batch { running_mean, running_var, momentum } => {
@@ -174,8 +196,8 @@ pub fn batch_norm(tape: &mut Tape, x: &Var, gamma: &Param, beta: &Param, stats: 
         Stats::Running { mean, var } => (mean.data().iter().map(|&v| v as f64).collect(), var.data().iter().map(|&v| v as f64).collect()),
     };
     let inv = invstd(&var, eps);
-    let y = normalize(&x.val, &mean, &inv, gamma.val.data(), beta.val.data());
-    tape.record(y, &[x], true, |_| BnNode { x: x.val.clone(), gamma: gamma.clone(), beta_id: beta.id, saved: Saved::Cpu { mean, invstd: inv }, train })
+    let y = normalize(&x.val, &mean, &inv, gamma.val.data(), beta.val.data(), relu);
+    tape.record(y, &[x], true, |y| node(Saved::Cpu { mean, invstd: inv }, y))
 }
 
 #[cfg(feature = "cuda")]
@@ -193,7 +215,7 @@ mod cuda {
         invstd: CudaSlice<f64>,
     }
 
-    pub fn forward(x: &Tensor, gamma: &Tensor, beta: &Tensor, which: Which, eps: f32) -> (Tensor, Stats) {
+    pub fn forward(x: &Tensor, gamma: &Tensor, beta: &Tensor, which: Which, eps: f32, relu: bool) -> (Tensor, Stats) {
         let g: Arc<Gpu> = x.gpu().unwrap().clone();
         let (n, c, h, w) = x.dims4();
         let (ni, ci, hw) = (n as i32, c as i32, (h * w) as i32);
@@ -206,7 +228,8 @@ mod cuda {
         }
         let total = x.numel() as i32;
         let mut y = g.empty(x.numel());
-        launch!(g, "bn_normalize", g.grid(x.numel()), x.cu(), &mut y, &s.mean, &s.invstd, gamma.cu(), beta.cu(), &ci, &hw, &total);
+        let r = relu as i32;
+        launch!(g, "bn_normalize", g.grid(x.numel()), x.cu(), &mut y, &s.mean, &s.invstd, gamma.cu(), beta.cu(), &ci, &hw, &total, &r);
         (Tensor::from_cuda(&g, x.shape(), y), s)
     }
 
