@@ -68,6 +68,16 @@ impl Tensor {
         }
     }
 
+    /// `self` on `dev`: moved as it is when already there, copied otherwise.
+    pub fn into_device(self, dev: &Device) -> Tensor {
+        if self.device() == *dev { self } else { self.to_device(dev) }
+    }
+
+    /// `self` on `dev`: borrowed when already there, a copy otherwise.
+    pub fn on(&self, dev: &Device) -> Cow<'_, Tensor> {
+        if self.device() == *dev { Cow::Borrowed(self) } else { Cow::Owned(self.to_device(dev)) }
+    }
+
     /// The values on the host (a copy from a GPU, which waits for it).
     pub fn host(&self) -> Cow<'_, [f32]> {
         match &self.storage {

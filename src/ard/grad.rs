@@ -10,10 +10,10 @@ use crate::tensor::Tensor;
 /// the caller maximises, e.g. a batch sum) and any value it wants to keep, such as per-sample losses.
 pub fn input_grad<T>(model: &mut Model, tape: &mut Tape, x: &Tensor, loss: impl FnOnce(&Tensor) -> (Tensor, T)) -> (Tensor, Tensor, T) {
     let (here, there) = (x.device(), model.device());
-    let (xv, logits) = forward_input(model, tape, &x.to_device(&there));
+    let (xv, logits) = forward_input(model, tape, &x.on(&there));
     let z = logits.val.to_device(&here);
     let (g, keep) = loss(&z);
-    tape.backward(vec![(&logits, g.to_device(&there))]);
+    tape.backward(vec![(&logits, g.into_device(&there))]);
     let grad = tape.grad(&xv).expect("the input of an Input-mode tape has a gradient").to_device(&here);
     (z, grad, keep)
 }
@@ -26,14 +26,14 @@ pub fn logits(model: &mut Model, x: &Tensor, batch: usize) -> Tensor {
     let parts: Vec<Tensor> = (0..n)
         .step_by(batch.max(1))
         .map(|start| {
-            let xb = tape.input(x.rows(start, n.min(start + batch.max(1))).to_device(&there));
+            let xb = tape.input(x.rows(start, n.min(start + batch.max(1))).into_device(&there));
             std::sync::Arc::unwrap_or_clone(model.forward(&mut tape, &xb, false).val)
         })
         .collect();
     if parts.is_empty() {
         return Tensor::zeros(&[0, model.arch.classes()]);
     }
-    Tensor::cat_rows(&parts).to_device(&x.device())
+    Tensor::cat_rows(&parts).into_device(&x.device())
 }
 
 /// Forward pass of `x` on an Input-mode tape (cleared first): returns the input and logits values,

@@ -80,7 +80,7 @@ impl Stepper {
     /// student's device once; everything after stays there.
     pub fn step(&mut self, obj: &Objective, pgd: Pgd, student: &mut Model, mut teacher: Option<&mut Model>, opt: &mut Sgd, x: &Tensor, y: &[usize], rng: &mut StdRng) -> Result<StepStats> {
         let n = y.len();
-        let x = &x.to_device(&student.device());
+        let x = &*x.on(&student.device());
         if obj.needs_teacher() && teacher.is_none() {
             return Err(err!("method {} needs a teacher (--teacher)", obj.method.name()));
         }

@@ -94,7 +94,7 @@ pub fn bench(cmd: &BenchCmd) -> Result<()> {
     }
     let mut rng = StdRng::seed_from_u64(0);
     let dev = super::device();
-    let x = Tensor::from_vec(&[a.batch, c, h, w], (0..a.batch * c * h * w).map(|_| rng.random_range(0.0..1.0)).collect()).to_device(&dev);
+    let x = Tensor::from_vec(&[a.batch, c, h, w], (0..a.batch * c * h * w).map(|_| rng.random_range(0.0..1.0)).collect()).into_device(&dev);
     let y: Vec<usize> = (0..a.batch).map(|_| rng.random_range(0..a.classes)).collect();
     let pgd = Pgd { eps: 8.0 / 255.0, step: 2.0 / 255.0, steps: a.pgd_steps };
     let mut opt = Sgd::new(SgdCfg { lr: 0.01, momentum: 0.9, weight_decay: obj.method.weight_decay(), nesterov: false }, &student.params);

@@ -69,7 +69,7 @@ impl Sgd {
         if v.len() != buf.numel() {
             return Err(format!("momentum buffer of {} values, the parameter has {}", v.len(), buf.numel()));
         }
-        *buf = Tensor::from_vec(buf.shape(), v.to_vec()).to_device(&buf.device());
+        *buf = Tensor::from_vec(buf.shape(), v.to_vec()).into_device(&buf.device());
         Ok(())
     }
 }

@@ -92,7 +92,7 @@ impl ParamStore {
                 return Err(Error::Shape { name: e.name.clone(), expected: e.val.shape().to_vec(), found: s.shape.clone() });
             }
             match &s.values {
-                Values::F32(v) => e.val = Arc::new(Tensor::from_vec(&s.shape, v.clone()).to_device(&e.val.device())),
+                Values::F32(v) => e.val = Arc::new(Tensor::from_vec(&s.shape, v.clone()).into_device(&e.val.device())),
                 Values::I64(_) => return Err(Error::Dtype { name: e.name.clone(), dtype: "I64 (expected a floating-point tensor)".into() }),
             }
             used.insert(&e.name, ());
@@ -117,7 +117,9 @@ impl ParamStore {
     /// Moves every tensor to `dev`.
     pub fn to_device(&mut self, dev: &crate::Device) {
         for e in &mut self.entries {
-            e.val = Arc::new(e.val.to_device(dev));
+            if e.val.device() != *dev {
+                e.val = Arc::new(e.val.to_device(dev));
+            }
         }
     }
 

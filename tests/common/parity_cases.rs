@@ -119,19 +119,15 @@ fn bn_case(f: &TensorFile) -> Check {
 }
 
 fn pool_linear_case(f: &TensorFile) -> Check {
-    let mut tape = Tape::new(GradMode::Params);
-    let x = tape.var(t(f, "x")?);
-    let mp = pool::maxpool2(&mut tape, &x);
-    close_op("maxpool_y", &mp.val, f, "maxpool_y")?;
-    tape.backward(vec![(&mp, t(f, "maxpool_grad_y")?)]);
-    close_op("maxpool_grad_x", tape.grad(&x).unwrap(), f, "maxpool_grad_x")?;
-
-    let mut tape = Tape::new(GradMode::Params);
-    let x = tape.var(t(f, "x")?);
-    let ap = pool::avgpool(&mut tape, &x);
-    close_op("avgpool_y", &ap.val, f, "avgpool_y")?;
-    tape.backward(vec![(&ap, t(f, "avgpool_grad_y")?)]);
-    close_op("avgpool_grad_x", tape.grad(&x).unwrap(), f, "avgpool_grad_x")?;
+    let pools: [(&str, fn(&mut Tape, &mmard::Var) -> mmard::Var); 2] = [("maxpool", pool::maxpool2), ("avgpool", pool::avgpool)];
+    for (tag, op) in pools {
+        let mut tape = Tape::new(GradMode::Params);
+        let x = tape.var(t(f, "x")?);
+        let y = op(&mut tape, &x);
+        close_op(&format!("{tag}_y"), &y.val, f, &format!("{tag}_y"))?;
+        tape.backward(vec![(&y, t(f, &format!("{tag}_grad_y"))?)]);
+        close_op(&format!("{tag}_grad_x"), tape.grad(&x).unwrap(), f, &format!("{tag}_grad_x"))?;
+    }
 
     let mut tape = Tape::new(GradMode::Params);
     let a = tape.var(t(f, "linear_x")?);
