@@ -45,8 +45,7 @@ pub fn batch_stats(x: &Tensor) -> (Vec<f64>, Vec<f64>) {
 /// With `relu`, a following ReLU is applied in the same pass (NaN stays NaN, as in `relu_forward`).
 fn normalize(x: &Tensor, mean: &[f64], invstd: &[f64], gamma: &[f32], beta: &[f32], relu: bool) -> Tensor {
     let (_, c, h, w) = x.dims4();
-    let mut y = Tensor::zeros(x.shape());
-    y.data_mut().par_chunks_mut(h * w).zip(x.data().par_chunks(h * w)).enumerate().with_min_len(grain(h * w)).for_each(|(i, (yp, xp))| {
+    Tensor::written(x.shape(), |y| y.par_chunks_mut(h * w).zip(x.data().par_chunks(h * w)).enumerate().with_min_len(grain(h * w)).for_each(|(i, (yp, xp))| {
         let ch = i % c;
         let a = invstd[ch] * gamma[ch] as f64;
         let b = beta[ch] as f64 - mean[ch] * a;
@@ -58,8 +57,7 @@ fn normalize(x: &Tensor, mean: &[f64], invstd: &[f64], gamma: &[f32], beta: &[f3
         } else {
             yp.iter_mut().zip(xp).for_each(|(o, &v)| *o = (v as f64 * a + b) as f32);
         }
-    });
-    y
+    }))
 }
 
 fn invstd(var: &[f64], eps: f32) -> Vec<f64> {
@@ -106,8 +104,7 @@ pub fn backward(x: &Tensor, gamma: &[f32], mean: &[f64], invstd: &[f64], gy: &Te
     let dgamma: Vec<f32> = sums.iter().map(|s| s.1 as f32).collect();
     let dbeta: Vec<f32> = sums.iter().map(|s| s.0 as f32).collect();
     let dx = need_x.then(|| {
-        let mut dx = Tensor::zeros(x.shape());
-        dx.data_mut().par_chunks_mut(h * w).enumerate().with_min_len(grain(h * w)).for_each(|(i, dp)| {
+        Tensor::written(x.shape(), |dx| dx.par_chunks_mut(h * w).enumerate().with_min_len(grain(h * w)).for_each(|(i, dp)| {
             let ch = i % c;
             let k = (gamma[ch] as f64 * invstd[ch]) as f32;
             let (mu, inv) = (mean[ch] as f32, invstd[ch] as f32);
@@ -120,8 +117,7 @@ pub fn backward(x: &Tensor, gamma: &[f32], mean: &[f64], invstd: &[f64], gy: &Te
             } else {
                 dp.iter_mut().zip(gp).for_each(|(d, &g)| *d = k * g);
             }
-        });
-        dx
+        }))
     });
     (dx, dgamma, dbeta)
 }

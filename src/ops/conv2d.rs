@@ -111,9 +111,10 @@ pub fn forward(x: &Tensor, w: &Tensor, b: Option<&Tensor>, cfg: ConvCfg) -> Tens
         return cuda::forward(x, w, b, cfg);
     }
     let g = p.geom;
-    let mut y = Tensor::zeros(&[p.n, p.cout, g.oh, g.ow]);
+    let shape = [p.n, p.cout, g.oh, g.ow];
     let bias = b.map(|b| b.data());
     if p.is_depthwise() {
+        let mut y = Tensor::zeros(&shape);
         depthwise::forward(x.data(), w.data(), &g, p.n, y.data_mut());
         if let Some(b) = bias {
             y.data_mut().par_chunks_mut(p.opix()).enumerate().with_min_len(grain(p.opix())).for_each(|(i, d)| d.iter_mut().for_each(|v| *v += b[i % p.cout]));
@@ -127,7 +128,8 @@ pub fn forward(x: &Tensor, w: &Tensor, b: Option<&Tensor>, cfg: ConvCfg) -> Tens
     // yᵀ column-major), with no scatter pass and a long, unpacked pixel dimension. Small maps keep
     // one GEMM per chunk, whose output is scattered: per-image GEMMs there are too small.
     let direct = opix >= DIRECT_MIN_PIXELS;
-    y.data_mut().par_chunks_mut(p.nb * p.cout * opix).enumerate().for_each(|(ci, yc)| {
+    // Every value of y is written: by the GEMMs (which do not read it) or by the scatter.
+    Tensor::written(&shape, |y| y.par_chunks_mut(p.nb * p.cout * opix).enumerate().for_each(|(ci, yc)| {
         p.with_scratch(|col, buf| {
             let (n0, nb) = (ci * p.nb, yc.len() / (p.cout * opix));
             let cols = nb * opix;
@@ -153,8 +155,7 @@ pub fn forward(x: &Tensor, w: &Tensor, b: Option<&Tensor>, cfg: ConvCfg) -> Tens
                 scatter(&buf[..p.cout * cols], yc, p.cout, opix, nb, bias);
             }
         })
-    });
-    y
+    }))
 }
 
 /// Gradients of input and weight (each only when asked for) from `gy`.
