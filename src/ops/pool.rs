@@ -54,14 +54,9 @@ pub fn maxpool2_backward(x_shape: &[usize], idx: &[u32], gy: &Tensor) -> Tensor 
             for oy in 0..oh {
                 let (r0, r1) = gp[2 * oy * w..][..2 * w].split_at_mut(w);
                 let base = (2 * oy * w) as u32;
-                let (ir, gr) = (&ip[oy * ow..][..ow], &g[oy * ow..][..ow]);
-                for ox in 0..ow {
-                    let at = ir[ox] - base - 2 * ox as u32;
-                    let v = gr[ox];
-                    r0[2 * ox] = if at == 0 { v } else { 0.0 };
-                    r0[2 * ox + 1] = if at == 1 { v } else { 0.0 };
-                    r1[2 * ox] = if at == w as u32 { v } else { 0.0 };
-                    r1[2 * ox + 1] = if at == w as u32 + 1 { v } else { 0.0 };
+                for o in (0..ow).step_by(BLOCK) {
+                    let n = BLOCK.min(ow - o);
+                    unpool_block(&ip[oy * ow + o..][..n], &g[oy * ow + o..][..n], base + 2 * o as u32, w as u32, &mut r0[2 * o..][..2 * n], &mut r1[2 * o..][..2 * n]);
                 }
                 if w % 2 == 1 {
                     (r0[w - 1], r1[w - 1]) = (0.0, 0.0);
@@ -70,6 +65,27 @@ pub fn maxpool2_backward(x_shape: &[usize], idx: &[u32], gy: &Tensor) -> Tensor 
             gp[2 * oh * w..].fill(0.0);
         })
     })
+}
+
+const BLOCK: usize = 64;
+
+/// Up to `BLOCK` windows of one row pair: each window's gradient goes to the position it was taken
+/// from and 0 to the other three. The masks are computed into contiguous arrays first and then
+/// interleaved into the rows: the same work as one loop with stride-2 stores stays scalar.
+fn unpool_block(idx: &[u32], g: &[f32], base: u32, w: u32, r0: &mut [f32], r1: &mut [f32]) {
+    let mut v = [[0.0f32; BLOCK]; 4];
+    for (i, (&at, &g)) in idx.iter().zip(g).enumerate().take(BLOCK) {
+        let at = at.wrapping_sub(base + 2 * i as u32);
+        for (k, off) in [0, 1, w, w + 1].into_iter().enumerate() {
+            v[k][i] = if at == off { g } else { 0.0 };
+        }
+    }
+    for (r, (a, b)) in [(r0, (&v[0], &v[1])), (r1, (&v[2], &v[3]))] {
+        let n = r.len() / 2;
+        for i in 0..n {
+            (r[2 * i], r[2 * i + 1]) = (a[i], b[i]);
+        }
+    }
 }
 
 /// Where each output of a max-pool came from.
