@@ -171,26 +171,7 @@ mod cuda {
         (Tensor::from_cuda(&g, &[n, c, h / 2, w / 2], y), idx)
     }
 
-    /// One output row from its two input rows. Written as plain indexed selects so that LLVM
-/// vectorises it (the stride-2 loads become shuffles): the earlier per-window loop ran at a tenth
-/// of the memory bandwidth.
-fn pool_row(r0: &[f32], r1: &[f32], y: &mut [f32], idx: &mut [u32], base: u32, w: u32) {
-    let ow = y.len();
-    let (r0, r1, idx) = (&r0[..2 * ow], &r1[..2 * ow], &mut idx[..ow]);
-    for ox in 0..ow {
-        let (mut v, mut o) = (r0[2 * ox], 0);
-        // scan order; a later value wins only when larger, or NaN (PyTorch's first maximum)
-        for (c, off) in [(r0[2 * ox + 1], 1), (r1[2 * ox], w), (r1[2 * ox + 1], w + 1)] {
-            let take = c > v || c.is_nan();
-            v = if take { c } else { v };
-            o = if take { off } else { o };
-        }
-        y[ox] = v;
-        idx[ox] = base + 2 * ox as u32 + o;
-    }
-}
-
-pub fn maxpool2_backward(x_shape: &[usize], idx: &CudaSlice<u32>, gy: &Tensor) -> Tensor {
+    pub fn maxpool2_backward(x_shape: &[usize], idx: &CudaSlice<u32>, gy: &Tensor) -> Tensor {
         let g = gy.gpu().unwrap().clone();
         let mut gx = Tensor::zeros_on(x_shape, &gy.device());
         let (hi, wi, planes) = (x_shape[2] as i32, x_shape[3] as i32, (x_shape[0] * x_shape[1]) as i32);
