@@ -1,5 +1,6 @@
-//! Criterion benches: the conv layers of CIFAR ResNet-18 at batch 32 (throughput in FLOP/s, shown
-//! as elem/s), whole ResNet-18 passes in each GradMode, and the memory-bound ops (ReLU, add,
+//! Criterion benches: the conv layers of CIFAR ResNet-18 at batch 32 (throughput in direct-
+//! convolution FLOP/s, shown as elem/s, also for the Winograd layers, whose transformed filters
+//! are cached after the first call as in the PGD inner loop), whole ResNet-18 passes in each GradMode, and the memory-bound ops (ReLU, add,
 //! max-pool, BatchNorm, the fused PGD step, the fused losses) at the size of SmallCNN's first
 //! activation at batch 128 (throughput in bytes moved). The memory-bound group also runs on the
 //! GPU in a `--features cuda` build on a machine with one. `bench/pytorch_ops.py` times the same
@@ -40,7 +41,7 @@ fn conv_layers(c: &mut Criterion) {
     g.sample_size(10);
     for (cin, cout, side, k, stride) in LAYERS {
         let cfg = ConvCfg { stride, pad: k / 2, groups: 1 };
-        let (x, w) = (filled(&[BATCH, cin, side, side]), filled(&[cout, cin, k, k]));
+        let (x, w) = (filled(&[BATCH, cin, side, side]), Arc::new(filled(&[cout, cin, k, k])));
         let gy = forward(&x, &w, None, cfg);
         let flops = 2 * gy.numel() * cin * k * k;
         let id = format!("{cin}-{cout}_{side}_k{k}s{stride}");

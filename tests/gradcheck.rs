@@ -85,6 +85,12 @@ fn conv2d_3x3_stride1() {
     conv_case("conv 3x3 s1", 2, 3, 4, 6, 3, 1, 1, false);
 }
 
+/// 16 channels each side: the Winograd path (forward and input gradient), on an odd map.
+#[test]
+fn conv2d_3x3_stride1_winograd_bias() {
+    conv_case("conv 3x3 s1 16->16 bias (Winograd)", 2, 16, 16, 7, 3, 1, 1, true);
+}
+
 #[test]
 fn conv2d_3x3_stride2_bias() {
     conv_case("conv 3x3 s2 bias", 2, 4, 5, 7, 3, 2, 1, true);
@@ -105,7 +111,7 @@ fn conv2d_large_maps_grouped_with_bias() {
         let x = randn(&mut rng, &[n, cin, hw, hw], 1.0);
         let (w, b) = (randn(&mut rng, &[cout, cin / groups, k, k], 0.5), randn(&mut rng, &[cout], 0.5));
         let cfg = ConvCfg { stride, pad: 1, groups };
-        let y = mmard::ops::conv2d::forward(&x, &w, Some(&b), cfg);
+        let y = mmard::ops::conv2d::forward(&x, &std::sync::Arc::new(w.clone()), Some(&b), cfg);
         let oh = (hw + 2 - k) / stride + 1;
         assert!(oh * oh >= 256, "the case must take the per-image path");
         let (og, cg) = (cout / groups, cin / groups);

@@ -1,8 +1,10 @@
 //! 2-d convolution (PyTorch semantics: weight [cout, cin/groups, k, k], square kernel, dilation 1).
 //! CPU: chunks of images are im2col'ed and multiplied in one GEMM per group (a GEMM per image
 //! runs at a fraction of the machine's FLOP/s on 4x4 and 8x8 maps); depthwise convolutions, where
-//! a GEMM would have one output row, use direct loops (`depthwise.rs`).
-use super::{depthwise, grain};
+//! a GEMM would have one output row, use direct loops (`depthwise.rs`); 3x3 stride-1 layers with
+//! 16 or more channels take Winograd F(2x2, 3x3) for the forward and the input gradient
+//! (`winograd.rs`), and im2col for the filter gradient.
+use super::{chunks, depthwise, grain, winograd};
 use super::gemm::{sgemm, sgemm_strided, Mat};
 use super::im2col::{col2im, im2col, Geom};
 use crate::tape::{Backward, Grads, Param, Tape, Var};
@@ -17,12 +19,10 @@ pub struct ConvCfg {
     pub groups: usize,
 }
 
+const WINOGRAD_MIN_CHANNELS: usize = 16;
+
 /// Output maps at least this large get one GEMM per image written straight into NCHW (see `forward`).
 const DIRECT_MIN_PIXELS: usize = 256;
-
-/// Column-matrix budget per chunk (floats): big enough for an efficient GEMM, small enough to stay
-/// in the last-level cache's neighbourhood and out of the way of the activations.
-const COL_BUDGET: usize = 1 << 21;
 
 struct Plan {
     n: usize,
@@ -30,11 +30,8 @@ struct Plan {
     cg: usize,
     og: usize,
     geom: Geom,
-    /// images per chunk
+    /// images per chunk, and whether chunks run side by side (`chunks::split`)
     nb: usize,
-    /// Chunks run side by side with one single-threaded GEMM each: the GEMM crate's own threading
-    /// splits the small output of a conv layer (64 rows) poorly, and a filter gradient's long
-    /// reduction (all pixels of the batch) not at all, while chunks of images split evenly.
     side_by_side: bool,
 }
 
@@ -45,12 +42,8 @@ impl Plan {
         assert!(cfg.groups > 0 && c % cfg.groups == 0 && cout % cfg.groups == 0, "conv2d: groups {} must divide {c} and {cout}", cfg.groups);
         assert_eq!(cg, c / cfg.groups, "conv2d: weight {w:?} does not fit {c} input channels in {} groups", cfg.groups);
         let geom = Geom::new(c, h, wd, k, cfg.stride, cfg.pad);
-        let per_image = (cg * k * k * geom.oh * geom.ow).max(1);
-        let threads = rayon::current_num_threads();
-        // Enough chunks to respect the budget, rounded up to a multiple of the threads, then even.
-        let chunks = (n * per_image).div_ceil(COL_BUDGET).max(1).next_multiple_of(threads).min(n.max(1));
-        let nb = n.max(1).div_ceil(chunks);
-        Plan { n, cout, cg, og: cout / cfg.groups, geom, nb, side_by_side: chunks >= threads && threads > 1 }
+        let (nb, side_by_side) = chunks::split(n, cg * k * k * geom.oh * geom.ow);
+        Plan { n, cout, cg, og: cout / cfg.groups, geom, nb, side_by_side }
     }
     fn opix(&self) -> usize {
         self.geom.oh * self.geom.ow
@@ -64,24 +57,17 @@ impl Plan {
     fn is_depthwise(&self) -> bool {
         self.cg == 1 && self.og == 1
     }
-    /// Runs `f` with scratch for one chunk (the column matrix and the `[cout, nb*opix]` GEMM
-    /// output), reused from call to call on each thread: zeroing 16 MiB per call showed as 10% of
-    /// a training profile. The buffers are taken out of the thread-local while in use, so a
-    /// nested call (rayon runs other tasks while a thread waits) gets its own.
+    /// 3×3 stride-1 convolutions with enough channels on both sides take Winograd F(2×2, 3×3)
+    /// (`winograd.rs`) for the forward and the input gradient. Few channels (a network's first
+    /// layer, 3 → 64) leave GEMMs too thin to pay for its transforms.
+    fn is_winograd(&self) -> bool {
+        let g = self.geom;
+        g.k == 3 && g.stride == 1 && g.pad <= 2 && self.groups() == 1 && self.cg.min(self.cout) >= WINOGRAD_MIN_CHANNELS
+    }
+    /// Runs `f` with scratch for one chunk: the column matrix and the `[cout, nb*opix]` GEMM output.
     fn with_scratch<R>(&self, f: impl FnOnce(&mut [f32], &mut [f32]) -> R) -> R {
-        thread_local! {
-            static SCRATCH: std::cell::Cell<(Vec<f32>, Vec<f32>)> = const { std::cell::Cell::new((Vec::new(), Vec::new())) };
-        }
-        let (cl, bl) = (self.kdim() * self.nb * self.opix(), self.cout * self.nb * self.opix());
-        let (mut col, mut buf) = SCRATCH.take();
-        for (v, n) in [(&mut col, cl), (&mut buf, bl)] {
-            if v.len() < n {
-                v.resize(n, 0.0);
-            }
-        }
-        let r = f(&mut col[..cl], &mut buf[..bl]);
-        SCRATCH.set((col, buf));
-        r
+        let cols = self.nb * self.opix();
+        chunks::with_scratch(self.kdim() * cols, self.cout * cols, f)
     }
 }
 
@@ -104,7 +90,7 @@ fn gather(gy: &[f32], buf: &mut [f32], cout: usize, opix: usize, nb: usize) {
     });
 }
 
-pub fn forward(x: &Tensor, w: &Tensor, b: Option<&Tensor>, cfg: ConvCfg) -> Tensor {
+pub fn forward(x: &Tensor, w: &Arc<Tensor>, b: Option<&Tensor>, cfg: ConvCfg) -> Tensor {
     let p = Plan::new(x.shape(), w.shape(), cfg);
     #[cfg(feature = "cuda")]
     if x.gpu().is_some() {
@@ -113,6 +99,10 @@ pub fn forward(x: &Tensor, w: &Tensor, b: Option<&Tensor>, cfg: ConvCfg) -> Tens
     let g = p.geom;
     let shape = [p.n, p.cout, g.oh, g.ow];
     let bias = b.map(|b| b.data());
+    if p.is_winograd() {
+        let u = winograd::cached_filter(w, p.cout, p.cg);
+        return Tensor::written(&shape, |y| winograd::forward(x.data(), &u, p.n, p.cg, p.cout, (g.h, g.w), g.pad, bias, y));
+    }
     if p.is_depthwise() {
         let mut y = Tensor::zeros(&shape);
         depthwise::forward(x.data(), w.data(), &g, p.n, y.data_mut());
@@ -159,7 +149,7 @@ pub fn forward(x: &Tensor, w: &Tensor, b: Option<&Tensor>, cfg: ConvCfg) -> Tens
 }
 
 /// Gradients of input and weight (each only when asked for) from `gy`.
-pub fn backward(x: &Tensor, w: &Tensor, gy: &Tensor, cfg: ConvCfg, need_x: bool, need_w: bool) -> (Option<Tensor>, Option<Tensor>) {
+pub fn backward(x: &Tensor, w: &Arc<Tensor>, gy: &Tensor, cfg: ConvCfg, need_x: bool, need_w: bool) -> (Option<Tensor>, Option<Tensor>) {
     let p = Plan::new(x.shape(), w.shape(), cfg);
     #[cfg(feature = "cuda")]
     if x.gpu().is_some() {
@@ -186,6 +176,10 @@ pub fn backward(x: &Tensor, w: &Tensor, gy: &Tensor, cfg: ConvCfg, need_x: bool,
     let direct = opix >= DIRECT_MIN_PIXELS;
     // dx: each chunk of images writes its own slice of dx.
     let dx = need_x.then(|| {
+        if p.is_winograd() {
+            let u = winograd::cached_filter(w, p.cout, p.cg);
+            return Tensor::written(x.shape(), |dx| winograd::backward_data(gyd, &u, p.n, p.cg, p.cout, (g.h, g.w), g.pad, dx));
+        }
         let mut dx = Tensor::zeros(x.shape());
         dx.data_mut().par_chunks_mut(p.nb * img).enumerate().for_each(|(ci, dxc)| {
             p.with_scratch(|col, buf| {
@@ -271,7 +265,7 @@ mod cuda {
         s.try_into().expect("conv2d: 4-d shapes")
     }
 
-    pub fn forward(x: &Tensor, w: &Tensor, b: Option<&Tensor>, cfg: ConvCfg) -> Tensor {
+    pub fn forward(x: &Tensor, w: &Arc<Tensor>, b: Option<&Tensor>, cfg: ConvCfg) -> Tensor {
         let g = x.gpu().unwrap().clone();
         let p = g.conv_plan(four(x.shape()), four(w.shape()), cfg.stride, cfg.pad, cfg.groups);
         let mut y = g.empty(p.out.iter().product());
@@ -284,7 +278,7 @@ mod cuda {
         Tensor::from_cuda(&g, &p.out, y)
     }
 
-    pub fn backward(x: &Tensor, w: &Tensor, gy: &Tensor, cfg: ConvCfg, need_x: bool, need_w: bool) -> (Option<Tensor>, Option<Tensor>) {
+    pub fn backward(x: &Tensor, w: &Arc<Tensor>, gy: &Tensor, cfg: ConvCfg, need_x: bool, need_w: bool) -> (Option<Tensor>, Option<Tensor>) {
         let g = x.gpu().unwrap().clone();
         let p = g.conv_plan(four(x.shape()), four(w.shape()), cfg.stride, cfg.pad, cfg.groups);
         let dx = need_x.then(|| {

@@ -1,10 +1,12 @@
 //! One file per op: the CPU code, the recorded (tape) version where it has a backward, and tests.
 pub mod batchnorm;
 pub mod conv2d;
+mod chunks;
 mod depthwise;
 pub mod elementwise;
 pub mod gemm;
 mod im2col;
+mod winograd;
 pub mod linear;
 pub mod loss;
 pub mod pgd;
