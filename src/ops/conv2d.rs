@@ -265,7 +265,7 @@ mod cuda {
         s.try_into().expect("conv2d: 4-d shapes")
     }
 
-    pub fn forward(x: &Tensor, w: &Arc<Tensor>, b: Option<&Tensor>, cfg: ConvCfg) -> Tensor {
+    pub fn forward(x: &Tensor, w: &Tensor, b: Option<&Tensor>, cfg: ConvCfg) -> Tensor {
         let g = x.gpu().unwrap().clone();
         let p = g.conv_plan(four(x.shape()), four(w.shape()), cfg.stride, cfg.pad, cfg.groups);
         let mut y = g.empty(p.out.iter().product());
@@ -278,7 +278,7 @@ mod cuda {
         Tensor::from_cuda(&g, &p.out, y)
     }
 
-    pub fn backward(x: &Tensor, w: &Arc<Tensor>, gy: &Tensor, cfg: ConvCfg, need_x: bool, need_w: bool) -> (Option<Tensor>, Option<Tensor>) {
+    pub fn backward(x: &Tensor, w: &Tensor, gy: &Tensor, cfg: ConvCfg, need_x: bool, need_w: bool) -> (Option<Tensor>, Option<Tensor>) {
         let g = x.gpu().unwrap().clone();
         let p = g.conv_plan(four(x.shape()), four(w.shape()), cfg.stride, cfg.pad, cfg.groups);
         let dx = need_x.then(|| {
