@@ -109,9 +109,9 @@ fn conv2d_large_maps_grouped_with_bias() {
         let (n, cin, cout, k, groups) = (2, 4, 6, 3, 2);
         let mut rng = StdRng::seed_from_u64(7);
         let x = randn(&mut rng, &[n, cin, hw, hw], 1.0);
-        let (w, b) = (randn(&mut rng, &[cout, cin / groups, k, k], 0.5), randn(&mut rng, &[cout], 0.5));
+        let (w, b) = (Arc::new(randn(&mut rng, &[cout, cin / groups, k, k], 0.5)), randn(&mut rng, &[cout], 0.5));
         let cfg = ConvCfg { stride, pad: 1, groups };
-        let y = mmard::ops::conv2d::forward(&x, &std::sync::Arc::new(w.clone()), Some(&b), cfg);
+        let y = mmard::ops::conv2d::forward(&x, &w, Some(&b), cfg);
         let oh = (hw + 2 - k) / stride + 1;
         assert!(oh * oh >= 256, "the case must take the per-image path");
         let (og, cg) = (cout / groups, cin / groups);

@@ -41,51 +41,23 @@ impl Tiles {
 }
 
 /// Transformed filters `u[ξ][co][ci] = (G w[co][ci] Gᵀ)[ξ]`, ξ = 4·row + column, with
-/// `G = [[1, 0, 0], [½, ½, ½], [½, −½, ½], [0, 0, 1]]`. Blocks of filters are transposed to
-/// `[tap][filter]` first, so each output row is a few vector additions.
+/// `G = [[1, 0, 0], [½, ½, ½], [½, −½, ½], [0, 0, 1]]`. Runs once per weight (`cached_filter`).
 fn transform_filter(w: &[f32], cout: usize, cin: usize) -> Vec<f32> {
-    const BLOCK: usize = 256;
     let k = cout * cin;
     assert_eq!(w.len(), k * 9, "winograd: filter of {} values, expected {cout}x{cin}x3x3", w.len());
-    let mut blocks: Vec<Vec<f32>> = w.par_chunks(9 * BLOCK).map(|wb| {
-        let nf = wb.len() / 9;
-        let tap = |t: usize| wb.iter().skip(t).step_by(9).copied();
-        // Gg: rows 0 and 3 are rows 0 and 2 of g; rows 1 and 2 are ½(g0 ± g1 + g2), per column.
-        let mut gg = vec![0.0f32; 12 * nf];
-        for s in 0..3 {
-            let col: Vec<[f32; 3]> = tap(s).zip(tap(3 + s)).zip(tap(6 + s)).map(|((a, b), c)| [a, b, c]).collect();
-            gg[s * nf..][..nf].iter_mut().zip(&col).for_each(|(o, v)| *o = v[0]);
-            gg[(9 + s) * nf..][..nf].iter_mut().zip(&col).for_each(|(o, v)| *o = v[2]);
-            gg[(3 + s) * nf..][..nf].iter_mut().zip(&col).for_each(|(o, v)| *o = 0.5 * (v[0] + v[1] + v[2]));
-            gg[(6 + s) * nf..][..nf].iter_mut().zip(&col).for_each(|(o, v)| *o = 0.5 * (v[0] - v[1] + v[2]));
-        }
-        // (Gg)Gᵀ: the same combination along each row of Gg.
-        let mut u = vec![0.0f32; 16 * nf];
+    // G applied to three values: a column of g, then a row of Gg
+    let g3 = |a: f32, b: f32, c: f32| [a, 0.5 * (a + b + c), 0.5 * (a - b + c), c];
+    let per_filter: Vec<[f32; 16]> = w.par_chunks_exact(9).map(|g| {
+        let cols: [[f32; 4]; 3] = std::array::from_fn(|s| g3(g[s], g[3 + s], g[6 + s]));
+        let mut u = [0.0f32; 16];
         for r in 0..4 {
-            let g = |s: usize| &gg[(r * 3 + s) * nf..][..nf];
-            let (g0, g1, g2) = (g(0), g(1), g(2));
-            let out = &mut u[r * 4 * nf..][..4 * nf];
-            let (o0, rest) = out.split_at_mut(nf);
-            let (o1, rest) = rest.split_at_mut(nf);
-            let (o2, o3) = rest.split_at_mut(nf);
-            o0.copy_from_slice(g0);
-            o3.copy_from_slice(g2);
-            combine(o1, [g0, g1, g2], |[a, b, c]| 0.5 * (a + b + c));
-            combine(o2, [g0, g1, g2], |[a, b, c]| 0.5 * (a - b + c));
+            u[4 * r..4 * r + 4].copy_from_slice(&g3(cols[0][r], cols[1][r], cols[2][r]));
         }
         u
     }).collect();
-    // every value is written: each block fills its filters' slot in all 16 rows
-    crate::tensor::written(16 * k, |u| {
-        let mut f0 = 0;
-        for b in blocks.drain(..) {
-            let nf = b.len() / 16;
-            for xi in 0..16 {
-                u[xi * k + f0..][..nf].copy_from_slice(&b[xi * nf..][..nf]);
-            }
-            f0 += nf;
-        }
-    })
+    let mut u = vec![0.0f32; 16 * k];
+    u.par_chunks_mut(k).enumerate().for_each(|(xi, row)| row.iter_mut().zip(&per_filter).for_each(|(o, f)| *o = f[xi]));
+    u
 }
 
 /// `transform_filter` of the weights in use, kept as long as they live: the PGD inner loop runs
@@ -328,3 +300,4 @@ mod tests {
         assert_ne!(*changed, *u);
     }
 }
+
