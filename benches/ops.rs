@@ -3,9 +3,9 @@
 //! are cached after the first call as in the PGD inner loop), whole ResNet-18 passes in each
 //! GradMode, and the memory-bound ops (ReLU, add, max-pool, BatchNorm, the fused PGD step, the
 //! fused losses) at the size of SmallCNN's first activation at batch 128 (throughput in bytes
-//! moved). The memory-bound group also runs on the
-//! GPU in a `--features cuda` build on a machine with one. `bench/pytorch_ops.py` times the same
-//! work in PyTorch for the side-by-side in BENCHMARKS.md.
+//! moved). The memory-bound group also runs on the GPU in a `--features cuda` build on a machine
+//! with one. `bench/pytorch_ops.py` times the same work in PyTorch for the side-by-side in
+//! BENCHMARKS.md.
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use mmard::nn::{Arch, Model};
 use mmard::ops::batchnorm::{self, Stats};
