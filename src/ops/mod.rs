@@ -12,6 +12,7 @@ pub mod loss;
 pub mod pgd;
 pub mod pool;
 pub mod sgd;
+mod transpose;
 
 /// Minimum items per rayon task when each item is `len` floats: tasks of at least ~16k values, so
 /// small planes (7x7 maps) do not drown in scheduling.
