@@ -126,6 +126,9 @@ impl Stepper {
         }
         self.outer.backward(seeds);
         opt.step(&mut student.params, &self.outer);
+        // The tape holds the weights the step started from; dropped now, their cached Winograd
+        // filters go before the next step's inner loop makes its own.
+        self.outer.clear();
         Ok(StepStats { loss: value, correct })
     }
 }

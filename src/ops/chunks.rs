@@ -8,12 +8,19 @@ const BUDGET: usize = 1 << 21;
 /// `(images per chunk, side by side)` for `n` images of `per_image` scratch floats each. Side by
 /// side, chunks run on all threads with one single-threaded GEMM each: the GEMM crate's own
 /// threading splits the small output of a conv layer (64 rows) poorly, and a filter gradient's
-/// long reduction (all pixels of the batch) not at all, while chunks of images split evenly.
+/// long reduction (all pixels of the batch) not at all, while chunks of images split evenly. The
+/// chunk size is the largest within the budget that spreads the images over the threads as evenly
+/// as any (32 images as 11 chunks of 3 leave one thread 18 of them; as 16 chunks of 2, 16).
 pub fn split(n: usize, per_image: usize) -> (usize, bool) {
     let threads = rayon::current_num_threads();
-    // Enough chunks to respect the budget, rounded up to a multiple of the threads, then even.
-    let chunks = (n * per_image.max(1)).div_ceil(BUDGET).max(1).next_multiple_of(threads).min(n.max(1));
-    (n.max(1).div_ceil(chunks), chunks >= threads && threads > 1)
+    let n = n.max(1);
+    let largest = (BUDGET / per_image.max(1)).clamp(1, n);
+    if threads == 1 || n < threads {
+        return (n.div_ceil(n.div_ceil(largest)), false);
+    }
+    let per_thread = |nb: usize| n.div_ceil(nb).div_ceil(threads) * nb;
+    let nb = (1..=largest.min(n.div_ceil(threads))).rev().min_by_key(|&nb| per_thread(nb)).expect("nb = 1 at least");
+    (nb, true)
 }
 
 /// Runs `f` with two scratch buffers of `a` and `b` floats, reused from call to call on each
@@ -33,4 +40,26 @@ pub fn with_scratch<R>(a: usize, b: usize, f: impl FnOnce(&mut [f32], &mut [f32]
     let r = f(&mut va[..a], &mut vb[..b]);
     SCRATCH.set((va, vb));
     r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Chunks respect the budget, cover the batch, and spread it evenly over the threads.
+    #[test]
+    fn split_is_even_and_within_budget() {
+        let threads = rayon::current_num_threads();
+        for (n, per) in [(32, 655_000), (32, 327_000), (32, 82_000), (128, 50_000), (7, 1 << 20), (1, 1 << 23), (32, 1)] {
+            let (nb, side_by_side) = split(n, per);
+            assert!(nb >= 1 && nb <= n);
+            assert!(nb == 1 || nb * per <= BUDGET, "{n} x {per}: {nb} images per chunk exceed the budget");
+            assert_eq!(side_by_side, threads > 1 && n >= threads);
+            if side_by_side {
+                // one image per chunk always reaches the even spread, so the chosen size must too
+                let most = n.div_ceil(nb).div_ceil(threads) * nb;
+                assert_eq!(most, n.div_ceil(threads), "{n} x {per}: {nb} per chunk leaves a thread {most} images");
+            }
+        }
+    }
 }

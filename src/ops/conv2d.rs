@@ -101,8 +101,7 @@ pub fn forward(x: &Tensor, w: &Arc<Tensor>, b: Option<&Tensor>, cfg: ConvCfg) ->
     let shape = [p.n, p.cout, g.oh, g.ow];
     let bias = b.map(|b| b.data());
     if p.is_winograd() {
-        let u = winograd::cached_filter(w, p.cout, p.cg);
-        return Tensor::written(&shape, |y| winograd::forward(x.data(), &u, p.n, p.cg, p.cout, (g.h, g.w), g.pad, bias, y));
+        return Tensor::written(&shape, |y| winograd::forward(x.data(), w, p.n, p.cg, p.cout, (g.h, g.w), g.pad, bias, y));
     }
     if p.is_depthwise() {
         let mut y = Tensor::zeros(&shape);
@@ -178,8 +177,7 @@ pub fn backward(x: &Tensor, w: &Arc<Tensor>, gy: &Tensor, cfg: ConvCfg, need_x: 
     // dx: each chunk of images writes its own slice of dx.
     let dx = need_x.then(|| {
         if p.is_winograd() {
-            let u = winograd::cached_filter(w, p.cout, p.cg);
-            return Tensor::written(x.shape(), |dx| winograd::backward_data(gyd, &u, p.n, p.cg, p.cout, (g.h, g.w), g.pad, dx));
+            return Tensor::written(x.shape(), |dx| winograd::backward_data(gyd, w, p.n, p.cg, p.cout, (g.h, g.w), g.pad, dx));
         }
         let mut dx = Tensor::zeros(x.shape());
         dx.data_mut().par_chunks_mut(p.nb * img).enumerate().for_each(|(ci, dxc)| {

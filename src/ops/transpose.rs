@@ -24,9 +24,20 @@ fn band(src: &[f32], rows: usize, c0: usize, dst: &mut [f32]) {
     let n = dst.len() / rows;
     assert!(dst.len() == n * rows && c0 + n <= cols, "transpose: destination of {} values for rows {c0}.. of a {cols} x {rows} result", dst.len());
     let (fr, fc) = (rows / B * B, n / B * B);
-    for r in (0..fr).step_by(B) {
+    let mut at = |r: usize, c: usize| block(&src[r * cols + c0 + c..], cols, &mut dst[c * rows + r..], rows);
+    // Sweep along the side with the shorter rows, so that the eight rows of the other side (long
+    // rows: maybe a power-of-two apart, in one cache set) are the same eight for the whole sweep.
+    if rows >= cols {
         for c in (0..fc).step_by(B) {
-            block(&src[r * cols + c0 + c..], cols, &mut dst[c * rows + r..], rows);
+            for r in (0..fr).step_by(B) {
+                at(r, c);
+            }
+        }
+    } else {
+        for r in (0..fr).step_by(B) {
+            for c in (0..fc).step_by(B) {
+                at(r, c);
+            }
         }
     }
     // the edges that do not fill a block

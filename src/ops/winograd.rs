@@ -1,21 +1,24 @@
 //! Winograd F(2×2, 3×3) for 3×3 stride-1 convolutions (Lavin & Gray, 2016). A 4×4 input tile `d`
 //! and a 3×3 filter `g` give a 2×2 output block as `Aᵀ[(G g Gᵀ) ⊙ (Bᵀ d B)]A`: 16 multiplies where
 //! a direct sum takes 36. Over channels the 16 element-wise products become 16 GEMMs,
-//! `M[ξ] = U[ξ] · V[ξ]` with `U[ξ]` the transformed filters `[cout, cin]` and `V[ξ]` the transformed
-//! tiles `[cin, tiles]`, so the arithmetic of a conv layer falls 2.25x and its GEMMs stay large.
+//! `M[ξ] = V[ξ] · U[ξ]` with `V[ξ]` the transformed tiles `[tiles, cin]` and `U[ξ]` the transformed
+//! filters `[cin, cout]`, so the arithmetic of a conv layer falls 2.25x and its GEMMs stay large.
+//! The transforms work channels last (images are transposed to `[h, w, c]` and back), so each of
+//! their steps is a vector operation over channels.
 //!
 //! The input gradient of a stride-1 convolution is the convolution of `gy`, padded by `2 − pad`,
-//! with the flipped, transposed filter. Flipping `g` swaps rows/columns 0 and 3 of `G g Gᵀ`, so
-//! the backward pass reads the forward's transformed filter through a permutation and a transpose.
+//! with the flipped, transposed filter. Flipping `g` swaps rows/columns 0 and 3 of `G g Gᵀ`; the
+//! transposed filter needs the other layout, `[cout, cin]`, so each direction caches its own.
 //!
 //! Rounding: every transform is a few additions and halvings. Against an f64 direct sum, on
 //! ResNet-18 layer shapes (64→64 at 16×16, 256→256 at 8×8, 512→512 at 4×4), the relative error
 //! norm was 4.2e-7, 3.8e-7 and 7.4e-7, where im2col + GEMM gave 4.7e-7, 2.4e-7 and 9.6e-7.
 use super::chunks;
 use super::gemm::{sgemm, Mat};
+use super::transpose::transpose;
 use crate::tensor::Tensor;
 use rayon::prelude::*;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 /// Tiles of one image: `th × tw` blocks of 2×2 outputs, reading `(2th+2) × (2tw+2)` zero-padded
 /// inputs.
@@ -40,9 +43,11 @@ impl Tiles {
     }
 }
 
-/// Transformed filters `u[ξ][co][ci] = (G w[co][ci] Gᵀ)[ξ]`, ξ = 4·row + column, with
-/// `G = [[1, 0, 0], [½, ½, ½], [½, −½, ½], [0, 0, 1]]`. Runs once per weight (`cached_filter`).
-fn transform_filter(w: &[f32], cout: usize, cin: usize) -> Vec<f32> {
+/// Transformed filters `(G w[co][ci] Gᵀ)[ξ]`, ξ = 4·row + column, with
+/// `G = [[1, 0, 0], [½, ½, ½], [½, −½, ½], [0, 0, 1]]`, laid out for one direction: for the
+/// forward `u[ξ][ci][co]`; for the input gradient, the flipped filter's `u[ξ][co][ci]`, which is the
+/// forward's ξ' = `flipped(ξ)` (flipping g swaps rows and columns 0 and 3 of `G g Gᵀ`).
+fn transform_filter(w: &[f32], cout: usize, cin: usize, dir: Dir) -> Vec<f32> {
     let k = cout * cin;
     assert_eq!(w.len(), k * 9, "winograd: filter of {} values, expected {cout}x{cin}x3x3", w.len());
     // G applied to three values: a column of g, then a row of Gg
@@ -56,28 +61,11 @@ fn transform_filter(w: &[f32], cout: usize, cin: usize) -> Vec<f32> {
         u
     }).collect();
     let mut u = vec![0.0f32; 16 * k];
-    u.par_chunks_mut(k).enumerate().for_each(|(xi, row)| row.iter_mut().zip(&per_filter).for_each(|(o, f)| *o = f[xi]));
+    u.par_chunks_mut(k).enumerate().for_each(|(xi, block)| match dir {
+        Dir::Forward => block.iter_mut().enumerate().for_each(|(i, o)| *o = per_filter[(i % cout) * cin + i / cout][xi]),
+        Dir::Backward => block.iter_mut().zip(&per_filter).for_each(|(o, f)| *o = f[flipped(xi)]),
+    });
     u
-}
-
-/// `transform_filter` of the weights in use, kept as long as they live: the PGD inner loop runs
-/// the same weights through 10 forwards and 10 input gradients, and a teacher's never change, so
-/// each weight tensor is transformed once. An entry holds its weight's `Arc`, so while cached the
-/// weight can neither be freed (and its address reused) nor changed in place (`Arc::make_mut`
-/// copies a shared tensor); entries whose weight only the cache still holds are dropped.
-pub fn cached_filter(w: &Arc<Tensor>, cout: usize, cin: usize) -> Arc<Vec<f32>> {
-    static CACHE: Mutex<Vec<(Arc<Tensor>, Arc<Vec<f32>>)>> = Mutex::new(Vec::new());
-    let found = {
-        let mut cache = CACHE.lock().unwrap_or_else(|e| e.into_inner());
-        cache.retain(|(k, _)| Arc::strong_count(k) > 1);
-        cache.iter().find(|(k, _)| Arc::ptr_eq(k, w)).map(|(_, u)| u.clone())
-    };
-    found.unwrap_or_else(|| {
-        // transformed outside the lock: its parallel loop may run other tasks on this thread
-        let u = Arc::new(transform_filter(w.data(), cout, cin));
-        CACHE.lock().unwrap_or_else(|e| e.into_inner()).push((w.clone(), u.clone()));
-        u
-    })
 }
 
 /// ξ of the flipped filter's transform: rows and columns 0 and 3 swap.
@@ -86,143 +74,214 @@ fn flipped(xi: usize) -> usize {
     P[xi / 4] * 4 + P[xi % 4]
 }
 
-/// `y = conv(x, w)` for x `[n, cin, h, w]`, transformed filter `u` of w `[cout, cin, 3, 3]`,
-/// stride 1, padding `pad` (≤ 2); `y` is `[n, cout, h+2pad−2, w+2pad−2]`, fully written, plus `bias`.
-pub fn forward(x: &[f32], u: &[f32], n: usize, cin: usize, cout: usize, (h, w): (usize, usize), pad: usize, bias: Option<&[f32]>, y: &mut [f32]) {
-    run(x, n, cin, cout, Tiles::new(h, w, pad), |xi| Mat::rows(&u[xi * cout * cin..][..cout * cin], cin), bias, y)
+#[derive(Clone, Copy)]
+enum Dir {
+    Forward,
+    Backward,
+}
+
+/// A weight's transformed filters, each direction's made when first asked for.
+#[derive(Default)]
+struct Filter {
+    forward: OnceLock<Vec<f32>>,
+    backward: OnceLock<Vec<f32>>,
+}
+
+/// `transform_filter` of a weight in use, kept as long as the weight lives: the PGD inner loop runs
+/// the same weights through 10 forwards and 10 input gradients, and a teacher's never change, so
+/// each weight tensor is transformed once per direction. An entry holds its weight's `Arc`, so
+/// while cached the weight can neither be freed (and its address reused) nor changed in place
+/// (`Arc::make_mut` copies a shared tensor); entries whose weight only the cache still holds are
+/// dropped.
+fn cached_filter(w: &Arc<Tensor>, cout: usize, cin: usize, dir: Dir) -> Arc<Filter> {
+    static CACHE: Mutex<Vec<(Arc<Tensor>, Arc<Filter>)>> = Mutex::new(Vec::new());
+    let f = {
+        let mut cache = CACHE.lock().unwrap_or_else(|e| e.into_inner());
+        cache.retain(|(k, _)| Arc::strong_count(k) > 1);
+        match cache.iter().find(|(k, _)| Arc::ptr_eq(k, w)) {
+            Some((_, f)) => f.clone(),
+            None => {
+                let f = Arc::new(Filter::default());
+                cache.push((w.clone(), f.clone()));
+                f
+            }
+        }
+    };
+    // transformed outside the cache's lock: its parallel loop may run other tasks on this thread
+    let slot = match dir {
+        Dir::Forward => &f.forward,
+        Dir::Backward => &f.backward,
+    };
+    slot.get_or_init(|| transform_filter(w.data(), cout, cin, dir));
+    f
+}
+
+fn filter_of(f: &Filter, dir: Dir) -> &[f32] {
+    match dir {
+        Dir::Forward => f.forward.get(),
+        Dir::Backward => f.backward.get(),
+    }
+    .expect("cached_filter made it")
+}
+
+/// `y = conv(x, w)` for x `[n, cin, h, w]`, w `[cout, cin, 3, 3]`, stride 1, padding `pad` (≤ 2);
+/// `y` is `[n, cout, h+2pad−2, w+2pad−2]`, fully written, plus `bias`.
+pub fn forward(x: &[f32], w: &Arc<Tensor>, n: usize, cin: usize, cout: usize, (h, wd): (usize, usize), pad: usize, bias: Option<&[f32]>, y: &mut [f32]) {
+    let f = cached_filter(w, cout, cin, Dir::Forward);
+    run(x, n, cin, cout, Tiles::new(h, wd, pad), filter_of(&f, Dir::Forward), bias, y)
 }
 
 /// The input gradient `dx` `[n, cin, h, w]` of a stride-1 3×3 convolution with padding `pad`, from
-/// `gy` `[n, cout, h+2pad−2, w+2pad−2]` and the forward's transformed filter `u`; fully written.
-pub fn backward_data(gy: &[f32], u: &[f32], n: usize, cin: usize, cout: usize, (h, w): (usize, usize), pad: usize, dx: &mut [f32]) {
-    let t = Tiles::new(h + 2 * pad - 2, w + 2 * pad - 2, 2 - pad);
-    debug_assert_eq!((t.oh, t.ow), (h, w));
-    run(gy, n, cout, cin, t, |xi| Mat::t(&u[flipped(xi) * cout * cin..][..cout * cin], cin), None, dx)
+/// `gy` `[n, cout, h+2pad−2, w+2pad−2]` and the weight `w`; fully written. It is the convolution of
+/// `gy`, padded by `2 − pad`, with the flipped, transposed filter.
+pub fn backward_data(gy: &[f32], w: &Arc<Tensor>, n: usize, cin: usize, cout: usize, (h, wd): (usize, usize), pad: usize, dx: &mut [f32]) {
+    let f = cached_filter(w, cout, cin, Dir::Backward);
+    let t = Tiles::new(h + 2 * pad - 2, wd + 2 * pad - 2, 2 - pad);
+    debug_assert_eq!((t.oh, t.ow), (h, wd));
+    run(gy, n, cout, cin, t, filter_of(&f, Dir::Backward), None, dx)
 }
 
-/// The convolution of `x` (`[n, c, h, w]`) to `co` channels with the transformed filters `lhs(ξ)`
-/// (`[co, c]` views), in chunks of images: input transform, 16 GEMMs, output transform.
-#[allow(clippy::too_many_arguments)]
-fn run<'a>(x: &[f32], n: usize, c: usize, co: usize, t: Tiles, lhs: impl Fn(usize) -> Mat<'a> + Sync, bias: Option<&[f32]>, y: &mut [f32]) {
+/// The convolution of `x` (`[n, c, h, w]`) to `co` channels with the transformed filters `u`
+/// (`[16][c][co]`), in chunks of images, channels last: images to `[h, w, c]`, input transform,
+/// 16 GEMMs `M[ξ][tile, co] = V[ξ][tile, c] · u[ξ][c, co]`, output transform, images back to NCHW.
+/// With the channels last every transform step is a vector operation over channels, whatever the
+/// map size; channels first, small maps made them short per-plane loops.
+fn run(x: &[f32], n: usize, c: usize, co: usize, t: Tiles, u: &[f32], bias: Option<&[f32]>, y: &mut [f32]) {
     let (plane, oplane, tpi) = (t.h * t.w, t.oh * t.ow, t.per_image());
     assert_eq!(x.len(), n * c * plane, "winograd: input of {} values, expected {n}x{c}x{}x{}", x.len(), t.h, t.w);
     assert_eq!(y.len(), n * co * oplane, "winograd: output of {} values, expected {n}x{co}x{}x{}", y.len(), t.oh, t.ow);
-    let (nb, side_by_side) = chunks::split(n, 16 * (c + co) * tpi);
+    assert_eq!(u.len(), 16 * c * co, "winograd: {} transformed filter values for {c} -> {co} channels", u.len());
+    let (nb, side_by_side) = chunks::split(n, 16 * (c + co) * tpi + c * plane + co * oplane);
     y.par_chunks_mut(nb * co * oplane).enumerate().for_each(|(ci, yc)| {
         let nbc = yc.len() / (co * oplane);
         let tiles = nbc * tpi;
-        chunks::with_scratch(16 * c * tiles, 16 * co * tiles, |v, m| {
-            transform_input(&x[ci * nb * c * plane..][..nbc * c * plane], &t, c, nbc, v);
+        let (vs, ms) = (skewed(tiles * c), skewed(tiles * co));
+        chunks::with_scratch(nbc * c * plane + 16 * vs, 16 * ms + nbc * co * oplane, |a, b| {
+            let (xt, v) = a.split_at_mut(nbc * c * plane);
+            let (m, yt) = b.split_at_mut(16 * ms);
+            let xc = &x[ci * nb * c * plane..][..nbc * c * plane];
+            xt.par_chunks_mut(c * plane).zip(xc.par_chunks(c * plane)).for_each(|(d, s)| transpose(s, c, d));
+            transform_input(xt, &t, c, nbc, v, vs);
             for xi in 0..16 {
-                let rhs = Mat { data: &v[xi * tiles..], rs: 16 * tiles, cs: 1 };
-                sgemm(co, tiles, c, lhs(xi), rhs, &mut m[xi * tiles..], 16 * tiles, false, !side_by_side);
+                let (vx, ux) = (Mat::rows(&v[xi * vs..][..tiles * c], c), Mat::rows(&u[xi * c * co..][..c * co], co));
+                sgemm(tiles, co, c, vx, ux, &mut m[xi * ms..][..tiles * co], co, false, !side_by_side);
             }
-            transform_output(m, &t, co, nbc, bias, yc);
+            transform_output(m, ms, &t, co, nbc, bias, yt);
+            yc.par_chunks_mut(co * oplane).zip(yt.par_chunks(co * oplane)).for_each(|(d, s)| transpose(s, oplane, d));
         })
     });
 }
 
-/// `d[i] = f([src[0][i], src[1][i], …])`: the element-wise step of every transform, one
-/// vectorisable loop (cutting every source to `d`'s length takes the bounds checks out of it).
+/// Channels per step of the transforms: one AVX2 vector.
+const L: usize = 8;
+
+/// The distance between consecutive `V[ξ]` (and `M[ξ]`) of `len` values: one cache line more, so
+/// that the 16 streams a transform reads or writes do not all fall into one cache set (`len` is
+/// often a multiple of 4 KiB; ResNet-18's Winograd layers were 6-14% slower without the skew).
+fn skewed(len: usize) -> usize {
+    len + 16
+}
+
+/// Image `img`'s part (`per` values) of each of the 16 `V[ξ]` (`stride` apart in `v`), one item
+/// per image, so that images can be transformed in parallel.
+fn per_image(v: &mut [f32], stride: usize, nimg: usize, per: usize) -> Vec<[&mut [f32]; 16]> {
+    let mut rows: Vec<_> = v.chunks_mut(stride).map(|r| r[..nimg * per].chunks_mut(per)).collect();
+    (0..nimg).map(|_| std::array::from_fn(|xi| rows[xi].next().expect("a part per image"))).collect()
+}
+
+/// `L` channels from `src[at..]` (zeros for padding, `None`), only the first `l` of them read.
 #[inline(always)]
-fn combine<const N: usize>(d: &mut [f32], src: [&[f32]; N], f: impl Fn([f32; N]) -> f32) {
-    let n = d.len();
-    let src = src.map(|s| &s[..n]);
-    for i in 0..n {
-        d[i] = f(std::array::from_fn(|k| src[k][i]));
+fn load(src: &[f32], at: Option<usize>, l: usize) -> [f32; L] {
+    let mut r = [0.0; L];
+    if let Some(p) = at {
+        if l == L {
+            r = src[p..p + L].try_into().expect("L values");
+        } else {
+            r[..l].copy_from_slice(&src[p..p + l]);
+        }
+    }
+    r
+}
+
+/// The first `l` of `v` into `dst`.
+#[inline(always)]
+fn store(dst: &mut [f32], v: &[f32; L], l: usize) {
+    if l == L {
+        dst[..L].copy_from_slice(v);
+    } else {
+        dst[..l].copy_from_slice(&v[..l]);
     }
 }
 
-/// `v[ch][ξ][tile] = (Bᵀ d B)[ξ]` for every 4×4 tile `d` of every (image, channel) plane, tiles
-/// numbered (image, tile row, tile column); `Bᵀ = [[1, 0, −1, 0], [0, 1, 1, 0], [0, −1, 1, 0],
-/// [0, 1, 0, −1]]`. Tile column tx reads padded columns 2tx..2tx+4, so each padded row is first
-/// gathered into four arrays (columns 2tx, 2tx+1, 2tx+2, 2tx+3 for every tx), with the even rows
-/// and the odd rows apart. After that, B along the rows and Bᵀ down the columns are long vector
-/// operations over the whole plane: short per-row loops were most of the transform's time on
-/// 8×8 and 16×16 maps.
-fn transform_input(x: &[f32], t: &Tiles, c: usize, nb: usize, v: &mut [f32]) {
-    let (plane, tpi, tiles, tw) = (t.h * t.w, t.per_image(), nb * t.per_image(), t.tw);
-    let rows = t.th + 1;
-    let span = rows * tw;
-    // per-task scratch: a padded row (whose padding columns stay zero: only its interior is ever
-    // copied into); taps[(parity·4 + k)·span ..], column 2tx+k of the padded rows of that parity;
-    // cols[(parity·4 + j)·span ..], column combination j of the same rows
-    let scratch = || (vec![0.0f32; 2 * tw + 2], vec![0.0f32; 8 * span], vec![0.0f32; 8 * span]);
-    v[..16 * c * tiles].par_chunks_mut(16 * tiles).enumerate().for_each_init(scratch, |(padded, taps, cols), (ch, vc)| {
-        for img in 0..nb {
-            let src = &x[(img * c + ch) * plane..][..plane];
-            for pr in 0..2 * rows {
-                let iy = pr.wrapping_sub(t.pad);
-                if iy < t.h {
-                    padded[t.pad..t.pad + t.w].copy_from_slice(&src[iy * t.w..][..t.w]);
-                } else {
-                    padded.fill(0.0);
+/// `[a[i] ∘ b[i]]` for `∘` = `f`.
+#[inline(always)]
+fn lanes(a: &[f32; L], b: &[f32; L], f: impl Fn(f32, f32) -> f32) -> [f32; L] {
+    std::array::from_fn(|i| f(a[i], b[i]))
+}
+
+/// `Bᵀ d` for four values (rows or columns of a tile), lane by lane.
+#[inline(always)]
+fn bt(d: [&[f32; L]; 4]) -> [[f32; L]; 4] {
+    [lanes(d[0], d[2], |a, b| a - b), lanes(d[1], d[2], |a, b| a + b), lanes(d[2], d[1], |a, b| a - b), lanes(d[1], d[3], |a, b| a - b)]
+}
+
+/// `v[ξ·vs + tile·c + ch] = (Bᵀ d B)[ξ]` for every 4×4 input tile `d` of every channel of the `nb`
+/// images `xt` (`[nb][h][w][c]`), tiles numbered (image, tile row, tile column);
+/// `Bᵀ = [[1, 0, −1, 0], [0, 1, 1, 0], [0, −1, 1, 0], [0, 1, 0, −1]]`, along the tile's rows first.
+fn transform_input(xt: &[f32], t: &Tiles, c: usize, nb: usize, v: &mut [f32], vs: usize) {
+    let plane = t.h * t.w;
+    per_image(&mut v[..16 * vs], vs, nb, t.per_image() * c).into_par_iter().enumerate().for_each(|(img, dst)| {
+        let src = &xt[img * plane * c..][..plane * c];
+        for (ty, tx) in (0..t.th).flat_map(|ty| (0..t.tw).map(move |tx| (ty, tx))) {
+            let at = (ty * t.tw + tx) * c;
+            // the tile's 16 input pixels (None: padding), row-major
+            let px: [Option<usize>; 16] = std::array::from_fn(|k| {
+                let (iy, ix) = ((2 * ty + k / 4).wrapping_sub(t.pad), (2 * tx + k % 4).wrapping_sub(t.pad));
+                (iy < t.h && ix < t.w).then(|| (iy * t.w + ix) * c)
+            });
+            for c0 in (0..c).step_by(L) {
+                let l = L.min(c - c0);
+                let d: [[f32; L]; 16] = std::array::from_fn(|k| load(src, px[k].map(|p| p + c0), l));
+                // along each row (over the tile's columns), then down the columns
+                let e: [[[f32; L]; 4]; 4] = std::array::from_fn(|r| bt([&d[4 * r], &d[4 * r + 1], &d[4 * r + 2], &d[4 * r + 3]]));
+                for j in 0..4 {
+                    for (i, o) in bt([&e[0][j], &e[1][j], &e[2][j], &e[3][j]]).iter().enumerate() {
+                        store(&mut dst[4 * i + j][at + c0..], o, l);
+                    }
                 }
-                let at = |k: usize| (pr % 2 * 4 + k) * span + pr / 2 * tw;
-                let (t0, rest) = taps[at(0)..].split_at_mut(span);
-                let (t1, rest) = rest.split_at_mut(span);
-                let (t2, t3) = rest.split_at_mut(span);
-                let quads = padded.windows(4).step_by(2);
-                for ((((a, b), c), d), q) in t0[..tw].iter_mut().zip(&mut t1[..tw]).zip(&mut t2[..tw]).zip(&mut t3[..tw]).zip(quads) {
-                    (*a, *b, *c, *d) = (q[0], q[1], q[2], q[3]);
-                }
-            }
-            for parity in 0..2 {
-                let tap = |k: usize| &taps[(parity * 4 + k) * span..][..span];
-                let col = |j: usize| (parity * 4 + j) * span;
-                let (d0, d1, d2, d3) = (tap(0), tap(1), tap(2), tap(3));
-                combine(&mut cols[col(0)..][..span], [d0, d2], |[a, b]| a - b);
-                combine(&mut cols[col(1)..][..span], [d1, d2], |[a, b]| a + b);
-                combine(&mut cols[col(2)..][..span], [d2, d1], |[a, b]| a - b);
-                combine(&mut cols[col(3)..][..span], [d1, d3], |[a, b]| a - b);
-            }
-            // tile row ty reads padded rows 2ty..2ty+4 = even[ty], odd[ty], even[ty+1], odd[ty+1]
-            for j in 0..4 {
-                let (ev, od) = (&cols[j * span..][..span], &cols[(4 + j) * span..][..span]);
-                let d = |i: usize| (4 * i + j) * tiles + img * tpi;
-                combine(&mut vc[d(0)..][..tpi], [ev, &ev[tw..]], |[a, b]| a - b);
-                combine(&mut vc[d(1)..][..tpi], [od, &ev[tw..]], |[a, b]| a + b);
-                combine(&mut vc[d(2)..][..tpi], [&ev[tw..], od], |[a, b]| a - b);
-                combine(&mut vc[d(3)..][..tpi], [od, &od[tw..]], |[a, b]| a - b);
             }
         }
     });
 }
 
-/// `y` (`[nb, co, oh, ow]`) from the GEMM products `m[ch][ξ][tile]`: each tile's 2×2 block is
-/// `Aᵀ M A` with `Aᵀ = [[1, 1, 1, 0], [0, 1, −1, −1]]`, clipped at odd edges, plus `bias`. Both
-/// steps run over all tiles of a plane at once; only the final interleave goes row by row.
-fn transform_output(m: &[f32], t: &Tiles, co: usize, nb: usize, bias: Option<&[f32]>, y: &mut [f32]) {
-    let (oplane, tpi, tiles, tw) = (t.oh * t.ow, t.per_image(), nb * t.per_image(), t.tw);
-    // per-task scratch: rows[(r·4 + j)·tpi ..], row r of Aᵀ applied to column j of every tile's
-    // M; parts[(2r + parity)·tpi ..], the output columns of that parity of rows 2ty+r; one row
-    let scratch = || (vec![0.0f32; 8 * tpi], vec![0.0f32; 4 * tpi], vec![0.0f32; 2 * tw]);
-    y.par_chunks_mut(oplane).enumerate().with_min_len(super::grain(oplane)).for_each_init(scratch, |(rows, parts, out), (i, dst)| {
-        let (img, ch) = (i / co, i % co);
-        let b = bias.map_or(0.0, |b| b[ch]);
-        let s = |xi: usize| &m[(ch * 16 + xi) * tiles + img * tpi..][..tpi];
-        for j in 0..4 {
-            let (s0, s1, s2, s3) = (s(j), s(4 + j), s(8 + j), s(12 + j));
-            combine(&mut rows[j * tpi..][..tpi], [s0, s1, s2], |[a, c, d]| a + c + d);
-            combine(&mut rows[(4 + j) * tpi..][..tpi], [s1, s2, s3], |[a, c, d]| a - c - d);
-        }
-        // then along the columns: output columns 2tx (even) and 2tx+1 (odd) of rows 2ty+r
-        for r in 0..2 {
-            let q = |j: usize| &rows[(4 * r + j) * tpi..][..tpi];
-            combine(&mut parts[2 * r * tpi..][..tpi], [q(0), q(1), q(2)], |[a, c, d]| a + c + d + b);
-            combine(&mut parts[(2 * r + 1) * tpi..][..tpi], [q(1), q(2), q(3)], |[a, c, d]| a - c - d + b);
-        }
-        for (oy, row) in dst.chunks_exact_mut(t.ow).enumerate() {
-            let (ty, r) = (oy / 2, oy % 2);
-            let (even, odd) = (&parts[2 * r * tpi + ty * tw..][..tw], &parts[(2 * r + 1) * tpi + ty * tw..][..tw]);
-            // an odd-width row goes through `out`, which has the last tile's second column
-            let full = t.ow == 2 * tw;
-            let o = if full { &mut row[..] } else { &mut out[..] };
-            for ((o, &e), &d) in o.chunks_exact_mut(2).zip(even).zip(odd) {
-                (o[0], o[1]) = (e, d);
-            }
-            if !full {
-                row.copy_from_slice(&out[..t.ow]);
+/// `yt` (`[nb][oh][ow][co]`) from the GEMM products `m[ξ·ms + tile·co + ch]`: each tile's 2×2 block
+/// is `Aᵀ M A` with `Aᵀ = [[1, 1, 1, 0], [0, 1, −1, −1]]`, down the columns first, clipped at odd
+/// edges, plus `bias`.
+fn transform_output(m: &[f32], ms: usize, t: &Tiles, co: usize, nb: usize, bias: Option<&[f32]>, yt: &mut [f32]) {
+    let (tpi, oplane) = (t.per_image(), t.oh * t.ow);
+    // Aᵀ applied to four values, lane by lane, each sum left to right
+    let at = |a: &[f32; L], b: &[f32; L], c: &[f32; L], d: &[f32; L]| -> [[f32; L]; 2] {
+        [std::array::from_fn(|i| a[i] + b[i] + c[i]), std::array::from_fn(|i| b[i] - c[i] - d[i])]
+    };
+    yt[..nb * oplane * co].par_chunks_mut(oplane * co).enumerate().for_each(|(img, dst)| {
+        for (ty, tx) in (0..t.th).flat_map(|ty| (0..t.tw).map(move |tx| (ty, tx))) {
+            let tile = img * tpi + ty * t.tw + tx;
+            for c0 in (0..co).step_by(L) {
+                let l = L.min(co - c0);
+                let s: [[f32; L]; 16] = std::array::from_fn(|xi| load(m, Some(xi * ms + tile * co + c0), l));
+                let b = bias.map_or([0.0; L], |b| load(b, Some(c0), l));
+                // rows r of Aᵀ M (over the tile's columns j), then each row's two outputs
+                let q: [[[f32; L]; 2]; 4] = std::array::from_fn(|j| at(&s[j], &s[4 + j], &s[8 + j], &s[12 + j]));
+                for r in 0..2 {
+                    let oy = 2 * ty + r;
+                    let o = at(&q[0][r], &q[1][r], &q[2][r], &q[3][r]);
+                    for (k, o) in o.iter().enumerate() {
+                        let ox = 2 * tx + k;
+                        if oy < t.oh && ox < t.ow {
+                            store(&mut dst[(oy * t.ow + ox) * co + c0..], &lanes(o, &b, |a, b| a + b), l);
+                        }
+                    }
+                }
             }
         }
     });
@@ -260,17 +319,17 @@ mod tests {
     }
 
     /// Forward and input gradient against the f64 definition, on odd and even maps, paddings 0–2,
-    /// one to a few tiles, with bias: each output value comes from the right taps, or the error
-    /// would be of order 1, not 1e-7.
+    /// one to a few tiles, channel counts below, at and past the transforms' 8-channel steps, with
+    /// bias: each output value comes from the right taps, or the error would be of order 1, not 1e-7.
     #[test]
     fn matches_definition() {
-        for (n, cin, cout, h, w, pad) in [(2, 3, 4, 5, 7, 1), (1, 2, 3, 4, 4, 0), (2, 3, 2, 3, 5, 2), (1, 4, 5, 1, 1, 1), (3, 5, 6, 8, 6, 1), (1, 1, 1, 2, 3, 2)] {
+        for (n, cin, cout, h, w, pad) in [(2, 3, 4, 5, 7, 1), (1, 2, 3, 4, 4, 0), (2, 3, 2, 3, 5, 2), (1, 4, 5, 1, 1, 1), (3, 5, 6, 8, 6, 1), (1, 1, 1, 2, 3, 2), (2, 11, 9, 5, 6, 1), (1, 8, 16, 4, 4, 1)] {
             let (x, wt) = (data(n * cin * h * w, 1), data(cout * cin * 9, 2));
             let bias: Vec<f32> = (0..cout).map(|i| i as f32 * 0.25 - 0.5).collect();
             let (oh, ow) = (h + 2 * pad - 2, w + 2 * pad - 2);
-            let u = transform_filter(&wt, cout, cin);
+            let wa = Arc::new(Tensor::from_vec(&[cout, cin, 3, 3], wt.clone()));
             let mut y = vec![f32::NAN; n * cout * oh * ow];
-            forward(&x, &u, n, cin, cout, (h, w), pad, Some(&bias), &mut y);
+            forward(&x, &wa, n, cin, cout, (h, w), pad, Some(&bias), &mut y);
             let mut want = direct(&x, &wt, n, cin, cout, h, w, pad);
             want.iter_mut().enumerate().for_each(|(i, v)| *v += bias[i / (oh * ow) % cout] as f64);
             assert!(rel_err(&y, &want) < 1e-6, "forward n{n} {cin}->{cout} {h}x{w} pad {pad}: {}", rel_err(&y, &want));
@@ -282,22 +341,23 @@ mod tests {
             }
             let want = direct(&gy, &flipped, n, cout, cin, oh, ow, 2 - pad);
             let mut dx = vec![f32::NAN; x.len()];
-            backward_data(&gy, &u, n, cin, cout, (h, w), pad, &mut dx);
+            backward_data(&gy, &wa, n, cin, cout, (h, w), pad, &mut dx);
             assert!(rel_err(&dx, &want) < 1e-6, "backward n{n} {cin}->{cout} {h}x{w} pad {pad}: {}", rel_err(&dx, &want));
         }
     }
 
-    /// The cache hands out one transform per weight tensor, and a fresh one once the weight is
-    /// changed (`Arc::make_mut` copies it, since the cache holds it too).
+    /// The cache hands out one transform per weight tensor and direction, and a fresh one once the
+    /// weight is changed (`Arc::make_mut` copies it, since the cache holds it too).
     #[test]
     fn cache_follows_weight_changes() {
         let mut w = Arc::new(Tensor::from_vec(&[2, 3, 3, 3], data(54, 4)));
-        let u = cached_filter(&w, 2, 3);
-        assert!(Arc::ptr_eq(&u, &cached_filter(&w, 2, 3)));
+        let f = cached_filter(&w, 2, 3, Dir::Forward);
+        assert!(Arc::ptr_eq(&f, &cached_filter(&w, 2, 3, Dir::Backward)));
+        assert!(f.forward.get().is_some() && f.backward.get().is_some());
         Arc::make_mut(&mut w).data_mut()[0] += 1.0;
-        let changed = cached_filter(&w, 2, 3);
-        assert_eq!(*changed, transform_filter(w.data(), 2, 3));
-        assert_ne!(*changed, *u);
+        let changed = cached_filter(&w, 2, 3, Dir::Forward);
+        assert!(changed.backward.get().is_none());
+        assert_eq!(filter_of(&changed, Dir::Forward), transform_filter(w.data(), 2, 3, Dir::Forward));
+        assert_ne!(filter_of(&changed, Dir::Forward), filter_of(&f, Dir::Forward));
     }
 }
-
