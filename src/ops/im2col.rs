@@ -61,16 +61,33 @@ pub fn im2col(x: &[f32], g: &Geom, c0: usize, cg: usize, nb: usize, col: &mut [f
                 d[..xs.start].fill(0.0);
                 d[xs.end..].fill(0.0);
                 let ix0 = xs.start * g.stride + kj - g.pad;
-                if g.stride == 1 {
-                    d[xs.clone()].copy_from_slice(&srow[ix0..ix0 + xs.len()]);
-                } else {
-                    for (o, v) in d[xs.clone()].iter_mut().zip(srow[ix0..].iter().step_by(g.stride)) {
-                        *o = *v;
-                    }
+                match g.stride {
+                    1 => d[xs.clone()].copy_from_slice(&srow[ix0..ix0 + xs.len()]),
+                    2 => every_second(&mut d[xs.clone()], &srow[ix0..]),
+                    s => d[xs.clone()].iter_mut().zip(srow[ix0..].iter().step_by(s)).for_each(|(o, v)| *o = *v),
                 }
             }
         }
     });
+}
+
+/// `d[i] = src[2i]`. Read as pairs the loop vectorises (an interleaved load); `step_by` stays
+/// scalar, which made stride-2 im2col a fifth of a stride-2 layer's forward.
+fn every_second(d: &mut [f32], src: &[f32]) {
+    let pairs = d.len().min(src.len() / 2);
+    d.iter_mut().zip(src.chunks_exact(2)).for_each(|(o, p)| *o = p[0]);
+    for i in pairs..d.len() {
+        d[i] = src[2 * i];
+    }
+}
+
+/// `d[2i] += s[i]`, as pairs for the same reason.
+fn add_every_second(d: &mut [f32], s: &[f32]) {
+    let pairs = s.len().min(d.len() / 2);
+    d.chunks_exact_mut(2).zip(s).for_each(|(p, v)| p[0] += v);
+    for i in pairs..s.len() {
+        d[2 * i] += s[i];
+    }
 }
 
 /// Tap (ki, kj) of a stride-1 convolution whose output is as wide as its input: the column row is
@@ -124,7 +141,12 @@ pub fn col2im(col: &[f32], g: &Geom, c0: usize, cg: usize, nb: usize, dx: &mut [
                     for oy in span(g.oh, g.h, g.stride, g.pad, ki) {
                         let drow = &mut dst[(oy * g.stride + ki - g.pad) * g.w..][..g.w];
                         let s = &row(ki, kj, oy)[xs.clone()];
-                        drow[xs.start * g.stride + kj - g.pad..].iter_mut().step_by(g.stride).zip(s).for_each(|(d, v)| *d += v);
+                        let d = &mut drow[xs.start * g.stride + kj - g.pad..];
+                        if g.stride == 2 {
+                            add_every_second(d, s);
+                        } else {
+                            d.iter_mut().step_by(g.stride).zip(s).for_each(|(d, v)| *d += v);
+                        }
                     }
                 }
             }
