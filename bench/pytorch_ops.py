@@ -1,17 +1,22 @@
-"""The same work as benches/ops.rs in PyTorch (CPU, eager, default threads): a 2048³ sgemm, ResNet-18
-conv layers at batch 32 (forward, backward-data, backward-filter), whole ResNet-18 passes, and the
-memory-bound ops at SmallCNN's first activation at batch 128. Prints medians.
-Usage: python bench/pytorch_ops.py [--repeats N]   (needs torch; uses ../shared/fixtures/gen_fixtures.py
-for the model definition when present, else a local copy of the same ResNet-18)."""
+"""The same work as benches/ops.rs in PyTorch (CPU, eager, default threads): a 2048³ sgemm, the conv
+layers of ResNet-18 and WRN-34-10 at batch 32 and of SmallCNN at batch 128 (forward, backward-data,
+backward-filter), whole ResNet-18 passes (the model of bench/pytorch_step.py), and the memory-bound
+ops at SmallCNN's first activation at batch 128. Prints medians.
+Usage: python bench/pytorch_ops.py [--repeats N]   (needs torch)"""
 import argparse, statistics, sys, time
 from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-LAYERS = [(3, 64, 32, 3, 1), (64, 64, 32, 3, 1), (64, 128, 32, 3, 2), (128, 128, 16, 3, 1), (64, 128, 32, 1, 2),
-          (128, 256, 16, 3, 2), (256, 256, 8, 3, 1), (128, 256, 16, 1, 2), (256, 512, 8, 3, 2), (512, 512, 4, 3, 1),
-          (256, 512, 8, 1, 2)]
+RESNET18 = [(3, 64, 32, 3, 1), (64, 64, 32, 3, 1), (64, 128, 32, 3, 2), (128, 128, 16, 3, 1), (64, 128, 32, 1, 2),
+            (128, 256, 16, 3, 2), (256, 256, 8, 3, 1), (128, 256, 16, 1, 2), (256, 512, 8, 3, 2), (512, 512, 4, 3, 1),
+            (256, 512, 8, 1, 2)]
+WRN34_10 = [(3, 16, 32, 3, 1), (16, 160, 32, 3, 1), (16, 160, 32, 1, 1), (160, 160, 32, 3, 1), (160, 320, 32, 3, 2),
+            (160, 320, 32, 1, 2), (320, 320, 16, 3, 1), (320, 640, 16, 3, 2), (320, 640, 16, 1, 2), (640, 640, 8, 3, 1)]
+SMALL_CNN = [(3, 32, 32, 3, 1), (32, 64, 16, 3, 1), (64, 128, 8, 3, 1)]
 B = 32
+# (name, batch, layers), as the criterion groups of benches/ops.rs
+NETS = [("conv2d_resnet18_b32", B, RESNET18), ("conv2d_wrn34_10_b32", B, WRN34_10), ("conv2d_small_cnn_b128", 128, SMALL_CNN)]
 
 def median_time(f, repeats):
     f()
@@ -44,17 +49,18 @@ def main():
            ("pgd_step", lambda: torch.min(torch.max(x + 2 / 255 * torch.sign(gy), x2 - 8 / 255), x2 + 8 / 255).clamp_(0, 1))]
     for name, f in ops:
         print(f"memory_bound {name}: {median_time(f, a.repeats) * 1e3:.2f} ms")
-    for cin, cout, side, k, s in LAYERS:
-        x = torch.rand(B, cin, side, side) - 0.5; w = torch.rand(cout, cin, k, k) - 0.5
-        y = F.conv2d(x, w, None, s, k // 2); gy = torch.rand_like(y)
-        flops = 2 * y.numel() * cin * k * k
-        fwd = median_time(lambda: F.conv2d(x, w, None, s, k // 2), a.repeats)
-        bd = median_time(lambda: torch.ops.aten.convolution_backward(gy, x, w, None, [s, s], [k // 2] * 2, [1, 1], False, [0, 0], 1, [True, False, False]), a.repeats)
-        bf = median_time(lambda: torch.ops.aten.convolution_backward(gy, x, w, None, [s, s], [k // 2] * 2, [1, 1], False, [0, 0], 1, [False, True, False]), a.repeats)
-        print(f"{cin}-{cout}_{side}_k{k}s{s}: forward {fwd*1e3:.2f} ms ({flops/fwd/1e9:.0f} GFLOP/s), "
-              f"backward_data {bd*1e3:.2f} ms ({flops/bd/1e9:.0f}), backward_filter {bf*1e3:.2f} ms ({flops/bf/1e9:.0f})")
-    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "shared" / "fixtures"))
-    from gen_fixtures import ResNet18
+    for net, batch, layers in NETS:
+        for cin, cout, side, k, s in layers:
+            x = torch.rand(batch, cin, side, side) - 0.5; w = torch.rand(cout, cin, k, k) - 0.5
+            y = F.conv2d(x, w, None, s, k // 2); gy = torch.rand_like(y)
+            flops = 2 * y.numel() * cin * k * k
+            fwd = median_time(lambda: F.conv2d(x, w, None, s, k // 2), a.repeats)
+            bd = median_time(lambda: torch.ops.aten.convolution_backward(gy, x, w, None, [s, s], [k // 2] * 2, [1, 1], False, [0, 0], 1, [True, False, False]), a.repeats)
+            bf = median_time(lambda: torch.ops.aten.convolution_backward(gy, x, w, None, [s, s], [k // 2] * 2, [1, 1], False, [0, 0], 1, [False, True, False]), a.repeats)
+            print(f"{net}/{cin}-{cout}_{side}_k{k}s{s}: forward {fwd*1e3:.2f} ms ({flops/fwd/1e9:.0f} GFLOP/s), "
+                  f"backward_data {bd*1e3:.2f} ms ({flops/bd/1e9:.0f}), backward_filter {bf*1e3:.2f} ms ({flops/bf/1e9:.0f})")
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from pytorch_step import ResNet18
     torch.manual_seed(0)
     m = ResNet18(); x = torch.rand(B, 3, 32, 32); y = torch.arange(B) % 10
     def eval_forward():

@@ -1,6 +1,6 @@
-//! Criterion benches: the conv layers of CIFAR ResNet-18 at batch 32 (throughput in direct-
-//! convolution FLOP/s, shown as elem/s, also for the Winograd layers, whose transformed filters
-//! are cached after the first call as in the PGD inner loop), whole ResNet-18 passes in each
+//! Criterion benches: the conv layers of CIFAR ResNet-18 and WRN-34-10 at batch 32 and of SmallCNN
+//! at batch 128 (throughput in direct-convolution FLOP/s, shown as elem/s, also for the Winograd
+//! layers, whose transformed filters are cached after the first call as in the PGD inner loop), whole ResNet-18 passes in each
 //! GradMode, and the memory-bound ops (ReLU, add, max-pool, BatchNorm, the fused PGD step, the
 //! fused losses) at the size of SmallCNN's first activation at batch 128 (throughput in bytes
 //! moved). The memory-bound group also runs on the GPU in a `--features cuda` build on a machine
@@ -17,8 +17,9 @@ use mmard::{Device, Tensor};
 use std::sync::Arc;
 
 const BATCH: usize = 32;
-/// (cin, cout, side, kernel, stride) of every distinct conv layer of ResNet-18 on 32x32 inputs.
-const LAYERS: [(usize, usize, usize, usize, usize); 11] = [
+/// (cin, cout, side, kernel, stride) of every distinct conv layer of a network on 32x32 inputs.
+type Layers = &'static [(usize, usize, usize, usize, usize)];
+const RESNET18: Layers = &[
     (3, 64, 32, 3, 1),
     (64, 64, 32, 3, 1),
     (64, 128, 32, 3, 2),
@@ -31,6 +32,21 @@ const LAYERS: [(usize, usize, usize, usize, usize); 11] = [
     (512, 512, 4, 3, 1),
     (256, 512, 8, 1, 2),
 ];
+const WRN34_10: Layers = &[
+    (3, 16, 32, 3, 1),
+    (16, 160, 32, 3, 1),
+    (16, 160, 32, 1, 1),
+    (160, 160, 32, 3, 1),
+    (160, 320, 32, 3, 2),
+    (160, 320, 32, 1, 2),
+    (320, 320, 16, 3, 1),
+    (320, 640, 16, 3, 2),
+    (320, 640, 16, 1, 2),
+    (640, 640, 8, 3, 1),
+];
+const SMALL_CNN: Layers = &[(3, 32, 32, 3, 1), (32, 64, 16, 3, 1), (64, 128, 8, 3, 1)];
+/// (group, batch, layers): the student and teacher shapes of the benchmarked steps.
+const NETS: [(&str, usize, Layers); 3] = [("conv2d_resnet18_b32", BATCH, RESNET18), ("conv2d_wrn34_10_b32", BATCH, WRN34_10), ("conv2d_small_cnn_b128", 128, SMALL_CNN)];
 
 fn filled(shape: &[usize]) -> Tensor {
     let n = shape.iter().product();
@@ -38,20 +54,22 @@ fn filled(shape: &[usize]) -> Tensor {
 }
 
 fn conv_layers(c: &mut Criterion) {
-    let mut g = c.benchmark_group("conv2d_resnet18_b32");
-    g.sample_size(10);
-    for (cin, cout, side, k, stride) in LAYERS {
-        let cfg = ConvCfg { stride, pad: k / 2, groups: 1 };
-        let (x, w) = (filled(&[BATCH, cin, side, side]), Arc::new(filled(&[cout, cin, k, k])));
-        let gy = forward(&x, &w, None, cfg);
-        let flops = 2 * gy.numel() * cin * k * k;
-        let id = format!("{cin}-{cout}_{side}_k{k}s{stride}");
-        g.throughput(Throughput::Elements(flops as u64));
-        g.bench_function(BenchmarkId::new("forward", &id), |b| b.iter(|| forward(&x, &w, None, cfg)));
-        g.bench_function(BenchmarkId::new("backward_data", &id), |b| b.iter(|| backward(&x, &w, &gy, cfg, true, false)));
-        g.bench_function(BenchmarkId::new("backward_filter", &id), |b| b.iter(|| backward(&x, &w, &gy, cfg, false, true)));
+    for (name, batch, layers) in NETS {
+        let mut g = c.benchmark_group(name);
+        g.sample_size(10);
+        for &(cin, cout, side, k, stride) in layers {
+            let cfg = ConvCfg { stride, pad: k / 2, groups: 1 };
+            let (x, w) = (filled(&[batch, cin, side, side]), Arc::new(filled(&[cout, cin, k, k])));
+            let gy = forward(&x, &w, None, cfg);
+            let flops = 2 * gy.numel() * cin * k * k;
+            let id = format!("{cin}-{cout}_{side}_k{k}s{stride}");
+            g.throughput(Throughput::Elements(flops as u64));
+            g.bench_function(BenchmarkId::new("forward", &id), |b| b.iter(|| forward(&x, &w, None, cfg)));
+            g.bench_function(BenchmarkId::new("backward_data", &id), |b| b.iter(|| backward(&x, &w, &gy, cfg, true, false)));
+            g.bench_function(BenchmarkId::new("backward_filter", &id), |b| b.iter(|| backward(&x, &w, &gy, cfg, false, true)));
+        }
+        g.finish();
     }
-    g.finish();
 }
 
 /// The machine's GEMM ceiling: one 2048³ sgemm through the same door the convolutions use.

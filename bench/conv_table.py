@@ -1,0 +1,74 @@
+"""The criterion conv benches (benches/ops.rs) beside bench/pytorch_ops.py, in alternating rounds, as
+a markdown table of medians per layer (ms, and mmard / PyTorch: below 1, mmard is faster) with
+mmard's direct-convolution GFLOP/s against its sgemm ceiling.
+
+Usage: cargo bench --no-run && python bench/conv_table.py [--ops target/release/deps/ops-HASH]
+       [--rounds 3] [--filter REGEX]   (the newest ops bench binary by default)"""
+import argparse, glob, os, re, statistics, subprocess, sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+UNIT = {"ns": 1e-6, "µs": 1e-3, "ms": 1.0, "s": 1e3}
+KINDS = ["forward", "backward_data", "backward_filter"]
+
+def mmard_round(ops, filt, out):
+    """criterion's median time per bench id, e.g. out["conv2d_resnet18_b32/forward/64-64_32_k3s1"]."""
+    text = subprocess.run([ops, "--bench", filt, "--warm-up-time", "1", "--measurement-time", "2", "--noplot"],
+                          capture_output=True, text=True, check=True).stdout
+    name = None
+    for line in text.splitlines():
+        if line and not line.startswith((" ", "Benchmarking")):
+            name = line.split()[0]
+        t = re.search(r"time:\s+\[\S+ \S+ (\S+) (\S+)", line)
+        if t and name:
+            out.setdefault(name, []).append(float(t.group(1)) * UNIT[t.group(2)])
+            name = None
+
+def torch_round(python, out):
+    text = subprocess.run([python, str(HERE / "pytorch_ops.py"), "--repeats", "10"], capture_output=True, text=True, check=True).stdout
+    for line in text.splitlines():
+        g = re.match(r"(\S+)/(\S+): forward ([\d.]+) ms .*backward_data ([\d.]+) ms .*backward_filter ([\d.]+) ms", line)
+        if g:
+            for kind, v in zip(KINDS, g.groups()[2:]):
+                out.setdefault(f"{g.group(1)}/{kind}/{g.group(2)}", []).append(float(v))
+        g = re.match(r"sgemm 2048: ([\d.]+) ms", line)
+        if g:
+            out.setdefault("sgemm/2048", []).append(float(g.group(1)))
+
+def flops(layer, batch):
+    cin, cout, side, k, s = map(int, re.match(r"(\d+)-(\d+)_(\d+)_k(\d+)s(\d+)", layer).groups())
+    o = (side + 2 * (k // 2) - k) // s + 1
+    return 2 * batch * cout * o * o * cin * k * k
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--ops"); ap.add_argument("--rounds", type=int, default=3); ap.add_argument("--filter", default="sgemm|conv2d")
+    ap.add_argument("--python", default=sys.executable)
+    a = ap.parse_args()
+    bins = [f for f in glob.glob("target/release/deps/ops-*") if not f.endswith(".d")]
+    ops = a.ops or max(bins, key=os.path.getmtime, default=None)
+    if not ops:
+        sys.exit("no ops bench binary: run `cargo bench --no-run` first, or pass --ops")
+    m, p = {}, {}
+    for _ in range(a.rounds):
+        mmard_round(ops, a.filter, m)
+        torch_round(a.python, p)
+    med = lambda d, k: statistics.median(d[k]) if k in d else float("nan")
+    ceiling = 2 * 2048 ** 3 / med(m, "sgemm/2048") / 1e6
+    print(f"sgemm 2048³: mmard {ceiling:.0f} GFLOP/s, PyTorch {2 * 2048 ** 3 / med(p, 'sgemm/2048') / 1e6:.0f} GFLOP/s; medians of {a.rounds} rounds\n")
+    groups = dict.fromkeys(k.split("/")[0] for k in m if k.startswith("conv2d"))
+    for g in groups:
+        batch = int(re.search(r"_b(\d+)$", g).group(1))
+        print(f"**{g}** (ms, mmard / PyTorch, ratio; mmard GFLOP/s as a share of its sgemm)\n")
+        print("| layer | forward | backward-data | backward-filter |\n|---|---|---|---|")
+        for layer in dict.fromkeys(k.split("/")[2] for k in m if k.startswith(g + "/")):
+            cells = []
+            for kind in KINDS:
+                t, q = med(m, f"{g}/{kind}/{layer}"), med(p, f"{g}/{kind}/{layer}")
+                share = flops(layer, batch) / t / 1e6 / ceiling
+                cells.append(f"{t:.2f} / {q:.2f} ({t / q:.2f}), {share:.0%}")
+            print(f"| {layer} | " + " | ".join(cells) + " |")
+        print()
+
+if __name__ == "__main__":
+    main()
