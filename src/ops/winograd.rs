@@ -182,11 +182,11 @@ fn skewed(len: usize) -> usize {
     len + 16
 }
 
-/// Image `img`'s part (`per` values) of each of the 16 `V[ξ]` (`stride` apart in `v`), one item
-/// per image, so that images can be transformed in parallel.
-fn per_image(v: &mut [f32], stride: usize, nimg: usize, per: usize) -> Vec<[&mut [f32]; 16]> {
-    let mut rows: Vec<_> = v.chunks_mut(stride).map(|r| r[..nimg * per].chunks_mut(per)).collect();
-    (0..nimg).map(|_| std::array::from_fn(|xi| rows[xi].next().expect("a part per image"))).collect()
+/// The `items` consecutive parts (`per` values each) of each of the 16 `V[ξ]` (`stride` apart in
+/// `v`), one item holding its part of all 16, so that items can be transformed in parallel.
+fn parts(v: &mut [f32], stride: usize, items: usize, per: usize) -> Vec<[&mut [f32]; 16]> {
+    let mut rows: Vec<_> = v.chunks_mut(stride).map(|r| r[..items * per].chunks_mut(per)).collect();
+    (0..items).map(|_| std::array::from_fn(|xi| rows[xi].next().expect("a part per item"))).collect()
 }
 
 /// `L` channels from `src[at..]` (zeros for padding, `None`), only the first `l` of them read.
@@ -230,10 +230,13 @@ fn bt(d: [&[f32; L]; 4]) -> [[f32; L]; 4] {
 /// `Bᵀ = [[1, 0, −1, 0], [0, 1, 1, 0], [0, −1, 1, 0], [0, 1, 0, −1]]`, along the tile's rows first.
 fn transform_input(xt: &[f32], t: &Tiles, c: usize, nb: usize, v: &mut [f32], vs: usize) {
     let plane = t.h * t.w;
-    per_image(&mut v[..16 * vs], vs, nb, t.per_image() * c).into_par_iter().enumerate().for_each(|(img, dst)| {
+    // one item per row of tiles (whose tiles are consecutive in every V[ξ]): even one image
+    // spreads over the threads
+    parts(&mut v[..16 * vs], vs, nb * t.th, t.tw * c).into_par_iter().enumerate().for_each(|(row, dst)| {
+        let (img, ty) = (row / t.th, row % t.th);
         let src = &xt[img * plane * c..][..plane * c];
-        for (ty, tx) in (0..t.th).flat_map(|ty| (0..t.tw).map(move |tx| (ty, tx))) {
-            let at = (ty * t.tw + tx) * c;
+        for tx in 0..t.tw {
+            let at = tx * c;
             // the tile's 16 input pixels (None: padding), row-major
             let px: [Option<usize>; 16] = std::array::from_fn(|k| {
                 let (iy, ix) = ((2 * ty + k / 4).wrapping_sub(t.pad), (2 * tx + k % 4).wrapping_sub(t.pad));
@@ -263,8 +266,10 @@ fn transform_output(m: &[f32], ms: usize, t: &Tiles, co: usize, nb: usize, bias:
     let at = |a: &[f32; L], b: &[f32; L], c: &[f32; L], d: &[f32; L]| -> [[f32; L]; 2] {
         [std::array::from_fn(|i| a[i] + b[i] + c[i]), std::array::from_fn(|i| b[i] - c[i] - d[i])]
     };
-    yt[..nb * oplane * co].par_chunks_mut(oplane * co).enumerate().for_each(|(img, dst)| {
-        for (ty, tx) in (0..t.th).flat_map(|ty| (0..t.tw).map(move |tx| (ty, tx))) {
+    // one item per row of tiles, the (up to) two output rows it makes: even one image spreads
+    // over the threads
+    let image = |(img, yi): (usize, &mut [f32])| yi.par_chunks_mut(2 * t.ow * co).enumerate().for_each(|(ty, dst)| {
+        for tx in 0..t.tw {
             let tile = img * tpi + ty * t.tw + tx;
             for c0 in (0..co).step_by(L) {
                 let l = L.min(co - c0);
@@ -273,18 +278,18 @@ fn transform_output(m: &[f32], ms: usize, t: &Tiles, co: usize, nb: usize, bias:
                 // rows r of Aᵀ M (over the tile's columns j), then each row's two outputs
                 let q: [[[f32; L]; 2]; 4] = std::array::from_fn(|j| at(&s[j], &s[4 + j], &s[8 + j], &s[12 + j]));
                 for r in 0..2 {
-                    let oy = 2 * ty + r;
                     let o = at(&q[0][r], &q[1][r], &q[2][r], &q[3][r]);
                     for (k, o) in o.iter().enumerate() {
                         let ox = 2 * tx + k;
-                        if oy < t.oh && ox < t.ow {
-                            store(&mut dst[(oy * t.ow + ox) * co + c0..], &lanes(o, &b, |a, b| a + b), l);
+                        if 2 * ty + r < t.oh && ox < t.ow {
+                            store(&mut dst[(r * t.ow + ox) * co + c0..], &lanes(o, &b, |a, b| a + b), l);
                         }
                     }
                 }
             }
         }
     });
+    yt[..nb * oplane * co].par_chunks_mut(oplane * co).enumerate().for_each(image);
 }
 
 #[cfg(test)]
