@@ -1,9 +1,9 @@
 //! Criterion benches: the conv layers of CIFAR ResNet-18 and WRN-34-10 at batch 32 and of SmallCNN
 //! at batch 128 (throughput in direct-convolution FLOP/s, shown as elem/s, also for the Winograd
-//! layers, whose transformed filters are cached after the first call as in the PGD inner loop), whole ResNet-18 passes in each
-//! GradMode, and the memory-bound ops (ReLU, add, max-pool, BatchNorm, the fused PGD step, the
-//! fused losses) at the size of SmallCNN's first activation at batch 128 (throughput in bytes
-//! moved). The memory-bound group also runs on the GPU in a `--features cuda` build on a machine
+//! layers, whose transformed filters are cached after the first call as in the PGD inner loop),
+//! whole ResNet-18 passes in each GradMode, and the memory-bound ops (ReLU, add, max-pool,
+//! BatchNorm, the fused PGD step, the fused losses) at the size of SmallCNN's first activation at
+//! batch 128 (throughput in bytes moved). The memory-bound group also runs on the GPU in a `--features cuda` build on a machine
 //! with one. `bench/pytorch_ops.py` times the same work in PyTorch for the side-by-side in
 //! BENCHMARKS.md.
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
@@ -45,7 +45,7 @@ const WRN34_10: Layers = &[
     (640, 640, 8, 3, 1),
 ];
 const SMALL_CNN: Layers = &[(3, 32, 32, 3, 1), (32, 64, 16, 3, 1), (64, 128, 8, 3, 1)];
-/// (group, batch, layers): the student and teacher shapes of the benchmarked steps.
+/// (group, batch, layers): the students' and teachers' shapes (WRN-34-10: the GPU steps' teacher).
 const NETS: [(&str, usize, Layers); 3] = [("conv2d_resnet18_b32", BATCH, RESNET18), ("conv2d_wrn34_10_b32", BATCH, WRN34_10), ("conv2d_small_cnn_b128", 128, SMALL_CNN)];
 
 fn filled(shape: &[usize]) -> Tensor {

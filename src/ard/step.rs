@@ -72,6 +72,10 @@ impl Stepper {
             }
             pgd::step(&mut xa, &g, x, pgd.step, pgd.eps);
         }
+        // The last iteration's activations and weights are not needed past here: dropped, they
+        // leave the outer pass's memory, and after the update the old weights' cached filters go.
+        self.student_in.clear();
+        self.teacher_in.clear();
         xa
     }
 
@@ -127,7 +131,7 @@ impl Stepper {
         self.outer.backward(seeds);
         opt.step(&mut student.params, &self.outer);
         // The tape holds the weights the step started from; dropped now, their cached Winograd
-        // filters go before the next step's inner loop makes its own.
+        // filters go before anything runs on the new ones.
         self.outer.clear();
         Ok(StepStats { loss: value, correct })
     }

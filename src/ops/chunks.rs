@@ -10,7 +10,8 @@ const BUDGET: usize = 1 << 21;
 /// threading splits the small output of a conv layer (64 rows) poorly, and a filter gradient's
 /// long reduction (all pixels of the batch) not at all, while chunks of images split evenly. The
 /// chunk size is the largest within the budget that spreads the images over the threads as evenly
-/// as any (32 images as 11 chunks of 3 leave one thread 18 of them; as 16 chunks of 2, 16).
+/// as any (on 2 threads, 32 images as 11 chunks of 3 leave one thread 18 of them; as 16 chunks
+/// of 2, 16). With fewer images than threads, one chunk runs with parallel GEMMs.
 pub fn split(n: usize, per_image: usize) -> (usize, bool) {
     let threads = rayon::current_num_threads();
     let n = n.max(1);

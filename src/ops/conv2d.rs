@@ -65,7 +65,8 @@ impl Plan {
         let g = self.geom;
         g.k == 3 && g.stride == 1 && g.pad <= 2 && self.groups() == 1 && self.cg.min(self.cout) >= WINOGRAD_MIN_CHANNELS
     }
-    /// Runs `f` with scratch for one chunk: the column matrix and the `[cout, nb*opix]` GEMM output.
+    /// Runs `f` with scratch for one chunk: the column matrix, and `cout·nb·opix` values for the
+    /// GEMM output (forward), gy gathered (input gradient) or gyᵀ (filter gradient).
     fn with_scratch<R>(&self, f: impl FnOnce(&mut [f32], &mut [f32]) -> R) -> R {
         let cols = self.nb * self.opix();
         chunks::with_scratch(self.kdim() * cols, self.cout * cols, f)
@@ -216,13 +217,15 @@ pub fn backward(x: &Tensor, w: &Arc<Tensor>, gy: &Tensor, cfg: ConvCfg, need_x: 
             let cols = nb * opix;
             let mut dwt = vec![0.0; w.numel()];
             p.with_scratch(|col, buf| {
-                // gy and col both lie with the pixels (the GEMM's reduction) contiguous, but the
-                // GEMM crate wants its left operand column-major, and repacks one that is not
-                // value by value: so gy, 1/k² of col's size, is transposed to [cols, cout]. With
-                // col on the left the filter gradient of ResNet-18's 64-channel layer took 3-5x
-                // oneDNN's time.
+                // gy and col both lie with the pixels (the GEMM's reduction) contiguous. The GEMM
+                // crate wants its left operand column-major and repacks one that is not value by
+                // value; given a row-major destination it swaps the operands, so col was the one
+                // repacked (3-5x oneDNN's time on ResNet-18's 64-channel layer). So gy, 1/k² of
+                // col's size, is transposed to [cols, cout], and the destination is dWᵀ
+                // (column-major), which the crate takes as it is.
                 for n in 0..nb {
-                    transpose(&gyd[(n0 + n) * p.cout * opix..][..p.cout * opix], p.cout, &mut buf[n * opix * p.cout..][..opix * p.cout]);
+                    let (s, d) = (&gyd[(n0 + n) * p.cout * opix..][..p.cout * opix], &mut buf[n * opix * p.cout..][..opix * p.cout]);
+                    if par { par_transpose(s, p.cout, d) } else { transpose(s, p.cout, d) }
                 }
                 for gi in 0..p.groups() {
                     // dW_g[og, kd] += gy_g[og, cols] · colᵀ[cols, kd], into dWᵀ

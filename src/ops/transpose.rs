@@ -14,11 +14,13 @@ pub fn transpose(src: &[f32], rows: usize, dst: &mut [f32]) {
 /// `transpose` in parallel over bands of `dst` rows.
 pub fn par_transpose(src: &[f32], rows: usize, dst: &mut [f32]) {
     const BAND: usize = 8 * B;
+    assert!(rows > 0, "transpose: a matrix of no rows");
     dst.par_chunks_mut(BAND * rows).enumerate().for_each(|(i, d)| band(src, rows, i * BAND, d));
 }
 
 /// Rows `c0..` of `srcᵀ` (columns `c0..` of `src`) into `dst`, which holds as many of them as fit.
 fn band(src: &[f32], rows: usize, c0: usize, dst: &mut [f32]) {
+    assert!(rows > 0, "transpose: a matrix of no rows");
     let cols = src.len() / rows;
     assert_eq!(src.len(), rows * cols, "transpose: {} values do not make {rows} rows", src.len());
     let n = dst.len() / rows;
@@ -60,6 +62,12 @@ fn block(s: &[f32], ld_s: usize, d: &mut [f32], ld_d: usize) {
         avx::block(s.as_ptr(), ld_s, d.as_mut_ptr(), ld_d)
     }
     #[cfg(not(target_feature = "avx"))]
+    scalar_block(s, ld_s, d, ld_d)
+}
+
+/// `block` without AVX (and its reference in the tests).
+#[cfg(any(test, not(target_feature = "avx")))]
+fn scalar_block(s: &[f32], ld_s: usize, d: &mut [f32], ld_d: usize) {
     for r in 0..B {
         for c in 0..B {
             d[c * ld_d + r] = s[r * ld_s + c];
@@ -116,5 +124,16 @@ mod tests {
             assert_eq!(a, want, "{rows} x {cols}");
             assert_eq!(b, want, "{rows} x {cols} in parallel");
         }
+    }
+
+    /// The block kernel this build uses against the scalar one, with row strides wider than a block.
+    #[test]
+    fn block_matches_scalar() {
+        let (ld_s, ld_d) = (11, 13);
+        let s: Vec<f32> = (0..7 * ld_s + B).map(|i| i as f32).collect();
+        let (mut a, mut b) = (vec![0.5f32; 7 * ld_d + B], vec![0.5f32; 7 * ld_d + B]);
+        block(&s, ld_s, &mut a, ld_d);
+        scalar_block(&s, ld_s, &mut b, ld_d);
+        assert_eq!(a, b);
     }
 }

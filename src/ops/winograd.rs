@@ -87,6 +87,18 @@ struct Filter {
     backward: OnceLock<Vec<f32>>,
 }
 
+impl Filter {
+    fn slot(&self, dir: Dir) -> &OnceLock<Vec<f32>> {
+        match dir {
+            Dir::Forward => &self.forward,
+            Dir::Backward => &self.backward,
+        }
+    }
+    fn get(&self, dir: Dir) -> &[f32] {
+        self.slot(dir).get().expect("cached_filter made it")
+    }
+}
+
 /// `transform_filter` of a weight in use, kept as long as the weight lives: the PGD inner loop runs
 /// the same weights through 10 forwards and 10 input gradients, and a teacher's never change, so
 /// each weight tensor is transformed once per direction. An entry holds its weight's `Arc`, so
@@ -107,28 +119,20 @@ fn cached_filter(w: &Arc<Tensor>, cout: usize, cin: usize, dir: Dir) -> Arc<Filt
             }
         }
     };
-    // transformed outside the cache's lock: its parallel loop may run other tasks on this thread
-    let slot = match dir {
-        Dir::Forward => &f.forward,
-        Dir::Backward => &f.backward,
-    };
-    slot.get_or_init(|| transform_filter(w.data(), cout, cin, dir));
-    f
-}
-
-fn filter_of(f: &Filter, dir: Dir) -> &[f32] {
-    match dir {
-        Dir::Forward => f.forward.get(),
-        Dir::Backward => f.backward.get(),
+    // Transformed holding no lock (not even the slot's, as `get_or_init` would): its parallel loop
+    // may run other tasks on this thread, which may want the same filter. Two racing callers
+    // transform it twice, and the first result stays.
+    if f.slot(dir).get().is_none() {
+        let _ = f.slot(dir).set(transform_filter(w.data(), cout, cin, dir));
     }
-    .expect("cached_filter made it")
+    f
 }
 
 /// `y = conv(x, w)` for x `[n, cin, h, w]`, w `[cout, cin, 3, 3]`, stride 1, padding `pad` (≤ 2);
 /// `y` is `[n, cout, h+2pad−2, w+2pad−2]`, fully written, plus `bias`.
 pub fn forward(x: &[f32], w: &Arc<Tensor>, n: usize, cin: usize, cout: usize, (h, wd): (usize, usize), pad: usize, bias: Option<&[f32]>, y: &mut [f32]) {
     let f = cached_filter(w, cout, cin, Dir::Forward);
-    run(x, n, cin, cout, Tiles::new(h, wd, pad), filter_of(&f, Dir::Forward), bias, y)
+    run(x, n, cin, cout, Tiles::new(h, wd, pad), f.get(Dir::Forward), bias, y)
 }
 
 /// The input gradient `dx` `[n, cin, h, w]` of a stride-1 3×3 convolution with padding `pad`, from
@@ -138,7 +142,7 @@ pub fn backward_data(gy: &[f32], w: &Arc<Tensor>, n: usize, cin: usize, cout: us
     let f = cached_filter(w, cout, cin, Dir::Backward);
     let t = Tiles::new(h + 2 * pad - 2, wd + 2 * pad - 2, 2 - pad);
     debug_assert_eq!((t.oh, t.ow), (h, wd));
-    run(gy, n, cout, cin, t, filter_of(&f, Dir::Backward), None, dx)
+    run(gy, n, cout, cin, t, f.get(Dir::Backward), None, dx)
 }
 
 /// The convolution of `x` (`[n, c, h, w]`) to `co` channels with the transformed filters `u`
@@ -146,12 +150,16 @@ pub fn backward_data(gy: &[f32], w: &Arc<Tensor>, n: usize, cin: usize, cout: us
 /// 16 GEMMs `M[ξ][tile, co] = V[ξ][tile, c] · u[ξ][c, co]`, output transform, images back to NCHW.
 /// With the channels last every transform step is a vector operation over channels, whatever the
 /// map size; channels first, small maps made them short per-plane loops.
+#[allow(clippy::too_many_arguments)]
 fn run(x: &[f32], n: usize, c: usize, co: usize, t: Tiles, u: &[f32], bias: Option<&[f32]>, y: &mut [f32]) {
     let (plane, oplane, tpi) = (t.h * t.w, t.oh * t.ow, t.per_image());
     assert_eq!(x.len(), n * c * plane, "winograd: input of {} values, expected {n}x{c}x{}x{}", x.len(), t.h, t.w);
     assert_eq!(y.len(), n * co * oplane, "winograd: output of {} values, expected {n}x{co}x{}x{}", y.len(), t.oh, t.ow);
     assert_eq!(u.len(), 16 * c * co, "winograd: {} transformed filter values for {c} -> {co} channels", u.len());
     let (nb, side_by_side) = chunks::split(n, 16 * (c + co) * tpi + c * plane + co * oplane);
+    // Work within a chunk runs in parallel only when the chunks do not: a thread waiting on a
+    // nested task could start another chunk, whose scratch would then be freshly allocated.
+    let min = if side_by_side { usize::MAX } else { 1 };
     y.par_chunks_mut(nb * co * oplane).enumerate().for_each(|(ci, yc)| {
         let nbc = yc.len() / (co * oplane);
         let tiles = nbc * tpi;
@@ -160,14 +168,14 @@ fn run(x: &[f32], n: usize, c: usize, co: usize, t: Tiles, u: &[f32], bias: Opti
             let (xt, v) = a.split_at_mut(nbc * c * plane);
             let (m, yt) = b.split_at_mut(16 * ms);
             let xc = &x[ci * nb * c * plane..][..nbc * c * plane];
-            xt.par_chunks_mut(c * plane).zip(xc.par_chunks(c * plane)).for_each(|(d, s)| transpose(s, c, d));
-            transform_input(xt, &t, c, nbc, v, vs);
+            xt.par_chunks_mut(c * plane).zip(xc.par_chunks(c * plane)).with_min_len(min).for_each(|(d, s)| transpose(s, c, d));
+            transform_input(xt, &t, c, nbc, v, vs, min);
             for xi in 0..16 {
                 let (vx, ux) = (Mat::rows(&v[xi * vs..][..tiles * c], c), Mat::rows(&u[xi * c * co..][..c * co], co));
                 sgemm(tiles, co, c, vx, ux, &mut m[xi * ms..][..tiles * co], co, false, !side_by_side);
             }
-            transform_output(m, ms, &t, co, nbc, bias, yt);
-            yc.par_chunks_mut(co * oplane).zip(yt.par_chunks(co * oplane)).for_each(|(d, s)| transpose(s, oplane, d));
+            transform_output(m, ms, &t, co, nbc, bias, yt, min);
+            yc.par_chunks_mut(co * oplane).zip(yt.par_chunks(co * oplane)).with_min_len(min).for_each(|(d, s)| transpose(s, oplane, d));
         })
     });
 }
@@ -228,11 +236,11 @@ fn bt(d: [&[f32; L]; 4]) -> [[f32; L]; 4] {
 /// `v[ξ·vs + tile·c + ch] = (Bᵀ d B)[ξ]` for every 4×4 input tile `d` of every channel of the `nb`
 /// images `xt` (`[nb][h][w][c]`), tiles numbered (image, tile row, tile column);
 /// `Bᵀ = [[1, 0, −1, 0], [0, 1, 1, 0], [0, −1, 1, 0], [0, 1, 0, −1]]`, along the tile's rows first.
-fn transform_input(xt: &[f32], t: &Tiles, c: usize, nb: usize, v: &mut [f32], vs: usize) {
+fn transform_input(xt: &[f32], t: &Tiles, c: usize, nb: usize, v: &mut [f32], vs: usize, min: usize) {
     let plane = t.h * t.w;
     // one item per row of tiles (whose tiles are consecutive in every V[ξ]): even one image
-    // spreads over the threads
-    parts(&mut v[..16 * vs], vs, nb * t.th, t.tw * c).into_par_iter().enumerate().for_each(|(row, dst)| {
+    // spreads over the threads; at least `min` items per task
+    parts(&mut v[..16 * vs], vs, nb * t.th, t.tw * c).into_par_iter().enumerate().with_min_len(min).for_each(|(row, dst)| {
         let (img, ty) = (row / t.th, row % t.th);
         let src = &xt[img * plane * c..][..plane * c];
         for tx in 0..t.tw {
@@ -260,15 +268,16 @@ fn transform_input(xt: &[f32], t: &Tiles, c: usize, nb: usize, v: &mut [f32], vs
 /// `yt` (`[nb][oh][ow][co]`) from the GEMM products `m[ξ·ms + tile·co + ch]`: each tile's 2×2 block
 /// is `Aᵀ M A` with `Aᵀ = [[1, 1, 1, 0], [0, 1, −1, −1]]`, down the columns first, clipped at odd
 /// edges, plus `bias`.
-fn transform_output(m: &[f32], ms: usize, t: &Tiles, co: usize, nb: usize, bias: Option<&[f32]>, yt: &mut [f32]) {
+#[allow(clippy::too_many_arguments)]
+fn transform_output(m: &[f32], ms: usize, t: &Tiles, co: usize, nb: usize, bias: Option<&[f32]>, yt: &mut [f32], min: usize) {
     let (tpi, oplane) = (t.per_image(), t.oh * t.ow);
     // Aᵀ applied to four values, lane by lane, each sum left to right
     let at = |a: &[f32; L], b: &[f32; L], c: &[f32; L], d: &[f32; L]| -> [[f32; L]; 2] {
         [std::array::from_fn(|i| a[i] + b[i] + c[i]), std::array::from_fn(|i| b[i] - c[i] - d[i])]
     };
     // one item per row of tiles, the (up to) two output rows it makes: even one image spreads
-    // over the threads
-    let image = |(img, yi): (usize, &mut [f32])| yi.par_chunks_mut(2 * t.ow * co).enumerate().for_each(|(ty, dst)| {
+    // over the threads; at least `min` items per task
+    let image = |(img, yi): (usize, &mut [f32])| yi.par_chunks_mut(2 * t.ow * co).enumerate().with_min_len(min).for_each(|(ty, dst)| {
         for tx in 0..t.tw {
             let tile = img * tpi + ty * t.tw + tx;
             for c0 in (0..co).step_by(L) {
@@ -289,7 +298,7 @@ fn transform_output(m: &[f32], ms: usize, t: &Tiles, co: usize, nb: usize, bias:
             }
         }
     });
-    yt[..nb * oplane * co].par_chunks_mut(oplane * co).enumerate().for_each(image);
+    yt[..nb * oplane * co].par_chunks_mut(oplane * co).enumerate().with_min_len(min).for_each(image);
 }
 
 #[cfg(test)]
@@ -362,7 +371,7 @@ mod tests {
         Arc::make_mut(&mut w).data_mut()[0] += 1.0;
         let changed = cached_filter(&w, 2, 3, Dir::Forward);
         assert!(changed.backward.get().is_none());
-        assert_eq!(filter_of(&changed, Dir::Forward), transform_filter(w.data(), 2, 3, Dir::Forward));
-        assert_ne!(filter_of(&changed, Dir::Forward), filter_of(&f, Dir::Forward));
+        assert_eq!(changed.get(Dir::Forward), transform_filter(w.data(), 2, 3, Dir::Forward));
+        assert_ne!(changed.get(Dir::Forward), f.get(Dir::Forward));
     }
 }
