@@ -85,10 +85,10 @@ fn conv2d_3x3_stride1() {
     conv_case("conv 3x3 s1", 2, 3, 4, 6, 3, 1, 1, false);
 }
 
-/// 16 channels each side: the Winograd path (forward and input gradient), on an odd map.
+/// 32 channels each side: the Winograd path (forward and input gradient), on an odd map.
 #[test]
 fn conv2d_3x3_stride1_winograd_bias() {
-    conv_case("conv 3x3 s1 16->16 bias (Winograd)", 2, 16, 16, 7, 3, 1, 1, true);
+    conv_case("conv 3x3 s1 32->32 bias (Winograd)", 2, 32, 32, 7, 3, 1, 1, true);
 }
 
 #[test]
