@@ -91,6 +91,12 @@ fn conv2d_3x3_stride1_winograd_bias() {
     conv_case("conv 3x3 s1 32->32 bias (Winograd)", 2, 32, 32, 7, 3, 1, 1, true);
 }
 
+/// 16 -> 8: im2col forward, Winograd input gradient (conv2d's `Plan::is_winograd`).
+#[test]
+fn conv2d_3x3_stride1_winograd_input_gradient_only() {
+    conv_case("conv 3x3 s1 16->8 (Winograd input gradient)", 2, 16, 8, 5, 3, 1, 1, false);
+}
+
 #[test]
 fn conv2d_3x3_stride2_bias() {
     conv_case("conv 3x3 s2 bias", 2, 4, 5, 7, 3, 2, 1, true);

@@ -20,8 +20,6 @@ pub struct ConvCfg {
     pub groups: usize,
 }
 
-const WINOGRAD_MIN_CHANNELS: usize = 32;
-
 /// Output maps at least this large get one GEMM per image written straight into NCHW (see `forward`).
 const DIRECT_MIN_PIXELS: usize = 256;
 
@@ -58,13 +56,17 @@ impl Plan {
     fn is_depthwise(&self) -> bool {
         self.cg == 1 && self.og == 1
     }
-    /// 3×3 stride-1 convolutions with enough channels on both sides take Winograd F(2×2, 3×3)
-    /// (`winograd.rs`) for the forward and the input gradient. Few channels leave its GEMMs too
-    /// thin to pay for the transforms: WRN's 16 → 160 at 32×32 runs 1.15x (forward) and 1.3x
-    /// (input gradient) faster on im2col, SmallCNN's 32 → 64 1.15x and 1.55x faster on Winograd.
-    fn is_winograd(&self) -> bool {
-        let g = self.geom;
-        g.k == 3 && g.stride == 1 && g.pad <= 2 && self.groups() == 1 && self.cg.min(self.cout) >= WINOGRAD_MIN_CHANNELS
+    /// Whether 3×3 stride-1 convolutions take Winograd F(2×2, 3×3) (`winograd.rs`) for the forward
+    /// or the input gradient. It pays when its GEMMs, which reduce over the input side's channels
+    /// into the output side's, are not too thin for the transforms. Measured on 2 cores
+    /// (Winograd / im2col, ms, forward then input gradient): 32 → 32 at 32×32, batch 32: 1.8 / 2.0,
+    /// 1.8 / 2.9; with 16 input channels, im2col wins the forward (16 → 160: 4.7 / 3.7) and the
+    /// input gradient once the output side is wide (16 → 64: 2.9 / 2.3; 16 → 160: 6.9 / 4.6), but
+    /// not while it is narrow (16 → 16: 1.0 / 1.2; 16 → 32 at 14×14, batch 128: 1.2 / 2.0).
+    fn is_winograd(&self, forward: bool) -> bool {
+        let (g, cin, cout) = (self.geom, self.cg, self.cout);
+        let thick = cin.min(cout) >= 32 || (!forward && cin >= 16 && cout <= 32);
+        g.k == 3 && g.stride == 1 && g.pad <= 2 && self.groups() == 1 && thick
     }
     /// Runs `f` with scratch for one chunk: the column matrix, and `cout·nb·opix` values for the
     /// GEMM output (forward), gy gathered (input gradient) or gyᵀ (filter gradient).
@@ -102,7 +104,7 @@ pub fn forward(x: &Tensor, w: &Arc<Tensor>, b: Option<&Tensor>, cfg: ConvCfg) ->
     let g = p.geom;
     let shape = [p.n, p.cout, g.oh, g.ow];
     let bias = b.map(|b| b.data());
-    if p.is_winograd() {
+    if p.is_winograd(true) {
         return Tensor::written(&shape, |y| winograd::forward(x.data(), w, p.n, p.cg, p.cout, (g.h, g.w), g.pad, bias, y));
     }
     if p.is_depthwise() {
@@ -178,7 +180,7 @@ pub fn backward(x: &Tensor, w: &Arc<Tensor>, gy: &Tensor, cfg: ConvCfg, need_x: 
     let direct = opix >= DIRECT_MIN_PIXELS;
     // dx: each chunk of images writes its own slice of dx.
     let dx = need_x.then(|| {
-        if p.is_winograd() {
+        if p.is_winograd(false) {
             return Tensor::written(x.shape(), |dx| winograd::backward_data(gyd, w, p.n, p.cg, p.cout, (g.h, g.w), g.pad, dx));
         }
         let mut dx = Tensor::zeros(x.shape());
