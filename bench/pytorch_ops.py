@@ -34,15 +34,15 @@ def main():
     x = torch.rand(128, 32, 32, 32) - 0.5; x2 = torch.rand_like(x); gy = torch.rand_like(x)
     gamma, beta, rm, rv = torch.ones(32), torch.zeros(32), torch.zeros(32), torch.ones(32)
     def bn_train():
-        xi = x.clone().requires_grad_(True); g_ = gamma.clone().requires_grad_(True); b_ = beta.clone().requires_grad_(True)
+        xi = x.detach().requires_grad_(True); g_ = gamma.clone().requires_grad_(True); b_ = beta.clone().requires_grad_(True)
         torch.autograd.grad(F.batch_norm(xi, rm.clone(), rv.clone(), g_, b_, True, 0.1, 1e-5), [xi, g_, b_], gy)
     def bn_eval_in():
-        xi = x.clone().requires_grad_(True)
+        xi = x.detach().requires_grad_(True)
         torch.autograd.grad(F.batch_norm(xi, rm, rv, gamma, beta, False, 0.1, 1e-5), [xi], gy)
     def maxpool_fb():
-        xi = x.clone().requires_grad_(True)
+        xi = x.detach().requires_grad_(True)
         y = F.max_pool2d(xi, 2); torch.autograd.grad(y, [xi], torch.ones_like(y))
-    ops = [("relu_forward", lambda: torch.relu(x)), ("relu_backward", lambda: torch.ops.aten.threshold_backward(gy, x, 0.0)),
+    ops = [("copy", x.clone), ("relu_forward", lambda: torch.relu(x)), ("relu_backward", lambda: torch.ops.aten.threshold_backward(gy, x, 0.0)),
            ("add", lambda: x + x2), ("maxpool_forward", lambda: F.max_pool2d_with_indices(x, 2)), ("maxpool_fwd_bwd", maxpool_fb),
            ("bn_eval_forward", lambda: F.batch_norm(x, rm, rv, gamma, beta, False, 0.1, 1e-5)), ("bn_eval_fwd_bwd_input_only", bn_eval_in),
            ("bn_train_fwd_bwd", bn_train),
@@ -67,7 +67,7 @@ def main():
         m.eval()
         with torch.no_grad(): m(x)
     def input_grad():
-        m.eval(); xi = x.clone().requires_grad_(True)
+        m.eval(); xi = x.detach().requires_grad_(True)
         torch.autograd.grad(F.cross_entropy(m(xi), y, reduction="sum"), [xi])
     def train_step_grads():
         m.train(); m.zero_grad(); F.cross_entropy(m(x), y).backward()

@@ -6,7 +6,7 @@
 //! batch 128 (throughput in bytes moved). The memory-bound group also runs on the GPU in a `--features cuda` build on a machine
 //! with one. `bench/pytorch_ops.py` times the same work in PyTorch for the side-by-side in
 //! BENCHMARKS.md.
-use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use criterion::{criterion_group, criterion_main, BatchSize, BenchmarkId, Criterion, Throughput};
 use mmard::nn::{Arch, Model};
 use mmard::ops::batchnorm::{self, Stats};
 use mmard::ops::conv2d::{backward, forward, ConvCfg};
@@ -109,15 +109,21 @@ fn resnet18(c: &mut Criterion) {
 }
 
 /// Runs `f` on a fresh tape of `mode` with `x` as a gradient-needing input and, when `gy` is given,
-/// backward from its output.
-fn pass(mode: GradMode, x: &Tensor, gy: Option<&Tensor>, f: &dyn Fn(&mut Tape, &mmard::Var) -> mmard::Var) {
+/// backward from its output. Returns the tape, so that its values are freed outside the timing.
+fn pass(mode: GradMode, x: Tensor, gy: Option<Tensor>, f: impl FnOnce(&mut Tape, &mmard::Var) -> mmard::Var) -> Tape {
     let mut tape = Tape::new(mode);
-    let xv = tape.var(x.clone());
+    let xv = tape.var(x);
     let y = f(&mut tape, &xv);
     if let Some(g) = gy {
-        tape.backward(vec![(&y, g.clone())]);
+        tape.backward(vec![(&y, g)]);
     }
+    tape
 }
+
+/// A memory-bound case: its name, the bytes it moves, the tensor it consumes besides a fresh copy
+/// of `x`, and the work. The copies are made outside the timing (`iter_batched`): the work alone
+/// is set against the copy bandwidth.
+type Case<'a> = (&'a str, u64, Option<&'a Tensor>, Box<dyn Fn(Tensor, Option<Tensor>) -> Box<dyn std::any::Any> + 'a>);
 
 fn memory_bound_on(c: &mut Criterion, dev: &Device) {
     let mut g = c.benchmark_group(format!("memory_bound_{dev}"));
@@ -130,35 +136,42 @@ fn memory_bound_on(c: &mut Criterion, dev: &Device) {
     let p = |v: f32, id| Param { id, val: Arc::new(Tensor::full(&[32], v).to_device(dev)) };
     let (gamma, beta) = (p(1.0, 0), p(0.0, 1));
     let (rm, rv) = (Tensor::zeros(&[32]).to_device(dev), Tensor::full(&[32], 1.0).to_device(dev));
-    // (name, bytes moved, work): forward reads x and writes y; a backward also reads gy and writes gx.
-    let cases: Vec<(&str, u64, Box<dyn Fn()>)> = vec![
+    let bn_eval = |t: &mut Tape, v: &mmard::Var| batchnorm::batch_norm(t, v, &gamma, &beta, Stats::Running { mean: &rm, var: &rv }, 1e-5);
+    // (name, bytes moved, ...): forward reads x and writes y; a backward also reads gy and writes gx.
+    let cases: Vec<Case> = vec![
         // the ceiling the fused kernels are measured against: a plain copy (read + write)
-        ("copy", 2 * bytes, Box::new(|| drop(x.clone()))),
-        ("relu_forward", 2 * bytes, Box::new(|| drop(elementwise::relu_forward(&x)))),
-        ("relu_backward", 3 * bytes, Box::new(|| drop(elementwise::relu_backward(&x, &gy)))),
-        ("add", 3 * bytes, Box::new(|| pass(GradMode::None, &x, None, &|t, v| {
-            let b = t.var(x2.clone());
+        ("copy", 2 * bytes, None, Box::new(|_, _| Box::new(x.clone()))),
+        ("relu_forward", 2 * bytes, None, Box::new(|_, _| Box::new(elementwise::relu_forward(&x)))),
+        ("relu_backward", 3 * bytes, None, Box::new(|_, _| Box::new(elementwise::relu_backward(&x, &gy)))),
+        ("add", 3 * bytes, Some(&x2), Box::new(|x, x2| Box::new(pass(GradMode::None, x, None, |t, v| {
+            let b = t.var(x2.expect("add's second operand"));
             elementwise::add(t, v, &b)
-        }))),
-        ("maxpool_forward", bytes + bytes / 2, Box::new(|| pass(GradMode::None, &x, None, &|t, v| pool::maxpool2(t, v)))),
-        ("maxpool_fwd_bwd", 2 * bytes + bytes, Box::new(|| pass(GradMode::Input, &x, Some(&pooled), &|t, v| pool::maxpool2(t, v)))),
-        ("bn_eval_forward", 2 * bytes, Box::new(|| pass(GradMode::None, &x, None, &|t, v| batchnorm::batch_norm(t, v, &gamma, &beta, Stats::Running { mean: &rm, var: &rv }, 1e-5)))),
-        ("bn_eval_fwd_bwd_input_only", 5 * bytes, Box::new(|| pass(GradMode::Input, &x, Some(&gy), &|t, v| batchnorm::batch_norm(t, v, &gamma, &beta, Stats::Running { mean: &rm, var: &rv }, 1e-5)))),
-        ("bn_train_fwd_bwd", 8 * bytes, Box::new(|| pass(GradMode::Params, &x, Some(&gy), &|t, v| {
+        })))),
+        ("maxpool_forward", bytes + bytes / 2, None, Box::new(|x, _| Box::new(pass(GradMode::None, x, None, pool::maxpool2)))),
+        ("maxpool_fwd_bwd", 2 * bytes + bytes, Some(&pooled), Box::new(|x, g| Box::new(pass(GradMode::Input, x, g, pool::maxpool2)))),
+        ("bn_eval_forward", 2 * bytes, None, Box::new(|x, _| Box::new(pass(GradMode::None, x, None, &bn_eval)))),
+        ("bn_eval_fwd_bwd_input_only", 5 * bytes, Some(&gy), Box::new(|x, g| Box::new(pass(GradMode::Input, x, g, &bn_eval)))),
+        ("bn_train_fwd_bwd", 8 * bytes, Some(&gy), Box::new(|x, g| Box::new(pass(GradMode::Params, x, g, |t, v| {
             let (mut m, mut s) = (rm.clone(), rv.clone());
             batchnorm::batch_norm(t, v, &gamma, &beta, Stats::Batch { running_mean: &mut m, running_var: &mut s, momentum: 0.1 }, 1e-5)
-        }))),
-        ("pgd_step", 4 * bytes, Box::new(|| {
-            let mut xa = x.clone();
+        })))),
+        ("pgd_step", 4 * bytes, None, Box::new(|mut xa, _| {
             pgd::step(&mut xa, &gy, &x2, 2.0 / 255.0, 8.0 / 255.0);
+            Box::new(xa)
         })),
     ];
-    for (name, moved, f) in &cases {
+    for (name, moved, second, f) in &cases {
         g.throughput(Throughput::Bytes(*moved));
-        g.bench_function(*name, |b| b.iter(|| {
-            f();
+        let fresh = || {
+            let owned = (x.clone(), second.map(Tensor::clone));
             dev.sync();
-        }));
+            owned
+        };
+        g.bench_function(*name, |b| b.iter_batched(fresh, |(x, s)| {
+            let out = f(x, s);
+            dev.sync();
+            out
+        }, BatchSize::PerIteration));
     }
     let [t, za, zn] = [0.5, -0.3, 1.0].map(|k| Tensor::from_vec(&[128, 10], filled(&[128, 10]).data().iter().map(|v| v * k).collect()).to_device(dev));
     let w = loss::Triangle { teacher_adv: 5.0 / 6.0, teacher_nat: 1.0 / 6.0, adv_nat: 1.0 };

@@ -16,7 +16,9 @@ pub fn pgd_step(x_adv: &mut [f32], grad: &[f32], x0: &[f32], alpha: f32, eps: f3
     assert!(x_adv.len() == grad.len() && x_adv.len() == x0.len(), "pgd_step: lengths differ");
     x_adv.par_chunks_mut(CHUNK).zip(grad.par_chunks(CHUNK)).zip(x0.par_chunks(CHUNK)).for_each(|((xa, g), x0)| {
         for ((a, &g), &x) in xa.iter_mut().zip(g).zip(x0) {
-            let s = if g > 0.0 { alpha } else if g < 0.0 { -alpha } else { 0.0 };
+            // sign as arithmetic, not branches: a random gradient's signs mispredict every other
+            // element, and branches keep the loop scalar (3.2 ms on 4 M values, 6x a copy).
+            let s = alpha * ((g > 0.0) as i32 - (g < 0.0) as i32) as f32;
             *a = project(*a + s, x, eps);
         }
     });

@@ -1,8 +1,9 @@
-"""The criterion conv benches (benches/ops.rs) beside bench/pytorch_ops.py, in alternating rounds, as
-a markdown table of medians per layer (ms, and mmard / PyTorch: below 1, mmard is faster) with
-mmard's direct-convolution GFLOP/s against its sgemm ceiling.
+"""The criterion benches of benches/ops.rs beside bench/pytorch_ops.py, in alternating rounds, as
+markdown tables of medians (ms, and mmard / PyTorch: below 1, mmard is faster): per conv layer, with
+mmard's direct-convolution GFLOP/s against its sgemm ceiling, and per memory-bound op, with mmard's
+GiB/s against its plain copy of the same tensor.
 
-Usage: cargo bench --no-run && python bench/conv_table.py [--ops target/release/deps/ops-HASH]
+Usage: cargo bench --no-run && python bench/ops_table.py [--ops target/release/deps/ops-HASH]
        [--rounds 3] [--filter REGEX]   (the newest ops bench binary by default)"""
 import argparse, glob, os, re, statistics, subprocess, sys
 from pathlib import Path
@@ -11,18 +12,23 @@ HERE = Path(__file__).resolve().parent
 UNIT = {"ns": 1e-6, "µs": 1e-3, "ms": 1.0, "s": 1e3}
 KINDS = ["forward", "backward_data", "backward_filter"]
 
-def mmard_round(ops, filt, out):
-    """criterion's median time per bench id, e.g. out["conv2d_resnet18_b32/forward/64-64_32_k3s1"]."""
+def mmard_round(ops, filt, out, gibs):
+    """criterion's median time per bench id, e.g. out["conv2d_resnet18_b32/forward/64-64_32_k3s1"],
+    and its median throughput where it is in bytes (gibs["memory_bound_cpu/copy"])."""
     text = subprocess.run([ops, "--bench", filt, "--warm-up-time", "1", "--measurement-time", "2", "--noplot"],
                           capture_output=True, text=True, check=True).stdout
-    name = None
+    name = last = None
     for line in text.splitlines():
         if line and not line.startswith((" ", "Benchmarking")):
             name = line.split()[0]
         t = re.search(r"time:\s+\[\S+ \S+ (\S+) (\S+)", line)
         if t and name:
             out.setdefault(name, []).append(float(t.group(1)) * UNIT[t.group(2)])
-            name = None
+            name, last = None, name
+        b = re.search(r"thrpt:\s+\[\S+ \S+ (\S+) (GiB|MiB)/s", line)
+        if b and last:
+            gibs.setdefault(last, []).append(float(b.group(1)) / (1024 if b.group(2) == "MiB" else 1))
+            last = None
 
 def torch_round(python, out):
     text = subprocess.run([python, str(HERE / "pytorch_ops.py"), "--repeats", "10"], capture_output=True, text=True, check=True).stdout
@@ -31,6 +37,9 @@ def torch_round(python, out):
         if g:
             for kind, v in zip(KINDS, g.groups()[2:]):
                 out.setdefault(f"{g.group(1)}/{kind}/{g.group(2)}", []).append(float(v))
+        g = re.match(r"memory_bound (\S+): ([\d.]+) ms", line)
+        if g:
+            out.setdefault(f"memory_bound_cpu/{g.group(1)}", []).append(float(g.group(2)))
         g = re.match(r"sgemm 2048: ([\d.]+) ms", line)
         if g:
             out.setdefault("sgemm/2048", []).append(float(g.group(1)))
@@ -42,16 +51,16 @@ def flops(layer, batch):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--ops"); ap.add_argument("--rounds", type=int, default=3); ap.add_argument("--filter", default="sgemm|conv2d")
+    ap.add_argument("--ops"); ap.add_argument("--rounds", type=int, default=3); ap.add_argument("--filter", default="sgemm|conv2d|memory_bound_cpu")
     ap.add_argument("--python", default=sys.executable)
     a = ap.parse_args()
     bins = [f for f in glob.glob("target/release/deps/ops-*") if not f.endswith(".d")]
     ops = a.ops or max(bins, key=os.path.getmtime, default=None)
     if not ops:
         sys.exit("no ops bench binary: run `cargo bench --no-run` first, or pass --ops")
-    m, p = {}, {}
+    m, p, gibs = {}, {}, {}
     for _ in range(a.rounds):
-        mmard_round(ops, a.filter, m)
+        mmard_round(ops, a.filter, m, gibs)
         torch_round(a.python, p)
     med = lambda d, k: statistics.median(d[k]) if k in d else float("nan")
     ceiling = 2 * 2048 ** 3 / med(m, "sgemm/2048") / 1e6
@@ -68,6 +77,15 @@ def main():
                 share = flops(layer, batch) / t / 1e6 / ceiling
                 cells.append(f"{t:.2f} / {q:.2f} ({t / q:.2f}), {share:.0%}")
             print(f"| {layer} | " + " | ".join(cells) + " |")
+        print()
+    ops_bound = [k for k in m if k.startswith("memory_bound_cpu/") and k in gibs]
+    if ops_bound:
+        copy = med(gibs, "memory_bound_cpu/copy")
+        print("**memory_bound_cpu** (one [128, 32, 32, 32] f32 tensor, 16 MiB)\n")
+        print("| op | mmard ms | PyTorch ms | mmard / PyTorch | mmard GiB/s | share of mmard's copy |\n|---|---|---|---|---|---|")
+        for k in ops_bound:
+            t, q, r = med(m, k), med(p, k), med(gibs, k)
+            print(f"| {k.split('/')[1]} | {t:.3f} | {q:.3f} | {t / q:.2f} | {r:.1f} | {r / copy:.0%} |")
         print()
 
 if __name__ == "__main__":
