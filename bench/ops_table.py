@@ -1,10 +1,11 @@
 """The criterion benches of benches/ops.rs beside bench/pytorch_ops.py, in alternating rounds, as
 markdown tables of medians (ms, and mmard / PyTorch: below 1, mmard is faster): per conv layer, with
-mmard's direct-convolution GFLOP/s against its sgemm ceiling, and per memory-bound op, with mmard's
-GiB/s against its plain copy of the same tensor.
+mmard's direct-convolution GFLOP/s against its sgemm ceiling (CPU), and per memory-bound op, with
+mmard's GiB/s against its plain copy of the same tensor.
 
 Usage: cargo bench --no-run && python bench/ops_table.py [--ops target/release/deps/ops-HASH]
-       [--rounds 3] [--filter REGEX]   (the newest ops bench binary by default)"""
+       [--rounds 3] [--filter REGEX] [--device cpu|cuda] [--seconds 3]
+       (the newest ops bench binary by default; cuda needs a `--features cuda` build of it)"""
 import argparse, glob, os, re, statistics, subprocess, sys
 from pathlib import Path
 
@@ -12,11 +13,21 @@ HERE = Path(__file__).resolve().parent
 UNIT = {"ns": 1e-6, "µs": 1e-3, "ms": 1.0, "s": 1e3}
 KINDS = ["forward", "backward_data", "backward_filter"]
 
-def mmard_round(ops, filt, out, gibs):
+def output(cmd):
+    """What `cmd` printed, or nothing (with its error on stderr) when it failed: one side failing,
+    e.g. PyTorch without a GPU, still leaves the other side's figures."""
+    p = subprocess.run(cmd, capture_output=True, text=True)
+    if p.returncode != 0:
+        err = p.stderr.strip().splitlines()
+        print(f"{Path(cmd[1] if cmd[1].endswith('.py') else cmd[0]).name} failed: {err[-1] if err else p.returncode}", file=sys.stderr)
+        return ""
+    return p.stdout
+
+def mmard_round(ops, filt, seconds, out, gibs):
     """criterion's median time per bench id, e.g. out["conv2d_resnet18_b32/forward/64-64_32_k3s1"],
     and its median throughput where it is in bytes (gibs["memory_bound_cpu/copy"])."""
-    text = subprocess.run([ops, "--bench", filt, "--warm-up-time", "1", "--measurement-time", "2", "--noplot"],
-                          capture_output=True, text=True, check=True).stdout
+    warm = f"{seconds / 3:.2f}"; measure = f"{seconds * 2 / 3:.2f}"
+    text = output([ops, "--bench", filt, "--warm-up-time", warm, "--measurement-time", measure, "--noplot"])
     name = last = None
     for line in text.splitlines():
         if line and not line.startswith((" ", "Benchmarking")):
@@ -30,8 +41,8 @@ def mmard_round(ops, filt, out, gibs):
             gibs.setdefault(last, []).append(float(b.group(1)) / (1024 if b.group(2) == "MiB" else 1))
             last = None
 
-def torch_round(python, out):
-    text = subprocess.run([python, str(HERE / "pytorch_ops.py"), "--repeats", "10"], capture_output=True, text=True, check=True).stdout
+def torch_round(python, device, out):
+    text = output([python, str(HERE / "pytorch_ops.py"), "--repeats", "10", "--device", device])
     for line in text.splitlines():
         g = re.match(r"(\S+)/(\S+): forward ([\d.]+) ms .*backward_data ([\d.]+) ms .*backward_filter ([\d.]+) ms", line)
         if g:
@@ -39,7 +50,7 @@ def torch_round(python, out):
                 out.setdefault(f"{g.group(1)}/{kind}/{g.group(2)}", []).append(float(v))
         g = re.match(r"memory_bound (\S+): ([\d.]+) ms", line)
         if g:
-            out.setdefault(f"memory_bound_cpu/{g.group(1)}", []).append(float(g.group(2)))
+            out.setdefault(f"memory_bound_{device}/{g.group(1)}", []).append(float(g.group(2)))
         g = re.match(r"sgemm 2048: ([\d.]+) ms", line)
         if g:
             out.setdefault("sgemm/2048", []).append(float(g.group(1)))
@@ -51,37 +62,46 @@ def flops(layer, batch):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--ops"); ap.add_argument("--rounds", type=int, default=3); ap.add_argument("--filter", default="sgemm|conv2d|memory_bound_cpu")
+    ap.add_argument("--ops"); ap.add_argument("--rounds", type=int, default=3); ap.add_argument("--filter")
+    ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    ap.add_argument("--seconds", type=float, default=3, help="criterion warm-up + measurement per bench")
     ap.add_argument("--python", default=sys.executable)
     a = ap.parse_args()
+    cuda = a.device == "cuda"
+    filt = a.filter or (r"conv2d\w*_cuda/|memory_bound_cuda" if cuda else r"sgemm|conv2d\w*_b\d+/|memory_bound_cpu")
     bins = [f for f in glob.glob("target/release/deps/ops-*") if not f.endswith(".d")]
     ops = a.ops or max(bins, key=os.path.getmtime, default=None)
     if not ops:
         sys.exit("no ops bench binary: run `cargo bench --no-run` first, or pass --ops")
     m, p, gibs = {}, {}, {}
     for _ in range(a.rounds):
-        mmard_round(ops, a.filter, m, gibs)
-        torch_round(a.python, p)
+        mmard_round(ops, filt, a.seconds, m, gibs)
+        torch_round(a.python, a.device, p)
+    if not m:
+        sys.exit(f"no mmard benchmark of {ops} ran for the filter {filt!r}" + (" (is it a --features cuda build, on a GPU machine?)" if cuda else ""))
     med = lambda d, k: statistics.median(d[k]) if k in d else float("nan")
-    ceiling = 2 * 2048 ** 3 / med(m, "sgemm/2048") / 1e6
-    print(f"sgemm 2048³: mmard {ceiling:.0f} GFLOP/s, PyTorch {2 * 2048 ** 3 / med(p, 'sgemm/2048') / 1e6:.0f} GFLOP/s; medians of {a.rounds} rounds\n")
+    ceiling = None if cuda else 2 * 2048 ** 3 / med(m, "sgemm/2048") / 1e6
+    if ceiling:
+        print(f"sgemm 2048³: mmard {ceiling:.0f} GFLOP/s, PyTorch {2 * 2048 ** 3 / med(p, 'sgemm/2048') / 1e6:.0f} GFLOP/s; medians of {a.rounds} rounds\n")
     groups = dict.fromkeys(k.split("/")[0] for k in m if k.startswith("conv2d"))
     for g in groups:
-        batch = int(re.search(r"_b(\d+)$", g).group(1))
-        print(f"**{g}** (ms, mmard / PyTorch, ratio; mmard GFLOP/s as a share of its sgemm)\n")
+        batch = int(re.search(r"_b(\d+)(_cuda)?$", g).group(1))
+        share = "" if cuda else "; mmard GFLOP/s as a share of its sgemm"
+        print(f"**{g}** (ms, mmard / PyTorch, ratio{share})\n")
         print("| layer | forward | backward-data | backward-filter |\n|---|---|---|---|")
         for layer in dict.fromkeys(k.split("/")[2] for k in m if k.startswith(g + "/")):
             cells = []
             for kind in KINDS:
                 t, q = med(m, f"{g}/{kind}/{layer}"), med(p, f"{g}/{kind}/{layer}")
-                share = flops(layer, batch) / t / 1e6 / ceiling
-                cells.append(f"{t:.2f} / {q:.2f} ({t / q:.2f}), {share:.0%}")
+                rate = f", {flops(layer, batch) / t / 1e6 / ceiling:.0%}" if ceiling else f", {flops(layer, batch) / t / 1e9:.1f} TFLOP/s"
+                cells.append(f"{t:.2f} / {q:.2f} ({t / q:.2f}){rate}")
             print(f"| {layer} | " + " | ".join(cells) + " |")
         print()
-    ops_bound = [k for k in m if k.startswith("memory_bound_cpu/") and k in gibs]
+    group = f"memory_bound_{a.device}"
+    ops_bound = [k for k in m if k.startswith(group + "/") and k in gibs]
     if ops_bound:
-        copy = med(gibs, "memory_bound_cpu/copy")
-        print("**memory_bound_cpu** (one [128, 32, 32, 32] f32 tensor, 16 MiB)\n")
+        copy = med(gibs, f"{group}/copy")
+        print(f"**{group}** (one [128, 32, 32, 32] f32 tensor, 16 MiB)\n")
         print("| op | mmard ms | PyTorch ms | mmard / PyTorch | mmard GiB/s | share of mmard's copy |\n|---|---|---|---|---|---|")
         for k in ops_bound:
             t, q, r = med(m, k), med(p, k), med(gibs, k)

@@ -1,8 +1,10 @@
 """The same work as benches/ops.rs in PyTorch (CPU, eager, default threads): a 2048³ sgemm, the conv
 layers of ResNet-18 and WRN-34-10 at batch 32 and of SmallCNN at batch 128 (forward, backward-data,
 backward-filter), whole ResNet-18 passes (the model of bench/pytorch_step.py), and the memory-bound
-ops at SmallCNN's first activation at batch 128. Prints medians.
-Usage: python bench/pytorch_ops.py [--repeats N]   (needs torch)"""
+ops at SmallCNN's first activation at batch 128. Prints medians. On `--device cuda`: cuDNN with
+benchmark mode and TF32 off (mmard's default), the conv groups named `NAME_cuda` as the criterion
+groups of a `--features cuda` build.
+Usage: python bench/pytorch_ops.py [--repeats N] [--device cpu|cuda]   (needs torch)"""
 import argparse, statistics, sys, time
 from pathlib import Path
 import torch
@@ -18,16 +20,26 @@ B = 32
 # (name, batch, layers), as the criterion groups of benches/ops.rs
 NETS = [("conv2d_resnet18_b32", B, RESNET18), ("conv2d_wrn34_10_b32", B, WRN34_10), ("conv2d_small_cnn_b128", 128, SMALL_CNN)]
 
+def sync():
+    if torch.get_default_device().type == "cuda":
+        torch.cuda.synchronize()
+
 def median_time(f, repeats):
-    f()
+    f(); sync()
     ts = []
     for _ in range(repeats):
-        t = time.perf_counter(); f(); ts.append(time.perf_counter() - t)
+        t = time.perf_counter(); f(); sync(); ts.append(time.perf_counter() - t)
     return statistics.median(ts)
 
 def main():
-    ap = argparse.ArgumentParser(); ap.add_argument("--repeats", type=int, default=10); a = ap.parse_args()
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
+    ap = argparse.ArgumentParser(); ap.add_argument("--repeats", type=int, default=10); ap.add_argument("--device", default="cpu")
+    a = ap.parse_args()
+    torch.set_default_device(a.device)
+    cuda = torch.get_default_device().type == "cuda"
+    if cuda:
+        torch.backends.cudnn.benchmark = True
+        torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, device {a.device}")
     a_, b_ = torch.rand(2048, 2048), torch.rand(2048, 2048)
     t = median_time(lambda: a_ @ b_, a.repeats)
     print(f"sgemm 2048: {t*1e3:.1f} ms ({2 * 2048**3 / t / 1e9:.0f} GFLOP/s)")
@@ -57,7 +69,7 @@ def main():
             fwd = median_time(lambda: F.conv2d(x, w, None, s, k // 2), a.repeats)
             bd = median_time(lambda: torch.ops.aten.convolution_backward(gy, x, w, None, [s, s], [k // 2] * 2, [1, 1], False, [0, 0], 1, [True, False, False]), a.repeats)
             bf = median_time(lambda: torch.ops.aten.convolution_backward(gy, x, w, None, [s, s], [k // 2] * 2, [1, 1], False, [0, 0], 1, [False, True, False]), a.repeats)
-            print(f"{net}/{cin}-{cout}_{side}_k{k}s{s}: forward {fwd*1e3:.2f} ms ({flops/fwd/1e9:.0f} GFLOP/s), "
+            print(f"{net}{'_cuda' if cuda else ''}/{cin}-{cout}_{side}_k{k}s{s}: forward {fwd*1e3:.2f} ms ({flops/fwd/1e9:.0f} GFLOP/s), "
                   f"backward_data {bd*1e3:.2f} ms ({flops/bd/1e9:.0f}), backward_filter {bf*1e3:.2f} ms ({flops/bf/1e9:.0f})")
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     from pytorch_step import ResNet18

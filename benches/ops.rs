@@ -3,8 +3,8 @@
 //! layers, whose transformed filters are cached after the first call as in the PGD inner loop),
 //! whole ResNet-18 passes in each GradMode, and the memory-bound ops (ReLU, add, max-pool,
 //! BatchNorm, the fused PGD step, the fused losses) at the size of SmallCNN's first activation at
-//! batch 128 (throughput in bytes moved). The memory-bound group also runs on the GPU in a `--features cuda` build on a machine
-//! with one. `bench/pytorch_ops.py` times the same work in PyTorch for the side-by-side in
+//! batch 128 (throughput in bytes moved). The conv layers and the memory-bound group also run on
+//! the GPU in a `--features cuda` build on a machine with one. `bench/pytorch_ops.py` times the same work in PyTorch for the side-by-side in
 //! BENCHMARKS.md.
 use criterion::{criterion_group, criterion_main, BatchSize, BenchmarkId, Criterion, Throughput};
 use mmard::nn::{Arch, Model};
@@ -53,20 +53,29 @@ fn filled(shape: &[usize]) -> Tensor {
     Tensor::from_vec(shape, (0..n).map(|i| ((i * 7919) % 1000) as f32 / 1000.0 - 0.5).collect())
 }
 
-fn conv_layers(c: &mut Criterion) {
+/// Times `f` up to the end of the work it queued on `dev`.
+fn synced(b: &mut criterion::Bencher, dev: &Device, f: impl Fn()) {
+    b.iter(|| {
+        f();
+        dev.sync();
+    });
+}
+
+/// The conv layers on `dev`; the GPU's groups are named with a `_cuda` suffix (cuDNN, as PyTorch).
+fn conv_layers_on(c: &mut Criterion, dev: &Device) {
     for (name, batch, layers) in NETS {
-        let mut g = c.benchmark_group(name);
+        let mut g = c.benchmark_group(if gpu(dev) { format!("{name}_cuda") } else { name.to_string() });
         g.sample_size(10);
         for &(cin, cout, side, k, stride) in layers {
             let cfg = ConvCfg { stride, pad: k / 2, groups: 1 };
-            let (x, w) = (filled(&[batch, cin, side, side]), Arc::new(filled(&[cout, cin, k, k])));
+            let (x, w) = (filled(&[batch, cin, side, side]).to_device(dev), Arc::new(filled(&[cout, cin, k, k]).to_device(dev)));
             let gy = forward(&x, &w, None, cfg);
             let flops = 2 * gy.numel() * cin * k * k;
             let id = format!("{cin}-{cout}_{side}_k{k}s{stride}");
             g.throughput(Throughput::Elements(flops as u64));
-            g.bench_function(BenchmarkId::new("forward", &id), |b| b.iter(|| forward(&x, &w, None, cfg)));
-            g.bench_function(BenchmarkId::new("backward_data", &id), |b| b.iter(|| backward(&x, &w, &gy, cfg, true, false)));
-            g.bench_function(BenchmarkId::new("backward_filter", &id), |b| b.iter(|| backward(&x, &w, &gy, cfg, false, true)));
+            g.bench_function(BenchmarkId::new("forward", &id), |b| synced(b, dev, || drop(forward(&x, &w, None, cfg))));
+            g.bench_function(BenchmarkId::new("backward_data", &id), |b| synced(b, dev, || drop(backward(&x, &w, &gy, cfg, true, false))));
+            g.bench_function(BenchmarkId::new("backward_filter", &id), |b| synced(b, dev, || drop(backward(&x, &w, &gy, cfg, false, true))));
         }
         g.finish();
     }
@@ -126,7 +135,7 @@ fn pass(mode: GradMode, x: Tensor, gy: Option<Tensor>, f: impl FnOnce(&mut Tape,
 type Case<'a> = (&'a str, u64, Option<&'a Tensor>, Box<dyn Fn(Tensor, Option<Tensor>) -> Box<dyn std::any::Any> + 'a>);
 
 fn memory_bound_on(c: &mut Criterion, dev: &Device) {
-    let mut g = c.benchmark_group(format!("memory_bound_{dev}"));
+    let mut g = c.benchmark_group(if gpu(dev) { "memory_bound_cuda" } else { "memory_bound_cpu" });
     g.sample_size(20);
     let shape = [128, 32, 32, 32];
     let bytes = (shape.iter().product::<usize>() * 4) as u64;
@@ -176,21 +185,31 @@ fn memory_bound_on(c: &mut Criterion, dev: &Device) {
     let [t, za, zn] = [0.5, -0.3, 1.0].map(|k| Tensor::from_vec(&[128, 10], filled(&[128, 10]).data().iter().map(|v| v * k).collect()).to_device(dev));
     let w = loss::Triangle { teacher_adv: 5.0 / 6.0, teacher_nat: 1.0 / 6.0, adv_nat: 1.0 };
     g.throughput(Throughput::Bytes(3 * 2 * 128 * 10 * 4));
-    g.bench_function("triangle_loss_128x10", |b| b.iter(|| {
-        drop(loss::triangle(&t, &za, &zn, w, 1.0));
-        dev.sync();
-    }));
+    g.bench_function("triangle_loss_128x10", |b| synced(b, dev, || drop(loss::triangle(&t, &za, &zn, w, 1.0))));
     g.finish();
 }
 
-fn memory_bound(c: &mut Criterion) {
-    memory_bound_on(c, &Device::Cpu);
+fn gpu(dev: &Device) -> bool {
+    !matches!(dev, Device::Cpu)
+}
+
+/// Runs `group` on the CPU and, in a `--features cuda` build on a machine with a GPU, there too.
+fn on_devices(c: &mut Criterion, group: fn(&mut Criterion, &Device)) {
+    group(c, &Device::Cpu);
     if cfg!(feature = "cuda") {
         match Device::open("cuda", false) {
-            Ok(d) => memory_bound_on(c, &d),
-            Err(e) => println!("memory_bound on cuda skipped: {e}"),
+            Ok(d) => group(c, &d),
+            Err(e) => println!("cuda benches skipped: {e}"),
         }
     }
+}
+
+fn conv_layers(c: &mut Criterion) {
+    on_devices(c, conv_layers_on);
+}
+
+fn memory_bound(c: &mut Criterion) {
+    on_devices(c, memory_bound_on);
 }
 
 /// The allocator the `mmard` binary runs with, so buffers cost here what they cost there.

@@ -4,10 +4,10 @@
 # (`scripts/build-gpu-check.sh` puts them in gpu-bin/), puts the venv's library folders on
 # LD_LIBRARY_PATH, prints the GPU, driver and library versions, runs the CUDA tests (fixture parity on
 # the GPU, CPU against GPU for every op, whole steps), then the step benchmarks beside PyTorch on the
-# GPU, and the memory-bound kernels against a device-to-device copy. Run it from the repository
-# root of a checkout (the tests read tests/fixtures). Logs go to
-# $OUT (default ./gpu-check-logs). Each part has its own time limit (150 + 45 + 60 + 180 s at most), so the whole run ends well
-# inside 8 minutes.
+# GPU, and last WRN-34-10's conv layers and the memory-bound kernels (against a device-to-device
+# copy) beside PyTorch's. Run it from the repository root of a checkout (the tests read
+# tests/fixtures). Logs go to $OUT (default ./gpu-check-logs). Each part has its own time limit
+# (150 + 45 + 180 + 90 s at most), so the whole run ends inside 8 minutes.
 #
 # Usage: scripts/gpu-check.sh            (VENV=/opt/torch/.venv, BIN=gpu-bin, REPEATS=5)
 set -uo pipefail
@@ -54,10 +54,10 @@ echo "== a CUDA step from the command line" | tee "$OUT/cli.txt"
 timeout 45 "$BIN/mmard" --device cuda bench step --student resnet18 --teacher wide_resnet --teacher-config '{"depth":16,"widen":4}' \
     --method mmard --batch 128 --repeats 3 2>&1 | tee -a "$OUT/cli.txt" || status=1
 
-echo "== memory-bound kernels against a device copy (GiB/s)" | tee "$OUT/kernels.txt"
-[ -x "$BIN/ops_bench" ] && timeout 60 "$BIN/ops_bench" --bench "memory_bound_cuda" --warm-up-time 1 --measurement-time 2 --noplot 2>&1 \
-    | grep -E "^memory_bound|thrpt" | tee -a "$OUT/kernels.txt"
-
 echo "== benchmarks (cuda)" | tee "$OUT/bench.txt"
 timeout 180 "$PY" bench/compare.py --device cuda --mmard "$BIN/mmard" --python "$PY" --repeats "$REPEATS" 2>&1 | tee -a "$OUT/bench.txt"
+
+echo "== WRN-34-10's conv layers and the memory-bound kernels (against a device copy), beside PyTorch" | tee "$OUT/kernels.txt"
+[ -x "$BIN/ops_bench" ] && timeout 90 "$PY" bench/ops_table.py --device cuda --ops "$BIN/ops_bench" --python "$PY" --rounds 1 --seconds 0.6 \
+    --filter "conv2d_wrn34_10_b32_cuda/|memory_bound_cuda" 2>&1 | tee -a "$OUT/kernels.txt"
 exit $status
