@@ -21,7 +21,7 @@ pub enum BenchCmd {
 
 #[derive(Args)]
 pub struct StepArgs {
-    /// Student architecture.
+    /// Student architecture: small_cnn | resnet18 | preact_resnet18 | wide_resnet | mobilenet_v2
     #[arg(long)]
     student: String,
     /// Student config as JSON, e.g. '{"width":64}' (the architecture's defaults otherwise).
@@ -33,8 +33,10 @@ pub struct StepArgs {
     /// Teacher config as JSON, e.g. '{"depth":16,"widen":4}'.
     #[arg(long, default_value = "{}")]
     teacher_config: String,
+    /// natural | pgd_at | trades | ard | iad | rslad | adaad | mmard
     #[arg(long)]
     method: Method,
+    /// Images per step.
     #[arg(long, default_value_t = 32)]
     batch: usize,
     /// Inner-loop PGD steps K.
@@ -43,6 +45,7 @@ pub struct StepArgs {
     /// Image shape CxHxW.
     #[arg(long, default_value = "3x32x32")]
     input: String,
+    /// Number of classes of both models.
     #[arg(long, default_value_t = 10)]
     classes: usize,
     /// Timed steps (after one warm-up step).
