@@ -18,8 +18,8 @@ def output(cmd):
     e.g. PyTorch without a GPU, still leaves the other side's figures."""
     p = subprocess.run(cmd, capture_output=True, text=True)
     if p.returncode != 0:
-        err = p.stderr.strip().splitlines()
-        print(f"{Path(cmd[1] if cmd[1].endswith('.py') else cmd[0]).name} failed: {err[-1] if err else p.returncode}", file=sys.stderr)
+        err = [l for l in p.stderr.strip().splitlines() if re.search(r"error|panicked", l, re.I)] or p.stderr.strip().splitlines()[-1:]
+        print(f"{Path(cmd[1] if cmd[1].endswith('.py') else cmd[0]).name} failed: {' / '.join(err) or p.returncode}", file=sys.stderr)
         return ""
     return p.stdout
 
@@ -68,7 +68,8 @@ def main():
     ap.add_argument("--python", default=sys.executable)
     a = ap.parse_args()
     cuda = a.device == "cuda"
-    filt = a.filter or (r"conv2d\w*_cuda/|memory_bound_cuda" if cuda else r"sgemm|conv2d\w*_b\d+/|memory_bound_cpu")
+    # criterion's regex crate has no \w or \d
+    filt = a.filter or ("conv2d[a-z0-9_]*_cuda/|memory_bound_cuda" if cuda else "sgemm|conv2d[a-z0-9_]*_b[0-9]+/|memory_bound_cpu")
     bins = [f for f in glob.glob("target/release/deps/ops-*") if not f.endswith(".d")]
     ops = a.ops or max(bins, key=os.path.getmtime, default=None)
     if not ops:
