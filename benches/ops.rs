@@ -129,10 +129,19 @@ fn pass(mode: GradMode, x: Tensor, gy: Option<Tensor>, f: impl FnOnce(&mut Tape,
     tape
 }
 
-/// A memory-bound case: its name, the bytes it moves, the tensor it consumes besides a fresh copy
-/// of `x`, and the work. The copies are made outside the timing (`iter_batched`): the work alone
-/// is set against the copy bandwidth.
-type Case<'a> = (&'a str, u64, Option<&'a Tensor>, Box<dyn Fn(Tensor, Option<Tensor>) -> Box<dyn std::any::Any> + 'a>);
+/// Fresh copies of the tensors a memory-bound case consumes, made outside the timing.
+struct Owned(std::vec::IntoIter<Tensor>);
+
+impl Owned {
+    fn take(&mut self) -> Tensor {
+        self.0.next().expect("a case takes only the tensors it lists")
+    }
+}
+
+/// A memory-bound case: its name, the bytes it moves, the tensors it consumes, and the work. The
+/// consumed tensors are copied outside the timing (`iter_batched`), so the work alone is set
+/// against the copy bandwidth; the work returns its outputs, which are freed outside it too.
+type Case<'a> = (&'a str, u64, Vec<&'a Tensor>, Box<dyn Fn(Owned) -> Box<dyn std::any::Any> + 'a>);
 
 fn memory_bound_on(c: &mut Criterion, dev: &Device) {
     let mut g = c.benchmark_group(if gpu(dev) { "memory_bound_cuda" } else { "memory_bound_cpu" });
@@ -149,35 +158,36 @@ fn memory_bound_on(c: &mut Criterion, dev: &Device) {
     // (name, bytes moved, ...): forward reads x and writes y; a backward also reads gy and writes gx.
     let cases: Vec<Case> = vec![
         // the ceiling the fused kernels are measured against: a plain copy (read + write)
-        ("copy", 2 * bytes, None, Box::new(|_, _| Box::new(x.clone()))),
-        ("relu_forward", 2 * bytes, None, Box::new(|_, _| Box::new(elementwise::relu_forward(&x)))),
-        ("relu_backward", 3 * bytes, None, Box::new(|_, _| Box::new(elementwise::relu_backward(&x, &gy)))),
-        ("add", 3 * bytes, Some(&x2), Box::new(|x, x2| Box::new(pass(GradMode::None, x, None, |t, v| {
-            let b = t.var(x2.expect("add's second operand"));
+        ("copy", 2 * bytes, vec![], Box::new(|_| Box::new(x.clone()))),
+        ("relu_forward", 2 * bytes, vec![], Box::new(|_| Box::new(elementwise::relu_forward(&x)))),
+        ("relu_backward", 3 * bytes, vec![], Box::new(|_| Box::new(elementwise::relu_backward(&x, &gy)))),
+        ("add", 3 * bytes, vec![&x, &x2], Box::new(|mut o| Box::new(pass(GradMode::None, o.take(), None, |t, v| {
+            let b = t.var(o.take());
             elementwise::add(t, v, &b)
         })))),
-        ("maxpool_forward", bytes + bytes / 2, None, Box::new(|x, _| Box::new(pass(GradMode::None, x, None, pool::maxpool2)))),
-        ("maxpool_fwd_bwd", 2 * bytes + bytes, Some(&pooled), Box::new(|x, g| Box::new(pass(GradMode::Input, x, g, pool::maxpool2)))),
-        ("bn_eval_forward", 2 * bytes, None, Box::new(|x, _| Box::new(pass(GradMode::None, x, None, &bn_eval)))),
-        ("bn_eval_fwd_bwd_input_only", 5 * bytes, Some(&gy), Box::new(|x, g| Box::new(pass(GradMode::Input, x, g, &bn_eval)))),
-        ("bn_train_fwd_bwd", 8 * bytes, Some(&gy), Box::new(|x, g| Box::new(pass(GradMode::Params, x, g, |t, v| {
+        ("maxpool_forward", bytes + bytes / 2, vec![&x], Box::new(|mut o| Box::new(pass(GradMode::None, o.take(), None, pool::maxpool2)))),
+        ("maxpool_fwd_bwd", 2 * bytes + bytes, vec![&x, &pooled], Box::new(|mut o| Box::new(pass(GradMode::Input, o.take(), Some(o.take()), pool::maxpool2)))),
+        ("bn_eval_forward", 2 * bytes, vec![&x], Box::new(|mut o| Box::new(pass(GradMode::None, o.take(), None, &bn_eval)))),
+        ("bn_eval_fwd_bwd_input_only", 5 * bytes, vec![&x, &gy], Box::new(|mut o| Box::new(pass(GradMode::Input, o.take(), Some(o.take()), &bn_eval)))),
+        ("bn_train_fwd_bwd", 8 * bytes, vec![&x, &gy], Box::new(|mut o| Box::new(pass(GradMode::Params, o.take(), Some(o.take()), |t, v| {
             let (mut m, mut s) = (rm.clone(), rv.clone());
             batchnorm::batch_norm(t, v, &gamma, &beta, Stats::Batch { running_mean: &mut m, running_var: &mut s, momentum: 0.1 }, 1e-5)
         })))),
-        ("pgd_step", 4 * bytes, None, Box::new(|mut xa, _| {
+        ("pgd_step", 4 * bytes, vec![&x], Box::new(|mut o| {
+            let mut xa = o.take();
             pgd::step(&mut xa, &gy, &x2, 2.0 / 255.0, 8.0 / 255.0);
             Box::new(xa)
         })),
     ];
-    for (name, moved, second, f) in &cases {
+    for (name, moved, consumed, f) in &cases {
         g.throughput(Throughput::Bytes(*moved));
         let fresh = || {
-            let owned = (x.clone(), second.map(Tensor::clone));
+            let owned: Vec<Tensor> = consumed.iter().map(|t| (*t).clone()).collect();
             dev.sync();
-            owned
+            Owned(owned.into_iter())
         };
-        g.bench_function(*name, |b| b.iter_batched(fresh, |(x, s)| {
-            let out = f(x, s);
+        g.bench_function(*name, |b| b.iter_batched(fresh, |o| {
+            let out = f(o);
             dev.sync();
             out
         }, BatchSize::PerIteration));
