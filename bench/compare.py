@@ -42,6 +42,7 @@ def main():
     label = "peak RSS MiB" if a.device == "cpu" else "GPU memory MiB"
     print(f"| step (K = 10) | mmard s | PyTorch s | PyTorch / mmard | mmard inner / outer s | PyTorch inner / outer s | {label} mmard / PyTorch |")
     print("|---|---|---|---|---|---|---|")
+    failed = False
     for name, args in configs:
         if a.only and a.only not in name:
             continue
@@ -49,6 +50,9 @@ def main():
         m = run([a.mmard, "bench", "step"] + common)
         p = run([a.python, str(HERE / "pytorch_step.py")] + common)
         print("| " + " | ".join([name] + cells(m, p, mem)) + " |", flush=True)
+        failed = failed or m is None or p is None
+    # the table stays whole; the exit status says whether every figure in it was measured
+    sys.exit(1 if failed else 0)
 
 if __name__ == "__main__":
     main()

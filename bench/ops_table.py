@@ -1,7 +1,7 @@
 """The criterion benches of benches/ops.rs beside bench/pytorch_ops.py, in alternating rounds, as
 markdown tables of medians (ms, and mmard / PyTorch: below 1, mmard is faster): per conv layer, with
 mmard's direct-convolution GFLOP/s against its sgemm ceiling (CPU), and per memory-bound op, with
-mmard's GiB/s against its plain copy of the same tensor.
+mmard's GiB/s, on the GPU also against its device-to-device copy of the same tensor.
 
 Usage: cargo bench --no-run && python bench/ops_table.py [--ops target/release/deps/ops-HASH]
        [--rounds 3] [--filter REGEX] [--device cpu|cuda] [--seconds 3]
@@ -14,18 +14,23 @@ UNIT = {"ns": 1e-6, "µs": 1e-3, "ms": 1.0, "s": 1e3}
 KINDS = ["forward", "backward_data", "backward_filter"]
 
 def output(cmd):
-    """What `cmd` printed, or nothing (with its error on stderr) when it failed: one side failing,
-    e.g. PyTorch without a GPU, still leaves the other side's figures."""
+    """What `cmd` printed. When it failed, or skipped its GPU benches, its reason goes to stderr
+    (a panic's location and message): one side failing, e.g. PyTorch without a GPU, still leaves the
+    other side's figures, and so do the benches that ran before a crash."""
     p = subprocess.run(cmd, capture_output=True, text=True)
+    name = Path(cmd[1] if cmd[1].endswith(".py") else cmd[0]).name
+    for line in p.stdout.splitlines():
+        if "skipped" in line:
+            print(f"{name}: {line}", file=sys.stderr)
     if p.returncode != 0:
-        err = [l for l in p.stderr.strip().splitlines() if re.search(r"error|panicked", l, re.I)] or p.stderr.strip().splitlines()[-1:]
-        print(f"{Path(cmd[1] if cmd[1].endswith('.py') else cmd[0]).name} failed: {' / '.join(err) or p.returncode}", file=sys.stderr)
-        return ""
+        err = p.stderr.strip().splitlines()
+        keep = [l for i, l in enumerate(err) if re.search(r"error|panicked", l, re.I) or (i and "panicked at" in err[i - 1])]
+        print(f"{name} failed: {' / '.join(keep or err[-1:]) or p.returncode}", file=sys.stderr)
     return p.stdout
 
 def mmard_round(ops, filt, seconds, out, gibs):
-    """criterion's median time per bench id, e.g. out["conv2d_resnet18_b32/forward/64-64_32_k3s1"],
-    and its median throughput where it is in bytes (gibs["memory_bound_cpu/copy"])."""
+    """criterion's point estimate of the time per bench id, e.g. out["conv2d_resnet18_b32/forward/64-64_32_k3s1"],
+    and of the throughput where it is in bytes (gibs["memory_bound_cpu/copy"])."""
     warm = f"{seconds / 3:.2f}"; measure = f"{seconds * 2 / 3:.2f}"
     text = output([ops, "--bench", filt, "--warm-up-time", warm, "--measurement-time", measure, "--noplot"])
     name = last = None
@@ -41,8 +46,8 @@ def mmard_round(ops, filt, seconds, out, gibs):
             gibs.setdefault(last, []).append(float(b.group(1)) / (1024 if b.group(2) == "MiB" else 1))
             last = None
 
-def torch_round(python, device, out):
-    text = output([python, str(HERE / "pytorch_ops.py"), "--repeats", "10", "--device", device])
+def torch_round(python, device, filt, out):
+    text = output([python, str(HERE / "pytorch_ops.py"), "--repeats", "10", "--device", device, "--only", filt])
     for line in text.splitlines():
         g = re.match(r"(\S+)/(\S+): forward ([\d.]+) ms .*backward_data ([\d.]+) ms .*backward_filter ([\d.]+) ms", line)
         if g:
@@ -77,11 +82,12 @@ def main():
     m, p, gibs = {}, {}, {}
     for _ in range(a.rounds):
         mmard_round(ops, filt, a.seconds, m, gibs)
-        torch_round(a.python, a.device, p)
+        torch_round(a.python, a.device, filt, p)
     if not m:
         sys.exit(f"no mmard benchmark of {ops} ran for the filter {filt!r}" + (" (is it a --features cuda build, on a GPU machine?)" if cuda else ""))
     med = lambda d, k: statistics.median(d[k]) if k in d else float("nan")
-    ceiling = None if cuda else 2 * 2048 ** 3 / med(m, "sgemm/2048") / 1e6
+    ratio = lambda t, q: f"{t / q:.2f}" if q > 0 else "—"
+    ceiling = None if cuda or "sgemm/2048" not in m else 2 * 2048 ** 3 / med(m, "sgemm/2048") / 1e6
     if ceiling:
         print(f"sgemm 2048³: mmard {ceiling:.0f} GFLOP/s, PyTorch {2 * 2048 ** 3 / med(p, 'sgemm/2048') / 1e6:.0f} GFLOP/s; medians of {a.rounds} rounds\n")
     groups = dict.fromkeys(k.split("/")[0] for k in m if k.startswith("conv2d"))
@@ -95,18 +101,21 @@ def main():
             for kind in KINDS:
                 t, q = med(m, f"{g}/{kind}/{layer}"), med(p, f"{g}/{kind}/{layer}")
                 rate = f", {flops(layer, batch) / t / 1e6 / ceiling:.0%}" if ceiling else f", {flops(layer, batch) / t / 1e9:.1f} TFLOP/s"
-                cells.append(f"{t:.2f} / {q:.2f} ({t / q:.2f}){rate}")
+                cells.append(f"{t:.3f} / {q:.3f} ({ratio(t, q)}){rate}")
             print(f"| {layer} | " + " | ".join(cells) + " |")
         print()
     group = f"memory_bound_{a.device}"
     ops_bound = [k for k in m if k.startswith(group + "/") and k in gibs]
     if ops_bound:
-        copy = med(gibs, f"{group}/copy")
-        print(f"**{group}** (one [128, 32, 32, 32] f32 tensor, 16 MiB)\n")
-        print("| op | mmard ms | PyTorch ms | mmard / PyTorch | mmard GiB/s | share of mmard's copy |\n|---|---|---|---|---|---|")
+        # On the CPU mmard's copy is one memcpy on one core, no ceiling for two-thread ops.
+        copy = med(gibs, f"{group}/copy") if cuda else None
+        share = " share of mmard's copy |" if copy else ""
+        print(f"**{group}** (one [{1024 if cuda else 128}, 32, 32, 32] f32 tensor, {128 if cuda else 16} MiB)\n")
+        print(f"| op | mmard ms | PyTorch ms | mmard / PyTorch | mmard GiB/s |{share}\n|---|---|---|---|---|{'---|' if copy else ''}")
         for k in ops_bound:
             t, q, r = med(m, k), med(p, k), med(gibs, k)
-            print(f"| {k.split('/')[1]} | {t:.3f} | {q:.3f} | {t / q:.2f} | {r:.1f} | {r / copy:.0%} |")
+            q_ = f"{q:.4f}" if q > 0 else "—"
+            print(f"| {k.split('/')[1]} | {t:.4f} | {q_} | {ratio(t, q)} | {r:.1f} |" + (f" {r / copy:.0%} |" if copy else ""))
         print()
 
 if __name__ == "__main__":

@@ -3,9 +3,9 @@
 //! layers, whose transformed filters are cached after the first call as in the PGD inner loop),
 //! whole ResNet-18 passes in each GradMode, and the memory-bound ops (ReLU, add, max-pool,
 //! BatchNorm, the fused PGD step, the fused losses) at the size of SmallCNN's first activation at
-//! batch 128 (throughput in bytes moved). The conv layers and the memory-bound group also run on
-//! the GPU in a `--features cuda` build on a machine with one. `bench/pytorch_ops.py` times the same work in PyTorch for the side-by-side in
-//! BENCHMARKS.md.
+//! batch 128 (batch 1024 on the GPU; throughput in bytes moved). The conv layers and the
+//! memory-bound group also run on the GPU in a `--features cuda` build on a machine with one.
+//! `bench/pytorch_ops.py` times the same work in PyTorch for the side-by-side in BENCHMARKS.md.
 use criterion::{criterion_group, criterion_main, BatchSize, BenchmarkId, Criterion, Throughput};
 use mmard::nn::{Arch, Model};
 use mmard::ops::batchnorm::{self, Stats};
@@ -146,11 +146,13 @@ type Case<'a> = (&'a str, u64, Vec<&'a Tensor>, Box<dyn Fn(Owned) -> Box<dyn std
 fn memory_bound_on(c: &mut Criterion, dev: &Device) {
     let mut g = c.benchmark_group(if gpu(dev) { "memory_bound_cuda" } else { "memory_bound_cpu" });
     g.sample_size(20);
-    let shape = [128, 32, 32, 32];
+    // 16 MiB a tensor on the CPU; 128 MiB on the GPU, more than its L2, so that copy and kernels
+    // are held to the memory's bandwidth, not the cache's.
+    let shape = [if gpu(dev) { 1024 } else { 128 }, 32, 32, 32];
     let bytes = (shape.iter().product::<usize>() * 4) as u64;
     let (x, x2) = (filled(&shape).to_device(dev), filled(&shape).to_device(dev));
     let gy = filled(&shape).to_device(dev);
-    let pooled = filled(&[128, 32, 16, 16]).to_device(dev);
+    let pooled = filled(&[shape[0], 32, 16, 16]).to_device(dev);
     let p = |v: f32, id| Param { id, val: Arc::new(Tensor::full(&[32], v).to_device(dev)) };
     let (gamma, beta) = (p(1.0, 0), p(0.0, 1));
     let (rm, rv) = (Tensor::zeros(&[32]).to_device(dev), Tensor::full(&[32], 1.0).to_device(dev));
@@ -169,10 +171,13 @@ fn memory_bound_on(c: &mut Criterion, dev: &Device) {
         ("maxpool_fwd_bwd", 2 * bytes + bytes, vec![&x, &pooled], Box::new(|mut o| Box::new(pass(GradMode::Input, o.take(), Some(o.take()), pool::maxpool2)))),
         ("bn_eval_forward", 2 * bytes, vec![&x], Box::new(|mut o| Box::new(pass(GradMode::None, o.take(), None, &bn_eval)))),
         ("bn_eval_fwd_bwd_input_only", 5 * bytes, vec![&x, &gy], Box::new(|mut o| Box::new(pass(GradMode::Input, o.take(), Some(o.take()), &bn_eval)))),
-        ("bn_train_fwd_bwd", 8 * bytes, vec![&x, &gy], Box::new(|mut o| Box::new(pass(GradMode::Params, o.take(), Some(o.take()), |t, v| {
-            let (mut m, mut s) = (rm.clone(), rv.clone());
-            batchnorm::batch_norm(t, v, &gamma, &beta, Stats::Batch { running_mean: &mut m, running_var: &mut s, momentum: 0.1 }, 1e-5)
-        })))),
+        ("bn_train_fwd_bwd", 8 * bytes, vec![&x, &gy, &rm, &rv], Box::new(|mut o| {
+            let (x, gy, mut m, mut s) = (o.take(), o.take(), o.take(), o.take());
+            let tape = pass(GradMode::Params, x, Some(gy), |t, v| {
+                batchnorm::batch_norm(t, v, &gamma, &beta, Stats::Batch { running_mean: &mut m, running_var: &mut s, momentum: 0.1 }, 1e-5)
+            });
+            Box::new((tape, m, s))
+        })),
         ("pgd_step", 4 * bytes, vec![&x], Box::new(|mut o| {
             let mut xa = o.take();
             pgd::step(&mut xa, &gy, &x2, 2.0 / 255.0, 8.0 / 255.0);

@@ -91,10 +91,10 @@ fn conv2d_3x3_stride1_winograd_bias() {
     conv_case("conv 3x3 s1 32->32 bias (Winograd)", 2, 32, 32, 7, 3, 1, 1, true);
 }
 
-/// 16 -> 8: im2col forward, Winograd input gradient (conv2d's `Plan::is_winograd`).
+/// 16 -> 16: im2col forward, Winograd input gradient (conv2d's `Plan::is_winograd`).
 #[test]
 fn conv2d_3x3_stride1_winograd_input_gradient_only() {
-    conv_case("conv 3x3 s1 16->8 (Winograd input gradient)", 2, 16, 8, 5, 3, 1, 1, false);
+    conv_case("conv 3x3 s1 16->16 (Winograd input gradient)", 2, 16, 16, 5, 3, 1, 1, false);
 }
 
 #[test]

@@ -20,6 +20,11 @@ pub struct ConvCfg {
     pub groups: usize,
 }
 
+/// Channels a side from which 3×3 stride-1 layers take Winograd both ways (`Plan::is_winograd`).
+const WINOGRAD_CHANNELS: usize = 32;
+/// The input gradient also takes it with this many channels a side, up to `WINOGRAD_CHANNELS` out.
+const WINOGRAD_GRAD_MIN: usize = 16;
+
 /// Output maps at least this large get one GEMM per image written straight into NCHW (see `forward`).
 const DIRECT_MIN_PIXELS: usize = 256;
 
@@ -56,17 +61,22 @@ impl Plan {
     fn is_depthwise(&self) -> bool {
         self.cg == 1 && self.og == 1
     }
-    /// Whether 3×3 stride-1 convolutions take Winograd F(2×2, 3×3) (`winograd.rs`) for the forward
-    /// or the input gradient. It pays when its GEMMs, which reduce over the input side's channels
-    /// into the output side's, are not too thin for the transforms. Measured on 2 cores
-    /// (Winograd / im2col, ms, forward then input gradient): 32 → 32 at 32×32, batch 32: 1.8 / 2.0,
-    /// 1.8 / 2.9; with 16 input channels, im2col wins the forward (16 → 160: 4.7 / 3.7) and the
-    /// input gradient once the output side is wide (16 → 64: 2.9 / 2.3; 16 → 160: 6.9 / 4.6), but
-    /// not while it is narrow (16 → 16: 1.0 / 1.2; 16 → 32 at 14×14, batch 128: 1.2 / 2.0).
+    /// Whether a 3×3 stride-1 convolution takes Winograd F(2×2, 3×3) (`winograd.rs`) for the
+    /// forward (`forward`) or the input gradient. Measured on 2 cores, Winograd / im2col ms,
+    /// forward then input gradient:
+    /// - Both ways from `WINOGRAD_CHANNELS` a side: 32 → 32 at 32×32, batch 32: 1.8 / 2.0, 1.8 / 2.9.
+    /// - The forward stays on im2col with 16 input channels, where the transforms outweigh the
+    ///   multiplies saved (16 → 160: 4.7 / 3.7).
+    /// - The input gradient reduces over the output channels. With 16–32 of them im2col's GEMM is
+    ///   as thin as Winograd's, and col2im then folds 9·cin rows, so Winograd wins from 16 input
+    ///   channels (16 → 16: 1.0 / 1.2; 16 → 32 at 14×14, batch 128: 1.2 / 2.0). From 64 output
+    ///   channels im2col's GEMM is efficient and wins (16 → 64: 2.9 / 2.3; 16 → 160: 6.9 / 4.6).
+    ///   Fewer than 16 output channels were not measured and stay on im2col.
     fn is_winograd(&self, forward: bool) -> bool {
         let (g, cin, cout) = (self.geom, self.cg, self.cout);
-        let thick = cin.min(cout) >= 32 || (!forward && cin >= 16 && cout <= 32);
-        g.k == 3 && g.stride == 1 && g.pad <= 2 && self.groups() == 1 && thick
+        let both_ways = cin.min(cout) >= WINOGRAD_CHANNELS;
+        let narrow_gradient = !forward && cin >= WINOGRAD_GRAD_MIN && (WINOGRAD_GRAD_MIN..=WINOGRAD_CHANNELS).contains(&cout);
+        g.k == 3 && g.stride == 1 && g.pad <= 2 && self.groups() == 1 && (both_ways || narrow_gradient)
     }
     /// Runs `f` with scratch for one chunk: the column matrix, and `cout·nb·opix` values for the
     /// GEMM output (forward), gy gathered (input gradient) or gyᵀ (filter gradient).

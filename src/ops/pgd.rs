@@ -65,4 +65,13 @@ mod tests {
         assert_eq!(xa[2], 1.0);
         assert_eq!(xa[3], 0.3, "a zero gradient does not move the pixel");
     }
+
+    /// The sign as torch.sign has it: 0 for ±0 and NaN, ±1 for ±∞ and for the smallest subnormals.
+    #[test]
+    fn sign_of_special_gradients() {
+        let g = [f32::NAN, -0.0, 0.0, f32::INFINITY, f32::NEG_INFINITY, f32::from_bits(1), -f32::from_bits(1)];
+        let mut xa = [0.5; 7];
+        pgd_step(&mut xa, &g, &[0.5; 7], 0.01, 0.05);
+        assert_eq!(xa, [0.5, 0.5, 0.5, 0.51, 0.49, 0.51, 0.49]);
+    }
 }
