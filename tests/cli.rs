@@ -23,6 +23,19 @@ fn weights(name: &str) -> Vec<(String, Vec<usize>, Values)> {
     TensorFile::load(fixture(name)).unwrap().tensors.into_iter().map(|(k, s)| (k, s.shape, s.values)).collect()
 }
 
+/// The choices the help texts list by hand are the ones the parsers accept.
+#[test]
+fn help_lists_every_architecture_and_method() {
+    let (archs, methods) = (mmard::nn::arch::NAMES.join(" | "), mmard::ard::methods::METHODS.join(" | "));
+    for cmd in [&["train", "--help"][..], &["distill", "--help"], &["bench", "step", "--help"], &["eval", "--help"]] {
+        let (ok, out, _) = mmard(cmd);
+        assert!(ok && out.contains(&archs), "{cmd:?} lists the architectures as `{archs}`:\n{out}");
+        if cmd[0] != "eval" {
+            assert!(out.contains(&methods), "{cmd:?} lists the methods as `{methods}`:\n{out}");
+        }
+    }
+}
+
 #[test]
 fn inspect_lists_tensors_and_detects_architecture() {
     let (ok, out, _) = mmard(&["inspect", p(&fixture("model_resnet18_w16.weights.safetensors"))]);

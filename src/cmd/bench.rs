@@ -27,7 +27,7 @@ pub struct StepArgs {
     /// Student config as JSON, e.g. '{"width":64}' (the architecture's defaults otherwise).
     #[arg(long, default_value = "{}")]
     student_config: String,
-    /// Teacher architecture (methods that read one).
+    /// Teacher architecture, the same choices as --student (methods that read one).
     #[arg(long)]
     teacher: Option<String>,
     /// Teacher config as JSON, e.g. '{"depth":16,"widen":4}'.
