@@ -3,10 +3,9 @@ markdown tables of medians (ms, and mmard / PyTorch: below 1, mmard is faster): 
 mmard's direct-convolution GFLOP/s against its sgemm ceiling (CPU), and per memory-bound op, with
 mmard's GiB/s, on the GPU also against its device-to-device copy of the same tensor.
 
-Usage: cargo bench --no-run && python bench/ops_table.py [--ops target/release/deps/ops-HASH]
-       [--rounds 3] [--filter REGEX] [--device cpu|cuda] [--seconds 3]
-       (the newest ops bench binary by default; cuda needs a `--features cuda` build of it)"""
-import argparse, glob, os, re, statistics, subprocess, sys
+Usage: python bench/ops_table.py [--ops BINARY] [--rounds 3] [--filter REGEX] [--device cpu|cuda]
+       [--seconds 3]   (without --ops, cargo builds the bench, with `--features cuda` for cuda)"""
+import argparse, json, re, statistics, subprocess, sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -60,6 +59,16 @@ def torch_round(python, device, filt, out):
         if g:
             out.setdefault("sgemm/2048", []).append(float(g.group(1)))
 
+def bench_binary(cuda):
+    """The ops bench of this checkout, built by cargo if needed, with or without the cuda feature:
+    cargo's own answer, not the newest file in target/, which may be the other build."""
+    cmd = ["cargo", "bench", "--bench", "ops", "--no-run", "--message-format=json"] + (["--features", "cuda"] if cuda else [])
+    p = subprocess.run(cmd, capture_output=True, text=True)
+    exes = [m.get("executable") for m in map(json.loads, p.stdout.splitlines()) if m.get("reason") == "compiler-artifact" and m["target"]["name"] == "ops"]
+    if p.returncode != 0 or not exes or not exes[-1]:
+        sys.exit(f"`{' '.join(cmd)}` failed (or pass --ops BINARY):\n{p.stderr.strip()[-2000:]}")
+    return exes[-1]
+
 def flops(layer, batch):
     cin, cout, side, k, s = map(int, re.match(r"(\d+)-(\d+)_(\d+)_k(\d+)s(\d+)", layer).groups())
     o = (side + 2 * (k // 2) - k) // s + 1
@@ -75,10 +84,7 @@ def main():
     cuda = a.device == "cuda"
     # criterion's regex crate has no \w or \d
     filt = a.filter or ("conv2d[a-z0-9_]*_cuda/|memory_bound_cuda" if cuda else "sgemm|conv2d[a-z0-9_]*_b[0-9]+/|memory_bound_cpu")
-    bins = [f for f in glob.glob("target/release/deps/ops-*") if not f.endswith(".d")]
-    ops = a.ops or max(bins, key=os.path.getmtime, default=None)
-    if not ops:
-        sys.exit("no ops bench binary: run `cargo bench --no-run` first, or pass --ops")
+    ops = a.ops or bench_binary(cuda)
     m, p, gibs = {}, {}, {}
     for _ in range(a.rounds):
         mmard_round(ops, filt, a.seconds, m, gibs)
