@@ -2,8 +2,9 @@
 markdown table of times and ratios (PyTorch time / mmard time: above 1, mmard is faster).
 
 Usage: python bench/compare.py [--mmard target/release/mmard] [--device cpu|cuda] [--repeats 5] [--only NAME]"""
-import argparse, json, subprocess, sys
+import argparse, json, sys
 from pathlib import Path
+from sides import output
 
 HERE = Path(__file__).resolve().parent
 CPU = [
@@ -17,13 +18,10 @@ GPU = [
 ]
 
 def run(cmd):
-    """The JSON a benchmark printed, or None (with its error on stderr) when it failed: one side
+    """The JSON a benchmark printed, or None when it failed (`sides.output` reports why): one side
     failing, e.g. mmard without a CUDA build, still leaves the other side's figures."""
-    p = subprocess.run(cmd, capture_output=True, text=True)
-    if p.returncode != 0:
-        print(f"{cmd[0]} failed: {p.stderr.strip().splitlines()[-1] if p.stderr.strip() else p.returncode}", file=sys.stderr)
-        return None
-    return json.loads(p.stdout.strip().splitlines()[-1])
+    ok, text = output(cmd)
+    return json.loads(text.strip().splitlines()[-1]) if ok else None
 
 def cells(m, p, mem):
     f = lambda r, k: f"{r[k]:.3f}" if r else "—"

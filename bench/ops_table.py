@@ -7,31 +7,17 @@ Usage: python bench/ops_table.py [--ops BINARY] [--rounds 3] [--filter REGEX] [-
        [--seconds 3]   (without --ops, cargo builds the bench, with `--features cuda` for cuda)"""
 import argparse, json, re, statistics, subprocess, sys
 from pathlib import Path
+from sides import output
 
 HERE = Path(__file__).resolve().parent
 UNIT = {"ns": 1e-6, "µs": 1e-3, "ms": 1.0, "s": 1e3}
 KINDS = ["forward", "backward_data", "backward_filter"]
 
-def output(cmd):
-    """What `cmd` printed. When it failed, or skipped its GPU benches, its reason goes to stderr
-    (a panic's location and message): one side failing, e.g. PyTorch without a GPU, still leaves the
-    other side's figures, and so do the benches that ran before a crash."""
-    p = subprocess.run(cmd, capture_output=True, text=True)
-    name = Path(cmd[1] if cmd[1].endswith(".py") else cmd[0]).name
-    for line in p.stdout.splitlines():
-        if "skipped" in line:
-            print(f"{name}: {line}", file=sys.stderr)
-    if p.returncode != 0:
-        err = p.stderr.strip().splitlines()
-        keep = [l for i, l in enumerate(err) if re.search(r"error|panicked", l, re.I) or (i and "panicked at" in err[i - 1])]
-        print(f"{name} failed: {' / '.join(keep or err[-1:]) or p.returncode}", file=sys.stderr)
-    return p.stdout
-
 def mmard_round(ops, filt, seconds, out, gibs):
     """criterion's point estimate of the time per bench id, e.g. out["conv2d_resnet18_b32/forward/64-64_32_k3s1"],
     and of the throughput where it is in bytes (gibs["memory_bound_cpu/copy"])."""
     warm = f"{seconds / 3:.2f}"; measure = f"{seconds * 2 / 3:.2f}"
-    text = output([ops, "--bench", filt, "--warm-up-time", warm, "--measurement-time", measure, "--noplot"])
+    _, text = output([ops, "--bench", filt, "--warm-up-time", warm, "--measurement-time", measure, "--noplot"])
     name = last = None
     for line in text.splitlines():
         if line and not line.startswith((" ", "Benchmarking")):
@@ -46,7 +32,7 @@ def mmard_round(ops, filt, seconds, out, gibs):
             last = None
 
 def torch_round(python, device, filt, out):
-    text = output([python, str(HERE / "pytorch_ops.py"), "--repeats", "10", "--device", device, "--only", filt])
+    _, text = output([python, str(HERE / "pytorch_ops.py"), "--repeats", "10", "--device", device, "--only", filt])
     for line in text.splitlines():
         g = re.match(r"(\S+)/(\S+): forward ([\d.]+) ms .*backward_data ([\d.]+) ms .*backward_filter ([\d.]+) ms", line)
         if g:
