@@ -18,29 +18,64 @@ fn main() {
     let out = PathBuf::from(env::var("OUT_DIR").unwrap());
     let nvcc = find_nvcc();
     let arch = env::var("CUDA_ARCH").unwrap_or_else(|_| "compute_80".into());
-    let mut sources: Vec<PathBuf> = fs::read_dir("kernels").expect("kernels/ folder").map(|e| e.unwrap().path()).filter(|p| p.extension().is_some_and(|e| e == "cu")).collect();
+    let mut sources: Vec<PathBuf> = fs::read_dir("kernels")
+        .expect("kernels/ folder")
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "cu"))
+        .collect();
     sources.sort();
     let jobs: Vec<_> = sources
         .iter()
         .map(|src| {
-            let (src, ptx, nvcc, arch) = (src.clone(), out.join(src.with_extension("ptx").file_name().unwrap()), nvcc.clone(), arch.clone());
+            let (src, ptx, nvcc, arch) = (
+                src.clone(),
+                out.join(src.with_extension("ptx").file_name().unwrap()),
+                nvcc.clone(),
+                arch.clone(),
+            );
             // --fmad=false: no contracted multiply-adds, so every kernel rounds like its CPU twin.
             thread::spawn(move || {
-                let o = Command::new(&nvcc).args(["-ptx", "-O3", "--fmad=false", "-std=c++17", &format!("-arch={arch}"), "-o"]).arg(&ptx).arg(&src).output();
+                let o = Command::new(&nvcc)
+                    .args([
+                        "-ptx",
+                        "-O3",
+                        "--fmad=false",
+                        "-std=c++17",
+                        &format!("-arch={arch}"),
+                        "-o",
+                    ])
+                    .arg(&ptx)
+                    .arg(&src)
+                    .output();
                 match o {
                     Ok(o) if o.status.success() => Ok(ptx),
-                    Ok(o) => Err(format!("nvcc failed on {}:\n{}", src.display(), String::from_utf8_lossy(&o.stderr))),
+                    Ok(o) => Err(format!(
+                        "nvcc failed on {}:\n{}",
+                        src.display(),
+                        String::from_utf8_lossy(&o.stderr)
+                    )),
                     Err(e) => Err(format!("could not run {}: {e}", nvcc.display())),
                 }
             })
         })
         .collect();
-    let mut table = String::from("/// (module, PTX, kernel names) for every kernels/*.cu.\npub const MODULES: &[(&str, &str, &[&str])] = &[\n");
+    let mut table = String::from(
+        "/// (module, PTX, kernel names) for every kernels/*.cu.\npub const MODULES: &[(&str, &str, &[&str])] = &[\n",
+    );
     for job in jobs {
         let ptx = job.join().unwrap().unwrap_or_else(|e| panic!("{e}"));
-        let names: Vec<String> = fs::read_to_string(&ptx).unwrap().lines().filter_map(|l| l.trim().strip_prefix(".visible .entry ")).map(|l| format!("{:?}", l.trim_end_matches('(').trim())).collect();
+        let names: Vec<String> = fs::read_to_string(&ptx)
+            .unwrap()
+            .lines()
+            .filter_map(|l| l.trim().strip_prefix(".visible .entry "))
+            .map(|l| format!("{:?}", l.trim_end_matches('(').trim()))
+            .collect();
         let module = ptx.file_stem().unwrap().to_string_lossy().into_owned();
-        table += &format!("    ({module:?}, include_str!({:?}), &[{}]),\n", ptx.display().to_string(), names.join(", "));
+        table += &format!(
+            "    ({module:?}, include_str!({:?}), &[{}]),\n",
+            ptx.display().to_string(),
+            names.join(", ")
+        );
     }
     table += "];\n";
     fs::write(out.join("kernels.rs"), table).unwrap();
@@ -50,8 +85,14 @@ fn find_nvcc() -> PathBuf {
     if let Some(p) = env::var_os("NVCC") {
         return p.into();
     }
-    let on_path = env::var_os("PATH").into_iter().flat_map(|p| env::split_paths(&p).collect::<Vec<_>>()).map(|d| d.join("nvcc")).find(|p| p.is_file());
-    let in_home = env::var_os("CUDA_HOME").map(|h| Path::new(&h).join("bin/nvcc")).filter(|p| p.is_file());
+    let on_path = env::var_os("PATH")
+        .into_iter()
+        .flat_map(|p| env::split_paths(&p).collect::<Vec<_>>())
+        .map(|d| d.join("nvcc"))
+        .find(|p| p.is_file());
+    let in_home = env::var_os("CUDA_HOME")
+        .map(|h| Path::new(&h).join("bin/nvcc"))
+        .filter(|p| p.is_file());
     on_path.or(in_home).unwrap_or_else(|| {
         panic!(
             "--features cuda needs nvcc to compile kernels/*.cu to PTX, and none was found in $NVCC, on PATH or in $CUDA_HOME/bin. \

@@ -30,7 +30,11 @@ impl Device {
             "cuda" => 0,
             _ => match name.strip_prefix("cuda:").and_then(|n| n.parse::<usize>().ok()) {
                 Some(n) => n,
-                None => return Err(Error::Msg(format!("--device: expected cpu, cuda or cuda:N, got `{name}`"))),
+                None => {
+                    return Err(Error::Msg(format!(
+                        "--device: expected cpu, cuda or cuda:N, got `{name}`"
+                    )));
+                }
             },
         };
         Self::cuda(ordinal, tf32)

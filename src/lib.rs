@@ -13,6 +13,6 @@ pub use device::Device;
 pub use error::{Error, Result};
 pub use tape::{GradMode, Tape, Var};
 pub use tensor::Tensor;
+pub mod ard;
 pub mod io;
 pub mod nn;
-pub mod ard;

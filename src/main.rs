@@ -8,7 +8,11 @@ use cmd::weights::ArchArgs;
 use std::path::PathBuf;
 
 #[derive(Parser)]
-#[command(name = "mmard", version, about = "Adversarial robustness distillation: train, attack and evaluate robust students")]
+#[command(
+    name = "mmard",
+    version,
+    about = "Adversarial robustness distillation: train, attack and evaluate robust students"
+)]
 struct Cli {
     /// Worker threads (default: all cores).
     #[arg(long, global = true)]
@@ -85,7 +89,14 @@ fn main() {
     }
     let result = match cli.cmd {
         Cmd::Inspect { file, arch } => cmd::weights::inspect(&file, &arch),
-        Cmd::Predict { weights, input, tensor, output, batch_size, arch } => cmd::weights::predict(&weights, &input, &tensor, &output, batch_size, &arch),
+        Cmd::Predict {
+            weights,
+            input,
+            tensor,
+            output,
+            batch_size,
+            arch,
+        } => cmd::weights::predict(&weights, &input, &tensor, &output, batch_size, &arch),
         Cmd::Train(a) => cmd::train::train(&a),
         Cmd::Distill(a) => cmd::train::distill(&a),
         Cmd::Eval(a) => cmd::eval::eval(&a),

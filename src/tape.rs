@@ -37,7 +37,10 @@ pub struct Var {
 impl Var {
     /// A value that needs no gradient.
     pub fn constant(t: Tensor) -> Self {
-        Var { val: Arc::new(t), slot: None }
+        Var {
+            val: Arc::new(t),
+            slot: None,
+        }
     }
     pub fn needs_grad(&self) -> bool {
         self.slot.is_some()
@@ -76,7 +79,12 @@ pub struct Tape {
 
 impl Tape {
     pub fn new(mode: GradMode) -> Self {
-        Tape { mode, nodes: Vec::new(), grads: Vec::new(), param_grads: Vec::new() }
+        Tape {
+            mode,
+            nodes: Vec::new(),
+            grads: Vec::new(),
+            param_grads: Vec::new(),
+        }
     }
 
     pub fn mode(&self) -> GradMode {
@@ -122,8 +130,15 @@ impl Tape {
         let out = Arc::new(out);
         let slot = self.new_slot();
         let inputs = inputs.iter().map(|v| v.slot).collect();
-        self.nodes.push(Node { out: slot, inputs, op: Box::new(make(&out)) });
-        Var { val: out, slot: Some(slot) }
+        self.nodes.push(Node {
+            out: slot,
+            inputs,
+            op: Box::new(make(&out)),
+        });
+        Var {
+            val: out,
+            slot: Some(slot),
+        }
     }
 
     /// Backpropagates from the given (value, gradient) seeds, e.g. the logit gradients a fused
@@ -135,7 +150,9 @@ impl Tape {
         }
         let params = self.wants_params();
         for node in self.nodes.iter().rev() {
-            let Some(gy) = self.grads[node.out].take() else { continue };
+            let Some(gy) = self.grads[node.out].take() else {
+                continue;
+            };
             let need: Vec<bool> = node.inputs.iter().map(Option::is_some).collect();
             let g = node.op.backward(&gy, &need, params);
             for (slot, gx) in node.inputs.iter().zip(g.inputs) {

@@ -25,18 +25,51 @@ const MOMENTUM: f32 = 0.75;
 
 /// APGD on cross-entropy: `restarts` runs of `iters` iterations from random points of the ball,
 /// each over the samples no earlier run broke.
-pub fn apgd_ce(model: &mut Model, x: &Tensor, y: &[usize], eps: f32, iters: usize, restarts: usize, rng: &mut StdRng) -> Tensor {
-    Apgd { model, tape: Tape::new(GradMode::Input), eps, iters }.attack(x, y, restarts, rng, |_, _, _| Objective::Ce)
+pub fn apgd_ce(
+    model: &mut Model,
+    x: &Tensor,
+    y: &[usize],
+    eps: f32,
+    iters: usize,
+    restarts: usize,
+    rng: &mut StdRng,
+) -> Tensor {
+    Apgd {
+        model,
+        tape: Tape::new(GradMode::Input),
+        eps,
+        iters,
+    }
+    .attack(x, y, restarts, rng, |_, _, _| Objective::Ce)
 }
 
 /// APGD on the targeted DLR loss: for r = 1..=`targets` (at most classes − 1), a run of `iters`
 /// iterations from a random point towards each sample's r-th most likely wrong class under the clean
 /// logits, over the samples no earlier run broke. Needs at least 4 classes (the DLR denominator).
-pub fn apgd_t(model: &mut Model, x: &Tensor, y: &[usize], eps: f32, iters: usize, targets: usize, rng: &mut StdRng) -> Tensor {
+pub fn apgd_t(
+    model: &mut Model,
+    x: &Tensor,
+    y: &[usize],
+    eps: f32,
+    iters: usize,
+    targets: usize,
+    rng: &mut StdRng,
+) -> Tensor {
     let runs = targets.min(model.arch.classes().saturating_sub(1));
-    Apgd { model, tape: Tape::new(GradMode::Input), eps, iters }.attack(x, y, runs, rng, |r, samples, clean| {
+    Apgd {
+        model,
+        tape: Tape::new(GradMode::Input),
+        eps,
+        iters,
+    }
+    .attack(x, y, runs, rng, |r, samples, clean| {
         let c = clean.dims2().1;
-        Objective::DlrTargeted(samples.iter().map(|&i| ranked_wrong_class(&clean.data()[i * c..][..c], y[i], r)).collect())
+        Objective::DlrTargeted(
+            samples
+                .iter()
+                .map(|&i| ranked_wrong_class(&clean.data()[i * c..][..c], y[i], r))
+                .collect(),
+        )
     })
 }
 
@@ -52,7 +85,12 @@ fn ranked_wrong_class(z: &[f32], y: usize, r: usize) -> usize {
 /// makes it invariant to shifting and scaling the logits.
 pub fn dlr_targeted(logits: &Tensor, y: &[usize], targets: &[usize]) -> LossOut {
     let (n, c) = logits.dims2();
-    assert!(y.len() == n && targets.len() == n, "dlr_targeted: {n} rows, {} labels, {} targets", y.len(), targets.len());
+    assert!(
+        y.len() == n && targets.len() == n,
+        "dlr_targeted: {n} rows, {} labels, {} targets",
+        y.len(),
+        targets.len()
+    );
     assert!(c >= 4, "dlr_targeted: needs at least 4 classes, got {c}");
     let mut g = Tensor::zeros(&[n, c]);
     let per_sample = (0..n)
@@ -82,7 +120,11 @@ pub fn dlr_targeted(logits: &Tensor, y: &[usize], targets: &[usize]) -> LossOut 
 /// counted as the reference does, in whole iterations: a first interval of ⌊0.22·n⌋, each next one
 /// ⌊0.03·n⌋ shorter but at least ⌊0.06·n⌋ (all at least 1). In f64, ⌈0.57·100⌉ would give 58, not 57.
 pub fn checkpoints(n_iter: usize) -> Vec<usize> {
-    let (mut len, decrease, min) = ((22 * n_iter / 100).max(1), (3 * n_iter / 100).max(1), (6 * n_iter / 100).max(1));
+    let (mut len, decrease, min) = (
+        (22 * n_iter / 100).max(1),
+        (3 * n_iter / 100).max(1),
+        (6 * n_iter / 100).max(1),
+    );
     let mut w = vec![0];
     while let Some(next) = w.last().map(|&last| last + len).filter(|&next| next <= n_iter) {
         w.push(next);
@@ -123,7 +165,14 @@ impl Apgd<'_> {
     /// clean logits)` is what that run maximises for those samples. Returns, per sample, the clean
     /// image if it is misclassified, else a misclassified point if a run found one, else the
     /// highest-loss point over all runs.
-    fn attack(&mut self, x: &Tensor, y: &[usize], runs: usize, rng: &mut StdRng, objective: impl Fn(usize, &[usize], &Tensor) -> Objective) -> Tensor {
+    fn attack(
+        &mut self,
+        x: &Tensor,
+        y: &[usize],
+        runs: usize,
+        rng: &mut StdRng,
+        objective: impl Fn(usize, &[usize], &Tensor) -> Objective,
+    ) -> Tensor {
         let clean = logits(self.model, x, y.len().max(1));
         let mut broken = misclassified(&clean, y);
         let mut out = x.clone();
@@ -155,7 +204,12 @@ impl Apgd<'_> {
         let (n, per, eps) = (y.len(), sample_len(x0), self.eps);
         let mut x = random_start(x0, eps, rng);
         let (z, mut grad, mut loss) = loss_grad(self.model, &mut self.tape, &x, y, objective);
-        let mut run = Run { best: x.clone(), best_loss: loss.clone(), adv: x.clone(), broken: vec![false; n] };
+        let mut run = Run {
+            best: x.clone(),
+            best_loss: loss.clone(),
+            adv: x.clone(),
+            broken: vec![false; n],
+        };
         run.note_misclassified(&x, &z, y);
         let mut grad_best = grad.clone();
         let mut x_prev = x.clone();
@@ -170,7 +224,11 @@ impl Apgd<'_> {
             let alpha = if i == 0 { 1.0 } else { MOMENTUM };
             for s in 0..n {
                 let r = s * per..(s + 1) * per;
-                let (xs, ps, cs) = (&mut x.data_mut()[r.clone()], &mut x_prev.data_mut()[r.clone()], &x0.data()[r.clone()]);
+                let (xs, ps, cs) = (
+                    &mut x.data_mut()[r.clone()],
+                    &mut x_prev.data_mut()[r.clone()],
+                    &x0.data()[r.clone()],
+                );
                 // z = P(x_k + η·sign ∇), then x_{k+1} = P(x_k + α(z − x_k) + (1 − α)(x_k − x_{k−1})).
                 z_step.copy_from_slice(xs);
                 pgd_step(&mut z_step, &grad.data()[r], cs, step[s], eps);

@@ -8,13 +8,21 @@ use crate::tensor::Tensor;
 /// Logits of `x` (BatchNorm in eval mode) and the gradient w.r.t. `x` of the loss that `loss`
 /// computes from those logits. `loss` returns the gradient w.r.t. the logits (of whatever scalar
 /// the caller maximises, e.g. a batch sum) and any value it wants to keep, such as per-sample losses.
-pub fn input_grad<T>(model: &mut Model, tape: &mut Tape, x: &Tensor, loss: impl FnOnce(&Tensor) -> (Tensor, T)) -> (Tensor, Tensor, T) {
+pub fn input_grad<T>(
+    model: &mut Model,
+    tape: &mut Tape,
+    x: &Tensor,
+    loss: impl FnOnce(&Tensor) -> (Tensor, T),
+) -> (Tensor, Tensor, T) {
     let (here, there) = (x.device(), model.device());
     let (xv, logits) = forward_input(model, tape, &x.on(&there));
     let z = logits.val.to_device(&here);
     let (g, keep) = loss(&z);
     tape.backward(vec![(&logits, g.into_device(&there))]);
-    let grad = tape.grad(&xv).expect("the input of an Input-mode tape has a gradient").to_device(&here);
+    let grad = tape
+        .grad(&xv)
+        .expect("the input of an Input-mode tape has a gradient")
+        .to_device(&here);
     (z, grad, keep)
 }
 
@@ -39,7 +47,11 @@ pub fn logits(model: &mut Model, x: &Tensor, batch: usize) -> Tensor {
 /// Forward pass of `x` on an Input-mode tape (cleared first): returns the input and logits values,
 /// for losses that need several models' logits before any backward (AdaAD, MMARD inner loops).
 pub fn forward_input(model: &mut Model, tape: &mut Tape, x: &Tensor) -> (Var, Var) {
-    assert_eq!(tape.mode(), GradMode::Input, "forward_input needs a tape in GradMode::Input");
+    assert_eq!(
+        tape.mode(),
+        GradMode::Input,
+        "forward_input needs a tape in GradMode::Input"
+    );
     tape.clear();
     let xv = tape.input(x.clone());
     let logits = model.forward(tape, &xv, false);

@@ -6,8 +6,8 @@ use super::grad::{forward_input, logits};
 use super::methods::{Inner, Logits, Objective, Start};
 use crate::err;
 use crate::error::Result;
-use crate::nn::optim::Sgd;
 use crate::nn::Model;
+use crate::nn::optim::Sgd;
 use crate::ops::pgd;
 use crate::tape::{GradMode, Tape};
 use crate::tensor::Tensor;
@@ -39,7 +39,11 @@ pub struct StepStats {
 
 impl Default for Stepper {
     fn default() -> Self {
-        Stepper { student_in: Tape::new(GradMode::Input), teacher_in: Tape::new(GradMode::Input), outer: Tape::new(GradMode::Params) }
+        Stepper {
+            student_in: Tape::new(GradMode::Input),
+            teacher_in: Tape::new(GradMode::Input),
+            outer: Tape::new(GradMode::Params),
+        }
     }
 }
 
@@ -54,7 +58,17 @@ pub fn random_start(x: &Tensor, start: Start, eps: f32, rng: &mut StdRng) -> Ten
 
 impl Stepper {
     /// Adversarial examples of the inner objective for the batch `x`, `y`.
-    pub fn inner(&mut self, obj: &Objective, pgd: Pgd, student: &mut Model, mut teacher: Option<&mut Model>, x: &Tensor, y: &[usize], t_nat: Option<&Tensor>, rng: &mut StdRng) -> Tensor {
+    pub fn inner(
+        &mut self,
+        obj: &Objective,
+        pgd: Pgd,
+        student: &mut Model,
+        mut teacher: Option<&mut Model>,
+        x: &Tensor,
+        y: &[usize],
+        t_nat: Option<&Tensor>,
+        rng: &mut StdRng,
+    ) -> Tensor {
         let mut xa = random_start(x, obj.start, pgd.eps, rng);
         let s_nat = (obj.inner == Inner::Trades).then(|| logits(student, x, y.len()));
         for _ in 0..pgd.steps {
@@ -82,19 +96,40 @@ impl Stepper {
     /// One full step: attack, outer loss, backward, SGD update. A non-finite loss is an error
     /// raised before the update, so the model stays as it was. The batch is copied to the
     /// student's device once; everything after stays there.
-    pub fn step(&mut self, obj: &Objective, pgd: Pgd, student: &mut Model, mut teacher: Option<&mut Model>, opt: &mut Sgd, x: &Tensor, y: &[usize], rng: &mut StdRng) -> Result<StepStats> {
+    pub fn step(
+        &mut self,
+        obj: &Objective,
+        pgd: Pgd,
+        student: &mut Model,
+        mut teacher: Option<&mut Model>,
+        opt: &mut Sgd,
+        x: &Tensor,
+        y: &[usize],
+        rng: &mut StdRng,
+    ) -> Result<StepStats> {
         let n = y.len();
         let x = &*x.on(&student.device());
         if obj.needs_teacher() && teacher.is_none() {
             return Err(err!("method {} needs a teacher (--teacher)", obj.method.name()));
         }
         let t_nat = teacher.as_deref_mut().map(|t| logits(t, x, n));
-        let xa = (obj.inner != Inner::None).then(|| self.inner(obj, pgd, student, teacher.as_deref_mut(), x, y, t_nat.as_ref(), rng));
+        let xa = (obj.inner != Inner::None)
+            .then(|| self.inner(obj, pgd, student, teacher.as_deref_mut(), x, y, t_nat.as_ref(), rng));
         self.outer(obj, student, teacher, opt, x, xa.as_ref(), y, t_nat.as_ref())
     }
 
     /// The outer half of a step, given the teacher's natural logits and the adversarial batch.
-    pub fn outer(&mut self, obj: &Objective, student: &mut Model, teacher: Option<&mut Model>, opt: &mut Sgd, x: &Tensor, xa: Option<&Tensor>, y: &[usize], t_nat: Option<&Tensor>) -> Result<StepStats> {
+    pub fn outer(
+        &mut self,
+        obj: &Objective,
+        student: &mut Model,
+        teacher: Option<&mut Model>,
+        opt: &mut Sgd,
+        x: &Tensor,
+        xa: Option<&Tensor>,
+        y: &[usize],
+        t_nat: Option<&Tensor>,
+    ) -> Result<StepStats> {
         let n = y.len();
         let needs = obj.outer_needs();
         self.outer.clear();
@@ -113,7 +148,12 @@ impl Stepper {
             (Some(xa), Some(t), true) => Some(logits(t, xa, n)),
             _ => None,
         };
-        let l = Logits { s_nat: s_nat.as_ref().map(|v| &*v.val), s_adv: s_adv.as_ref().map(|v| &*v.val), t_nat, t_adv: t_adv.as_ref() };
+        let l = Logits {
+            s_nat: s_nat.as_ref().map(|v| &*v.val),
+            s_adv: s_adv.as_ref().map(|v| &*v.val),
+            t_nat,
+            t_adv: t_adv.as_ref(),
+        };
         let loss = obj.outer_loss(&l, y)?;
         let value = loss.value();
         if !value.is_finite() {

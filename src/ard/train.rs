@@ -9,11 +9,11 @@ use crate::error::{Error, Result};
 use crate::io::augment::{augment, shuffled};
 use crate::io::datasets::Dataset;
 use crate::io::safetensors::{self as st, TensorFile, Values};
-use crate::nn::optim::Sgd;
 use crate::nn::Model;
+use crate::nn::optim::Sgd;
 use crate::ops::sgd::SgdCfg;
-use rand::rngs::StdRng;
 use rand::SeedableRng;
+use rand::rngs::StdRng;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -22,7 +22,10 @@ use std::time::Instant;
 pub enum Schedule {
     Constant,
     /// lr · gamma^(number of milestones ≤ epoch)
-    Step { milestones: Vec<usize>, gamma: f32 },
+    Step {
+        milestones: Vec<usize>,
+        gamma: f32,
+    },
     /// lr · (1 + cos(π · t / epochs)) / 2
     Cosine,
 }
@@ -49,16 +52,36 @@ impl TrainCfg {
     pub fn lr_at(&self, t: f64) -> f32 {
         let base = match &self.schedule {
             Schedule::Constant => self.lr,
-            Schedule::Step { milestones, gamma } => self.lr * gamma.powi(milestones.iter().filter(|&&m| (m as f64) <= t).count() as i32),
-            Schedule::Cosine => self.lr * (1.0 + (std::f64::consts::PI * t / self.epochs.max(1) as f64).cos() as f32) / 2.0,
+            Schedule::Step { milestones, gamma } => {
+                self.lr * gamma.powi(milestones.iter().filter(|&&m| (m as f64) <= t).count() as i32)
+            }
+            Schedule::Cosine => {
+                self.lr * (1.0 + (std::f64::consts::PI * t / self.epochs.max(1) as f64).cos() as f32) / 2.0
+            }
         };
-        if (t as f32) < self.warmup { base * t as f32 / self.warmup } else { base }
+        if (t as f32) < self.warmup {
+            base * t as f32 / self.warmup
+        } else {
+            base
+        }
     }
 
     /// What must match for a checkpoint to be resumed with this configuration (all but the
     /// number of epochs, which a resumed run may extend).
     fn fingerprint(&self) -> String {
-        let TrainCfg { batch, lr, momentum, weight_decay, schedule, warmup, seed, augment, pgd, objective, .. } = self;
+        let TrainCfg {
+            batch,
+            lr,
+            momentum,
+            weight_decay,
+            schedule,
+            warmup,
+            seed,
+            augment,
+            pgd,
+            objective,
+            ..
+        } = self;
         format!("{batch} {lr} {momentum} {weight_decay} {schedule:?} {warmup} {seed} {augment} {pgd:?} {objective:?}")
     }
 }
@@ -94,7 +117,11 @@ fn save_checkpoint(path: &Path, model: &Model, opt: &Sgd, epoch: usize, cfg: &Tr
     let mut tensors = model.params.state_dict();
     for id in model.params.trainable() {
         let shape = model.params.get(id).shape().to_vec();
-        tensors.push((format!("{MOMENTUM}{}", model.params.name(id)), shape, Values::F32(opt.momentum(id))));
+        tensors.push((
+            format!("{MOMENTUM}{}", model.params.name(id)),
+            shape,
+            Values::F32(opt.momentum(id)),
+        ));
     }
     let meta = [
         ("epochs_done".to_string(), epoch.to_string()),
@@ -109,34 +136,67 @@ fn save_checkpoint(path: &Path, model: &Model, opt: &Sgd, epoch: usize, cfg: &Tr
 fn load_checkpoint(path: &Path, model: &mut Model, opt: &mut Sgd, cfg: &TrainCfg) -> Result<usize> {
     let f = TensorFile::load(path)?;
     let at = |msg: String| Error::Msg(format!("{}: {msg}", path.display()));
-    let meta = |k: &str| f.metadata.get(k).cloned().ok_or_else(|| at(format!("metadata `{k}` is missing (not a training checkpoint?)")));
+    let meta = |k: &str| {
+        f.metadata
+            .get(k)
+            .cloned()
+            .ok_or_else(|| at(format!("metadata `{k}` is missing (not a training checkpoint?)")))
+    };
     if meta("arch")? != model.arch.to_string() {
-        return Err(at(format!("checkpoint of {}, but this run trains {}", meta("arch")?, model.arch)));
+        return Err(at(format!(
+            "checkpoint of {}, but this run trains {}",
+            meta("arch")?,
+            model.arch
+        )));
     }
     if meta("train_config")? != cfg.fingerprint() {
-        return Err(at(format!("checkpoint made with other settings:\n  checkpoint: {}\n  this run:   {}", meta("train_config")?, cfg.fingerprint())));
+        return Err(at(format!(
+            "checkpoint made with other settings:\n  checkpoint: {}\n  this run:   {}",
+            meta("train_config")?,
+            cfg.fingerprint()
+        )));
     }
     let extra = model.params.load(&f.tensors).map_err(|e| at(e.to_string()))?;
     for id in model.params.trainable().collect::<Vec<_>>() {
         let name = format!("{MOMENTUM}{}", model.params.name(id));
-        opt.set_momentum(id, f.tensor(&name)?.data()).map_err(|e| at(format!("`{name}`: {e}")))?;
+        opt.set_momentum(id, f.tensor(&name)?.data())
+            .map_err(|e| at(format!("`{name}`: {e}")))?;
     }
     if let Some(bad) = extra.iter().find(|n| !n.starts_with(MOMENTUM)) {
         return Err(at(format!("unexpected tensor `{bad}`")));
     }
-    meta("epochs_done")?.parse().map_err(|_| at("metadata `epochs_done` is not a number".into()))
+    meta("epochs_done")?
+        .parse()
+        .map_err(|_| at("metadata `epochs_done` is not a number".into()))
 }
 
 /// Trains `student` for `cfg.epochs` on `data`, writing into `dir`. With `resume`, an existing
 /// checkpoint in `dir` is continued (it must come from the same configuration). `on_epoch` sees
 /// each finished epoch (progress output, evaluation).
-pub fn train(cfg: &TrainCfg, student: &mut Model, mut teacher: Option<&mut Model>, data: &Dataset, dir: &RunDir, resume: bool, mut on_epoch: impl FnMut(&EpochReport, &mut Model) -> Result<serde_json::Value>) -> Result<()> {
+pub fn train(
+    cfg: &TrainCfg,
+    student: &mut Model,
+    mut teacher: Option<&mut Model>,
+    data: &Dataset,
+    dir: &RunDir,
+    resume: bool,
+    mut on_epoch: impl FnMut(&EpochReport, &mut Model) -> Result<serde_json::Value>,
+) -> Result<()> {
     cfg.objective.validate()?;
     if cfg.batch == 0 || data.is_empty() {
-        return Err(err!("nothing to train on: batch size {} and {} training images", cfg.batch, data.len()));
+        return Err(err!(
+            "nothing to train on: batch size {} and {} training images",
+            cfg.batch,
+            data.len()
+        ));
     }
     std::fs::create_dir_all(&dir.0).map_err(|e| Error::io(&dir.0, e))?;
-    let sgd = SgdCfg { lr: cfg.lr, momentum: cfg.momentum, weight_decay: cfg.weight_decay, nesterov: false };
+    let sgd = SgdCfg {
+        lr: cfg.lr,
+        momentum: cfg.momentum,
+        weight_decay: cfg.weight_decay,
+        nesterov: false,
+    };
     let mut opt = Sgd::new(sgd, &student.params);
     let ckpt = dir.checkpoint();
     let start = if resume && ckpt.exists() {
@@ -160,18 +220,49 @@ pub fn train(cfg: &TrainCfg, student: &mut Model, mut teacher: Option<&mut Model
                 augment(&mut x, &mut rng);
             }
             opt.cfg.lr = cfg.lr_at(epoch as f64 + i as f64 / iters as f64);
-            let s = stepper.step(&cfg.objective, cfg.pgd, student, teacher.as_deref_mut(), &mut opt, &x, &y, &mut rng).map_err(|e| {
-                err!("epoch {} batch {}: {e}; stopped{}", epoch + 1, i + 1, if epoch > 0 { format!(", the checkpoint of epoch {epoch} is kept at {}", ckpt.display()) } else { String::new() })
-            })?;
+            let s = stepper
+                .step(
+                    &cfg.objective,
+                    cfg.pgd,
+                    student,
+                    teacher.as_deref_mut(),
+                    &mut opt,
+                    &x,
+                    &y,
+                    &mut rng,
+                )
+                .map_err(|e| {
+                    err!(
+                        "epoch {} batch {}: {e}; stopped{}",
+                        epoch + 1,
+                        i + 1,
+                        if epoch > 0 {
+                            format!(", the checkpoint of epoch {epoch} is kept at {}", ckpt.display())
+                        } else {
+                            String::new()
+                        }
+                    )
+                })?;
             loss_sum += s.loss * y.len() as f64;
             correct += s.correct;
             seen += y.len();
             bar.inc(1);
-            bar.set_message(format!("loss {:.4}  acc {:.1}%  {:.0} img/s", loss_sum / seen as f64, 100.0 * correct as f64 / seen as f64, seen as f64 / started.elapsed().as_secs_f64()));
+            bar.set_message(format!(
+                "loss {:.4}  acc {:.1}%  {:.0} img/s",
+                loss_sum / seen as f64,
+                100.0 * correct as f64 / seen as f64,
+                seen as f64 / started.elapsed().as_secs_f64()
+            ));
         }
         bar.finish_and_clear();
         let n = data.len() as f64;
-        let report = EpochReport { epoch: epoch + 1, lr: cfg.lr_at(epoch as f64 + 1.0 - 1e-9), loss: loss_sum / n, train_acc: 100.0 * correct as f64 / n, seconds: started.elapsed().as_secs_f64() };
+        let report = EpochReport {
+            epoch: epoch + 1,
+            lr: cfg.lr_at(epoch as f64 + 1.0 - 1e-9),
+            loss: loss_sum / n,
+            train_acc: 100.0 * correct as f64 / n,
+            seconds: started.elapsed().as_secs_f64(),
+        };
         save_checkpoint(&ckpt, student, &opt, epoch + 1, cfg)?;
         let extra = on_epoch(&report, student)?;
         let mut line = serde_json::json!({
@@ -189,13 +280,19 @@ pub fn train(cfg: &TrainCfg, student: &mut Model, mut teacher: Option<&mut Model
 /// A bar on stderr (hidden when stderr is not a terminal).
 fn progress_bar(iters: usize, epoch: usize, epochs: usize) -> indicatif::ProgressBar {
     let bar = indicatif::ProgressBar::new(iters as u64);
-    let style = indicatif::ProgressStyle::with_template("epoch {prefix} [{bar:30}] {pos}/{len} {msg} ({elapsed} < {eta})").expect("a valid template");
+    let style =
+        indicatif::ProgressStyle::with_template("epoch {prefix} [{bar:30}] {pos}/{len} {msg} ({elapsed} < {eta})")
+            .expect("a valid template");
     bar.set_style(style.progress_chars("=> "));
     bar.set_prefix(format!("{epoch}/{epochs}"));
     bar
 }
 
 fn append_line(path: &Path, line: &str) -> Result<()> {
-    let mut f = std::fs::OpenOptions::new().create(true).append(true).open(path).map_err(|e| Error::io(path, e))?;
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .map_err(|e| Error::io(path, e))?;
     writeln!(f, "{line}").map_err(|e| Error::io(path, e))
 }

@@ -2,13 +2,13 @@
 //! the update) on random data, timed by phase; medians over the repeats after one warm-up step.
 //! `bench/pytorch_step.py` times the same step in PyTorch with the same JSON.
 use clap::{Args, Subcommand};
+use mmard::ard::grad::logits;
 use mmard::ard::methods::Method;
 use mmard::ard::step::{Pgd, Stepper};
-use mmard::ard::grad::logits;
 use mmard::nn::optim::Sgd;
 use mmard::nn::{Arch, Model};
 use mmard::ops::sgd::SgdCfg;
-use mmard::{err, Result, Tensor};
+use mmard::{Result, Tensor, err};
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 use std::time::Instant;
@@ -58,7 +58,9 @@ pub struct StepArgs {
 
 fn arch(name: &str, config: &str, (c, h): (usize, usize), classes: usize) -> Result<Arch> {
     let mut cfg: serde_json::Value = serde_json::from_str(config).map_err(|e| err!("config `{config}`: {e}"))?;
-    let obj = cfg.as_object_mut().ok_or_else(|| err!("config `{config}`: expected a JSON object"))?;
+    let obj = cfg
+        .as_object_mut()
+        .ok_or_else(|| err!("config `{config}`: expected a JSON object"))?;
     obj.entry("in_channels").or_insert(c.into());
     obj.entry("classes").or_insert(classes.into());
     obj.entry("size").or_insert(h.into());
@@ -73,21 +75,39 @@ fn median(mut v: Vec<f64>) -> f64 {
 /// Peak resident memory of this process in MiB (Linux; 0 elsewhere).
 fn peak_rss_mib() -> f64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let kb = status.lines().find_map(|l| l.strip_prefix("VmHWM:")).and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok());
+    let kb = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok());
     kb.unwrap_or(0.0) / 1024.0
 }
 
 pub fn bench(cmd: &BenchCmd) -> Result<()> {
     let BenchCmd::Step(a) = cmd;
-    let dims: Vec<usize> = a.input.split('x').map(|d| d.parse().map_err(|_| err!("--input `{}`: expected CxHxW, e.g. 3x32x32", a.input))).collect::<Result<_>>()?;
-    let &[c, h, w] = dims.as_slice() else { return Err(err!("--input `{}`: expected CxHxW", a.input)) };
+    let dims: Vec<usize> = a
+        .input
+        .split('x')
+        .map(|d| {
+            d.parse()
+                .map_err(|_| err!("--input `{}`: expected CxHxW, e.g. 3x32x32", a.input))
+        })
+        .collect::<Result<_>>()?;
+    let &[c, h, w] = dims.as_slice() else {
+        return Err(err!("--input `{}`: expected CxHxW", a.input));
+    };
     if a.batch == 0 || a.repeats == 0 {
         return Err(err!("--batch and --repeats must be at least 1"));
     }
     let obj = a.method.objective();
-    let mut student = super::placed(Model::new(&arch(&a.student, &a.student_config, (c, h), a.classes)?, Some(1)));
+    let mut student = super::placed(Model::new(
+        &arch(&a.student, &a.student_config, (c, h), a.classes)?,
+        Some(1),
+    ));
     let mut teacher = match (&a.teacher, obj.needs_teacher()) {
-        (Some(t), _) => Some(super::placed(Model::new(&arch(t, &a.teacher_config, (c, h), a.classes)?, Some(2)))),
+        (Some(t), _) => Some(super::placed(Model::new(
+            &arch(t, &a.teacher_config, (c, h), a.classes)?,
+            Some(2),
+        ))),
         (None, true) => return Err(err!("--method {} needs --teacher", a.method.name())),
         (None, false) => None,
     };
@@ -97,10 +117,26 @@ pub fn bench(cmd: &BenchCmd) -> Result<()> {
     }
     let mut rng = StdRng::seed_from_u64(0);
     let dev = super::device();
-    let x = Tensor::from_vec(&[a.batch, c, h, w], (0..a.batch * c * h * w).map(|_| rng.random_range(0.0..1.0)).collect()).into_device(&dev);
+    let x = Tensor::from_vec(
+        &[a.batch, c, h, w],
+        (0..a.batch * c * h * w).map(|_| rng.random_range(0.0..1.0)).collect(),
+    )
+    .into_device(&dev);
     let y: Vec<usize> = (0..a.batch).map(|_| rng.random_range(0..a.classes)).collect();
-    let pgd = Pgd { eps: 8.0 / 255.0, step: 2.0 / 255.0, steps: a.pgd_steps };
-    let mut opt = Sgd::new(SgdCfg { lr: 0.01, momentum: 0.9, weight_decay: obj.method.weight_decay(), nesterov: false }, &student.params);
+    let pgd = Pgd {
+        eps: 8.0 / 255.0,
+        step: 2.0 / 255.0,
+        steps: a.pgd_steps,
+    };
+    let mut opt = Sgd::new(
+        SgdCfg {
+            lr: 0.01,
+            momentum: 0.9,
+            weight_decay: obj.method.weight_decay(),
+            nesterov: false,
+        },
+        &student.params,
+    );
     let mut stepper = Stepper::default();
     let (mut tf, mut inner, mut outer, mut peak_dev) = (Vec::new(), Vec::new(), Vec::new(), 0.0f64);
     for rep in 0..=a.repeats {
@@ -110,10 +146,30 @@ pub fn bench(cmd: &BenchCmd) -> Result<()> {
         let t_nat = teacher.as_mut().map(|t| logits(t, &x, a.batch));
         dev.sync();
         let t1 = Instant::now();
-        let xa = (obj.inner != mmard::ard::methods::Inner::None).then(|| stepper.inner(&obj, pgd, &mut student, teacher.as_mut(), &x, &y, t_nat.as_ref(), &mut rng));
+        let xa = (obj.inner != mmard::ard::methods::Inner::None).then(|| {
+            stepper.inner(
+                &obj,
+                pgd,
+                &mut student,
+                teacher.as_mut(),
+                &x,
+                &y,
+                t_nat.as_ref(),
+                &mut rng,
+            )
+        });
         dev.sync();
         let t2 = Instant::now();
-        stepper.outer(&obj, &mut student, teacher.as_mut(), &mut opt, &x, xa.as_ref(), &y, t_nat.as_ref())?;
+        stepper.outer(
+            &obj,
+            &mut student,
+            teacher.as_mut(),
+            &mut opt,
+            &x,
+            xa.as_ref(),
+            &y,
+            t_nat.as_ref(),
+        )?;
         dev.sync();
         peak_dev = peak_dev.max(dev.memory_used_mib());
         if rep > 0 {
@@ -125,7 +181,13 @@ pub fn bench(cmd: &BenchCmd) -> Result<()> {
     let total: Vec<f64> = (0..a.repeats).map(|i| tf[i] + inner[i] + outer[i]).collect();
     let (tf, inner, outer, total, rss) = (median(tf), median(inner), median(outer), median(total), peak_rss_mib());
     if !a.json {
-        println!("{} step on {dev}, student {}, batch {}, K = {}: teacher forward {tf:.3} s, inner {inner:.3} s, outer {outer:.3} s, total {total:.3} s, peak RSS {rss:.0} MiB, device memory {peak_dev:.0} MiB", a.method.name(), student.arch, a.batch, a.pgd_steps);
+        println!(
+            "{} step on {dev}, student {}, batch {}, K = {}: teacher forward {tf:.3} s, inner {inner:.3} s, outer {outer:.3} s, total {total:.3} s, peak RSS {rss:.0} MiB, device memory {peak_dev:.0} MiB",
+            a.method.name(),
+            student.arch,
+            a.batch,
+            a.pgd_steps
+        );
         return Ok(());
     }
     let out = serde_json::json!({

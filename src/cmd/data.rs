@@ -1,7 +1,7 @@
 //! Dataset flags shared by train, distill, eval and demo.
 use clap::Args;
 use mmard::io::datasets::{Dataset, DatasetKind, Split};
-use mmard::{err, Result};
+use mmard::{Result, err};
 use std::path::PathBuf;
 
 #[derive(Args, Clone)]
@@ -20,7 +20,11 @@ pub struct DataArgs {
 impl DataArgs {
     pub fn load(&self, split: Split) -> Result<Dataset> {
         let kind = self.dataset;
-        let dir = self.data_dir.clone().or_else(|| kind.default_dir()).ok_or_else(|| err!("--data-dir is needed for {} (no default location)", kind.name()))?;
+        let dir = self
+            .data_dir
+            .clone()
+            .or_else(|| kind.default_dir())
+            .ok_or_else(|| err!("--data-dir is needed for {} (no default location)", kind.name()))?;
         let d = Dataset::load(kind, &dir, split)?;
         Ok(match self.limit {
             Some(n) => d.subset(n),

@@ -2,14 +2,14 @@
 use super::data::DataArgs;
 use super::weights::ArchArgs;
 use clap::Args;
-use mmard::ard::attacks::{predictions, robust_accuracy, Attack};
+use mmard::ard::attacks::{Attack, predictions, robust_accuracy};
 use mmard::ard::grad::logits;
 use mmard::io::datasets::{Dataset, Split};
 use mmard::io::safetensors::{self as st, TensorFile, Values};
 use mmard::nn::Model;
-use mmard::{err, Result};
-use rand::rngs::StdRng;
+use mmard::{Result, err};
 use rand::SeedableRng;
+use rand::rngs::StdRng;
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -98,19 +98,39 @@ pub fn eval(a: &EvalArgs) -> Result<()> {
     }
     let mut model = a.arch.load(&TensorFile::load(&a.weights)?)?;
     let d = a.data.load(Split::Test)?;
-    model.check_input(&[1, d.c, d.h, d.w]).map_err(|e| err!("{} test set vs {}: {e}", a.data.dataset.name(), a.weights.display()))?;
+    model
+        .check_input(&[1, d.c, d.h, d.w])
+        .map_err(|e| err!("{} test set vs {}: {e}", a.data.dataset.name(), a.weights.display()))?;
     let eps = a.eps.unwrap_or(a.data.dataset.default_eps());
     let (x, y) = d.batch(&(0..d.len()).collect::<Vec<_>>());
     // ε as typed (0.1), not as its f32 widened to f64 (0.10000000149…)
     let mut json = serde_json::json!({"n": d.len(), "eps": eps.to_string().parse::<f64>().unwrap_or(eps as f64)});
-    println!("{} on {} test images of {}, ε = {eps}", model.arch, d.len(), a.data.dataset.name());
+    println!(
+        "{} on {} test images of {}, ε = {eps}",
+        model.arch,
+        d.len(),
+        a.data.dataset.name()
+    );
     println!("{:<10} {:>9} {:>9}", "attack", "accuracy", "seconds");
     for attack in &a.attacks {
         let started = Instant::now();
         // Each attack draws from its own seeded stream, so adding one does not change another.
         let mut rng = StdRng::seed_from_u64(a.opts.seed);
-        let acc = robust_accuracy(&mut model, &x, &y, &with_step(*attack, a.opts.pgd_step), eps, a.opts.batch_size, &mut rng);
-        println!("{:<10} {:>8.2}% {:>9.1}", attack.to_string(), acc, started.elapsed().as_secs_f64());
+        let acc = robust_accuracy(
+            &mut model,
+            &x,
+            &y,
+            &with_step(*attack, a.opts.pgd_step),
+            eps,
+            a.opts.batch_size,
+            &mut rng,
+        );
+        println!(
+            "{:<10} {:>8.2}% {:>9.1}",
+            attack.to_string(),
+            acc,
+            started.elapsed().as_secs_f64()
+        );
         json[attack.to_string()] = acc.into();
     }
     if let Some(p) = &a.json {
@@ -123,13 +143,24 @@ pub fn attack(a: &AttackArgs) -> Result<()> {
     let mut model = a.arch.load(&TensorFile::load(&a.weights)?)?;
     let f = TensorFile::load(&a.input)?;
     let x = f.tensor(&a.tensor)?;
-    model.check_input(x.shape()).map_err(|e| err!("{}: tensor `{}`: {e}", a.input.display(), a.tensor))?;
+    model
+        .check_input(x.shape())
+        .map_err(|e| err!("{}: tensor `{}`: {e}", a.input.display(), a.tensor))?;
     if !(a.eps >= 0.0) {
         return Err(err!("--eps must be ≥ 0, got {}", a.eps));
     }
     let n = x.shape()[0];
     let y: Vec<usize> = match f.tensors.contains_key(&a.labels) {
-        true => f.i64s(&a.labels)?.into_iter().map(|v| usize::try_from(v).ok().filter(|&v| v < model.arch.classes()).ok_or_else(|| err!("{}: label {v} is not a class of {}", a.input.display(), model.arch))).collect::<Result<_>>()?,
+        true => f
+            .i64s(&a.labels)?
+            .into_iter()
+            .map(|v| {
+                usize::try_from(v)
+                    .ok()
+                    .filter(|&v| v < model.arch.classes())
+                    .ok_or_else(|| err!("{}: label {v} is not a class of {}", a.input.display(), model.arch))
+            })
+            .collect::<Result<_>>()?,
         false => predictions(&logits(&mut model, &x, a.opts.batch_size.max(1))),
     };
     if y.len() != n {
@@ -147,9 +178,24 @@ pub fn attack(a: &AttackArgs) -> Result<()> {
         adv.extend(attack.run(&mut model, &xb, &y[start..end], a.eps, &mut rng).into_vec());
     }
     let xa = mmard::Tensor::from_vec(x.shape(), adv);
-    let still = predictions(&logits(&mut model, &xa, a.opts.batch_size.max(1))).iter().zip(&y).filter(|(p, t)| p == t).count();
+    let still = predictions(&logits(&mut model, &xa, a.opts.batch_size.max(1)))
+        .iter()
+        .zip(&y)
+        .filter(|(p, t)| p == t)
+        .count();
     let labels = Values::I64(y.iter().map(|&v| v as i64).collect());
-    st::save(&a.output, &[("adversarial".into(), x.shape().to_vec(), Values::F32(xa.into_vec())), ("labels".into(), vec![n], labels)], None)?;
-    println!("{attack} at ε = {}: {still} of {n} still classified correctly; wrote {}", a.eps, a.output.display());
+    st::save(
+        &a.output,
+        &[
+            ("adversarial".into(), x.shape().to_vec(), Values::F32(xa.into_vec())),
+            ("labels".into(), vec![n], labels),
+        ],
+        None,
+    )?;
+    println!(
+        "{attack} at ε = {}: {still} of {n} still classified correctly; wrote {}",
+        a.eps,
+        a.output.display()
+    );
     Ok(())
 }

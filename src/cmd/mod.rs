@@ -6,8 +6,8 @@ pub mod eval;
 pub mod train;
 pub mod weights;
 
-use mmard::nn::Model;
 use mmard::Device;
+use mmard::nn::Model;
 use std::sync::OnceLock;
 
 static DEVICE: OnceLock<Device> = OnceLock::new();

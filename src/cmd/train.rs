@@ -8,7 +8,7 @@ use mmard::ard::train::{self as tr, RunDir, Schedule, TrainCfg};
 use mmard::io::datasets::{DatasetKind, Split};
 use mmard::nn::{Arch, Model, Overrides};
 use mmard::ops::loss::Triangle;
-use mmard::{err, Result};
+use mmard::{Result, err};
 use std::path::PathBuf;
 
 /// Flags of the training loop, shared by train and distill.
@@ -141,14 +141,26 @@ impl ObjectiveArgs {
             o.outer = out.parse()?;
         }
         let c = &mut o.c;
-        for (dst, v) in [(&mut c.tau, self.tau), (&mut c.alpha, self.alpha), (&mut c.beta, self.beta), (&mut c.iad_beta, self.iad_beta), (&mut c.lambda, self.lambda)] {
+        for (dst, v) in [
+            (&mut c.tau, self.tau),
+            (&mut c.alpha, self.alpha),
+            (&mut c.beta, self.beta),
+            (&mut c.iad_beta, self.iad_beta),
+            (&mut c.lambda, self.lambda),
+        ] {
             if let Some(v) = v {
                 *dst = v;
             }
         }
         if let Some(t) = &self.tri {
-            let &[a, b, cc] = t.as_slice() else { return Err(err!("--tri takes three weights a,b,c, got {t:?}")) };
-            c.tri = Triangle { teacher_adv: a, teacher_nat: b, adv_nat: cc };
+            let &[a, b, cc] = t.as_slice() else {
+                return Err(err!("--tri takes three weights a,b,c, got {t:?}"));
+            };
+            c.tri = Triangle {
+                teacher_adv: a,
+                teacher_nat: b,
+                adv_nat: cc,
+            };
         }
         c.teacher_adv |= self.teacher_adv;
         o.validate()?;
@@ -189,19 +201,31 @@ impl LoopArgs {
     pub fn cfg(&self, objective: Objective) -> Result<TrainCfg> {
         let eps = self.eps.unwrap_or(self.data.dataset.default_eps());
         if !(eps >= 0.0) || self.steps == 0 && objective.inner != mmard::ard::methods::Inner::None {
-            return Err(err!("--eps must be ≥ 0 and --steps ≥ 1 for adversarial training (got {eps}, {})", self.steps));
+            return Err(err!(
+                "--eps must be ≥ 0 and --steps ≥ 1 for adversarial training (got {eps}, {})",
+                self.steps
+            ));
         }
         let schedule = match self.schedule.as_str() {
             "constant" => Schedule::Constant,
             "cosine" => Schedule::Cosine,
             "step" => {
                 // A milestone at epoch 0 would only lower the starting rate: short runs get none.
-                let default = [self.epochs / 2, self.epochs * 3 / 4].into_iter().filter(|&m| m > 0).collect();
-                Schedule::Step { milestones: self.milestones.clone().unwrap_or(default), gamma: self.gamma }
+                let default = [self.epochs / 2, self.epochs * 3 / 4]
+                    .into_iter()
+                    .filter(|&m| m > 0)
+                    .collect();
+                Schedule::Step {
+                    milestones: self.milestones.clone().unwrap_or(default),
+                    gamma: self.gamma,
+                }
             }
             s => return Err(err!("--schedule `{s}`: expected step, cosine or constant")),
         };
-        let augment = self.augment.unwrap_or(matches!(self.data.dataset, DatasetKind::Cifar10 | DatasetKind::Cifar100));
+        let augment = self.augment.unwrap_or(matches!(
+            self.data.dataset,
+            DatasetKind::Cifar10 | DatasetKind::Cifar100
+        ));
         Ok(TrainCfg {
             epochs: self.epochs,
             batch: self.batch_size,
@@ -212,7 +236,11 @@ impl LoopArgs {
             warmup: self.warmup,
             seed: self.seed,
             augment,
-            pgd: Pgd { eps, step: self.step.unwrap_or(eps / 4.0), steps: self.steps },
+            pgd: Pgd {
+                eps,
+                step: self.step.unwrap_or(eps / 4.0),
+                steps: self.steps,
+            },
             objective,
         })
     }
@@ -220,11 +248,33 @@ impl LoopArgs {
     /// Loads the data and runs the loop, printing a line per epoch.
     pub fn run(&self, cfg: &TrainCfg, student: &mut Model, teacher: Option<&mut Model>) -> Result<()> {
         let train = self.data.load(Split::Train)?;
-        let test = if self.eval_limit > 0 { Some(DataArgs { limit: Some(self.eval_limit), ..self.data.clone() }.load(Split::Test)?) } else { None };
+        let test = if self.eval_limit > 0 {
+            Some(
+                DataArgs {
+                    limit: Some(self.eval_limit),
+                    ..self.data.clone()
+                }
+                .load(Split::Test)?,
+            )
+        } else {
+            None
+        };
         let dir = RunDir(self.out.clone());
-        eprintln!("{} {} on {} ({} images), {} epochs, ε = {}, out {}", cfg.objective.method.name(), student.arch, self.data.dataset.name(), train.len(), cfg.epochs, cfg.pgd.eps, self.out.display());
+        eprintln!(
+            "{} {} on {} ({} images), {} epochs, ε = {}, out {}",
+            cfg.objective.method.name(),
+            student.arch,
+            self.data.dataset.name(),
+            train.len(),
+            cfg.epochs,
+            cfg.pgd.eps,
+            self.out.display()
+        );
         tr::train(cfg, student, teacher, &train, &dir, self.resume, |r, m| {
-            let mut line = format!("epoch {}/{}: loss {:.4}, train acc {:.1}%, lr {:.4}, {:.0} s", r.epoch, cfg.epochs, r.loss, r.train_acc, r.lr, r.seconds);
+            let mut line = format!(
+                "epoch {}/{}: loss {:.4}, train acc {:.1}%, lr {:.4}, {:.0} s",
+                r.epoch, cfg.epochs, r.loss, r.train_acc, r.lr, r.seconds
+            );
             let extra = match &test {
                 Some(t) => {
                     let (clean, pgd) = quick_eval(m, t, cfg.pgd.eps, cfg.seed)?;
@@ -243,10 +293,16 @@ impl LoopArgs {
 
 pub fn train(a: &TrainArgs) -> Result<()> {
     if !matches!(a.objective.method, Method::Natural | Method::PgdAt | Method::Trades) {
-        return Err(err!("`train` takes --method natural, pgd_at or trades; {} needs a teacher: use `mmard distill`", a.objective.method.name()));
+        return Err(err!(
+            "`train` takes --method natural, pgd_at or trades; {} needs a teacher: use `mmard distill`",
+            a.objective.method.name()
+        ));
     }
     let cfg = a.run.cfg(a.objective.objective()?)?;
-    let mut model = super::placed(Model::new(&a.new_arch.arch(&a.arch, a.run.data.dataset)?, Some(a.run.seed)));
+    let mut model = super::placed(Model::new(
+        &a.new_arch.arch(&a.arch, a.run.data.dataset)?,
+        Some(a.run.seed),
+    ));
     a.run.run(&cfg, &mut model, None)
 }
 
@@ -254,12 +310,24 @@ pub fn distill(a: &DistillArgs) -> Result<()> {
     let cfg = a.run.cfg(a.objective.objective()?)?;
     let loaded = Model::load(&a.teacher, &Overrides::default(), false)?;
     if !loaded.extra.is_empty() {
-        eprintln!("warning: {}: {} tensors not used by the teacher ({})", a.teacher.display(), loaded.extra.len(), mmard::nn::model::summarize(&loaded.extra));
+        eprintln!(
+            "warning: {}: {} tensors not used by the teacher ({})",
+            a.teacher.display(),
+            loaded.extra.len(),
+            mmard::nn::model::summarize(&loaded.extra)
+        );
     }
     let mut teacher = super::placed(loaded.model);
-    let mut student = super::placed(Model::new(&a.new_arch.arch(&a.student, a.run.data.dataset)?, Some(a.run.seed)));
+    let mut student = super::placed(Model::new(
+        &a.new_arch.arch(&a.student, a.run.data.dataset)?,
+        Some(a.run.seed),
+    ));
     if teacher.arch.classes() != student.arch.classes() || teacher.arch.in_channels() != student.arch.in_channels() {
-        return Err(err!("teacher {} and student {} disagree on classes or input channels", teacher.arch, student.arch));
+        return Err(err!(
+            "teacher {} and student {} disagree on classes or input channels",
+            teacher.arch,
+            student.arch
+        ));
     }
     let needs = cfg.objective.needs_teacher();
     a.run.run(&cfg, &mut student, needs.then_some(&mut teacher))

@@ -1,9 +1,9 @@
 //! `inspect` and `predict`: reading weights files, detecting their architecture, running them.
 use clap::Args;
 use mmard::io::safetensors::{self as st, TensorFile, Values};
-use mmard::nn::model::{summarize, Loaded};
+use mmard::nn::model::{Loaded, summarize};
 use mmard::nn::{Model, Overrides};
-use mmard::{err, Result};
+use mmard::{Result, err};
 use std::path::Path;
 
 /// Architecture flags: each replaces what detection reads from the weights.
@@ -35,14 +35,28 @@ pub struct ArchArgs {
 
 impl ArchArgs {
     pub fn overrides(&self) -> Overrides {
-        Overrides { arch: self.arch.clone(), in_channels: self.in_channels, classes: self.classes, width: self.width, depth: self.depth, widen: self.widen, size: self.size }
+        Overrides {
+            arch: self.arch.clone(),
+            in_channels: self.in_channels,
+            classes: self.classes,
+            width: self.width,
+            depth: self.depth,
+            widen: self.widen,
+            size: self.size,
+        }
     }
 
     /// The model of a weights file, warning about tensors it does not use.
     pub fn load(&self, file: &TensorFile) -> Result<Model> {
         let Loaded { model, extra } = Model::from_file(file, &self.overrides(), self.strict)?;
         if !extra.is_empty() {
-            eprintln!("warning: {}: {} tensors not used by {}: {} (--strict makes this an error)", file.path.display(), extra.len(), model.arch.name(), summarize(&extra));
+            eprintln!(
+                "warning: {}: {} tensors not used by {}: {} (--strict makes this an error)",
+                file.path.display(),
+                extra.len(),
+                model.arch.name(),
+                summarize(&extra)
+            );
         }
         Ok(super::placed(model))
     }
@@ -58,28 +72,52 @@ pub fn inspect(path: &Path, args: &ArchArgs) -> Result<()> {
     let scalars: usize = file.tensors.values().map(|s| s.shape.iter().product::<usize>()).sum();
     println!("\n{} tensors, {scalars} values", file.tensors.len());
     match args.load(&file) {
-        Ok(m) => println!("architecture: {}\nparameters: {} trainable", m.arch, m.params.param_count()),
+        Ok(m) => println!(
+            "architecture: {}\nparameters: {} trainable",
+            m.arch,
+            m.params.param_count()
+        ),
         Err(e) if args.strict => return Err(e),
         Err(e) => println!("architecture: not recognised: {e}"),
     }
     Ok(())
 }
 
-pub fn predict(weights: &Path, input: &Path, tensor: &str, output: &Path, batch_size: usize, args: &ArchArgs) -> Result<()> {
+pub fn predict(
+    weights: &Path,
+    input: &Path,
+    tensor: &str,
+    output: &Path,
+    batch_size: usize,
+    args: &ArchArgs,
+) -> Result<()> {
     if batch_size == 0 {
         return Err(err!("--batch-size must be at least 1"));
     }
     let mut model = args.load(&TensorFile::load(weights)?)?;
     let x = TensorFile::load(input)?.tensor(tensor)?;
-    model.check_input(x.shape()).map_err(|e| err!("{}: tensor `{tensor}`: {e}", input.display()))?;
+    model
+        .check_input(x.shape())
+        .map_err(|e| err!("{}: tensor `{tensor}`: {e}", input.display()))?;
     if let Some(v) = x.data().iter().find(|v| !(0.0..=1.0).contains(*v)) {
-        eprintln!("warning: {}: tensor `{tensor}` holds {v}, outside [0, 1]; the models expect unnormalised images", input.display());
+        eprintln!(
+            "warning: {}: tensor `{tensor}` holds {v}, outside [0, 1]; the models expect unnormalised images",
+            input.display()
+        );
     }
     let logits = mmard::ard::grad::logits(&mut model, &x, batch_size).into_vec();
     let classes = model.arch.classes();
     let n = x.shape()[0];
     let meta = [("arch".to_string(), model.arch.to_string())].into_iter().collect();
-    st::save(output, &[("logits".into(), vec![n, classes], Values::F32(logits))], Some(meta))?;
-    println!("wrote logits [{n}, {classes}] of {} to {}", model.arch, output.display());
+    st::save(
+        output,
+        &[("logits".into(), vec![n, classes], Values::F32(logits))],
+        Some(meta),
+    )?;
+    println!(
+        "wrote logits [{n}, {classes}] of {} to {}",
+        model.arch,
+        output.display()
+    );
     Ok(())
 }

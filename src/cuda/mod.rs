@@ -68,17 +68,32 @@ impl Gpu {
     fn open(ordinal: usize, tf32: bool) -> Result<Gpu> {
         // SAFETY: these only try to dlopen the libraries.
         if !unsafe { cudarc::driver::sys::is_culib_present() } {
-            return Err(missing("no NVIDIA driver", format!("libcuda.so could not be loaded; is this a machine with an NVIDIA GPU and driver? If the driver is installed, {LIBS_HINT}")));
+            return Err(missing(
+                "no NVIDIA driver",
+                format!(
+                    "libcuda.so could not be loaded; is this a machine with an NVIDIA GPU and driver? If the driver is installed, {LIBS_HINT}"
+                ),
+            ));
         }
-        let count = CudaContext::device_count().map_err(|e| missing("the driver reports no usable GPU", e.to_string()))?;
+        let count =
+            CudaContext::device_count().map_err(|e| missing("the driver reports no usable GPU", e.to_string()))?;
         if ordinal >= count as usize {
-            return Err(missing("no such GPU", format!("asked for cuda:{ordinal}, the driver sees {count} GPU(s)")));
+            return Err(missing(
+                "no such GPU",
+                format!("asked for cuda:{ordinal}, the driver sees {count} GPU(s)"),
+            ));
         }
         if !unsafe { cudarc::cublas::sys::is_culib_present() } {
-            return Err(missing("cuBLAS not found", format!("libcublas.so.13 could not be loaded; {LIBS_HINT}")));
+            return Err(missing(
+                "cuBLAS not found",
+                format!("libcublas.so.13 could not be loaded; {LIBS_HINT}"),
+            ));
         }
         if !unsafe { cudarc::cudnn::sys::is_culib_present() } {
-            return Err(missing("cuDNN not found", format!("libcudnn.so.9 could not be loaded; {LIBS_HINT}")));
+            return Err(missing(
+                "cuDNN not found",
+                format!("libcudnn.so.9 could not be loaded; {LIBS_HINT}"),
+            ));
         }
         let ctx = CudaContext::new(ordinal).map_err(|e| missing("could not open the GPU", e.to_string()))?;
         // One stream per GPU: no cross-stream events needed, so none are recorded per launch.
@@ -91,15 +106,24 @@ impl Gpu {
             let mut keep = u64::MAX;
             // SAFETY: the device is the context's; the attribute takes a u64.
             let kept = unsafe {
-                result::device::get_default_mem_pool(ctx.cu_device())
-                    .and_then(|pool| result::mem_pool::set_attribute(pool, sys::CUmemPool_attribute::CU_MEMPOOL_ATTR_RELEASE_THRESHOLD, &mut keep as *mut u64 as *mut _))
+                result::device::get_default_mem_pool(ctx.cu_device()).and_then(|pool| {
+                    result::mem_pool::set_attribute(
+                        pool,
+                        sys::CUmemPool_attribute::CU_MEMPOOL_ATTR_RELEASE_THRESHOLD,
+                        &mut keep as *mut u64 as *mut _,
+                    )
+                })
             };
             if let Err(e) = kept {
-                eprintln!("warning: cuda:{ordinal}: could not keep the memory pool's memory ({e}); allocations will be slower");
+                eprintln!(
+                    "warning: cuda:{ordinal}: could not keep the memory pool's memory ({e}); allocations will be slower"
+                );
             }
         }
         let name = ctx.name().unwrap_or_else(|_| "unknown GPU".into());
-        let sms = ctx.attribute(cudarc::driver::sys::CUdevice_attribute::CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT).unwrap_or(32) as u32;
+        let sms = ctx
+            .attribute(cudarc::driver::sys::CUdevice_attribute::CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT)
+            .unwrap_or(32) as u32;
         let stream = ctx.default_stream();
         let blas = CudaBlas::new(stream.clone()).map_err(|e| missing("cuBLAS failed to start", e.to_string()))?;
         let dnn = Cudnn::new(stream.clone()).map_err(|e| missing("cuDNN failed to start", e.to_string()))?;
@@ -112,25 +136,49 @@ impl Gpu {
                 )
             })?;
             for &n in *names {
-                funcs.insert(n, m.load_function(n).map_err(|e| missing("a kernel is missing", format!("{n} in {module}: {e}")))?);
+                funcs.insert(
+                    n,
+                    m.load_function(n)
+                        .map_err(|e| missing("a kernel is missing", format!("{n} in {module}: {e}")))?,
+                );
             }
         }
-        Ok(Gpu { ordinal, name, stream, blas, dnn, tf32, funcs, sms, dnn_state: Mutex::default() })
+        Ok(Gpu {
+            ordinal,
+            name,
+            stream,
+            blas,
+            dnn,
+            tf32,
+            funcs,
+            sms,
+            dnn_state: Mutex::default(),
+        })
     }
 
     pub fn func(&self, name: &str) -> &CudaFunction {
-        self.funcs.get(name).unwrap_or_else(|| panic!("kernel {name} is not in kernels/*.cu"))
+        self.funcs
+            .get(name)
+            .unwrap_or_else(|| panic!("kernel {name} is not in kernels/*.cu"))
     }
 
     /// A grid-stride launch over `n` elements: enough 256-thread blocks to fill the GPU, no more.
     pub fn grid(&self, n: usize) -> LaunchConfig {
         let blocks = n.div_ceil(256).clamp(1, self.sms as usize * 8) as u32;
-        LaunchConfig { grid_dim: (blocks, 1, 1), block_dim: (256, 1, 1), shared_mem_bytes: 0 }
+        LaunchConfig {
+            grid_dim: (blocks, 1, 1),
+            block_dim: (256, 1, 1),
+            shared_mem_bytes: 0,
+        }
     }
 
     /// One 256-thread block per item (per-channel reductions).
     pub fn per_block(&self, items: usize) -> LaunchConfig {
-        LaunchConfig { grid_dim: (items.max(1) as u32, 1, 1), block_dim: (256, 1, 1), shared_mem_bytes: 0 }
+        LaunchConfig {
+            grid_dim: (items.max(1) as u32, 1, 1),
+            block_dim: (256, 1, 1),
+            shared_mem_bytes: 0,
+        }
     }
 
     /// Total minus free device memory, in MiB.
@@ -141,7 +189,9 @@ impl Gpu {
 
     /// Waits for everything queued on the GPU (benchmarks time with it).
     pub fn sync(&self) {
-        self.stream.synchronize().unwrap_or_else(|e| panic!("cuda:{}: {e}", self.ordinal));
+        self.stream
+            .synchronize()
+            .unwrap_or_else(|e| panic!("cuda:{}: {e}", self.ordinal));
     }
 }
 

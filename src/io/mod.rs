@@ -1,4 +1,4 @@
 //! Files in and out: safetensors now; datasets join here.
-pub mod safetensors;
-pub mod datasets;
 pub mod augment;
+pub mod datasets;
+pub mod safetensors;

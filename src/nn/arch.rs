@@ -5,17 +5,41 @@ use crate::io::safetensors::Stored;
 use serde_json::Value;
 use std::collections::BTreeMap;
 
-pub const NAMES: [&str; 5] = ["small_cnn", "resnet18", "preact_resnet18", "wide_resnet", "mobilenet_v2"];
+pub const NAMES: [&str; 5] = [
+    "small_cnn",
+    "resnet18",
+    "preact_resnet18",
+    "wide_resnet",
+    "mobilenet_v2",
+];
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Arch {
     /// conv3x3-BN-ReLU-maxpool2 three times, then a linear layer on the (size/8)² map.
-    SmallCnn { in_channels: usize, size: usize, widths: [usize; 3], classes: usize },
+    SmallCnn {
+        in_channels: usize,
+        size: usize,
+        widths: [usize; 3],
+        classes: usize,
+    },
     /// CIFAR ResNet-18 (3x3 stem, no max-pool), stage widths width·{1,2,4,8}.
-    ResNet18 { in_channels: usize, width: usize, classes: usize },
-    PreActResNet18 { in_channels: usize, width: usize, classes: usize },
+    ResNet18 {
+        in_channels: usize,
+        width: usize,
+        classes: usize,
+    },
+    PreActResNet18 {
+        in_channels: usize,
+        width: usize,
+        classes: usize,
+    },
     /// WideResNet-depth-widen (depth = 6n + 4), RobustBench / TRADES names.
-    WideResNet { in_channels: usize, depth: usize, widen: usize, classes: usize },
+    WideResNet {
+        in_channels: usize,
+        depth: usize,
+        widen: usize,
+        classes: usize,
+    },
     /// CIFAR MobileNetV2 (stride-1 stem and first stages).
     MobileNetV2 { in_channels: usize, classes: usize },
 }
@@ -67,11 +91,30 @@ impl Arch {
     pub fn config(&self) -> Value {
         use serde_json::json;
         match *self {
-            Arch::SmallCnn { in_channels, size, widths, classes } => json!({"in_channels": in_channels, "size": size, "widths": widths, "classes": classes}),
-            Arch::ResNet18 { in_channels, width, classes } | Arch::PreActResNet18 { in_channels, width, classes } => {
+            Arch::SmallCnn {
+                in_channels,
+                size,
+                widths,
+                classes,
+            } => json!({"in_channels": in_channels, "size": size, "widths": widths, "classes": classes}),
+            Arch::ResNet18 {
+                in_channels,
+                width,
+                classes,
+            }
+            | Arch::PreActResNet18 {
+                in_channels,
+                width,
+                classes,
+            } => {
                 json!({"in_channels": in_channels, "width": width, "classes": classes})
             }
-            Arch::WideResNet { in_channels, depth, widen, classes } => json!({"in_channels": in_channels, "depth": depth, "widen": widen, "classes": classes}),
+            Arch::WideResNet {
+                in_channels,
+                depth,
+                widen,
+                classes,
+            } => json!({"in_channels": in_channels, "depth": depth, "widen": widen, "classes": classes}),
             Arch::MobileNetV2 { in_channels, classes } => json!({"in_channels": in_channels, "classes": classes}),
         }
     }
@@ -82,21 +125,51 @@ impl Arch {
         let get = |k: &str, default: usize| -> Result<usize> {
             match cfg.get(k) {
                 None => Ok(default),
-                Some(v) => v.as_u64().map(|v| v as usize).ok_or_else(|| Error::Msg(format!("config `{k}`: expected a whole number, found {v}"))),
+                Some(v) => v
+                    .as_u64()
+                    .map(|v| v as usize)
+                    .ok_or_else(|| Error::Msg(format!("config `{k}`: expected a whole number, found {v}"))),
             }
         };
         let widths = match cfg.get("widths") {
             None => [32, 64, 128],
-            Some(v) => serde_json::from_value(v.clone()).map_err(|_| Error::Msg(format!("config `widths`: expected three whole numbers, found {v}")))?,
+            Some(v) => serde_json::from_value(v.clone())
+                .map_err(|_| Error::Msg(format!("config `widths`: expected three whole numbers, found {v}")))?,
         };
         let classes = get("classes", 10)?;
         let arch = match name {
-            "small_cnn" => Arch::SmallCnn { in_channels: get("in_channels", 1)?, size: get("size", 28)?, widths, classes },
-            "resnet18" => Arch::ResNet18 { in_channels: get("in_channels", 3)?, width: get("width", 64)?, classes },
-            "preact_resnet18" => Arch::PreActResNet18 { in_channels: get("in_channels", 3)?, width: get("width", 64)?, classes },
-            "wide_resnet" => Arch::WideResNet { in_channels: get("in_channels", 3)?, depth: get("depth", 34)?, widen: get("widen", 10)?, classes },
-            "mobilenet_v2" => Arch::MobileNetV2 { in_channels: get("in_channels", 3)?, classes },
-            other => return Err(Error::Msg(format!("unknown architecture `{other}` (expected one of {})", NAMES.join(", ")))),
+            "small_cnn" => Arch::SmallCnn {
+                in_channels: get("in_channels", 1)?,
+                size: get("size", 28)?,
+                widths,
+                classes,
+            },
+            "resnet18" => Arch::ResNet18 {
+                in_channels: get("in_channels", 3)?,
+                width: get("width", 64)?,
+                classes,
+            },
+            "preact_resnet18" => Arch::PreActResNet18 {
+                in_channels: get("in_channels", 3)?,
+                width: get("width", 64)?,
+                classes,
+            },
+            "wide_resnet" => Arch::WideResNet {
+                in_channels: get("in_channels", 3)?,
+                depth: get("depth", 34)?,
+                widen: get("widen", 10)?,
+                classes,
+            },
+            "mobilenet_v2" => Arch::MobileNetV2 {
+                in_channels: get("in_channels", 3)?,
+                classes,
+            },
+            other => {
+                return Err(Error::Msg(format!(
+                    "unknown architecture `{other}` (expected one of {})",
+                    NAMES.join(", ")
+                )));
+            }
         };
         arch.validate()?;
         Ok(arch)
@@ -105,10 +178,18 @@ impl Arch {
     fn validate(&self) -> Result<()> {
         let bad = |msg: String| Err(Error::Msg(format!("{}: {msg}", self.name())));
         match *self {
-            Arch::WideResNet { depth, widen, .. } if depth < 10 || (depth - 4) % 6 != 0 || widen == 0 => bad(format!("depth {depth} must be 6n+4 (n ≥ 1) and widen {widen} ≥ 1")),
-            Arch::SmallCnn { size, widths, .. } if size < 8 || widths.contains(&0) => bad(format!("size {size} must be ≥ 8 and widths {widths:?} positive")),
-            Arch::ResNet18 { width: 0, .. } | Arch::PreActResNet18 { width: 0, .. } => bad("width must be positive".into()),
-            _ if self.classes() == 0 || self.in_channels() == 0 => bad("classes and in_channels must be positive".into()),
+            Arch::WideResNet { depth, widen, .. } if depth < 10 || (depth - 4) % 6 != 0 || widen == 0 => {
+                bad(format!("depth {depth} must be 6n+4 (n ≥ 1) and widen {widen} ≥ 1"))
+            }
+            Arch::SmallCnn { size, widths, .. } if size < 8 || widths.contains(&0) => {
+                bad(format!("size {size} must be ≥ 8 and widths {widths:?} positive"))
+            }
+            Arch::ResNet18 { width: 0, .. } | Arch::PreActResNet18 { width: 0, .. } => {
+                bad("width must be positive".into())
+            }
+            _ if self.classes() == 0 || self.in_channels() == 0 => {
+                bad("classes and in_channels must be positive".into())
+            }
             _ => Ok(()),
         }
     }
@@ -120,11 +201,16 @@ impl Arch {
             None => guess_name(t)?,
         };
         let dims = |k: &str| -> Result<&[usize]> {
-            t.get(k).map(|s| s.shape.as_slice()).ok_or_else(|| Error::Missing { name: k.into(), hint: format!(" (needed to read the {name} config)") })
+            t.get(k).map(|s| s.shape.as_slice()).ok_or_else(|| Error::Missing {
+                name: k.into(),
+                hint: format!(" (needed to read the {name} config)"),
+            })
         };
         let dim = |k: &str, i: usize| -> Result<usize> {
             let d = dims(k)?;
-            d.get(i).copied().ok_or_else(|| Error::Msg(format!("tensor `{k}`: shape {d:?} has no dimension {i}")))
+            d.get(i)
+                .copied()
+                .ok_or_else(|| Error::Msg(format!("tensor `{k}`: shape {d:?} has no dimension {i}")))
         };
         let mut cfg = serde_json::Map::new();
         let mut set = |k: &str, v: Value| {
@@ -133,10 +219,18 @@ impl Arch {
         set("in_channels", dim("conv1.weight", 1)?.into());
         match name {
             "small_cnn" => {
-                let widths = [dim("conv1.weight", 0)?, dim("conv2.weight", 0)?, dim("conv3.weight", 0)?];
+                let widths = [
+                    dim("conv1.weight", 0)?,
+                    dim("conv2.weight", 0)?,
+                    dim("conv3.weight", 0)?,
+                ];
                 let side = ((dim("fc.weight", 1)? / widths[2]) as f64).sqrt().round() as usize;
                 if widths[2] * side * side != dim("fc.weight", 1)? {
-                    return Err(Error::Msg(format!("small_cnn: fc.weight {:?} does not fit a square map of {} channels", dims("fc.weight")?, widths[2])));
+                    return Err(Error::Msg(format!(
+                        "small_cnn: fc.weight {:?} does not fit a square map of {} channels",
+                        dims("fc.weight")?,
+                        widths[2]
+                    )));
                 }
                 // Sides 8s..8s+7 give the same network; prefer the datasets' 28 and 32.
                 let size = [28, 32].into_iter().find(|&s| s / 8 == side).unwrap_or(8 * side);
@@ -149,7 +243,9 @@ impl Arch {
                 set("classes", dim("linear.weight", 0)?.into());
             }
             "wide_resnet" => {
-                let n = (0..).take_while(|i| t.contains_key(&format!("block1.layer.{i}.conv1.weight"))).count();
+                let n = (0..)
+                    .take_while(|i| t.contains_key(&format!("block1.layer.{i}.conv1.weight")))
+                    .count();
                 set("depth", (6 * n + 4).into());
                 set("widen", (dim("block1.layer.0.conv1.weight", 0)? / 16).into());
                 set("classes", dim("fc.weight", 0)?.into());
@@ -157,7 +253,14 @@ impl Arch {
             "mobilenet_v2" => set("classes", dim("linear.weight", 0)?.into()),
             _ => {}
         }
-        let fields = [("in_channels", o.in_channels), ("classes", o.classes), ("width", o.width), ("depth", o.depth), ("widen", o.widen), ("size", o.size)];
+        let fields = [
+            ("in_channels", o.in_channels),
+            ("classes", o.classes),
+            ("width", o.width),
+            ("depth", o.depth),
+            ("widen", o.widen),
+            ("size", o.size),
+        ];
         for (k, v) in fields {
             if let Some(v) = v {
                 set(k, v.into());

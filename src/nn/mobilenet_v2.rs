@@ -6,7 +6,15 @@ use crate::ops::pool::avgpool;
 use crate::tape::Var;
 
 /// (expansion, out channels, blocks, first stride) per stage.
-const CFG: [(usize, usize, usize, usize); 7] = [(1, 16, 1, 1), (6, 24, 2, 1), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1), (6, 160, 3, 2), (6, 320, 1, 1)];
+const CFG: [(usize, usize, usize, usize); 7] = [
+    (1, 16, 1, 1),
+    (6, 24, 2, 1),
+    (6, 32, 3, 2),
+    (6, 64, 4, 2),
+    (6, 96, 3, 1),
+    (6, 160, 3, 2),
+    (6, 320, 1, 1),
+];
 
 struct Block {
     expand: (Conv, Bn),
@@ -19,10 +27,31 @@ struct Block {
 impl Block {
     fn new(b: &mut Builder, p: &str, cin: usize, cout: usize, expansion: usize, stride: usize) -> Self {
         let planes = expansion * cin;
-        let mut cb = |n: usize, ci, co, k, s, g| (b.conv(&format!("{p}.conv{n}"), ci, co, k, s, g), b.bn(&format!("{p}.bn{n}"), co));
-        let (expand, depthwise, project) = (cb(1, cin, planes, 1, 1, 1), cb(2, planes, planes, 3, stride, planes), cb(3, planes, cout, 1, 1, 1));
-        let shortcut = (stride == 1).then(|| (cin != cout).then(|| (b.conv(&format!("{p}.shortcut.0"), cin, cout, 1, 1, 1), b.bn(&format!("{p}.shortcut.1"), cout))));
-        Block { expand, depthwise, project, shortcut }
+        let mut cb = |n: usize, ci, co, k, s, g| {
+            (
+                b.conv(&format!("{p}.conv{n}"), ci, co, k, s, g),
+                b.bn(&format!("{p}.bn{n}"), co),
+            )
+        };
+        let (expand, depthwise, project) = (
+            cb(1, cin, planes, 1, 1, 1),
+            cb(2, planes, planes, 3, stride, planes),
+            cb(3, planes, cout, 1, 1, 1),
+        );
+        let shortcut = (stride == 1).then(|| {
+            (cin != cout).then(|| {
+                (
+                    b.conv(&format!("{p}.shortcut.0"), cin, cout, 1, 1, 1),
+                    b.bn(&format!("{p}.shortcut.1"), cout),
+                )
+            })
+        });
+        Block {
+            expand,
+            depthwise,
+            project,
+            shortcut,
+        }
     }
 
     fn forward(&self, cx: &mut Ctx, x: &Var) -> Var {
@@ -57,12 +86,24 @@ impl MobileNetV2 {
         let (mut cin, mut blocks) = (32, Vec::new());
         for (e, cout, n, s) in CFG {
             for i in 0..n {
-                blocks.push(Block::new(b, &format!("layers.{}", blocks.len()), cin, cout, e, if i == 0 { s } else { 1 }));
+                blocks.push(Block::new(
+                    b,
+                    &format!("layers.{}", blocks.len()),
+                    cin,
+                    cout,
+                    e,
+                    if i == 0 { s } else { 1 },
+                ));
                 cin = cout;
             }
         }
         let head = (b.conv("conv2", 320, 1280, 1, 1, 1), b.bn("bn2", 1280));
-        MobileNetV2 { stem, blocks, head, linear: b.linear("linear", 1280, classes) }
+        MobileNetV2 {
+            stem,
+            blocks,
+            head,
+            linear: b.linear("linear", 1280, classes),
+        }
     }
 }
 

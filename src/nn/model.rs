@@ -2,7 +2,10 @@
 use super::arch::{Arch, Overrides};
 use super::layers::{Builder, Ctx};
 use super::params::ParamStore;
-use super::{mobilenet_v2::MobileNetV2, preact_resnet18::PreActResNet18, resnet18::ResNet18, small_cnn::SmallCnn, wide_resnet::WideResNet};
+use super::{
+    mobilenet_v2::MobileNetV2, preact_resnet18::PreActResNet18, resnet18::ResNet18, small_cnn::SmallCnn,
+    wide_resnet::WideResNet,
+};
 use crate::error::{Error, Result};
 use crate::io::safetensors::{self as st, TensorFile};
 use crate::tape::{Tape, Var};
@@ -33,13 +36,37 @@ impl Model {
     pub fn new(arch: &Arch, seed: Option<u64>) -> Model {
         let mut b = Builder::new(seed);
         let net: Box<dyn Net> = match *arch {
-            Arch::SmallCnn { in_channels, size, widths, classes } => Box::new(SmallCnn::new(&mut b, in_channels, size, widths, classes)),
-            Arch::ResNet18 { in_channels, width, classes } => Box::new(ResNet18::new(&mut b, in_channels, width, classes)),
-            Arch::PreActResNet18 { in_channels, width, classes } => Box::new(PreActResNet18::new(&mut b, in_channels, width, classes)),
-            Arch::WideResNet { in_channels, depth, widen, classes } => Box::new(WideResNet::new(&mut b, in_channels, depth, widen, classes)),
+            Arch::SmallCnn {
+                in_channels,
+                size,
+                widths,
+                classes,
+            } => Box::new(SmallCnn::new(&mut b, in_channels, size, widths, classes)),
+            Arch::ResNet18 {
+                in_channels,
+                width,
+                classes,
+            } => Box::new(ResNet18::new(&mut b, in_channels, width, classes)),
+            Arch::PreActResNet18 {
+                in_channels,
+                width,
+                classes,
+            } => Box::new(PreActResNet18::new(&mut b, in_channels, width, classes)),
+            Arch::WideResNet {
+                in_channels,
+                depth,
+                widen,
+                classes,
+            } => Box::new(WideResNet::new(&mut b, in_channels, depth, widen, classes)),
             Arch::MobileNetV2 { in_channels, classes } => Box::new(MobileNetV2::new(&mut b, in_channels, classes)),
         };
-        Model { arch: arch.clone(), params: b.store, net, bn_momentum: 0.1, bn_eps: 1e-5 }
+        Model {
+            arch: arch.clone(),
+            params: b.store,
+            net,
+            bn_momentum: 0.1,
+            bn_eps: 1e-5,
+        }
     }
 
     /// Loads a PyTorch state_dict, detecting the architecture unless `o` names it. With `strict`,
@@ -53,16 +80,28 @@ impl Model {
         let at = |e: Error| Error::Msg(format!("{}: {e}", file.path.display()));
         let arch = Arch::detect(&file.tensors, o).map_err(at)?;
         let mut model = Model::new(&arch, None);
-        let extra = model.params.load(&file.tensors).map_err(|e| Error::Msg(format!("{}: {e} (as {arch})", file.path.display())))?;
+        let extra = model
+            .params
+            .load(&file.tensors)
+            .map_err(|e| Error::Msg(format!("{}: {e} (as {arch})", file.path.display())))?;
         if strict && !extra.is_empty() {
-            return Err(Error::Msg(format!("{}: {} tensors that {} does not use (--strict): {}", file.path.display(), extra.len(), arch.name(), summarize(&extra))));
+            return Err(Error::Msg(format!(
+                "{}: {} tensors that {} does not use (--strict): {}",
+                file.path.display(),
+                extra.len(),
+                arch.name(),
+                summarize(&extra)
+            )));
         }
         Ok(Loaded { model, extra })
     }
 
     /// Writes the weights as a PyTorch-compatible state_dict.
     pub fn save(&self, path: impl AsRef<Path>) -> Result<()> {
-        let meta = [("arch".to_string(), self.arch.name().to_string()), ("config".to_string(), self.arch.config().to_string())];
+        let meta = [
+            ("arch".to_string(), self.arch.name().to_string()),
+            ("config".to_string(), self.arch.config().to_string()),
+        ];
         st::save(path, &self.params.state_dict(), Some(meta.into_iter().collect()))
     }
 
@@ -79,16 +118,25 @@ impl Model {
     /// Checks that a batch of shape `s` fits the model, naming what differs.
     pub fn check_input(&self, s: &[usize]) -> Result<()> {
         let c = self.arch.in_channels();
-        let &[_, ch, h, w] = s else { return Err(Error::Msg(format!("input: expected an NCHW batch, found shape {s:?}"))) };
+        let &[_, ch, h, w] = s else {
+            return Err(Error::Msg(format!("input: expected an NCHW batch, found shape {s:?}")));
+        };
         if ch != c {
-            return Err(Error::Msg(format!("input: {} expects {c} channels, found shape {s:?}", self.arch)));
+            return Err(Error::Msg(format!(
+                "input: {} expects {c} channels, found shape {s:?}",
+                self.arch
+            )));
         }
         if let Arch::SmallCnn { size, .. } = self.arch {
             if h / 8 != size / 8 || w / 8 != size / 8 {
-                return Err(Error::Msg(format!("input: small_cnn built for {size}x{size} images, found shape {s:?}")));
+                return Err(Error::Msg(format!(
+                    "input: small_cnn built for {size}x{size} images, found shape {s:?}"
+                )));
             }
         } else if h < 8 || w < 8 {
-            return Err(Error::Msg(format!("input: images must be at least 8x8, found shape {s:?}")));
+            return Err(Error::Msg(format!(
+                "input: images must be at least 8x8, found shape {s:?}"
+            )));
         }
         Ok(())
     }
@@ -96,7 +144,13 @@ impl Model {
     /// Runs the network on `x`, recording on `tape` as its mode asks. `bn_train` selects batch
     /// statistics (and moves the running ones) over running statistics.
     pub fn forward(&mut self, tape: &mut Tape, x: &Var, bn_train: bool) -> Var {
-        let mut cx = Ctx { tape, params: &mut self.params, bn_train, bn_momentum: self.bn_momentum, bn_eps: self.bn_eps };
+        let mut cx = Ctx {
+            tape,
+            params: &mut self.params,
+            bn_train,
+            bn_momentum: self.bn_momentum,
+            bn_eps: self.bn_eps,
+        };
         self.net.forward(&mut cx, x)
     }
 }
@@ -104,5 +158,9 @@ impl Model {
 /// A long list of names, shortened for a message.
 pub fn summarize(names: &[String]) -> String {
     let head: Vec<&str> = names.iter().take(4).map(String::as_str).collect();
-    if names.len() > head.len() { format!("{}, … ({} more)", head.join(", "), names.len() - head.len()) } else { head.join(", ") }
+    if names.len() > head.len() {
+        format!("{}, … ({} more)", head.join(", "), names.len() - head.len())
+    } else {
+        head.join(", ")
+    }
 }

@@ -1,7 +1,7 @@
 //! SGD over a model's trainable parameters: one fused update per tensor on the CPU (`ops::sgd`),
 //! one launch for all of them on a GPU.
 use super::params::ParamStore;
-use crate::ops::sgd::{sgd_update, SgdCfg};
+use crate::ops::sgd::{SgdCfg, sgd_update};
 use crate::tape::Tape;
 use crate::tensor::Tensor;
 
@@ -30,7 +30,12 @@ impl Sgd {
         }
         for id in ids {
             let buf = self.bufs[id].as_mut().expect("a trainable parameter has a buffer");
-            sgd_update(params.get_mut(id).data_mut(), tape.param_grad(id).unwrap().data(), buf.data_mut(), self.cfg);
+            sgd_update(
+                params.get_mut(id).data_mut(),
+                tape.param_grad(id).unwrap().data(),
+                buf.data_mut(),
+                self.cfg,
+            );
         }
     }
 
@@ -55,7 +60,19 @@ impl Sgd {
         let nesterov = c.nesterov as i32;
         let mut cfg = g.grid(longest);
         cfg.grid_dim.1 = ids.len() as u32;
-        crate::launch!(g, "sgd_update", cfg, &ps, &gs, &bs, &lens, &c.lr, &c.momentum, &c.weight_decay, &nesterov);
+        crate::launch!(
+            g,
+            "sgd_update",
+            cfg,
+            &ps,
+            &gs,
+            &bs,
+            &lens,
+            &c.lr,
+            &c.momentum,
+            &c.weight_decay,
+            &nesterov
+        );
     }
 
     /// The momentum buffer of parameter `id` (for checkpoints).
@@ -65,9 +82,15 @@ impl Sgd {
 
     /// Restores the momentum buffer of parameter `id`.
     pub fn set_momentum(&mut self, id: usize, v: &[f32]) -> Result<(), String> {
-        let Some(buf) = self.bufs[id].as_mut() else { return Err("the tensor is not a trainable parameter".into()) };
+        let Some(buf) = self.bufs[id].as_mut() else {
+            return Err("the tensor is not a trainable parameter".into());
+        };
         if v.len() != buf.numel() {
-            return Err(format!("momentum buffer of {} values, the parameter has {}", v.len(), buf.numel()));
+            return Err(format!(
+                "momentum buffer of {} values, the parameter has {}",
+                v.len(),
+                buf.numel()
+            ));
         }
         *buf = Tensor::from_vec(buf.shape(), v.to_vec()).into_device(&buf.device());
         Ok(())

@@ -28,7 +28,11 @@ pub struct ParamStore {
 
 impl ParamStore {
     pub fn add(&mut self, name: String, kind: Kind, t: Tensor) -> ParamId {
-        self.entries.push(Entry { name, kind, val: Arc::new(t) });
+        self.entries.push(Entry {
+            name,
+            kind,
+            val: Arc::new(t),
+        });
         self.entries.len() - 1
     }
 
@@ -39,7 +43,10 @@ impl ParamStore {
     }
 
     pub fn param(&self, id: ParamId) -> Param {
-        Param { id, val: self.entries[id].val.clone() }
+        Param {
+            id,
+            val: self.entries[id].val.clone(),
+        }
     }
 
     pub fn get(&self, id: ParamId) -> &Tensor {
@@ -73,7 +80,11 @@ impl ParamStore {
 
     /// Ids of the trainable parameters, in registration order.
     pub fn trainable(&self) -> impl Iterator<Item = ParamId> + '_ {
-        self.entries.iter().enumerate().filter(|(_, e)| e.kind == Kind::Param).map(|(i, _)| i)
+        self.entries
+            .iter()
+            .enumerate()
+            .filter(|(_, e)| e.kind == Kind::Param)
+            .map(|(i, _)| i)
     }
 
     /// Number of trainable scalars.
@@ -84,16 +95,28 @@ impl ParamStore {
     /// Copies every tensor of the model from `tensors`. Missing tensors and wrong shapes are errors
     /// naming the tensor; returns the names in `tensors` the model does not use.
     pub fn load(&mut self, tensors: &std::collections::BTreeMap<String, Stored>) -> Result<Vec<String>> {
-        let missing = |name: &str| Error::Missing { name: name.into(), hint: " in the weights file".into() };
+        let missing = |name: &str| Error::Missing {
+            name: name.into(),
+            hint: " in the weights file".into(),
+        };
         let mut used: HashMap<&str, ()> = HashMap::new();
         for e in &mut self.entries {
             let s = tensors.get(&e.name).ok_or_else(|| missing(&e.name))?;
             if s.shape != e.val.shape() {
-                return Err(Error::Shape { name: e.name.clone(), expected: e.val.shape().to_vec(), found: s.shape.clone() });
+                return Err(Error::Shape {
+                    name: e.name.clone(),
+                    expected: e.val.shape().to_vec(),
+                    found: s.shape.clone(),
+                });
             }
             match &s.values {
                 Values::F32(v) => e.val = Arc::new(Tensor::from_vec(&s.shape, v.clone()).into_device(&e.val.device())),
-                Values::I64(_) => return Err(Error::Dtype { name: e.name.clone(), dtype: "I64 (expected a floating-point tensor)".into() }),
+                Values::I64(_) => {
+                    return Err(Error::Dtype {
+                        name: e.name.clone(),
+                        dtype: "I64 (expected a floating-point tensor)".into(),
+                    });
+                }
             }
             used.insert(&e.name, ());
         }
@@ -102,11 +125,21 @@ impl ParamStore {
             *count = match &s.values {
                 Values::I64(v) if v.len() == 1 => v[0],
                 Values::F32(v) if v.len() == 1 => v[0] as i64,
-                _ => return Err(Error::Shape { name: name.clone(), expected: vec![], found: s.shape.clone() }),
+                _ => {
+                    return Err(Error::Shape {
+                        name: name.clone(),
+                        expected: vec![],
+                        found: s.shape.clone(),
+                    });
+                }
             };
             used.insert(name, ());
         }
-        Ok(tensors.keys().filter(|k| !used.contains_key(k.as_str())).cloned().collect())
+        Ok(tensors
+            .keys()
+            .filter(|k| !used.contains_key(k.as_str()))
+            .cloned()
+            .collect())
     }
 
     /// Where the tensors live.
@@ -125,8 +158,14 @@ impl ParamStore {
 
     /// Every tensor as (name, shape, values), as PyTorch's `state_dict()` holds them.
     pub fn state_dict(&self) -> Vec<(String, Vec<usize>, Values)> {
-        let floats = self.entries.iter().map(|e| (e.name.clone(), e.val.shape().to_vec(), Values::F32(e.val.to_vec())));
-        let counters = self.counters.iter().map(|(n, c)| (n.clone(), vec![], Values::I64(vec![*c])));
+        let floats = self
+            .entries
+            .iter()
+            .map(|e| (e.name.clone(), e.val.shape().to_vec(), Values::F32(e.val.to_vec())));
+        let counters = self
+            .counters
+            .iter()
+            .map(|(n, c)| (n.clone(), vec![], Values::I64(vec![*c])));
         floats.chain(counters).collect()
     }
 }

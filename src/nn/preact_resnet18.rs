@@ -24,7 +24,8 @@ impl PreActBlock {
             conv1: b.conv(&format!("{p}.conv1"), cin, planes, 3, stride, 1),
             bn2: b.bn(&format!("{p}.bn2"), planes),
             conv2: b.conv(&format!("{p}.conv2"), planes, planes, 3, 1, 1),
-            shortcut: (stride != 1 || cin != planes).then(|| b.conv(&format!("{p}.{shortcut}"), cin, planes, 1, stride, 1)),
+            shortcut: (stride != 1 || cin != planes)
+                .then(|| b.conv(&format!("{p}.{shortcut}"), cin, planes, 1, stride, 1)),
         }
     }
 
@@ -51,8 +52,15 @@ pub struct PreActResNet18 {
 impl PreActResNet18 {
     pub fn new(b: &mut Builder, in_channels: usize, width: usize, classes: usize) -> Self {
         let conv1 = b.conv("conv1", in_channels, width, 3, 1, 1);
-        let blocks = stages(b, width, |b, p, cin, planes, stride| PreActBlock::new(b, p, cin, planes, stride, "shortcut.0"));
-        PreActResNet18 { conv1, blocks, bn: b.bn("bn", 8 * width), linear: b.linear("linear", 8 * width, classes) }
+        let blocks = stages(b, width, |b, p, cin, planes, stride| {
+            PreActBlock::new(b, p, cin, planes, stride, "shortcut.0")
+        });
+        PreActResNet18 {
+            conv1,
+            blocks,
+            bn: b.bn("bn", 8 * width),
+            linear: b.linear("linear", 8 * width, classes),
+        }
     }
 }
 

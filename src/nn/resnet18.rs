@@ -15,7 +15,12 @@ struct Block {
 
 impl Block {
     fn new(b: &mut Builder, p: &str, cin: usize, planes: usize, stride: usize) -> Self {
-        let shortcut = (stride != 1 || cin != planes).then(|| (b.conv(&format!("{p}.shortcut.0"), cin, planes, 1, stride, 1), b.bn(&format!("{p}.shortcut.1"), planes)));
+        let shortcut = (stride != 1 || cin != planes).then(|| {
+            (
+                b.conv(&format!("{p}.shortcut.0"), cin, planes, 1, stride, 1),
+                b.bn(&format!("{p}.shortcut.1"), planes),
+            )
+        });
         Block {
             conv1: b.conv(&format!("{p}.conv1"), cin, planes, 3, stride, 1),
             bn1: b.bn(&format!("{p}.bn1"), planes),
@@ -43,7 +48,11 @@ impl Block {
 }
 
 /// The four stages of two blocks each, with names layer{1..4}.{0,1}; `make` builds one block.
-pub fn stages<B>(b: &mut Builder, width: usize, mut make: impl FnMut(&mut Builder, &str, usize, usize, usize) -> B) -> Vec<B> {
+pub fn stages<B>(
+    b: &mut Builder,
+    width: usize,
+    mut make: impl FnMut(&mut Builder, &str, usize, usize, usize) -> B,
+) -> Vec<B> {
     let mut cin = width;
     let mut blocks = Vec::new();
     for (i, mult) in [1, 2, 4, 8].into_iter().enumerate() {
@@ -68,7 +77,12 @@ impl ResNet18 {
         let conv1 = b.conv("conv1", in_channels, width, 3, 1, 1);
         let bn1 = b.bn("bn1", width);
         let blocks = stages(b, width, Block::new);
-        ResNet18 { conv1, bn1, blocks, linear: b.linear("linear", 8 * width, classes) }
+        ResNet18 {
+            conv1,
+            bn1,
+            blocks,
+            linear: b.linear("linear", 8 * width, classes),
+        }
     }
 }
 

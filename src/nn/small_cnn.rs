@@ -14,13 +14,19 @@ impl SmallCnn {
         let mut cin = in_channels;
         let stages = (0..3)
             .map(|i| {
-                let s = (b.conv(&format!("conv{}", i + 1), cin, widths[i], 3, 1, 1), b.bn(&format!("bn{}", i + 1), widths[i]));
+                let s = (
+                    b.conv(&format!("conv{}", i + 1), cin, widths[i], 3, 1, 1),
+                    b.bn(&format!("bn{}", i + 1), widths[i]),
+                );
                 cin = widths[i];
                 s
             })
             .collect();
         let side = size / 8;
-        SmallCnn { stages, fc: b.linear("fc", widths[2] * side * side, classes) }
+        SmallCnn {
+            stages,
+            fc: b.linear("fc", widths[2] * side * side, classes),
+        }
     }
 }
 

@@ -24,10 +24,22 @@ impl WideResNet {
             for i in 0..n {
                 let (cin, cout) = (if i == 0 { ch[g] } else { ch[g + 1] }, ch[g + 1]);
                 let stride = if i == 0 && g > 0 { 2 } else { 1 };
-                blocks.push(PreActBlock::new(b, &format!("block{}.layer.{i}", g + 1), cin, cout, stride, "convShortcut"));
+                blocks.push(PreActBlock::new(
+                    b,
+                    &format!("block{}.layer.{i}", g + 1),
+                    cin,
+                    cout,
+                    stride,
+                    "convShortcut",
+                ));
             }
         }
-        WideResNet { conv1, blocks, bn1: b.bn("bn1", ch[3]), fc: b.linear("fc", ch[3], classes) }
+        WideResNet {
+            conv1,
+            blocks,
+            bn1: b.bn("bn1", ch[3]),
+            fc: b.linear("fc", ch[3], classes),
+        }
     }
 }
 

@@ -33,8 +33,14 @@ pub fn batch_stats(x: &Tensor) -> (Vec<f64>, Vec<f64>) {
     (0..c)
         .into_par_iter()
         .map(|ch| {
-            let mean = planes(x.data(), n, c, h * w, ch).map(|p| sum_lanes(p, p, |v, _| v as f64)).sum::<f64>() / m;
-            let var = planes(x.data(), n, c, h * w, ch).map(|p| sum_lanes(p, p, |v, _| (v as f64 - mean).powi(2))).sum::<f64>() / m;
+            let mean = planes(x.data(), n, c, h * w, ch)
+                .map(|p| sum_lanes(p, p, |v, _| v as f64))
+                .sum::<f64>()
+                / m;
+            let var = planes(x.data(), n, c, h * w, ch)
+                .map(|p| sum_lanes(p, p, |v, _| (v as f64 - mean).powi(2)))
+                .sum::<f64>()
+                / m;
             (mean, var)
         })
         .unzip()
@@ -45,19 +51,25 @@ pub fn batch_stats(x: &Tensor) -> (Vec<f64>, Vec<f64>) {
 /// With `relu`, a following ReLU is applied in the same pass (NaN stays NaN, as in `relu_forward`).
 fn normalize(x: &Tensor, mean: &[f64], invstd: &[f64], gamma: &[f32], beta: &[f32], relu: bool) -> Tensor {
     let (_, c, h, w) = x.dims4();
-    Tensor::written(x.shape(), |y| y.par_chunks_mut(h * w).zip(x.data().par_chunks(h * w)).enumerate().with_min_len(grain(h * w)).for_each(|(i, (yp, xp))| {
-        let ch = i % c;
-        let a = invstd[ch] * gamma[ch] as f64;
-        let b = beta[ch] as f64 - mean[ch] * a;
-        if relu {
-            yp.iter_mut().zip(xp).for_each(|(o, &v)| {
-                let y = (v as f64 * a + b) as f32;
-                *o = if y < 0.0 { 0.0 } else { y };
-            });
-        } else {
-            yp.iter_mut().zip(xp).for_each(|(o, &v)| *o = (v as f64 * a + b) as f32);
-        }
-    }))
+    Tensor::written(x.shape(), |y| {
+        y.par_chunks_mut(h * w)
+            .zip(x.data().par_chunks(h * w))
+            .enumerate()
+            .with_min_len(grain(h * w))
+            .for_each(|(i, (yp, xp))| {
+                let ch = i % c;
+                let a = invstd[ch] * gamma[ch] as f64;
+                let b = beta[ch] as f64 - mean[ch] * a;
+                if relu {
+                    yp.iter_mut().zip(xp).for_each(|(o, &v)| {
+                        let y = (v as f64 * a + b) as f32;
+                        *o = if y < 0.0 { 0.0 } else { y };
+                    });
+                } else {
+                    yp.iter_mut().zip(xp).for_each(|(o, &v)| *o = (v as f64 * a + b) as f32);
+                }
+            })
+    })
 }
 
 fn invstd(var: &[f64], eps: f32) -> Vec<f64> {
@@ -81,7 +93,16 @@ pub fn unbias(count: usize) -> f64 {
 /// `train` selects whether mean/invstd came from the batch (and so depend on x) or from the running
 /// statistics; in eval mode without parameter gradients (the inner loop) dx is one scaling pass.
 #[allow(clippy::too_many_arguments)]
-pub fn backward(x: &Tensor, gamma: &[f32], mean: &[f64], invstd: &[f64], gy: &Tensor, train: bool, need_x: bool, need_params: bool) -> (Option<Tensor>, Vec<f32>, Vec<f32>) {
+pub fn backward(
+    x: &Tensor,
+    gamma: &[f32],
+    mean: &[f64],
+    invstd: &[f64],
+    gy: &Tensor,
+    train: bool,
+    need_x: bool,
+    need_params: bool,
+) -> (Option<Tensor>, Vec<f32>, Vec<f32>) {
     let (n, c, h, w) = x.dims4();
     let m = (n * h * w) as f64;
     // Σ gy and Σ gy·x̂ per channel.
@@ -104,27 +125,35 @@ pub fn backward(x: &Tensor, gamma: &[f32], mean: &[f64], invstd: &[f64], gy: &Te
     let dgamma: Vec<f32> = sums.iter().map(|s| s.1 as f32).collect();
     let dbeta: Vec<f32> = sums.iter().map(|s| s.0 as f32).collect();
     let dx = need_x.then(|| {
-        Tensor::written(x.shape(), |dx| dx.par_chunks_mut(h * w).enumerate().with_min_len(grain(h * w)).for_each(|(i, dp)| {
-            let ch = i % c;
-            let k = (gamma[ch] as f64 * invstd[ch]) as f32;
-            let (mu, inv) = (mean[ch] as f32, invstd[ch] as f32);
-            let (xp, gp) = (&x.data()[i * h * w..][..h * w], &gy.data()[i * h * w..][..h * w]);
-            if train {
-                let (mg, mgx) = ((sums[ch].0 / m) as f32, (sums[ch].1 / m) as f32);
-                for ((d, &v), &g) in dp.iter_mut().zip(xp).zip(gp) {
-                    *d = k * (g - mg - (v - mu) * inv * mgx);
-                }
-            } else {
-                dp.iter_mut().zip(gp).for_each(|(d, &g)| *d = k * g);
-            }
-        }))
+        Tensor::written(x.shape(), |dx| {
+            dx.par_chunks_mut(h * w)
+                .enumerate()
+                .with_min_len(grain(h * w))
+                .for_each(|(i, dp)| {
+                    let ch = i % c;
+                    let k = (gamma[ch] as f64 * invstd[ch]) as f32;
+                    let (mu, inv) = (mean[ch] as f32, invstd[ch] as f32);
+                    let (xp, gp) = (&x.data()[i * h * w..][..h * w], &gy.data()[i * h * w..][..h * w]);
+                    if train {
+                        let (mg, mgx) = ((sums[ch].0 / m) as f32, (sums[ch].1 / m) as f32);
+                        for ((d, &v), &g) in dp.iter_mut().zip(xp).zip(gp) {
+                            *d = k * (g - mg - (v - mu) * inv * mgx);
+                        }
+                    } else {
+                        dp.iter_mut().zip(gp).for_each(|(d, &g)| *d = k * g);
+                    }
+                })
+        })
     });
     (dx, dgamma, dbeta)
 }
 
 /// Per-channel mean and 1/std that a forward normalised with, kept for backward.
 enum Saved {
-    Cpu { mean: Vec<f64>, invstd: Vec<f64> },
+    Cpu {
+        mean: Vec<f64>,
+        invstd: Vec<f64>,
+    },
     #[cfg(feature = "cuda")]
     Cuda(cuda::Stats),
 }
@@ -145,22 +174,45 @@ impl Backward for BnNode {
         let gy = masked.as_ref().unwrap_or(gy);
         let (dx, dg, db) = match &self.saved {
             Saved::Cpu { mean, invstd } => {
-                let (dx, dg, db) = backward(&self.x, self.gamma.val.data(), mean, invstd, gy, self.train, need[0], params);
+                let (dx, dg, db) = backward(
+                    &self.x,
+                    self.gamma.val.data(),
+                    mean,
+                    invstd,
+                    gy,
+                    self.train,
+                    need[0],
+                    params,
+                );
                 (dx, Tensor::from_vec(&[dg.len()], dg), Tensor::from_vec(&[db.len()], db))
             }
             #[cfg(feature = "cuda")]
             Saved::Cuda(s) => cuda::backward(&self.x, &self.gamma.val, s, gy, self.train, need[0], params),
         };
-        let params = if params { vec![(self.gamma.id, dg), (self.beta_id, db)] } else { Vec::new() };
-        Grads { inputs: vec![dx], params }
+        let params = if params {
+            vec![(self.gamma.id, dg), (self.beta_id, db)]
+        } else {
+            Vec::new()
+        };
+        Grads {
+            inputs: vec![dx],
+            params,
+        }
     }
 }
 
 /// Which statistics a BN forward normalises with: the batch's in train mode (moving the running
 /// statistics with them), the running ones in eval mode.
 pub enum Stats<'a> {
-    Batch { running_mean: &'a mut Tensor, running_var: &'a mut Tensor, momentum: f32 },
-    Running { mean: &'a Tensor, var: &'a Tensor },
+    Batch {
+        running_mean: &'a mut Tensor,
+        running_var: &'a mut Tensor,
+        momentum: f32,
+    },
+    Running {
+        mean: &'a Tensor,
+        var: &'a Tensor,
+    },
 }
 
 /// Batch normalisation as a recorded op.
@@ -175,21 +227,35 @@ pub fn batch_norm_relu(tape: &mut Tape, x: &Var, gamma: &Param, beta: &Param, st
 
 fn bn(tape: &mut Tape, x: &Var, gamma: &Param, beta: &Param, stats: Stats, eps: f32, relu: bool) -> Var {
     let train = matches!(stats, Stats::Batch { .. });
-    let node = |saved, y: &Arc<Tensor>| BnNode { x: x.val.clone(), gamma: gamma.clone(), beta_id: beta.id, saved, train, relu_out: relu.then(|| y.clone()) };
+    let node = |saved, y: &Arc<Tensor>| BnNode {
+        x: x.val.clone(),
+        gamma: gamma.clone(),
+        beta_id: beta.id,
+        saved,
+        train,
+        relu_out: relu.then(|| y.clone()),
+    };
     #[cfg(feature = "cuda")]
     if x.val.gpu().is_some() {
         let (y, s) = cuda::forward(&x.val, &gamma.val, &beta.val, stats, eps, relu);
         return tape.record(y, &[x], true, |y| node(Saved::Cuda(s), y));
     }
     let (mean, var) = match stats {
-        Stats::Batch { running_mean, running_var, momentum } => {
+        Stats::Batch {
+            running_mean,
+            running_var,
+            momentum,
+        } => {
             let (mean, var) = batch_stats(&x.val);
             let (n, _, h, w) = x.val.dims4();
             update_running(running_mean.data_mut(), &mean, momentum, 1.0);
             update_running(running_var.data_mut(), &var, momentum, unbias(n * h * w));
             (mean, var)
         }
-        Stats::Running { mean, var } => (mean.data().iter().map(|&v| v as f64).collect(), var.data().iter().map(|&v| v as f64).collect()),
+        Stats::Running { mean, var } => (
+            mean.data().iter().map(|&v| v as f64).collect(),
+            var.data().iter().map(|&v| v as f64).collect(),
+        ),
     };
     let inv = invstd(&var, eps);
     let y = normalize(&x.val, &mean, &inv, gamma.val.data(), beta.val.data(), relu);
@@ -215,35 +281,120 @@ mod cuda {
         let g: Arc<Gpu> = x.gpu().unwrap().clone();
         let (n, c, h, w) = x.dims4();
         let (ni, ci, hw) = (n as i32, c as i32, (h * w) as i32);
-        let mut s = Stats { mean: g.zeros(c), invstd: g.zeros(c) };
+        let mut s = Stats {
+            mean: g.zeros(c),
+            invstd: g.zeros(c),
+        };
         match which {
-            Which::Batch { running_mean, running_var, momentum } => {
-                launch!(g, "bn_batch_stats", g.per_block(c), x.cu(), &ni, &ci, &hw, &eps, &momentum, &mut s.mean, &mut s.invstd, running_mean.cu_mut(), running_var.cu_mut());
+            Which::Batch {
+                running_mean,
+                running_var,
+                momentum,
+            } => {
+                launch!(
+                    g,
+                    "bn_batch_stats",
+                    g.per_block(c),
+                    x.cu(),
+                    &ni,
+                    &ci,
+                    &hw,
+                    &eps,
+                    &momentum,
+                    &mut s.mean,
+                    &mut s.invstd,
+                    running_mean.cu_mut(),
+                    running_var.cu_mut()
+                );
             }
-            Which::Running { mean, var } => launch!(g, "bn_running_stats", g.grid(c), mean.cu(), var.cu(), &eps, &ci, &mut s.mean, &mut s.invstd),
+            Which::Running { mean, var } => launch!(
+                g,
+                "bn_running_stats",
+                g.grid(c),
+                mean.cu(),
+                var.cu(),
+                &eps,
+                &ci,
+                &mut s.mean,
+                &mut s.invstd
+            ),
         }
         let total = x.numel() as i32;
         let mut y = g.empty(x.numel());
         let r = relu as i32;
-        launch!(g, "bn_normalize", g.grid(x.numel()), x.cu(), &mut y, &s.mean, &s.invstd, gamma.cu(), beta.cu(), &ci, &hw, &total, &r);
+        launch!(
+            g,
+            "bn_normalize",
+            g.grid(x.numel()),
+            x.cu(),
+            &mut y,
+            &s.mean,
+            &s.invstd,
+            gamma.cu(),
+            beta.cu(),
+            &ci,
+            &hw,
+            &total,
+            &r
+        );
         (Tensor::from_cuda(&g, x.shape(), y), s)
     }
 
     /// (dx if `need_x`, dgamma, dbeta). In eval mode dx needs no reduction: the inner loop
     /// (eval mode, no parameter gradients) skips the per-channel sums and gets dx in one pass.
-    pub fn backward(x: &Tensor, gamma: &Tensor, s: &Stats, gy: &Tensor, train: bool, need_x: bool, params: bool) -> (Option<Tensor>, Tensor, Tensor) {
+    pub fn backward(
+        x: &Tensor,
+        gamma: &Tensor,
+        s: &Stats,
+        gy: &Tensor,
+        train: bool,
+        need_x: bool,
+        params: bool,
+    ) -> (Option<Tensor>, Tensor, Tensor) {
         let g = x.gpu().unwrap().clone();
         let (n, c, h, w) = x.dims4();
         let (ni, ci, hw, total, m) = (n as i32, c as i32, (h * w) as i32, x.numel() as i32, (n * h * w) as i32);
         let (mut sg, mut sgx) = (g.zeros::<f64>(c), g.zeros::<f64>(c));
         let (mut dg, mut db) = (Tensor::zeros_on(&[c], &x.device()), Tensor::zeros_on(&[c], &x.device()));
         if train || params {
-            launch!(g, "bn_bwd_sums", g.per_block(c), x.cu(), gy.cu(), &s.mean, &s.invstd, &ni, &ci, &hw, &mut sg, &mut sgx, dg.cu_mut(), db.cu_mut());
+            launch!(
+                g,
+                "bn_bwd_sums",
+                g.per_block(c),
+                x.cu(),
+                gy.cu(),
+                &s.mean,
+                &s.invstd,
+                &ni,
+                &ci,
+                &hw,
+                &mut sg,
+                &mut sgx,
+                dg.cu_mut(),
+                db.cu_mut()
+            );
         }
         let dx = need_x.then(|| {
             let mut dx = g.empty(x.numel());
             let t = train as i32;
-            launch!(g, "bn_bwd_data", g.grid(x.numel()), x.cu(), gy.cu(), &mut dx, &s.mean, &s.invstd, gamma.cu(), &sg, &sgx, &t, &ci, &hw, &total, &m);
+            launch!(
+                g,
+                "bn_bwd_data",
+                g.grid(x.numel()),
+                x.cu(),
+                gy.cu(),
+                &mut dx,
+                &s.mean,
+                &s.invstd,
+                gamma.cu(),
+                &sg,
+                &sgx,
+                &t,
+                &ci,
+                &hw,
+                &total,
+                &m
+            );
             Tensor::from_cuda(&g, x.shape(), dx)
         });
         (dx, dg, db)

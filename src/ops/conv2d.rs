@@ -4,10 +4,10 @@
 //! a GEMM would have one output row, use direct loops (`depthwise.rs`); 3x3 stride-1 layers with
 //! 16 or more channels take Winograd F(2x2, 3x3) for the forward and the input gradient
 //! (`winograd.rs`), and im2col for the filter gradient.
-use super::{chunks, depthwise, grain, winograd};
-use super::gemm::{sgemm, sgemm_strided, Mat};
-use super::im2col::{col2im, im2col, Geom};
+use super::gemm::{Mat, sgemm, sgemm_strided};
+use super::im2col::{Geom, col2im, im2col};
 use super::transpose::{par_transpose, transpose};
+use super::{chunks, depthwise, grain, winograd};
 use crate::tape::{Backward, Grads, Param, Tape, Var};
 use crate::tensor::Tensor;
 use rayon::prelude::*;
@@ -41,13 +41,32 @@ struct Plan {
 
 impl Plan {
     fn new(x: &[usize], w: &[usize], cfg: ConvCfg) -> Self {
-        let (&[n, c, h, wd], &[cout, cg, k, k2]) = (x, w) else { panic!("conv2d: x {x:?}, w {w:?} must be 4-d") };
+        let (&[n, c, h, wd], &[cout, cg, k, k2]) = (x, w) else {
+            panic!("conv2d: x {x:?}, w {w:?} must be 4-d")
+        };
         assert_eq!(k, k2, "conv2d: only square kernels");
-        assert!(cfg.groups > 0 && c % cfg.groups == 0 && cout % cfg.groups == 0, "conv2d: groups {} must divide {c} and {cout}", cfg.groups);
-        assert_eq!(cg, c / cfg.groups, "conv2d: weight {w:?} does not fit {c} input channels in {} groups", cfg.groups);
+        assert!(
+            cfg.groups > 0 && c % cfg.groups == 0 && cout % cfg.groups == 0,
+            "conv2d: groups {} must divide {c} and {cout}",
+            cfg.groups
+        );
+        assert_eq!(
+            cg,
+            c / cfg.groups,
+            "conv2d: weight {w:?} does not fit {c} input channels in {} groups",
+            cfg.groups
+        );
         let geom = Geom::new(c, h, wd, k, cfg.stride, cfg.pad);
         let (nb, side_by_side) = chunks::split(n, cg * k * k * geom.oh * geom.ow);
-        Plan { n, cout, cg, og: cout / cfg.groups, geom, nb, side_by_side }
+        Plan {
+            n,
+            cout,
+            cg,
+            og: cout / cfg.groups,
+            geom,
+            nb,
+            side_by_side,
+        }
     }
     fn opix(&self) -> usize {
         self.geom.oh * self.geom.ow
@@ -75,7 +94,8 @@ impl Plan {
     fn is_winograd(&self, forward: bool) -> bool {
         let (g, cin, cout) = (self.geom, self.cg, self.cout);
         let both_ways = cin.min(cout) >= WINOGRAD_CHANNELS;
-        let narrow_gradient = !forward && cin >= WINOGRAD_GRAD_MIN && (WINOGRAD_GRAD_MIN..=WINOGRAD_CHANNELS).contains(&cout);
+        let narrow_gradient =
+            !forward && cin >= WINOGRAD_GRAD_MIN && (WINOGRAD_GRAD_MIN..=WINOGRAD_CHANNELS).contains(&cout);
         g.k == 3 && g.stride == 1 && g.pad <= 2 && self.groups() == 1 && (both_ways || narrow_gradient)
     }
     /// Runs `f` with scratch for one chunk: the column matrix, and `cout·nb·opix` values for the
@@ -88,21 +108,28 @@ impl Plan {
 
 /// `[cout, nb*opix]` (GEMM layout) -> rows of `y[n0..n0+nb]` (NCHW), adding `bias`.
 fn scatter(buf: &[f32], y: &mut [f32], cout: usize, opix: usize, nb: usize, bias: Option<&[f32]>) {
-    y.par_chunks_mut(opix).enumerate().with_min_len(grain(opix)).for_each(|(i, dst)| {
-        let (n, co) = (i / cout, i % cout);
-        dst.copy_from_slice(&buf[co * nb * opix + n * opix..][..opix]);
-        if let Some(b) = bias {
-            dst.iter_mut().for_each(|v| *v += b[co]);
-        }
-    });
+    y.par_chunks_mut(opix)
+        .enumerate()
+        .with_min_len(grain(opix))
+        .for_each(|(i, dst)| {
+            let (n, co) = (i / cout, i % cout);
+            dst.copy_from_slice(&buf[co * nb * opix + n * opix..][..opix]);
+            if let Some(b) = bias {
+                dst.iter_mut().for_each(|v| *v += b[co]);
+            }
+        });
 }
 
 /// Rows of `gy[n0..n0+nb]` (NCHW) -> `[cout, nb*opix]`.
 fn gather(gy: &[f32], buf: &mut [f32], cout: usize, opix: usize, nb: usize) {
-    buf[..cout * nb * opix].par_chunks_mut(opix).enumerate().with_min_len(grain(opix)).for_each(|(i, dst)| {
-        let (co, n) = (i / nb, i % nb);
-        dst.copy_from_slice(&gy[(n * cout + co) * opix..][..opix]);
-    });
+    buf[..cout * nb * opix]
+        .par_chunks_mut(opix)
+        .enumerate()
+        .with_min_len(grain(opix))
+        .for_each(|(i, dst)| {
+            let (co, n) = (i / nb, i % nb);
+            dst.copy_from_slice(&gy[(n * cout + co) * opix..][..opix]);
+        });
 }
 
 pub fn forward(x: &Tensor, w: &Arc<Tensor>, b: Option<&Tensor>, cfg: ConvCfg) -> Tensor {
@@ -115,13 +142,19 @@ pub fn forward(x: &Tensor, w: &Arc<Tensor>, b: Option<&Tensor>, cfg: ConvCfg) ->
     let shape = [p.n, p.cout, g.oh, g.ow];
     let bias = b.map(|b| b.data());
     if p.is_winograd(true) {
-        return Tensor::written(&shape, |y| winograd::forward(x.data(), w, p.n, p.cg, p.cout, (g.h, g.w), g.pad, bias, y));
+        return Tensor::written(&shape, |y| {
+            winograd::forward(x.data(), w, p.n, p.cg, p.cout, (g.h, g.w), g.pad, bias, y)
+        });
     }
     if p.is_depthwise() {
         let mut y = Tensor::zeros(&shape);
         depthwise::forward(x.data(), w.data(), &g, p.n, y.data_mut());
         if let Some(b) = bias {
-            y.data_mut().par_chunks_mut(p.opix()).enumerate().with_min_len(grain(p.opix())).for_each(|(i, d)| d.iter_mut().for_each(|v| *v += b[i % p.cout]));
+            y.data_mut()
+                .par_chunks_mut(p.opix())
+                .enumerate()
+                .with_min_len(grain(p.opix()))
+                .for_each(|(i, d)| d.iter_mut().for_each(|v| *v += b[i % p.cout]));
         }
         return y;
     }
@@ -133,37 +166,66 @@ pub fn forward(x: &Tensor, w: &Arc<Tensor>, b: Option<&Tensor>, cfg: ConvCfg) ->
     // one GEMM per chunk, whose output is scattered: per-image GEMMs there are too small.
     let direct = opix >= DIRECT_MIN_PIXELS;
     // Every value of y is written: by the GEMMs (which do not read it) or by the scatter.
-    Tensor::written(&shape, |y| y.par_chunks_mut(p.nb * p.cout * opix).enumerate().for_each(|(ci, yc)| {
-        p.with_scratch(|col, buf| {
-            let (n0, nb) = (ci * p.nb, yc.len() / (p.cout * opix));
-            let cols = nb * opix;
-            for gi in 0..p.groups() {
-                im2col(&xd[n0 * img..], &g, gi * p.cg, p.cg, nb, col);
+    Tensor::written(&shape, |y| {
+        y.par_chunks_mut(p.nb * p.cout * opix).enumerate().for_each(|(ci, yc)| {
+            p.with_scratch(|col, buf| {
+                let (n0, nb) = (ci * p.nb, yc.len() / (p.cout * opix));
+                let cols = nb * opix;
+                for gi in 0..p.groups() {
+                    im2col(&xd[n0 * img..], &g, gi * p.cg, p.cg, nb, col);
+                    if direct {
+                        let wt = Mat {
+                            data: &wd[gi * p.og * kd..][..p.og * kd],
+                            rs: 1,
+                            cs: kd,
+                        };
+                        for n in 0..nb {
+                            let lhs = Mat {
+                                data: &col[n * opix..kd * cols],
+                                rs: 1,
+                                cs: cols,
+                            };
+                            let dst = &mut yc[(n * p.cout + gi * p.og) * opix..][..p.og * opix];
+                            sgemm_strided(opix, p.og, kd, lhs, wt, dst, (1, opix), false, par);
+                        }
+                    } else {
+                        let wg = Mat::rows(&wd[gi * p.og * kd..][..p.og * kd], kd);
+                        sgemm(
+                            p.og,
+                            cols,
+                            kd,
+                            wg,
+                            Mat::rows(&col[..kd * cols], cols),
+                            &mut buf[gi * p.og * cols..],
+                            cols,
+                            false,
+                            par,
+                        );
+                    }
+                }
                 if direct {
-                    let wt = Mat { data: &wd[gi * p.og * kd..][..p.og * kd], rs: 1, cs: kd };
-                    for n in 0..nb {
-                        let lhs = Mat { data: &col[n * opix..kd * cols], rs: 1, cs: cols };
-                        let dst = &mut yc[(n * p.cout + gi * p.og) * opix..][..p.og * opix];
-                        sgemm_strided(opix, p.og, kd, lhs, wt, dst, (1, opix), false, par);
+                    if let Some(b) = bias {
+                        yc.chunks_mut(opix)
+                            .enumerate()
+                            .for_each(|(i, d)| d.iter_mut().for_each(|v| *v += b[i % p.cout]));
                     }
                 } else {
-                    let wg = Mat::rows(&wd[gi * p.og * kd..][..p.og * kd], kd);
-                    sgemm(p.og, cols, kd, wg, Mat::rows(&col[..kd * cols], cols), &mut buf[gi * p.og * cols..], cols, false, par);
+                    scatter(&buf[..p.cout * cols], yc, p.cout, opix, nb, bias);
                 }
-            }
-            if direct {
-                if let Some(b) = bias {
-                    yc.chunks_mut(opix).enumerate().for_each(|(i, d)| d.iter_mut().for_each(|v| *v += b[i % p.cout]));
-                }
-            } else {
-                scatter(&buf[..p.cout * cols], yc, p.cout, opix, nb, bias);
-            }
+            })
         })
-    }))
+    })
 }
 
 /// Gradients of input and weight (each only when asked for) from `gy`.
-pub fn backward(x: &Tensor, w: &Arc<Tensor>, gy: &Tensor, cfg: ConvCfg, need_x: bool, need_w: bool) -> (Option<Tensor>, Option<Tensor>) {
+pub fn backward(
+    x: &Tensor,
+    w: &Arc<Tensor>,
+    gy: &Tensor,
+    cfg: ConvCfg,
+    need_x: bool,
+    need_w: bool,
+) -> (Option<Tensor>, Option<Tensor>) {
     let p = Plan::new(x.shape(), w.shape(), cfg);
     #[cfg(feature = "cuda")]
     if x.gpu().is_some() {
@@ -191,34 +253,39 @@ pub fn backward(x: &Tensor, w: &Arc<Tensor>, gy: &Tensor, cfg: ConvCfg, need_x: 
     // dx: each chunk of images writes its own slice of dx.
     let dx = need_x.then(|| {
         if p.is_winograd(false) {
-            return Tensor::written(x.shape(), |dx| winograd::backward_data(gyd, w, p.n, p.cg, p.cout, (g.h, g.w), g.pad, dx));
+            return Tensor::written(x.shape(), |dx| {
+                winograd::backward_data(gyd, w, p.n, p.cg, p.cout, (g.h, g.w), g.pad, dx)
+            });
         }
         let mut dx = Tensor::zeros(x.shape());
-        dx.data_mut().par_chunks_mut(p.nb * img).enumerate().for_each(|(ci, dxc)| {
-            p.with_scratch(|col, buf| {
-                let nb = dxc.len() / img;
-                let cols = nb * opix;
-                let gyc = &gyd[ci * chunk_out..][..nb * p.cout * opix];
-                if !direct {
-                    gather(gyc, buf, p.cout, opix, nb);
-                }
-                for gi in 0..p.groups() {
-                    // dcol[kd, cols] = W_g^T[kd, og] · gy_g[og, cols], folded back into dx; large
-                    // maps read each image's gy rows in place (one GEMM per image, as in forward)
-                    let wg = Mat::t(&wd[gi * p.og * kd..][..p.og * kd], kd);
-                    if direct {
-                        for n in 0..nb {
-                            let gyn = Mat::rows(&gyc[(n * p.cout + gi * p.og) * opix..][..p.og * opix], opix);
-                            sgemm(kd, opix, p.og, wg, gyn, &mut col[n * opix..kd * cols], cols, false, par);
-                        }
-                    } else {
-                        let gyg = Mat::rows(&buf[gi * p.og * cols..][..p.og * cols], cols);
-                        sgemm(kd, cols, p.og, wg, gyg, col, cols, false, par);
+        dx.data_mut()
+            .par_chunks_mut(p.nb * img)
+            .enumerate()
+            .for_each(|(ci, dxc)| {
+                p.with_scratch(|col, buf| {
+                    let nb = dxc.len() / img;
+                    let cols = nb * opix;
+                    let gyc = &gyd[ci * chunk_out..][..nb * p.cout * opix];
+                    if !direct {
+                        gather(gyc, buf, p.cout, opix, nb);
                     }
-                    col2im(col, &g, gi * p.cg, p.cg, nb, dxc);
-                }
-            })
-        });
+                    for gi in 0..p.groups() {
+                        // dcol[kd, cols] = W_g^T[kd, og] · gy_g[og, cols], folded back into dx; large
+                        // maps read each image's gy rows in place (one GEMM per image, as in forward)
+                        let wg = Mat::t(&wd[gi * p.og * kd..][..p.og * kd], kd);
+                        if direct {
+                            for n in 0..nb {
+                                let gyn = Mat::rows(&gyc[(n * p.cout + gi * p.og) * opix..][..p.og * opix], opix);
+                                sgemm(kd, opix, p.og, wg, gyn, &mut col[n * opix..kd * cols], cols, false, par);
+                            }
+                        } else {
+                            let gyg = Mat::rows(&buf[gi * p.og * cols..][..p.og * cols], cols);
+                            sgemm(kd, cols, p.og, wg, gyg, col, cols, false, par);
+                        }
+                        col2im(col, &g, gi * p.cg, p.cg, nb, dxc);
+                    }
+                })
+            });
         dx
     });
     // dW: each chunk accumulates a partial filter gradient, transposed ([group][kd][og]); the
@@ -237,15 +304,40 @@ pub fn backward(x: &Tensor, w: &Arc<Tensor>, gy: &Tensor, cfg: ConvCfg, need_x: 
                 // col's size, is transposed to [cols, cout], and the destination is dWᵀ
                 // (column-major), which the crate takes as it is.
                 for n in 0..nb {
-                    let (s, d) = (&gyd[(n0 + n) * p.cout * opix..][..p.cout * opix], &mut buf[n * opix * p.cout..][..opix * p.cout]);
-                    if par { par_transpose(s, p.cout, d) } else { transpose(s, p.cout, d) }
+                    let (s, d) = (
+                        &gyd[(n0 + n) * p.cout * opix..][..p.cout * opix],
+                        &mut buf[n * opix * p.cout..][..opix * p.cout],
+                    );
+                    if par {
+                        par_transpose(s, p.cout, d)
+                    } else {
+                        transpose(s, p.cout, d)
+                    }
                 }
                 for gi in 0..p.groups() {
                     // dW_g[og, kd] += gy_g[og, cols] · colᵀ[cols, kd], into dWᵀ
                     im2col(&xd[n0 * img..], &g, gi * p.cg, p.cg, nb, col);
-                    let gyt = Mat { data: &buf[gi * p.og..p.cout * cols], rs: 1, cs: p.cout };
-                    let colt = Mat { data: &col[..kd * cols], rs: 1, cs: cols };
-                    sgemm_strided(p.og, kd, cols, gyt, colt, &mut dwt[gi * p.og * kd..][..p.og * kd], (1, p.og), true, par);
+                    let gyt = Mat {
+                        data: &buf[gi * p.og..p.cout * cols],
+                        rs: 1,
+                        cs: p.cout,
+                    };
+                    let colt = Mat {
+                        data: &col[..kd * cols],
+                        rs: 1,
+                        cs: cols,
+                    };
+                    sgemm_strided(
+                        p.og,
+                        kd,
+                        cols,
+                        gyt,
+                        colt,
+                        &mut dwt[gi * p.og * kd..][..p.og * kd],
+                        (1, p.og),
+                        true,
+                        par,
+                    );
                 }
             });
             dwt
@@ -255,10 +347,16 @@ pub fn backward(x: &Tensor, w: &Arc<Tensor>, gy: &Tensor, cfg: ConvCfg, need_x: 
         let mut partials = chunks.par_iter().map(|&n0| partial(n0)).collect::<Vec<_>>().into_iter();
         let mut sum = partials.next().unwrap_or_else(|| vec![0.0; w.numel()]);
         for part in partials {
-            sum.par_chunks_mut(1 << 14).zip(part.par_chunks(1 << 14)).for_each(|(a, b)| a.iter_mut().zip(b).for_each(|(a, b)| *a += b));
+            sum.par_chunks_mut(1 << 14)
+                .zip(part.par_chunks(1 << 14))
+                .for_each(|(a, b)| a.iter_mut().zip(b).for_each(|(a, b)| *a += b));
         }
         let per_group = p.og * kd;
-        Tensor::written(w.shape(), |dw| dw.chunks_mut(per_group).zip(sum.chunks(per_group)).for_each(|(d, s)| par_transpose(s, kd, d)))
+        Tensor::written(w.shape(), |dw| {
+            dw.chunks_mut(per_group)
+                .zip(sum.chunks(per_group))
+                .for_each(|(d, s)| par_transpose(s, kd, d))
+        })
     });
     (dx, dw)
 }
@@ -270,12 +368,30 @@ pub fn bias_grad(gy: &Tensor) -> Tensor {
     if let Some(g) = gy.gpu().cloned() {
         let mut gb = Tensor::zeros_on(&[c], &gy.device());
         let (ni, ci, hw) = (n as i32, c as i32, (h * w) as i32);
-        crate::launch!(g, "bias_grad_planes", g.per_block(c), gy.cu(), gb.cu_mut(), &ni, &ci, &hw);
+        crate::launch!(
+            g,
+            "bias_grad_planes",
+            g.per_block(c),
+            gy.cu(),
+            gb.cu_mut(),
+            &ni,
+            &ci,
+            &hw
+        );
         return gb;
     }
     let sums: Vec<f32> = (0..c)
         .into_par_iter()
-        .map(|co| (0..n).map(|i| gy.data()[(i * c + co) * h * w..][..h * w].iter().map(|&v| v as f64).sum::<f64>()).sum::<f64>() as f32)
+        .map(|co| {
+            (0..n)
+                .map(|i| {
+                    gy.data()[(i * c + co) * h * w..][..h * w]
+                        .iter()
+                        .map(|&v| v as f64)
+                        .sum::<f64>()
+                })
+                .sum::<f64>() as f32
+        })
         .collect();
     Tensor::from_vec(&[c], sums)
 }
@@ -303,7 +419,14 @@ mod cuda {
         Tensor::from_cuda(&g, &p.out, y)
     }
 
-    pub fn backward(x: &Tensor, w: &Tensor, gy: &Tensor, cfg: ConvCfg, need_x: bool, need_w: bool) -> (Option<Tensor>, Option<Tensor>) {
+    pub fn backward(
+        x: &Tensor,
+        w: &Tensor,
+        gy: &Tensor,
+        cfg: ConvCfg,
+        need_x: bool,
+        need_w: bool,
+    ) -> (Option<Tensor>, Option<Tensor>) {
         let g = x.gpu().unwrap().clone();
         let p = g.conv_plan(four(x.shape()), four(w.shape()), cfg.stride, cfg.pad, cfg.groups);
         let dx = need_x.then(|| {
@@ -330,7 +453,10 @@ struct ConvNode {
 impl Backward for ConvNode {
     fn backward(&self, gy: &Tensor, need: &[bool], params: bool) -> Grads {
         let (dx, dw) = backward(&self.x, &self.w.val, gy, self.cfg, need[0], params);
-        let mut g = Grads { inputs: vec![dx], params: Vec::new() };
+        let mut g = Grads {
+            inputs: vec![dx],
+            params: Vec::new(),
+        };
         if let Some(dw) = dw {
             g.params.push((self.w.id, dw));
         }
@@ -344,5 +470,10 @@ impl Backward for ConvNode {
 /// Convolution as a recorded op.
 pub fn conv2d(tape: &mut Tape, x: &Var, w: &Param, b: Option<&Param>, cfg: ConvCfg) -> Var {
     let y = forward(&x.val, &w.val, b.map(|b| &*b.val), cfg);
-    tape.record(y, &[x], true, |_| ConvNode { x: x.val.clone(), w: w.clone(), b: b.cloned(), cfg })
+    tape.record(y, &[x], true, |_| ConvNode {
+        x: x.val.clone(),
+        w: w.clone(),
+        b: b.cloned(),
+        cfg,
+    })
 }

@@ -22,20 +22,43 @@ impl<'a> Mat<'a> {
 
 fn check(len: usize, r: usize, c: usize, rs: usize, cs: usize, what: &str) {
     if r > 0 && c > 0 {
-        assert!((r - 1) * rs + (c - 1) * cs < len, "gemm: {what} view {r}x{c} (strides {rs},{cs}) exceeds {len} values");
+        assert!(
+            (r - 1) * rs + (c - 1) * cs < len,
+            "gemm: {what} view {r}x{c} (strides {rs},{cs}) exceeds {len} values"
+        );
     }
 }
 
 /// `c[m,n] = a[m,k] · b[k,n]`, or `c += a · b` when `accumulate`; `c` is row-major with row stride
 /// `ldc`. `parallel` spreads one GEMM over all threads; callers that already run GEMMs side by side
 /// (one per chunk of images) pass false.
-pub fn sgemm(m: usize, n: usize, k: usize, a: Mat, b: Mat, c: &mut [f32], ldc: usize, accumulate: bool, parallel: bool) {
+pub fn sgemm(
+    m: usize,
+    n: usize,
+    k: usize,
+    a: Mat,
+    b: Mat,
+    c: &mut [f32],
+    ldc: usize,
+    accumulate: bool,
+    parallel: bool,
+) {
     sgemm_strided(m, n, k, a, b, c, (ldc, 1), accumulate, parallel)
 }
 
 /// `sgemm` with any (row, column) strides for `c`.
 #[allow(clippy::too_many_arguments)]
-pub fn sgemm_strided(m: usize, n: usize, k: usize, a: Mat, b: Mat, c: &mut [f32], (crs, ccs): (usize, usize), accumulate: bool, parallel: bool) {
+pub fn sgemm_strided(
+    m: usize,
+    n: usize,
+    k: usize,
+    a: Mat,
+    b: Mat,
+    c: &mut [f32],
+    (crs, ccs): (usize, usize),
+    accumulate: bool,
+    parallel: bool,
+) {
     check(a.data.len(), m, k, a.rs, a.cs, "lhs");
     check(b.data.len(), k, n, b.rs, b.cs, "rhs");
     check(c.len(), m, n, crs, ccs, "dst");
@@ -55,12 +78,29 @@ pub fn sgemm_strided(m: usize, n: usize, k: usize, a: Mat, b: Mat, c: &mut [f32]
     // SAFETY: the three views were bounds-checked above; `c` is borrowed mutably and cannot alias.
     unsafe {
         gemm::gemm(
-            m, n, k,
-            c.as_mut_ptr(), ccs as isize, crs as isize, accumulate,
-            a.data.as_ptr(), a.cs as isize, a.rs as isize,
-            b.data.as_ptr(), b.cs as isize, b.rs as isize,
-            1.0, 1.0, false, false, false,
-            if parallel { gemm::Parallelism::Rayon(0) } else { gemm::Parallelism::None },
+            m,
+            n,
+            k,
+            c.as_mut_ptr(),
+            ccs as isize,
+            crs as isize,
+            accumulate,
+            a.data.as_ptr(),
+            a.cs as isize,
+            a.rs as isize,
+            b.data.as_ptr(),
+            b.cs as isize,
+            b.rs as isize,
+            1.0,
+            1.0,
+            false,
+            false,
+            false,
+            if parallel {
+                gemm::Parallelism::Rayon(0)
+            } else {
+                gemm::Parallelism::None
+            },
         );
     }
 }

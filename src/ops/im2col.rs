@@ -17,10 +17,22 @@ pub struct Geom {
 
 impl Geom {
     pub fn new(c: usize, h: usize, w: usize, k: usize, stride: usize, pad: usize) -> Self {
-        assert!(h + 2 * pad >= k && w + 2 * pad >= k, "conv kernel {k} larger than padded input {h}x{w}");
+        assert!(
+            h + 2 * pad >= k && w + 2 * pad >= k,
+            "conv kernel {k} larger than padded input {h}x{w}"
+        );
         let oh = (h + 2 * pad - k) / stride + 1;
         let ow = (w + 2 * pad - k) / stride + 1;
-        Geom { c, h, w, k, stride, pad, oh, ow }
+        Geom {
+            c,
+            h,
+            w,
+            k,
+            stride,
+            pad,
+            oh,
+            ow,
+        }
     }
 
     /// Output columns `ox` whose input column `ox*stride - pad + kj` lies inside the image.
@@ -32,7 +44,11 @@ impl Geom {
 /// Outputs `o` in `0..n_out` with `o*stride + kk - pad` in `0..n_in`.
 pub fn span(n_out: usize, n_in: usize, stride: usize, pad: usize, kk: usize) -> std::ops::Range<usize> {
     let lo = pad.saturating_sub(kk).div_ceil(stride);
-    let hi = if n_in + pad > kk { ((n_in + pad - kk - 1) / stride + 1).min(n_out) } else { 0 };
+    let hi = if n_in + pad > kk {
+        ((n_in + pad - kk - 1) / stride + 1).min(n_out)
+    } else {
+        0
+    };
     lo..hi.max(lo)
 }
 
@@ -40,35 +56,42 @@ pub fn span(n_out: usize, n_in: usize, stride: usize, pad: usize, kk: usize) -> 
 pub fn im2col(x: &[f32], g: &Geom, c0: usize, cg: usize, nb: usize, col: &mut [f32]) {
     let (kk, plane, opix) = (g.k * g.k, g.h * g.w, g.oh * g.ow);
     let ncols = nb * opix;
-    col[..cg * kk * ncols].par_chunks_mut(ncols).enumerate().with_min_len(super::grain(ncols)).for_each(|(row, dst)| {
-        let (c, ki, kj) = (c0 + row / kk, row % kk / g.k, row % g.k);
-        let xs = g.valid_x(kj);
-        for n in 0..nb {
-            let src = &x[(n * g.c + c) * plane..][..plane];
-            let d = &mut dst[n * opix..][..opix];
-            if g.stride == 1 && g.ow == g.w {
-                shifted_plane(src, d, g, ki, kj);
-                continue;
-            }
-            for oy in 0..g.oh {
-                let d = &mut d[oy * g.ow..][..g.ow];
-                let iy = (oy * g.stride + ki) as isize - g.pad as isize;
-                if iy < 0 || iy >= g.h as isize {
-                    d.fill(0.0);
+    col[..cg * kk * ncols]
+        .par_chunks_mut(ncols)
+        .enumerate()
+        .with_min_len(super::grain(ncols))
+        .for_each(|(row, dst)| {
+            let (c, ki, kj) = (c0 + row / kk, row % kk / g.k, row % g.k);
+            let xs = g.valid_x(kj);
+            for n in 0..nb {
+                let src = &x[(n * g.c + c) * plane..][..plane];
+                let d = &mut dst[n * opix..][..opix];
+                if g.stride == 1 && g.ow == g.w {
+                    shifted_plane(src, d, g, ki, kj);
                     continue;
                 }
-                let srow = &src[iy as usize * g.w..][..g.w];
-                d[..xs.start].fill(0.0);
-                d[xs.end..].fill(0.0);
-                let ix0 = xs.start * g.stride + kj - g.pad;
-                match g.stride {
-                    1 => d[xs.clone()].copy_from_slice(&srow[ix0..ix0 + xs.len()]),
-                    2 => every_second(&mut d[xs.clone()], &srow[ix0..]),
-                    s => d[xs.clone()].iter_mut().zip(srow[ix0..].iter().step_by(s)).for_each(|(o, v)| *o = *v),
+                for oy in 0..g.oh {
+                    let d = &mut d[oy * g.ow..][..g.ow];
+                    let iy = (oy * g.stride + ki) as isize - g.pad as isize;
+                    if iy < 0 || iy >= g.h as isize {
+                        d.fill(0.0);
+                        continue;
+                    }
+                    let srow = &src[iy as usize * g.w..][..g.w];
+                    d[..xs.start].fill(0.0);
+                    d[xs.end..].fill(0.0);
+                    let ix0 = xs.start * g.stride + kj - g.pad;
+                    match g.stride {
+                        1 => d[xs.clone()].copy_from_slice(&srow[ix0..ix0 + xs.len()]),
+                        2 => every_second(&mut d[xs.clone()], &srow[ix0..]),
+                        s => d[xs.clone()]
+                            .iter_mut()
+                            .zip(srow[ix0..].iter().step_by(s))
+                            .for_each(|(o, v)| *o = *v),
+                    }
                 }
             }
-        }
-    });
+        });
 }
 
 /// `d[i] = src[2i]`. Read as pairs the loop vectorises (an interleaved load); `step_by` stays
@@ -123,35 +146,46 @@ pub fn col2im(col: &[f32], g: &Geom, c0: usize, cg: usize, nb: usize, dx: &mut [
     let (plane, opix) = (g.h * g.w, g.oh * g.ow);
     let ncols = nb * opix;
     // Parallel over images then channels: every (image, channel) plane is written by one task.
-    dx[..nb * g.c * plane].par_chunks_mut(g.c * plane).enumerate().for_each(|(n, img)| {
-        img[c0 * plane..(c0 + cg) * plane].par_chunks_mut(plane).enumerate().with_min_len(super::grain(plane * g.k * g.k)).for_each(|(cl, dst)| {
-            let row = |ki: usize, kj: usize, oy: usize| &col[((cl * g.k + ki) * g.k + kj) * ncols + n * opix + oy * g.ow..][..g.ow];
-            for ki in 0..g.k {
-                if g.stride == 1 {
-                    for oy in span(g.oh, g.h, 1, g.pad, ki) {
-                        add_taps(&mut dst[(oy + ki - g.pad) * g.w..][..g.w], g.k, g.pad, |kj| row(ki, kj, oy));
-                    }
-                    continue;
-                }
-                for kj in 0..g.k {
-                    let xs = g.valid_x(kj);
-                    if xs.is_empty() {
-                        continue;
-                    }
-                    for oy in span(g.oh, g.h, g.stride, g.pad, ki) {
-                        let drow = &mut dst[(oy * g.stride + ki - g.pad) * g.w..][..g.w];
-                        let s = &row(ki, kj, oy)[xs.clone()];
-                        let d = &mut drow[xs.start * g.stride + kj - g.pad..];
-                        if g.stride == 2 {
-                            add_every_second(d, s);
-                        } else {
-                            d.iter_mut().step_by(g.stride).zip(s).for_each(|(d, v)| *d += v);
+    dx[..nb * g.c * plane]
+        .par_chunks_mut(g.c * plane)
+        .enumerate()
+        .for_each(|(n, img)| {
+            img[c0 * plane..(c0 + cg) * plane]
+                .par_chunks_mut(plane)
+                .enumerate()
+                .with_min_len(super::grain(plane * g.k * g.k))
+                .for_each(|(cl, dst)| {
+                    let row = |ki: usize, kj: usize, oy: usize| {
+                        &col[((cl * g.k + ki) * g.k + kj) * ncols + n * opix + oy * g.ow..][..g.ow]
+                    };
+                    for ki in 0..g.k {
+                        if g.stride == 1 {
+                            for oy in span(g.oh, g.h, 1, g.pad, ki) {
+                                add_taps(&mut dst[(oy + ki - g.pad) * g.w..][..g.w], g.k, g.pad, |kj| {
+                                    row(ki, kj, oy)
+                                });
+                            }
+                            continue;
+                        }
+                        for kj in 0..g.k {
+                            let xs = g.valid_x(kj);
+                            if xs.is_empty() {
+                                continue;
+                            }
+                            for oy in span(g.oh, g.h, g.stride, g.pad, ki) {
+                                let drow = &mut dst[(oy * g.stride + ki - g.pad) * g.w..][..g.w];
+                                let s = &row(ki, kj, oy)[xs.clone()];
+                                let d = &mut drow[xs.start * g.stride + kj - g.pad..];
+                                if g.stride == 2 {
+                                    add_every_second(d, s);
+                                } else {
+                                    d.iter_mut().step_by(g.stride).zip(s).for_each(|(d, v)| *d += v);
+                                }
+                            }
                         }
                     }
-                }
-            }
+                });
         });
-    });
 }
 
 /// One input row of a stride-1 convolution's backward: `d[ix] += row(kj)[ix + pad - kj]` for every
@@ -195,21 +229,37 @@ mod tests {
     /// kernel). col2im must match bit for bit: it sums each value's taps in (ki, kj) order.
     #[test]
     fn match_definition() {
-        for (c, h, w, k, stride, pad) in [(2, 5, 7, 3, 1, 1), (3, 4, 4, 1, 1, 0), (1, 6, 5, 5, 1, 2), (2, 5, 5, 3, 1, 0), (2, 7, 6, 3, 2, 1), (1, 2, 2, 3, 1, 1), (1, 1, 1, 3, 1, 1), (2, 8, 8, 1, 2, 0)] {
+        for (c, h, w, k, stride, pad) in [
+            (2, 5, 7, 3, 1, 1),
+            (3, 4, 4, 1, 1, 0),
+            (1, 6, 5, 5, 1, 2),
+            (2, 5, 5, 3, 1, 0),
+            (2, 7, 6, 3, 2, 1),
+            (1, 2, 2, 3, 1, 1),
+            (1, 1, 1, 3, 1, 1),
+            (2, 8, 8, 1, 2, 0),
+        ] {
             let (g, nb) = (Geom::new(c, h, w, k, stride, pad), 2);
             let (opix, ncols) = (g.oh * g.ow, nb * g.oh * g.ow);
-            let x: Vec<f32> = (0..nb * c * h * w).map(|i| ((i * 7919) % 997) as f32 / 97.0 - 5.0).collect();
+            let x: Vec<f32> = (0..nb * c * h * w)
+                .map(|i| ((i * 7919) % 997) as f32 / 97.0 - 5.0)
+                .collect();
             let mut col = vec![f32::NAN; c * k * k * ncols];
             im2col(&x, &g, 0, c, nb, &mut col);
             let mut want_dx = vec![0.5f32; x.len()];
             let mut dx = want_dx.clone();
-            let colv: Vec<f32> = (0..col.len()).map(|i| ((i * 104729) % 1009) as f32 / 101.0 - 5.0).collect();
+            let colv: Vec<f32> = (0..col.len())
+                .map(|i| ((i * 104729) % 1009) as f32 / 101.0 - 5.0)
+                .collect();
             for n in 0..nb {
                 for ci in 0..c {
                     for (ki, kj) in (0..k).flat_map(|ki| (0..k).map(move |kj| (ki, kj))) {
                         let r = (ci * k + ki) * k + kj;
                         for (oy, ox) in (0..g.oh).flat_map(|oy| (0..g.ow).map(move |ox| (oy, ox))) {
-                            let (iy, ix) = ((oy * stride + ki) as isize - pad as isize, (ox * stride + kj) as isize - pad as isize);
+                            let (iy, ix) = (
+                                (oy * stride + ki) as isize - pad as isize,
+                                (ox * stride + kj) as isize - pad as isize,
+                            );
                             let inside = (0..h as isize).contains(&iy) && (0..w as isize).contains(&ix);
                             let at = r * ncols + n * opix + oy * g.ow + ox;
                             let xi = ((n * c + ci) * h + iy.max(0) as usize) * w + ix.max(0) as usize;

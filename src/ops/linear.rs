@@ -1,5 +1,5 @@
 //! Fully connected layer y = x W^T + b (W is [out, in] as in PyTorch), and flatten.
-use super::gemm::{sgemm, Mat};
+use super::gemm::{Mat, sgemm};
 use crate::tape::{Backward, Grads, Param, Tape, Var};
 use crate::tensor::Tensor;
 use std::sync::Arc;
@@ -12,12 +12,28 @@ pub fn forward(x: &Tensor, w: &Tensor, b: &Tensor) -> Tensor {
         return cuda::forward(x, w, b);
     }
     let mut y: Vec<f32> = (0..n).flat_map(|_| b.data().iter().copied()).collect();
-    sgemm(n, fout, fin, Mat::rows(x.data(), fin), Mat::t(w.data(), fin), &mut y, fout, true, true);
+    sgemm(
+        n,
+        fout,
+        fin,
+        Mat::rows(x.data(), fin),
+        Mat::t(w.data(), fin),
+        &mut y,
+        fout,
+        true,
+        true,
+    );
     Tensor::from_vec(&[n, fout], y)
 }
 
 /// (dx, dW, db), the first only when `need_x`, the others only when `need_w`.
-pub fn backward(x: &Tensor, w: &Tensor, gy: &Tensor, need_x: bool, need_w: bool) -> (Option<Tensor>, Option<(Tensor, Tensor)>) {
+pub fn backward(
+    x: &Tensor,
+    w: &Tensor,
+    gy: &Tensor,
+    need_x: bool,
+    need_w: bool,
+) -> (Option<Tensor>, Option<(Tensor, Tensor)>) {
     #[cfg(feature = "cuda")]
     if x.gpu().is_some() {
         return cuda::backward(x, w, gy, need_x, need_w);
@@ -25,13 +41,35 @@ pub fn backward(x: &Tensor, w: &Tensor, gy: &Tensor, need_x: bool, need_w: bool)
     let ((n, fin), (fout, _)) = (x.dims2(), w.dims2());
     let dx = need_x.then(|| {
         let mut dx = Tensor::zeros(&[n, fin]);
-        sgemm(n, fin, fout, Mat::rows(gy.data(), fout), Mat::rows(w.data(), fin), dx.data_mut(), fin, false, true);
+        sgemm(
+            n,
+            fin,
+            fout,
+            Mat::rows(gy.data(), fout),
+            Mat::rows(w.data(), fin),
+            dx.data_mut(),
+            fin,
+            false,
+            true,
+        );
         dx
     });
     let dwb = need_w.then(|| {
         let mut dw = Tensor::zeros(&[fout, fin]);
-        sgemm(fout, fin, n, Mat::t(gy.data(), fout), Mat::rows(x.data(), fin), dw.data_mut(), fin, false, true);
-        let db = (0..fout).map(|o| (0..n).map(|i| gy.data()[i * fout + o] as f64).sum::<f64>() as f32).collect();
+        sgemm(
+            fout,
+            fin,
+            n,
+            Mat::t(gy.data(), fout),
+            Mat::rows(x.data(), fin),
+            dw.data_mut(),
+            fin,
+            false,
+            true,
+        );
+        let db = (0..fout)
+            .map(|o| (0..n).map(|i| gy.data()[i * fout + o] as f64).sum::<f64>() as f32)
+            .collect();
         (dw, Tensor::from_vec(&[fout], db))
     });
     (dx, dwb)
@@ -46,14 +84,23 @@ struct LinearNode {
 impl Backward for LinearNode {
     fn backward(&self, gy: &Tensor, need: &[bool], params: bool) -> Grads {
         let (dx, dwb) = backward(&self.x, &self.w.val, gy, need[0], params);
-        let params = dwb.map(|(dw, db)| vec![(self.w.id, dw), (self.b_id, db)]).unwrap_or_default();
-        Grads { inputs: vec![dx], params }
+        let params = dwb
+            .map(|(dw, db)| vec![(self.w.id, dw), (self.b_id, db)])
+            .unwrap_or_default();
+        Grads {
+            inputs: vec![dx],
+            params,
+        }
     }
 }
 
 pub fn linear(tape: &mut Tape, x: &Var, w: &Param, b: &Param) -> Var {
     let y = forward(&x.val, &w.val, &b.val);
-    tape.record(y, &[x], true, |_| LinearNode { x: x.val.clone(), w: w.clone(), b_id: b.id })
+    tape.record(y, &[x], true, |_| LinearNode {
+        x: x.val.clone(),
+        w: w.clone(),
+        b_id: b.id,
+    })
 }
 
 /// cuBLAS is column-major: a row-major [r, c] matrix is its transpose there, so y = x·Wᵀ becomes
@@ -68,12 +115,39 @@ mod cuda {
 
     /// C (col-major m×n, ld m) = beta·C + op(A)·op(B).
     #[allow(clippy::too_many_arguments)]
-    fn gemm(x: &Tensor, ta: bool, tb: bool, m: usize, n: usize, k: usize, a: &CudaSlice<f32>, lda: usize, b: &CudaSlice<f32>, ldb: usize, c: &mut CudaSlice<f32>, beta: f32) {
+    fn gemm(
+        x: &Tensor,
+        ta: bool,
+        tb: bool,
+        m: usize,
+        n: usize,
+        k: usize,
+        a: &CudaSlice<f32>,
+        lda: usize,
+        b: &CudaSlice<f32>,
+        ldb: usize,
+        c: &mut CudaSlice<f32>,
+        beta: f32,
+    ) {
         let g = x.gpu().unwrap();
         // cuBLAS works on whatever context is current on this thread
-        g.stream.context().bind_to_thread().unwrap_or_else(|e| panic!("cuda:{}: {e}", g.ordinal));
+        g.stream
+            .context()
+            .bind_to_thread()
+            .unwrap_or_else(|e| panic!("cuda:{}: {e}", g.ordinal));
         let op = |t| if t { T } else { N };
-        let cfg = GemmConfig { transa: op(ta), transb: op(tb), m: m as i32, n: n as i32, k: k as i32, alpha: 1.0f32, lda: lda as i32, ldb: ldb as i32, beta, ldc: m as i32 };
+        let cfg = GemmConfig {
+            transa: op(ta),
+            transb: op(tb),
+            m: m as i32,
+            n: n as i32,
+            k: k as i32,
+            alpha: 1.0f32,
+            lda: lda as i32,
+            ldb: ldb as i32,
+            beta,
+            ldc: m as i32,
+        };
         // SAFETY: the shapes were checked against the buffers by the callers.
         unsafe { g.blas.gemm(cfg, a, b, c) }.unwrap_or_else(|e| panic!("cuBLAS sgemm failed: {e}"));
     }
@@ -89,7 +163,13 @@ mod cuda {
         Tensor::from_cuda(&g, &[n, fout], y)
     }
 
-    pub fn backward(x: &Tensor, w: &Tensor, gy: &Tensor, need_x: bool, need_w: bool) -> (Option<Tensor>, Option<(Tensor, Tensor)>) {
+    pub fn backward(
+        x: &Tensor,
+        w: &Tensor,
+        gy: &Tensor,
+        need_x: bool,
+        need_w: bool,
+    ) -> (Option<Tensor>, Option<(Tensor, Tensor)>) {
         let g = x.gpu().unwrap().clone();
         let ((n, fin), (fout, _)) = (x.dims2(), w.dims2());
         let dx = need_x.then(|| {
@@ -101,12 +181,19 @@ mod cuda {
         let dwb = need_w.then(|| {
             // dWᵀ [fin, fout] = xᵀ [fin, n] · gy [n, fout]
             // an empty batch (k = 0) leaves C to cuBLAS's discretion: zeros, not garbage
-            let mut dw = if n == 0 { g.zeros(fout * fin) } else { g.empty(fout * fin) };
+            let mut dw = if n == 0 {
+                g.zeros(fout * fin)
+            } else {
+                g.empty(fout * fin)
+            };
             gemm(x, false, true, fin, fout, n, x.cu(), fin, gy.cu(), fout, &mut dw, 0.0);
             let mut db = g.empty(fout);
             let (ni, fo) = (n as i32, fout as i32);
             launch!(g, "col_sums", g.grid(fout), gy.cu(), &mut db, &ni, &fo);
-            (Tensor::from_cuda(&g, &[fout, fin], dw), Tensor::from_cuda(&g, &[fout], db))
+            (
+                Tensor::from_cuda(&g, &[fout, fin], dw),
+                Tensor::from_cuda(&g, &[fout], db),
+            )
         });
         (dx, dwb)
     }
@@ -116,7 +203,10 @@ struct FlattenNode(Vec<usize>);
 
 impl Backward for FlattenNode {
     fn backward(&self, gy: &Tensor, _: &[bool], _: bool) -> Grads {
-        Grads { inputs: vec![Some(gy.clone().reshape(&self.0))], params: Vec::new() }
+        Grads {
+            inputs: vec![Some(gy.clone().reshape(&self.0))],
+            params: Vec::new(),
+        }
     }
 }
 

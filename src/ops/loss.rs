@@ -14,7 +14,10 @@ pub struct LossOut {
 impl LossOut {
     /// From host-computed values.
     pub fn new(per_sample: Vec<f32>, grads: Vec<Tensor>) -> Self {
-        LossOut { per_sample: Tensor::from_vec(&[per_sample.len()], per_sample), grads }
+        LossOut {
+            per_sample: Tensor::from_vec(&[per_sample.len()], per_sample),
+            grads,
+        }
     }
     pub fn sum(&self) -> f64 {
         self.per_sample.host().iter().map(|&v| v as f64).sum()
@@ -48,7 +51,10 @@ fn scale_rows(t: &mut Tensor, w: &[f32]) {
         crate::launch!(g, "scale_rows", g.grid(t.numel()), t.cu_mut(), &wd, &rows, &c);
         return;
     }
-    t.data_mut().chunks_mut(cols).zip(w).for_each(|(row, w)| row.iter_mut().for_each(|v| *v *= w));
+    t.data_mut()
+        .chunks_mut(cols)
+        .zip(w)
+        .for_each(|(row, w)| row.iter_mut().for_each(|v| *v *= w));
 }
 
 /// log-softmax of `z / tau`, into `out`.
@@ -104,7 +110,10 @@ fn check_same(sets: &[&Tensor]) {
 pub fn cross_entropy(logits: &Tensor, labels: &[usize]) -> LossOut {
     let (n, c) = logits.dims2();
     assert_eq!(labels.len(), n, "cross_entropy: {n} rows, {} labels", labels.len());
-    assert!(labels.iter().all(|&l| l < c), "cross_entropy: a label is out of range for {c} classes");
+    assert!(
+        labels.iter().all(|&l| l < c),
+        "cross_entropy: a label is out of range for {c} classes"
+    );
     #[cfg(feature = "cuda")]
     if logits.gpu().is_some() {
         return cuda::cross_entropy(logits, labels);
@@ -133,7 +142,16 @@ pub fn kl_div(a: &Tensor, b: &Tensor, tau: f32) -> LossOut {
     let (n, c) = a.dims2();
     let (mut ga, mut gb) = (Tensor::zeros(&[n, c]), Tensor::zeros(&[n, c]));
     let per_sample = (0..n)
-        .map(|i| Rows::new(&[a, b], tau, i).kl(0, 1, 1.0, tau, &mut ga.data_mut()[i * c..][..c], &mut gb.data_mut()[i * c..][..c]))
+        .map(|i| {
+            Rows::new(&[a, b], tau, i).kl(
+                0,
+                1,
+                1.0,
+                tau,
+                &mut ga.data_mut()[i * c..][..c],
+                &mut gb.data_mut()[i * c..][..c],
+            )
+        })
         .collect();
     LossOut::new(per_sample, vec![ga, gb])
 }
@@ -189,7 +207,17 @@ mod cuda {
         let (g, n, c, mut grads, mut ps) = outputs(z, 1);
         let y = g.upload(&labels.iter().map(|&l| l as i32).collect::<Vec<_>>());
         let (ni, ci) = (n as i32, c as i32);
-        launch!(g, "cross_entropy", g.grid(n), z.cu(), &y, ps.cu_mut(), grads[0].cu_mut(), &ni, &ci);
+        launch!(
+            g,
+            "cross_entropy",
+            g.grid(n),
+            z.cu(),
+            &y,
+            ps.cu_mut(),
+            grads[0].cu_mut(),
+            &ni,
+            &ci
+        );
         LossOut { per_sample: ps, grads }
     }
 
@@ -197,7 +225,19 @@ mod cuda {
         let (g, n, c, mut grads, mut ps) = outputs(a, 2);
         let (ni, ci) = (n as i32, c as i32);
         let [ga, gb] = grads.get_disjoint_mut([0, 1]).unwrap();
-        launch!(g, "kl_div", g.grid(n), a.cu(), b.cu(), &tau, ps.cu_mut(), ga.cu_mut(), gb.cu_mut(), &ni, &ci);
+        launch!(
+            g,
+            "kl_div",
+            g.grid(n),
+            a.cu(),
+            b.cu(),
+            &tau,
+            ps.cu_mut(),
+            ga.cu_mut(),
+            gb.cu_mut(),
+            &ni,
+            &ci
+        );
         LossOut { per_sample: ps, grads }
     }
 
@@ -224,7 +264,13 @@ mod tests {
     fn hand_computed_values() {
         // uniform logits: CE = ln 3, KL to itself = 0
         assert!((cross_entropy(&t(&[2.0, 2.0, 2.0]), &[1]).per_sample.data()[0] - 3f32.ln()).abs() < 1e-6);
-        assert!(kl_div(&t(&[1.0, -2.0, 0.5]), &t(&[1.0, -2.0, 0.5]), 2.0).per_sample.data()[0].abs() < 1e-7);
+        assert!(
+            kl_div(&t(&[1.0, -2.0, 0.5]), &t(&[1.0, -2.0, 0.5]), 2.0)
+                .per_sample
+                .data()[0]
+                .abs()
+                < 1e-7
+        );
         // KL([ln 1, ln 3, ln 0+]-ish): p = (1/4, 3/4, 0), q = uniform -> Σ p ln(3p)
         let p = t(&[0.0, 3f32.ln(), -1e4]);
         let want = 0.25 * (0.75f32).ln() + 0.75 * (2.25f32).ln();
@@ -233,8 +279,16 @@ mod tests {
 
     #[test]
     fn triangle_is_the_weighted_sum_of_its_edges() {
-        let (a, b, c) = (t(&[1.0, 0.0, -1.0, 0.3, 2.0, 0.1]), t(&[0.5, 0.2, -0.3, 1.0, -1.0, 0.0]), t(&[-1.0, 2.0, 0.0, 0.2, 0.2, 0.9]));
-        let w = Triangle { teacher_adv: 0.7, teacher_nat: 0.2, adv_nat: 1.5 };
+        let (a, b, c) = (
+            t(&[1.0, 0.0, -1.0, 0.3, 2.0, 0.1]),
+            t(&[0.5, 0.2, -0.3, 1.0, -1.0, 0.0]),
+            t(&[-1.0, 2.0, 0.0, 0.2, 0.2, 0.9]),
+        );
+        let w = Triangle {
+            teacher_adv: 0.7,
+            teacher_nat: 0.2,
+            adv_nat: 1.5,
+        };
         let tri = triangle(&a, &b, &c, w, 2.0);
         let (ab, ac, bc) = (kl_div(&a, &b, 2.0), kl_div(&a, &c, 2.0), kl_div(&b, &c, 2.0));
         for i in 0..2 {

@@ -1,18 +1,18 @@
 //! One file per op: the CPU code, the recorded (tape) version where it has a backward, and tests.
 pub mod batchnorm;
-pub mod conv2d;
 mod chunks;
+pub mod conv2d;
 mod depthwise;
 pub mod elementwise;
 pub mod gemm;
 mod im2col;
-mod winograd;
 pub mod linear;
 pub mod loss;
 pub mod pgd;
 pub mod pool;
 pub mod sgd;
 mod transpose;
+mod winograd;
 
 /// Minimum items per rayon task when each item is `len` floats: tasks of at least ~16k values, so
 /// small planes (7x7 maps) do not drown in scheduling.

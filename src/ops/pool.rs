@@ -1,7 +1,7 @@
 //! Max-pool 2x2 stride 2 (floor mode, as F.max_pool2d(x, 2)) and global average pooling to [N, C].
 use super::grain;
 use crate::tape::{Backward, Grads, Tape, Var};
-use crate::tensor::{written, Tensor};
+use crate::tensor::{Tensor, written};
 use rayon::prelude::*;
 
 /// Pooled values and, per output, the flat index of the chosen input inside its plane (the first
@@ -12,13 +12,24 @@ pub fn maxpool2_forward(x: &Tensor) -> (Tensor, Vec<u32>) {
     let mut idx = Vec::new();
     let y = Tensor::written(&[n, c, oh, ow], |y| {
         idx = written(y.len(), |idx| {
-            y.par_chunks_mut(oh * ow).zip(idx.par_chunks_mut(oh * ow)).enumerate().with_min_len(grain(h * w)).for_each(|(p, (yp, ip))| {
-                let xp = &x.data()[p * h * w..][..h * w];
-                for oy in 0..oh {
-                    let (r0, r1) = (&xp[2 * oy * w..][..2 * ow], &xp[(2 * oy + 1) * w..][..2 * ow]);
-                    pool_row(r0, r1, &mut yp[oy * ow..][..ow], &mut ip[oy * ow..][..ow], (2 * oy * w) as u32, w as u32);
-                }
-            })
+            y.par_chunks_mut(oh * ow)
+                .zip(idx.par_chunks_mut(oh * ow))
+                .enumerate()
+                .with_min_len(grain(h * w))
+                .for_each(|(p, (yp, ip))| {
+                    let xp = &x.data()[p * h * w..][..h * w];
+                    for oy in 0..oh {
+                        let (r0, r1) = (&xp[2 * oy * w..][..2 * ow], &xp[(2 * oy + 1) * w..][..2 * ow]);
+                        pool_row(
+                            r0,
+                            r1,
+                            &mut yp[oy * ow..][..ow],
+                            &mut ip[oy * ow..][..ow],
+                            (2 * oy * w) as u32,
+                            w as u32,
+                        );
+                    }
+                })
         })
     });
     (y, idx)
@@ -49,21 +60,31 @@ pub fn maxpool2_backward(x_shape: &[usize], idx: &[u32], gy: &Tensor) -> Tensor 
     let (h, w) = (x_shape[2], x_shape[3]);
     let (oh, ow) = (h / 2, w / 2);
     Tensor::written(x_shape, |gx| {
-        gx.par_chunks_mut(h * w).enumerate().with_min_len(grain(h * w)).for_each(|(p, gp)| {
-            let (ip, g) = (&idx[p * oh * ow..][..oh * ow], &gy.data()[p * oh * ow..][..oh * ow]);
-            for oy in 0..oh {
-                let (r0, r1) = gp[2 * oy * w..][..2 * w].split_at_mut(w);
-                let base = (2 * oy * w) as u32;
-                for o in (0..ow).step_by(BLOCK) {
-                    let n = BLOCK.min(ow - o);
-                    unpool_block(&ip[oy * ow + o..][..n], &g[oy * ow + o..][..n], base + 2 * o as u32, w as u32, &mut r0[2 * o..][..2 * n], &mut r1[2 * o..][..2 * n]);
+        gx.par_chunks_mut(h * w)
+            .enumerate()
+            .with_min_len(grain(h * w))
+            .for_each(|(p, gp)| {
+                let (ip, g) = (&idx[p * oh * ow..][..oh * ow], &gy.data()[p * oh * ow..][..oh * ow]);
+                for oy in 0..oh {
+                    let (r0, r1) = gp[2 * oy * w..][..2 * w].split_at_mut(w);
+                    let base = (2 * oy * w) as u32;
+                    for o in (0..ow).step_by(BLOCK) {
+                        let n = BLOCK.min(ow - o);
+                        unpool_block(
+                            &ip[oy * ow + o..][..n],
+                            &g[oy * ow + o..][..n],
+                            base + 2 * o as u32,
+                            w as u32,
+                            &mut r0[2 * o..][..2 * n],
+                            &mut r1[2 * o..][..2 * n],
+                        );
+                    }
+                    if w % 2 == 1 {
+                        (r0[w - 1], r1[w - 1]) = (0.0, 0.0);
+                    }
                 }
-                if w % 2 == 1 {
-                    (r0[w - 1], r1[w - 1]) = (0.0, 0.0);
-                }
-            }
-            gp[2 * oh * w..].fill(0.0);
-        })
+                gp[2 * oh * w..].fill(0.0);
+            })
     })
 }
 
@@ -107,7 +128,10 @@ impl Backward for MaxPoolNode {
             #[cfg(feature = "cuda")]
             Argmax::Cuda(idx) => cuda::maxpool2_backward(&self.x_shape, idx, gy),
         };
-        Grads { inputs: vec![Some(gx)], params: Vec::new() }
+        Grads {
+            inputs: vec![Some(gx)],
+            params: Vec::new(),
+        }
     }
 }
 
@@ -115,10 +139,16 @@ pub fn maxpool2(tape: &mut Tape, x: &Var) -> Var {
     #[cfg(feature = "cuda")]
     if x.val.gpu().is_some() {
         let (y, idx) = cuda::maxpool2_forward(&x.val);
-        return tape.record(y, &[x], false, |_| MaxPoolNode { x_shape: x.shape().to_vec(), idx: Argmax::Cuda(idx) });
+        return tape.record(y, &[x], false, |_| MaxPoolNode {
+            x_shape: x.shape().to_vec(),
+            idx: Argmax::Cuda(idx),
+        });
     }
     let (y, idx) = maxpool2_forward(&x.val);
-    tape.record(y, &[x], false, |_| MaxPoolNode { x_shape: x.shape().to_vec(), idx: Argmax::Cpu(idx) })
+    tape.record(y, &[x], false, |_| MaxPoolNode {
+        x_shape: x.shape().to_vec(),
+        idx: Argmax::Cpu(idx),
+    })
 }
 
 pub fn avgpool_forward(x: &Tensor) -> Tensor {
@@ -127,7 +157,12 @@ pub fn avgpool_forward(x: &Tensor) -> Tensor {
         return cuda::avgpool_forward(x);
     }
     let (n, c, h, w) = x.dims4();
-    let means = x.data().par_chunks(h * w).with_min_len(grain(h * w)).map(|p| (p.iter().map(|&v| v as f64).sum::<f64>() / (h * w) as f64) as f32).collect();
+    let means = x
+        .data()
+        .par_chunks(h * w)
+        .with_min_len(grain(h * w))
+        .map(|p| (p.iter().map(|&v| v as f64).sum::<f64>() / (h * w) as f64) as f32)
+        .collect();
     Tensor::from_vec(&[n, c], means)
 }
 
@@ -138,7 +173,11 @@ pub fn avgpool_backward(x_shape: &[usize], gy: &Tensor) -> Tensor {
     }
     let hw = x_shape[2] * x_shape[3];
     let mut gx = Tensor::zeros(x_shape);
-    gx.data_mut().par_chunks_mut(hw).zip(gy.data().par_iter()).with_min_len(grain(hw)).for_each(|(gp, &g)| gp.fill(g / hw as f32));
+    gx.data_mut()
+        .par_chunks_mut(hw)
+        .zip(gy.data().par_iter())
+        .with_min_len(grain(hw))
+        .for_each(|(gp, &g)| gp.fill(g / hw as f32));
     gx
 }
 
@@ -146,13 +185,18 @@ struct AvgPoolNode(Vec<usize>);
 
 impl Backward for AvgPoolNode {
     fn backward(&self, gy: &Tensor, _: &[bool], _: bool) -> Grads {
-        Grads { inputs: vec![Some(avgpool_backward(&self.0, gy))], params: Vec::new() }
+        Grads {
+            inputs: vec![Some(avgpool_backward(&self.0, gy))],
+            params: Vec::new(),
+        }
     }
 }
 
 /// Global average pooling, NCHW -> [N, C] (adaptive_avg_pool2d(x, 1) then flatten).
 pub fn avgpool(tape: &mut Tape, x: &Var) -> Var {
-    tape.record(avgpool_forward(&x.val), &[x], false, |_| AvgPoolNode(x.shape().to_vec()))
+    tape.record(avgpool_forward(&x.val), &[x], false, |_| {
+        AvgPoolNode(x.shape().to_vec())
+    })
 }
 
 #[cfg(feature = "cuda")]
@@ -167,7 +211,17 @@ mod cuda {
         let outs = n * c * (h / 2) * (w / 2);
         let (mut y, mut idx) = (g.empty(outs), g.zeros::<u32>(outs));
         let (hi, wi, planes) = (h as i32, w as i32, (n * c) as i32);
-        launch!(g, "maxpool2_fwd", g.grid(outs), x.cu(), &mut y, &mut idx, &hi, &wi, &planes);
+        launch!(
+            g,
+            "maxpool2_fwd",
+            g.grid(outs),
+            x.cu(),
+            &mut y,
+            &mut idx,
+            &hi,
+            &wi,
+            &planes
+        );
         (Tensor::from_cuda(&g, &[n, c, h / 2, w / 2], y), idx)
     }
 
@@ -175,7 +229,17 @@ mod cuda {
         let g = gy.gpu().unwrap().clone();
         let mut gx = Tensor::zeros_on(x_shape, &gy.device());
         let (hi, wi, planes) = (x_shape[2] as i32, x_shape[3] as i32, (x_shape[0] * x_shape[1]) as i32);
-        launch!(g, "maxpool2_bwd", g.grid(gy.numel()), gy.cu(), idx, gx.cu_mut(), &hi, &wi, &planes);
+        launch!(
+            g,
+            "maxpool2_bwd",
+            g.grid(gy.numel()),
+            gy.cu(),
+            idx,
+            gx.cu_mut(),
+            &hi,
+            &wi,
+            &planes
+        );
         gx
     }
 
@@ -209,7 +273,13 @@ mod tests {
     fn first_maximum_last_nan_floor_mode() {
         let (h, w) = (5, 41);
         let mut x = vec![0.0f32; h * w];
-        let windows: [[f32; 4]; 5] = [[1.0, 3.0, 3.0, 2.0], [0.0; 4], [1.0, f32::NAN, 5.0, f32::NAN], [-1.0, -2.0, -3.0, 4.0], [2.0, 1.0, f32::NAN, 9.0]];
+        let windows: [[f32; 4]; 5] = [
+            [1.0, 3.0, 3.0, 2.0],
+            [0.0; 4],
+            [1.0, f32::NAN, 5.0, f32::NAN],
+            [-1.0, -2.0, -3.0, 4.0],
+            [2.0, 1.0, f32::NAN, 9.0],
+        ];
         let want = [1, 0, w + 1, w + 1, w];
         for oy in 0..h / 2 {
             for ox in 0..w / 2 {

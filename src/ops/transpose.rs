@@ -15,16 +15,27 @@ pub fn transpose(src: &[f32], rows: usize, dst: &mut [f32]) {
 pub fn par_transpose(src: &[f32], rows: usize, dst: &mut [f32]) {
     const BAND: usize = 8 * B;
     assert!(rows > 0, "transpose: a matrix of no rows");
-    dst.par_chunks_mut(BAND * rows).enumerate().for_each(|(i, d)| band(src, rows, i * BAND, d));
+    dst.par_chunks_mut(BAND * rows)
+        .enumerate()
+        .for_each(|(i, d)| band(src, rows, i * BAND, d));
 }
 
 /// Rows `c0..` of `srcᵀ` (columns `c0..` of `src`) into `dst`, which holds as many of them as fit.
 fn band(src: &[f32], rows: usize, c0: usize, dst: &mut [f32]) {
     assert!(rows > 0, "transpose: a matrix of no rows");
     let cols = src.len() / rows;
-    assert_eq!(src.len(), rows * cols, "transpose: {} values do not make {rows} rows", src.len());
+    assert_eq!(
+        src.len(),
+        rows * cols,
+        "transpose: {} values do not make {rows} rows",
+        src.len()
+    );
     let n = dst.len() / rows;
-    assert!(dst.len() == n * rows && c0 + n <= cols, "transpose: destination of {} values for rows {c0}.. of a {cols} x {rows} result", dst.len());
+    assert!(
+        dst.len() == n * rows && c0 + n <= cols,
+        "transpose: destination of {} values for rows {c0}.. of a {cols} x {rows} result",
+        dst.len()
+    );
     let (fr, fc) = (rows / B * B, n / B * B);
     let mut at = |r: usize, c: usize| block(&src[r * cols + c0 + c..], cols, &mut dst[c * rows + r..], rows);
     // Sweep along the side with the shorter rows, so that the eight rows of the other side (long
@@ -89,16 +100,24 @@ mod avx {
         unsafe {
             let r: [__m256; 8] = std::array::from_fn(|i| _mm256_loadu_ps(s.add(i * ld_s)));
             let t = [
-                _mm256_unpacklo_ps(r[0], r[1]), _mm256_unpackhi_ps(r[0], r[1]),
-                _mm256_unpacklo_ps(r[2], r[3]), _mm256_unpackhi_ps(r[2], r[3]),
-                _mm256_unpacklo_ps(r[4], r[5]), _mm256_unpackhi_ps(r[4], r[5]),
-                _mm256_unpacklo_ps(r[6], r[7]), _mm256_unpackhi_ps(r[6], r[7]),
+                _mm256_unpacklo_ps(r[0], r[1]),
+                _mm256_unpackhi_ps(r[0], r[1]),
+                _mm256_unpacklo_ps(r[2], r[3]),
+                _mm256_unpackhi_ps(r[2], r[3]),
+                _mm256_unpacklo_ps(r[4], r[5]),
+                _mm256_unpackhi_ps(r[4], r[5]),
+                _mm256_unpacklo_ps(r[6], r[7]),
+                _mm256_unpackhi_ps(r[6], r[7]),
             ];
             let u = [
-                _mm256_shuffle_ps::<0x44>(t[0], t[2]), _mm256_shuffle_ps::<0xEE>(t[0], t[2]),
-                _mm256_shuffle_ps::<0x44>(t[1], t[3]), _mm256_shuffle_ps::<0xEE>(t[1], t[3]),
-                _mm256_shuffle_ps::<0x44>(t[4], t[6]), _mm256_shuffle_ps::<0xEE>(t[4], t[6]),
-                _mm256_shuffle_ps::<0x44>(t[5], t[7]), _mm256_shuffle_ps::<0xEE>(t[5], t[7]),
+                _mm256_shuffle_ps::<0x44>(t[0], t[2]),
+                _mm256_shuffle_ps::<0xEE>(t[0], t[2]),
+                _mm256_shuffle_ps::<0x44>(t[1], t[3]),
+                _mm256_shuffle_ps::<0xEE>(t[1], t[3]),
+                _mm256_shuffle_ps::<0x44>(t[4], t[6]),
+                _mm256_shuffle_ps::<0xEE>(t[4], t[6]),
+                _mm256_shuffle_ps::<0x44>(t[5], t[7]),
+                _mm256_shuffle_ps::<0xEE>(t[5], t[7]),
             ];
             for i in 0..4 {
                 _mm256_storeu_ps(d.add(i * ld_d), _mm256_permute2f128_ps::<0x20>(u[i], u[i + 4]));
@@ -115,7 +134,16 @@ mod tests {
     /// Both versions against the definition, on shapes with and without partial blocks and bands.
     #[test]
     fn matches_definition() {
-        for (rows, cols) in [(1, 1), (8, 8), (3, 17), (16, 9), (27, 64), (64, 27), (130, 70), (9, 600)] {
+        for (rows, cols) in [
+            (1, 1),
+            (8, 8),
+            (3, 17),
+            (16, 9),
+            (27, 64),
+            (64, 27),
+            (130, 70),
+            (9, 600),
+        ] {
             let src: Vec<f32> = (0..rows * cols).map(|i| i as f32).collect();
             let want: Vec<f32> = (0..rows * cols).map(|i| src[(i % rows) * cols + i / rows]).collect();
             let (mut a, mut b) = (vec![f32::NAN; src.len()], vec![f32::NAN; src.len()]);

@@ -14,7 +14,7 @@
 //! ResNet-18 layer shapes (64→64 at 16×16, 256→256 at 8×8, 512→512 at 4×4), the relative error
 //! norm was 4.2e-7, 3.8e-7 and 7.4e-7, where im2col + GEMM gave 4.7e-7, 2.4e-7 and 9.6e-7.
 use super::chunks;
-use super::gemm::{sgemm, Mat};
+use super::gemm::{Mat, sgemm};
 use super::transpose::transpose;
 use crate::tensor::Tensor;
 use rayon::prelude::*;
@@ -36,7 +36,15 @@ struct Tiles {
 impl Tiles {
     fn new(h: usize, w: usize, pad: usize) -> Self {
         let (oh, ow) = (h + 2 * pad - 2, w + 2 * pad - 2);
-        Tiles { h, w, pad, oh, ow, th: oh.div_ceil(2), tw: ow.div_ceil(2) }
+        Tiles {
+            h,
+            w,
+            pad,
+            oh,
+            ow,
+            th: oh.div_ceil(2),
+            tw: ow.div_ceil(2),
+        }
     }
     fn per_image(&self) -> usize {
         self.th * self.tw
@@ -49,20 +57,31 @@ impl Tiles {
 /// forward's ξ' = `flipped(ξ)` (flipping g swaps rows and columns 0 and 3 of `G g Gᵀ`).
 fn transform_filter(w: &[f32], cout: usize, cin: usize, dir: Dir) -> Vec<f32> {
     let k = cout * cin;
-    assert_eq!(w.len(), k * 9, "winograd: filter of {} values, expected {cout}x{cin}x3x3", w.len());
+    assert_eq!(
+        w.len(),
+        k * 9,
+        "winograd: filter of {} values, expected {cout}x{cin}x3x3",
+        w.len()
+    );
     // G applied to three values: a column of g, then a row of Gg
     let g3 = |a: f32, b: f32, c: f32| [a, 0.5 * (a + b + c), 0.5 * (a - b + c), c];
-    let per_filter: Vec<[f32; 16]> = w.par_chunks_exact(9).map(|g| {
-        let cols: [[f32; 4]; 3] = std::array::from_fn(|s| g3(g[s], g[3 + s], g[6 + s]));
-        let mut u = [0.0f32; 16];
-        for r in 0..4 {
-            u[4 * r..4 * r + 4].copy_from_slice(&g3(cols[0][r], cols[1][r], cols[2][r]));
-        }
-        u
-    }).collect();
+    let per_filter: Vec<[f32; 16]> = w
+        .par_chunks_exact(9)
+        .map(|g| {
+            let cols: [[f32; 4]; 3] = std::array::from_fn(|s| g3(g[s], g[3 + s], g[6 + s]));
+            let mut u = [0.0f32; 16];
+            for r in 0..4 {
+                u[4 * r..4 * r + 4].copy_from_slice(&g3(cols[0][r], cols[1][r], cols[2][r]));
+            }
+            u
+        })
+        .collect();
     let mut u = vec![0.0f32; 16 * k];
     u.par_chunks_mut(k).enumerate().for_each(|(xi, block)| match dir {
-        Dir::Forward => block.iter_mut().enumerate().for_each(|(i, o)| *o = per_filter[(i % cout) * cin + i / cout][xi]),
+        Dir::Forward => block
+            .iter_mut()
+            .enumerate()
+            .for_each(|(i, o)| *o = per_filter[(i % cout) * cin + i / cout][xi]),
         Dir::Backward => block.iter_mut().zip(&per_filter).for_each(|(o, f)| *o = f[flipped(xi)]),
     });
     u
@@ -130,7 +149,17 @@ fn cached_filter(w: &Arc<Tensor>, cout: usize, cin: usize, dir: Dir) -> Arc<Filt
 
 /// `y = conv(x, w)` for x `[n, cin, h, w]`, w `[cout, cin, 3, 3]`, stride 1, padding `pad` (≤ 2);
 /// `y` is `[n, cout, h+2pad−2, w+2pad−2]`, fully written, plus `bias`.
-pub fn forward(x: &[f32], w: &Arc<Tensor>, n: usize, cin: usize, cout: usize, (h, wd): (usize, usize), pad: usize, bias: Option<&[f32]>, y: &mut [f32]) {
+pub fn forward(
+    x: &[f32],
+    w: &Arc<Tensor>,
+    n: usize,
+    cin: usize,
+    cout: usize,
+    (h, wd): (usize, usize),
+    pad: usize,
+    bias: Option<&[f32]>,
+    y: &mut [f32],
+) {
     let f = cached_filter(w, cout, cin, Dir::Forward);
     run(x, n, cin, cout, Tiles::new(h, wd, pad), f.get(Dir::Forward), bias, y)
 }
@@ -138,7 +167,16 @@ pub fn forward(x: &[f32], w: &Arc<Tensor>, n: usize, cin: usize, cout: usize, (h
 /// The input gradient `dx` `[n, cin, h, w]` of a stride-1 3×3 convolution with padding `pad`, from
 /// `gy` `[n, cout, h+2pad−2, w+2pad−2]` and the weight `w`; fully written. It is the convolution of
 /// `gy`, padded by `2 − pad`, with the flipped, transposed filter.
-pub fn backward_data(gy: &[f32], w: &Arc<Tensor>, n: usize, cin: usize, cout: usize, (h, wd): (usize, usize), pad: usize, dx: &mut [f32]) {
+pub fn backward_data(
+    gy: &[f32],
+    w: &Arc<Tensor>,
+    n: usize,
+    cin: usize,
+    cout: usize,
+    (h, wd): (usize, usize),
+    pad: usize,
+    dx: &mut [f32],
+) {
     let f = cached_filter(w, cout, cin, Dir::Backward);
     let t = Tiles::new(h + 2 * pad - 2, wd + 2 * pad - 2, 2 - pad);
     debug_assert_eq!((t.oh, t.ow), (h, wd));
@@ -153,9 +191,28 @@ pub fn backward_data(gy: &[f32], w: &Arc<Tensor>, n: usize, cin: usize, cout: us
 #[allow(clippy::too_many_arguments)]
 fn run(x: &[f32], n: usize, c: usize, co: usize, t: Tiles, u: &[f32], bias: Option<&[f32]>, y: &mut [f32]) {
     let (plane, oplane, tpi) = (t.h * t.w, t.oh * t.ow, t.per_image());
-    assert_eq!(x.len(), n * c * plane, "winograd: input of {} values, expected {n}x{c}x{}x{}", x.len(), t.h, t.w);
-    assert_eq!(y.len(), n * co * oplane, "winograd: output of {} values, expected {n}x{co}x{}x{}", y.len(), t.oh, t.ow);
-    assert_eq!(u.len(), 16 * c * co, "winograd: {} transformed filter values for {c} -> {co} channels", u.len());
+    assert_eq!(
+        x.len(),
+        n * c * plane,
+        "winograd: input of {} values, expected {n}x{c}x{}x{}",
+        x.len(),
+        t.h,
+        t.w
+    );
+    assert_eq!(
+        y.len(),
+        n * co * oplane,
+        "winograd: output of {} values, expected {n}x{co}x{}x{}",
+        y.len(),
+        t.oh,
+        t.ow
+    );
+    assert_eq!(
+        u.len(),
+        16 * c * co,
+        "winograd: {} transformed filter values for {c} -> {co} channels",
+        u.len()
+    );
     let (nb, side_by_side) = chunks::split(n, 16 * (c + co) * tpi + c * plane + co * oplane);
     // Work within a chunk runs in parallel only when the chunks do not: a thread waiting on a
     // nested task could start another chunk, whose scratch would then be freshly allocated.
@@ -168,14 +225,33 @@ fn run(x: &[f32], n: usize, c: usize, co: usize, t: Tiles, u: &[f32], bias: Opti
             let (xt, v) = a.split_at_mut(nbc * c * plane);
             let (m, yt) = b.split_at_mut(16 * ms);
             let xc = &x[ci * nb * c * plane..][..nbc * c * plane];
-            xt.par_chunks_mut(c * plane).zip(xc.par_chunks(c * plane)).with_min_len(min).for_each(|(d, s)| transpose(s, c, d));
+            xt.par_chunks_mut(c * plane)
+                .zip(xc.par_chunks(c * plane))
+                .with_min_len(min)
+                .for_each(|(d, s)| transpose(s, c, d));
             transform_input(xt, &t, c, nbc, v, vs, min);
             for xi in 0..16 {
-                let (vx, ux) = (Mat::rows(&v[xi * vs..][..tiles * c], c), Mat::rows(&u[xi * c * co..][..c * co], co));
-                sgemm(tiles, co, c, vx, ux, &mut m[xi * ms..][..tiles * co], co, false, !side_by_side);
+                let (vx, ux) = (
+                    Mat::rows(&v[xi * vs..][..tiles * c], c),
+                    Mat::rows(&u[xi * c * co..][..c * co], co),
+                );
+                sgemm(
+                    tiles,
+                    co,
+                    c,
+                    vx,
+                    ux,
+                    &mut m[xi * ms..][..tiles * co],
+                    co,
+                    false,
+                    !side_by_side,
+                );
             }
             transform_output(m, ms, &t, co, nbc, bias, yt, min);
-            yc.par_chunks_mut(co * oplane).zip(yt.par_chunks(co * oplane)).with_min_len(min).for_each(|(d, s)| transpose(s, oplane, d));
+            yc.par_chunks_mut(co * oplane)
+                .zip(yt.par_chunks(co * oplane))
+                .with_min_len(min)
+                .for_each(|(d, s)| transpose(s, oplane, d));
         })
     });
 }
@@ -194,7 +270,9 @@ fn skewed(len: usize) -> usize {
 /// `v`), one item holding its part of all 16, so that items can be transformed in parallel.
 fn parts(v: &mut [f32], stride: usize, items: usize, per: usize) -> Vec<[&mut [f32]; 16]> {
     let mut rows: Vec<_> = v.chunks_mut(stride).map(|r| r[..items * per].chunks_mut(per)).collect();
-    (0..items).map(|_| std::array::from_fn(|xi| rows[xi].next().expect("a part per item"))).collect()
+    (0..items)
+        .map(|_| std::array::from_fn(|xi| rows[xi].next().expect("a part per item")))
+        .collect()
 }
 
 /// `L` channels from `src[at..]` (zeros for padding, `None`), only the first `l` of them read.
@@ -230,7 +308,12 @@ fn lanes(a: &[f32; L], b: &[f32; L], f: impl Fn(f32, f32) -> f32) -> [f32; L] {
 /// `Bᵀ d` for four values (rows or columns of a tile), lane by lane.
 #[inline(always)]
 fn bt(d: [&[f32; L]; 4]) -> [[f32; L]; 4] {
-    [lanes(d[0], d[2], |a, b| a - b), lanes(d[1], d[2], |a, b| a + b), lanes(d[2], d[1], |a, b| a - b), lanes(d[1], d[3], |a, b| a - b)]
+    [
+        lanes(d[0], d[2], |a, b| a - b),
+        lanes(d[1], d[2], |a, b| a + b),
+        lanes(d[2], d[1], |a, b| a - b),
+        lanes(d[1], d[3], |a, b| a - b),
+    ]
 }
 
 /// `v[ξ·vs + tile·c + ch] = (Bᵀ d B)[ξ]` for every 4×4 input tile `d` of every channel of the `nb`
@@ -240,65 +323,95 @@ fn transform_input(xt: &[f32], t: &Tiles, c: usize, nb: usize, v: &mut [f32], vs
     let plane = t.h * t.w;
     // one item per row of tiles (whose tiles are consecutive in every V[ξ]): even one image
     // spreads over the threads; at least `min` items per task
-    parts(&mut v[..16 * vs], vs, nb * t.th, t.tw * c).into_par_iter().enumerate().with_min_len(min).for_each(|(row, dst)| {
-        let (img, ty) = (row / t.th, row % t.th);
-        let src = &xt[img * plane * c..][..plane * c];
-        for tx in 0..t.tw {
-            let at = tx * c;
-            // the tile's 16 input pixels (None: padding), row-major
-            let px: [Option<usize>; 16] = std::array::from_fn(|k| {
-                let (iy, ix) = ((2 * ty + k / 4).wrapping_sub(t.pad), (2 * tx + k % 4).wrapping_sub(t.pad));
-                (iy < t.h && ix < t.w).then(|| (iy * t.w + ix) * c)
-            });
-            for c0 in (0..c).step_by(L) {
-                let l = L.min(c - c0);
-                let d: [[f32; L]; 16] = std::array::from_fn(|k| load(src, px[k].map(|p| p + c0), l));
-                // along each row (over the tile's columns), then down the columns
-                let e: [[[f32; L]; 4]; 4] = std::array::from_fn(|r| bt([&d[4 * r], &d[4 * r + 1], &d[4 * r + 2], &d[4 * r + 3]]));
-                for j in 0..4 {
-                    for (i, o) in bt([&e[0][j], &e[1][j], &e[2][j], &e[3][j]]).iter().enumerate() {
-                        store(&mut dst[4 * i + j][at + c0..], o, l);
+    parts(&mut v[..16 * vs], vs, nb * t.th, t.tw * c)
+        .into_par_iter()
+        .enumerate()
+        .with_min_len(min)
+        .for_each(|(row, dst)| {
+            let (img, ty) = (row / t.th, row % t.th);
+            let src = &xt[img * plane * c..][..plane * c];
+            for tx in 0..t.tw {
+                let at = tx * c;
+                // the tile's 16 input pixels (None: padding), row-major
+                let px: [Option<usize>; 16] = std::array::from_fn(|k| {
+                    let (iy, ix) = (
+                        (2 * ty + k / 4).wrapping_sub(t.pad),
+                        (2 * tx + k % 4).wrapping_sub(t.pad),
+                    );
+                    (iy < t.h && ix < t.w).then(|| (iy * t.w + ix) * c)
+                });
+                for c0 in (0..c).step_by(L) {
+                    let l = L.min(c - c0);
+                    let d: [[f32; L]; 16] = std::array::from_fn(|k| load(src, px[k].map(|p| p + c0), l));
+                    // along each row (over the tile's columns), then down the columns
+                    let e: [[[f32; L]; 4]; 4] =
+                        std::array::from_fn(|r| bt([&d[4 * r], &d[4 * r + 1], &d[4 * r + 2], &d[4 * r + 3]]));
+                    for j in 0..4 {
+                        for (i, o) in bt([&e[0][j], &e[1][j], &e[2][j], &e[3][j]]).iter().enumerate() {
+                            store(&mut dst[4 * i + j][at + c0..], o, l);
+                        }
                     }
                 }
             }
-        }
-    });
+        });
 }
 
 /// `yt` (`[nb][oh][ow][co]`) from the GEMM products `m[ξ·ms + tile·co + ch]`: each tile's 2×2 block
 /// is `Aᵀ M A` with `Aᵀ = [[1, 1, 1, 0], [0, 1, −1, −1]]`, down the columns first, clipped at odd
 /// edges, plus `bias`.
 #[allow(clippy::too_many_arguments)]
-fn transform_output(m: &[f32], ms: usize, t: &Tiles, co: usize, nb: usize, bias: Option<&[f32]>, yt: &mut [f32], min: usize) {
+fn transform_output(
+    m: &[f32],
+    ms: usize,
+    t: &Tiles,
+    co: usize,
+    nb: usize,
+    bias: Option<&[f32]>,
+    yt: &mut [f32],
+    min: usize,
+) {
     let (tpi, oplane) = (t.per_image(), t.oh * t.ow);
     // Aᵀ applied to four values, lane by lane, each sum left to right
     let at = |a: &[f32; L], b: &[f32; L], c: &[f32; L], d: &[f32; L]| -> [[f32; L]; 2] {
-        [std::array::from_fn(|i| a[i] + b[i] + c[i]), std::array::from_fn(|i| b[i] - c[i] - d[i])]
+        [
+            std::array::from_fn(|i| a[i] + b[i] + c[i]),
+            std::array::from_fn(|i| b[i] - c[i] - d[i]),
+        ]
     };
     // one item per row of tiles, the (up to) two output rows it makes: even one image spreads
     // over the threads; at least `min` items per task
-    let image = |(img, yi): (usize, &mut [f32])| yi.par_chunks_mut(2 * t.ow * co).enumerate().with_min_len(min).for_each(|(ty, dst)| {
-        for tx in 0..t.tw {
-            let tile = img * tpi + ty * t.tw + tx;
-            for c0 in (0..co).step_by(L) {
-                let l = L.min(co - c0);
-                let s: [[f32; L]; 16] = std::array::from_fn(|xi| load(m, Some(xi * ms + tile * co + c0), l));
-                let b = bias.map_or([0.0; L], |b| load(b, Some(c0), l));
-                // rows r of Aᵀ M (over the tile's columns j), then each row's two outputs
-                let q: [[[f32; L]; 2]; 4] = std::array::from_fn(|j| at(&s[j], &s[4 + j], &s[8 + j], &s[12 + j]));
-                for r in 0..2 {
-                    let o = at(&q[0][r], &q[1][r], &q[2][r], &q[3][r]);
-                    for (k, o) in o.iter().enumerate() {
-                        let ox = 2 * tx + k;
-                        if 2 * ty + r < t.oh && ox < t.ow {
-                            store(&mut dst[(r * t.ow + ox) * co + c0..], &lanes(o, &b, |a, b| a + b), l);
+    let image = |(img, yi): (usize, &mut [f32])| {
+        yi.par_chunks_mut(2 * t.ow * co)
+            .enumerate()
+            .with_min_len(min)
+            .for_each(|(ty, dst)| {
+                for tx in 0..t.tw {
+                    let tile = img * tpi + ty * t.tw + tx;
+                    for c0 in (0..co).step_by(L) {
+                        let l = L.min(co - c0);
+                        let s: [[f32; L]; 16] = std::array::from_fn(|xi| load(m, Some(xi * ms + tile * co + c0), l));
+                        let b = bias.map_or([0.0; L], |b| load(b, Some(c0), l));
+                        // rows r of Aᵀ M (over the tile's columns j), then each row's two outputs
+                        let q: [[[f32; L]; 2]; 4] =
+                            std::array::from_fn(|j| at(&s[j], &s[4 + j], &s[8 + j], &s[12 + j]));
+                        for r in 0..2 {
+                            let o = at(&q[0][r], &q[1][r], &q[2][r], &q[3][r]);
+                            for (k, o) in o.iter().enumerate() {
+                                let ox = 2 * tx + k;
+                                if 2 * ty + r < t.oh && ox < t.ow {
+                                    store(&mut dst[(r * t.ow + ox) * co + c0..], &lanes(o, &b, |a, b| a + b), l);
+                                }
+                            }
                         }
                     }
                 }
-            }
-        }
-    });
-    yt[..nb * oplane * co].par_chunks_mut(oplane * co).enumerate().with_min_len(min).for_each(image);
+            })
+    };
+    yt[..nb * oplane * co]
+        .par_chunks_mut(oplane * co)
+        .enumerate()
+        .with_min_len(min)
+        .for_each(image);
 }
 
 #[cfg(test)]
@@ -315,7 +428,8 @@ mod tests {
                 for (ki, kj) in (0..3).flat_map(|a| (0..3).map(move |b| (a, b))) {
                     let (iy, ix) = ((oy + ki) as isize - pad as isize, (ox + kj) as isize - pad as isize);
                     if (0..h as isize).contains(&iy) && (0..wd as isize).contains(&ix) {
-                        *yv += x[((img * cin + ci) * h + iy as usize) * wd + ix as usize] as f64 * w[((co * cin + ci) * 3 + ki) * 3 + kj] as f64;
+                        *yv += x[((img * cin + ci) * h + iy as usize) * wd + ix as usize] as f64
+                            * w[((co * cin + ci) * 3 + ki) * 3 + kj] as f64;
                     }
                 }
             }
@@ -324,7 +438,9 @@ mod tests {
     }
 
     fn data(len: usize, seed: usize) -> Vec<f32> {
-        (0..len).map(|i| ((i * 7919 + seed * 104729) % 2003) as f32 / 1001.0 - 1.0).collect()
+        (0..len)
+            .map(|i| ((i * 7919 + seed * 104729) % 2003) as f32 / 1001.0 - 1.0)
+            .collect()
     }
 
     fn rel_err(a: &[f32], want: &[f64]) -> f64 {
@@ -337,7 +453,16 @@ mod tests {
     /// bias: each output value comes from the right taps, or the error would be of order 1, not 1e-7.
     #[test]
     fn matches_definition() {
-        for (n, cin, cout, h, w, pad) in [(2, 3, 4, 5, 7, 1), (1, 2, 3, 4, 4, 0), (2, 3, 2, 3, 5, 2), (1, 4, 5, 1, 1, 1), (3, 5, 6, 8, 6, 1), (1, 1, 1, 2, 3, 2), (2, 11, 9, 5, 6, 1), (1, 8, 16, 4, 4, 1)] {
+        for (n, cin, cout, h, w, pad) in [
+            (2, 3, 4, 5, 7, 1),
+            (1, 2, 3, 4, 4, 0),
+            (2, 3, 2, 3, 5, 2),
+            (1, 4, 5, 1, 1, 1),
+            (3, 5, 6, 8, 6, 1),
+            (1, 1, 1, 2, 3, 2),
+            (2, 11, 9, 5, 6, 1),
+            (1, 8, 16, 4, 4, 1),
+        ] {
             let (x, wt) = (data(n * cin * h * w, 1), data(cout * cin * 9, 2));
             let bias: Vec<f32> = (0..cout).map(|i| i as f32 * 0.25 - 0.5).collect();
             let (oh, ow) = (h + 2 * pad - 2, w + 2 * pad - 2);
@@ -345,8 +470,14 @@ mod tests {
             let mut y = vec![f32::NAN; n * cout * oh * ow];
             forward(&x, &wa, n, cin, cout, (h, w), pad, Some(&bias), &mut y);
             let mut want = direct(&x, &wt, n, cin, cout, h, w, pad);
-            want.iter_mut().enumerate().for_each(|(i, v)| *v += bias[i / (oh * ow) % cout] as f64);
-            assert!(rel_err(&y, &want) < 1e-6, "forward n{n} {cin}->{cout} {h}x{w} pad {pad}: {}", rel_err(&y, &want));
+            want.iter_mut()
+                .enumerate()
+                .for_each(|(i, v)| *v += bias[i / (oh * ow) % cout] as f64);
+            assert!(
+                rel_err(&y, &want) < 1e-6,
+                "forward n{n} {cin}->{cout} {h}x{w} pad {pad}: {}",
+                rel_err(&y, &want)
+            );
             // dx[ci] = Σ_co conv(gy[co], flip(w[co][ci])) with padding 2 − pad
             let gy = data(y.len(), 3);
             let mut flipped = vec![0.0f32; wt.len()];
@@ -356,7 +487,11 @@ mod tests {
             let want = direct(&gy, &flipped, n, cout, cin, oh, ow, 2 - pad);
             let mut dx = vec![f32::NAN; x.len()];
             backward_data(&gy, &wa, n, cin, cout, (h, w), pad, &mut dx);
-            assert!(rel_err(&dx, &want) < 1e-6, "backward n{n} {cin}->{cout} {h}x{w} pad {pad}: {}", rel_err(&dx, &want));
+            assert!(
+                rel_err(&dx, &want) < 1e-6,
+                "backward n{n} {cin}->{cout} {h}x{w} pad {pad}: {}",
+                rel_err(&dx, &want)
+            );
         }
     }
 
@@ -371,7 +506,10 @@ mod tests {
         Arc::make_mut(&mut w).data_mut()[0] += 1.0;
         let changed = cached_filter(&w, 2, 3, Dir::Forward);
         assert!(changed.backward.get().is_none());
-        assert_eq!(changed.get(Dir::Forward), transform_filter(w.data(), 2, 3, Dir::Forward));
+        assert_eq!(
+            changed.get(Dir::Forward),
+            transform_filter(w.data(), 2, 3, Dir::Forward)
+        );
         assert_ne!(changed.get(Dir::Forward), f.get(Dir::Forward));
     }
 }

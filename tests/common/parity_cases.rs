@@ -5,7 +5,7 @@
 use mmard::io::safetensors::TensorFile;
 use mmard::nn::optim::Sgd;
 use mmard::nn::{Arch, Model, Overrides};
-use mmard::ops::conv2d::{conv2d, ConvCfg};
+use mmard::ops::conv2d::{ConvCfg, conv2d};
 use mmard::ops::sgd::SgdCfg;
 use mmard::ops::{batchnorm, linear, loss, pgd, pool};
 use mmard::tape::{GradMode, Param, Tape};
@@ -35,7 +35,9 @@ fn close(what: &str, a: &[f32], b: &[f32], rel: f64, abs: f64) -> Check {
     if diff.is_finite() && diff <= rel * refn + abs {
         Ok(())
     } else {
-        Err(format!("{what}: ‖a−b‖ = {diff:.3e} > {rel:.0e}·‖b‖ ({refn:.3e}) + {abs:.1e}"))
+        Err(format!(
+            "{what}: ‖a−b‖ = {diff:.3e} > {rel:.0e}·‖b‖ ({refn:.3e}) + {abs:.1e}"
+        ))
     }
 }
 
@@ -49,11 +51,19 @@ fn close_op(what: &str, a: &Tensor, f: &TensorFile, name: &str) -> Check {
 }
 
 fn meta_usize(f: &TensorFile, k: &str) -> Result<usize, String> {
-    f.meta(k).map_err(|e| e.to_string())?.as_u64().map(|v| v as usize).ok_or(format!("metadata {k} is not a whole number"))
+    f.meta(k)
+        .map_err(|e| e.to_string())?
+        .as_u64()
+        .map(|v| v as usize)
+        .ok_or(format!("metadata {k} is not a whole number"))
 }
 
 fn meta_f32(f: &TensorFile, k: &str) -> Result<f32, String> {
-    f.meta(k).map_err(|e| e.to_string())?.as_f64().map(|v| v as f32).ok_or(format!("metadata {k} is not a number"))
+    f.meta(k)
+        .map_err(|e| e.to_string())?
+        .as_f64()
+        .map(|v| v as f32)
+        .ok_or(format!("metadata {k} is not a number"))
 }
 
 /// A reference tensor, on the host.
@@ -67,7 +77,11 @@ fn t(f: &TensorFile, name: &str) -> Result<Tensor, String> {
 }
 
 fn labels(f: &TensorFile) -> Result<Vec<usize>, String> {
-    Ok(f.i64s("labels").map_err(|e| e.to_string())?.into_iter().map(|v| v as usize).collect())
+    Ok(f.i64s("labels")
+        .map_err(|e| e.to_string())?
+        .into_iter()
+        .map(|v| v as usize)
+        .collect())
 }
 
 fn param(id: usize, t: Tensor) -> Param {
@@ -78,7 +92,11 @@ fn conv_case(f: &TensorFile) -> Check {
     if meta_usize(f, "dilation")? != 1 {
         return Err("dilation other than 1 is not supported".into());
     }
-    let cfg = ConvCfg { stride: meta_usize(f, "stride")?, pad: meta_usize(f, "padding")?, groups: meta_usize(f, "groups")? };
+    let cfg = ConvCfg {
+        stride: meta_usize(f, "stride")?,
+        pad: meta_usize(f, "padding")?,
+        groups: meta_usize(f, "groups")?,
+    };
     let has_bias = f.tensors.contains_key("b");
     let mut tape = Tape::new(GradMode::Params);
     let x = tape.var(t(f, "x")?);
@@ -102,12 +120,25 @@ fn bn_case(f: &TensorFile) -> Check {
         let (mut rm, mut rv) = (t(f, "running_mean")?, t(f, "running_var")?);
         let mut tape = Tape::new(GradMode::Params);
         let x = tape.var(t(f, "x")?);
-        let stats = if train { batchnorm::Stats::Batch { running_mean: &mut rm, running_var: &mut rv, momentum } } else { batchnorm::Stats::Running { mean: &rm, var: &rv } };
+        let stats = if train {
+            batchnorm::Stats::Batch {
+                running_mean: &mut rm,
+                running_var: &mut rv,
+                momentum,
+            }
+        } else {
+            batchnorm::Stats::Running { mean: &rm, var: &rv }
+        };
         let y = batchnorm::batch_norm(&mut tape, &x, &gamma, &beta, stats, eps);
         let tag = if train { "train" } else { "eval" };
         close_op(&format!("y_{tag}"), &y.val, f, &format!("y_{tag}"))?;
         tape.backward(vec![(&y, t(f, "grad_y")?)]);
-        close_op(&format!("grad_x_{tag}"), tape.grad(&x).unwrap(), f, &format!("grad_x_{tag}"))?;
+        close_op(
+            &format!("grad_x_{tag}"),
+            tape.grad(&x).unwrap(),
+            f,
+            &format!("grad_x_{tag}"),
+        )?;
         if train {
             close_op("grad_gamma_train", tape.param_grad(0).unwrap(), f, "grad_gamma_train")?;
             close_op("grad_beta_train", tape.param_grad(1).unwrap(), f, "grad_beta_train")?;
@@ -119,19 +150,30 @@ fn bn_case(f: &TensorFile) -> Check {
 }
 
 fn pool_linear_case(f: &TensorFile) -> Check {
-    let pools: [(&str, fn(&mut Tape, &mmard::Var) -> mmard::Var); 2] = [("maxpool", pool::maxpool2), ("avgpool", pool::avgpool)];
+    let pools: [(&str, fn(&mut Tape, &mmard::Var) -> mmard::Var); 2] =
+        [("maxpool", pool::maxpool2), ("avgpool", pool::avgpool)];
     for (tag, op) in pools {
         let mut tape = Tape::new(GradMode::Params);
         let x = tape.var(t(f, "x")?);
         let y = op(&mut tape, &x);
         close_op(&format!("{tag}_y"), &y.val, f, &format!("{tag}_y"))?;
         tape.backward(vec![(&y, t(f, &format!("{tag}_grad_y"))?)]);
-        close_op(&format!("{tag}_grad_x"), tape.grad(&x).unwrap(), f, &format!("{tag}_grad_x"))?;
+        close_op(
+            &format!("{tag}_grad_x"),
+            tape.grad(&x).unwrap(),
+            f,
+            &format!("{tag}_grad_x"),
+        )?;
     }
 
     let mut tape = Tape::new(GradMode::Params);
     let a = tape.var(t(f, "linear_x")?);
-    let y = linear::linear(&mut tape, &a, &param(0, t(f, "linear_w")?), &param(1, t(f, "linear_b")?));
+    let y = linear::linear(
+        &mut tape,
+        &a,
+        &param(0, t(f, "linear_w")?),
+        &param(1, t(f, "linear_b")?),
+    );
     close_op("linear_y", &y.val, f, "linear_y")?;
     tape.backward(vec![(&y, t(f, "linear_grad_y")?)]);
     close_op("linear_grad_x", tape.grad(&a).unwrap(), f, "linear_grad_x")?;
@@ -150,12 +192,27 @@ fn losses_case(f: &TensorFile) -> Check {
     close_op("ce_grad_student", &ce.grads[0], f, "ce_grad_student")?;
     let mut taus = 0;
     for name in f.tensors.keys() {
-        let Some(tag) = name.strip_prefix("kl_teacher_student_t").filter(|t| t.chars().all(|c| c.is_ascii_digit())) else { continue };
+        let Some(tag) = name
+            .strip_prefix("kl_teacher_student_t")
+            .filter(|t| t.chars().all(|c| c.is_ascii_digit()))
+        else {
+            continue;
+        };
         let tau: f32 = tag.parse().map_err(|_| format!("bad temperature tag in {name}"))?;
         let kl = loss::kl_div(&tl, &s, tau);
         vec_close(name, &kl.per_sample.host(), name)?;
-        close_op(&format!("{name}_grad_teacher"), &kl.grads[0], f, &format!("{name}_grad_teacher"))?;
-        close_op(&format!("{name}_grad_student"), &kl.grads[1], f, &format!("{name}_grad_student"))?;
+        close_op(
+            &format!("{name}_grad_teacher"),
+            &kl.grads[0],
+            f,
+            &format!("{name}_grad_teacher"),
+        )?;
+        close_op(
+            &format!("{name}_grad_student"),
+            &kl.grads[1],
+            f,
+            &format!("{name}_grad_student"),
+        )?;
         taus += 1;
     }
     if taus == 0 {
@@ -163,8 +220,18 @@ fn losses_case(f: &TensorFile) -> Check {
     }
     let rev = loss::kl_div(&s, &tl, 1.0);
     vec_close("kl_student_teacher_t1", &rev.per_sample.host(), "kl_student_teacher_t1")?;
-    close_op("kl_student_teacher_t1_grad_student", &rev.grads[0], f, "kl_student_teacher_t1_grad_student")?;
-    close_op("kl_student_teacher_t1_grad_teacher", &rev.grads[1], f, "kl_student_teacher_t1_grad_teacher")
+    close_op(
+        "kl_student_teacher_t1_grad_student",
+        &rev.grads[0],
+        f,
+        "kl_student_teacher_t1_grad_student",
+    )?;
+    close_op(
+        "kl_student_teacher_t1_grad_teacher",
+        &rev.grads[1],
+        f,
+        "kl_student_teacher_t1_grad_teacher",
+    )
 }
 
 /// The case's model, built from its metadata (arch, config, weights, BN constants), and its weights
@@ -174,7 +241,8 @@ fn case_model(f: &TensorFile, dir: &Path) -> Result<(Model, TensorFile), String>
     let name = name.as_str().ok_or("metadata arch is not a string")?;
     let arch = Arch::from_config(name, &f.meta("config").map_err(|e| e.to_string())?).map_err(|e| e.to_string())?;
     let weights = f.meta("weights").map_err(|e| e.to_string())?;
-    let wf = TensorFile::load(dir.join(weights.as_str().ok_or("metadata weights is not a string")?)).map_err(|e| e.to_string())?;
+    let wf = TensorFile::load(dir.join(weights.as_str().ok_or("metadata weights is not a string")?))
+        .map_err(|e| e.to_string())?;
     let loaded = Model::from_file(&wf, &Overrides::default(), false).map_err(|e| e.to_string())?;
     if loaded.model.arch != arch {
         return Err(format!("detected {} but the case says {arch}", loaded.model.arch));
@@ -199,22 +267,52 @@ fn model_case(f: &TensorFile, dir: &Path) -> Check {
     let mut tape = Tape::new(GradMode::Input);
     let xv = tape.input(x.clone());
     let logits = m.forward(&mut tape, &xv, false);
-    close("logits_eval", &logits.val.host(), r(f, "logits_eval")?.data(), 1e-4, 0.0)?;
+    close(
+        "logits_eval",
+        &logits.val.host(),
+        r(f, "logits_eval")?.data(),
+        1e-4,
+        0.0,
+    )?;
     let ce = loss::cross_entropy(&logits.val, &y).scaled(1.0 / n);
     tape.backward(vec![(&logits, ce.grads.into_iter().next().unwrap())]);
-    close("grad_input_eval", &tape.grad(&xv).unwrap().host(), r(f, "grad_input_eval")?.data(), 1e-4, 0.0)?;
+    close(
+        "grad_input_eval",
+        &tape.grad(&xv).unwrap().host(),
+        r(f, "grad_input_eval")?.data(),
+        1e-4,
+        0.0,
+    )?;
     // train: batch-stat BN, parameter gradients, buffers after one forward
     let mut tape = Tape::new(GradMode::Params);
     let xv = tape.input(x);
     let logits = m.forward(&mut tape, &xv, true);
-    close("logits_train", &logits.val.host(), r(f, "logits_train")?.data(), 1e-4, 0.0)?;
+    close(
+        "logits_train",
+        &logits.val.host(),
+        r(f, "logits_train")?.data(),
+        1e-4,
+        0.0,
+    )?;
     let ce = loss::cross_entropy(&logits.val, &y).scaled(1.0 / n);
     tape.backward(vec![(&logits, ce.grads.into_iter().next().unwrap())]);
-    let refs: Vec<(&String, Tensor)> = f.tensors.keys().filter(|k| k.starts_with("grad.")).map(|k| Ok((k, r(f, k)?))).collect::<Result<_, String>>()?;
-    let gmax = refs.iter().map(|(_, g)| g.data().iter().map(|&v| (v as f64).powi(2)).sum::<f64>().sqrt()).fold(0.0, f64::max);
+    let refs: Vec<(&String, Tensor)> = f
+        .tensors
+        .keys()
+        .filter(|k| k.starts_with("grad."))
+        .map(|k| Ok((k, r(f, k)?)))
+        .collect::<Result<_, String>>()?;
+    let gmax = refs
+        .iter()
+        .map(|(_, g)| g.data().iter().map(|&v| (v as f64).powi(2)).sum::<f64>().sqrt())
+        .fold(0.0, f64::max);
     let trainable: Vec<usize> = m.params.trainable().collect();
     if refs.len() != trainable.len() {
-        return Err(format!("{} parameter gradients in the case, {} parameters in the model", refs.len(), trainable.len()));
+        return Err(format!(
+            "{} parameter gradients in the case, {} parameters in the model",
+            refs.len(),
+            trainable.len()
+        ));
     }
     for (k, g) in &refs {
         let pname = &k["grad.".len()..];
@@ -238,7 +336,10 @@ fn pgd_case(f: &TensorFile, dir: &Path) -> Check {
     let (mut m, _) = case_model(f, dir)?;
     let (x0, y) = (t(f, "input")?, labels(f)?);
     let (eps, alpha, steps) = (meta_f32(f, "eps")?, meta_f32(f, "alpha")?, meta_usize(f, "steps")?);
-    match (f.meta("loss").map_err(|e| e.to_string())?.as_str(), f.meta("random_start").map_err(|e| e.to_string())?.as_bool()) {
+    match (
+        f.meta("loss").map_err(|e| e.to_string())?.as_str(),
+        f.meta("random_start").map_err(|e| e.to_string())?.as_bool(),
+    ) {
         (Some("cross_entropy"), Some(false)) => {}
         other => return Err(format!("unsupported pgd case (loss, random_start) = {other:?}")),
     }
@@ -254,9 +355,18 @@ fn pgd_case(f: &TensorFile, dir: &Path) -> Check {
         pgd::step(&mut xa, &g, &x0, alpha, eps);
     }
     let want = r(f, "x_adv")?;
-    let same = xa.host().iter().zip(want.data()).filter(|(a, b)| (*a - *b).abs() <= 1e-5).count();
+    let same = xa
+        .host()
+        .iter()
+        .zip(want.data())
+        .filter(|(a, b)| (*a - *b).abs() <= 1e-5)
+        .count();
     let frac = same as f64 / want.numel() as f64;
-    if frac >= 0.995 { Ok(()) } else { Err(format!("x_adv: only {:.3}% of pixels within 1e-5", 100.0 * frac)) }
+    if frac >= 0.995 {
+        Ok(())
+    } else {
+        Err(format!("x_adv: only {:.3}% of pixels within 1e-5", 100.0 * frac))
+    }
 }
 
 fn sgd_case(f: &TensorFile, dir: &Path) -> Check {
@@ -266,7 +376,11 @@ fn sgd_case(f: &TensorFile, dir: &Path) -> Check {
         lr: meta_f32(f, "lr")?,
         momentum: meta_f32(f, "momentum")?,
         weight_decay: meta_f32(f, "weight_decay")?,
-        nesterov: f.meta("nesterov").map_err(|e| e.to_string())?.as_bool().ok_or("metadata nesterov is not a boolean")?,
+        nesterov: f
+            .meta("nesterov")
+            .map_err(|e| e.to_string())?
+            .as_bool()
+            .ok_or("metadata nesterov is not a boolean")?,
     };
     let mut opt = Sgd::new(cfg, &m.params);
     let mut losses = Vec::new();
@@ -288,7 +402,11 @@ fn sgd_case(f: &TensorFile, dir: &Path) -> Check {
         close(k, &m.params.get(id).host(), r(f, k)?.data(), 1e-4, 0.0)?;
         n += 1;
     }
-    if n == m.params.len() { Ok(()) } else { Err(format!("{n} after.* tensors for {} model tensors", m.params.len())) }
+    if n == m.params.len() {
+        Ok(())
+    } else {
+        Err(format!("{n} after.* tensors for {} model tensors", m.params.len()))
+    }
 }
 
 fn run_case(path: &Path) -> Check {
@@ -313,7 +431,9 @@ pub fn run_folder(dir: &Path, device: &Device) {
     let mut cases: Vec<PathBuf> = std::fs::read_dir(dir)
         .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
         .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "safetensors") && !p.to_string_lossy().ends_with(".weights.safetensors"))
+        .filter(|p| {
+            p.extension().is_some_and(|e| e == "safetensors") && !p.to_string_lossy().ends_with(".weights.safetensors")
+        })
         .collect();
     cases.sort();
     assert!(!cases.is_empty(), "no fixture cases in {}", dir.display());
@@ -322,14 +442,24 @@ pub fn run_folder(dir: &Path, device: &Device) {
     for c in &cases {
         let started = std::time::Instant::now();
         let r = run_case(c);
-        println!("{:<60} {} ({:.2}s)", c.file_name().unwrap().to_string_lossy(), if r.is_ok() { "ok" } else { "FAILED" }, started.elapsed().as_secs_f64());
+        println!(
+            "{:<60} {} ({:.2}s)",
+            c.file_name().unwrap().to_string_lossy(),
+            if r.is_ok() { "ok" } else { "FAILED" },
+            started.elapsed().as_secs_f64()
+        );
         if let Err(e) = r {
             failures.push(format!("{}: {e}", c.display()));
         }
     }
-    assert!(failures.is_empty(), "{} of {} cases failed:\n{}", failures.len(), cases.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} of {} cases failed:\n{}",
+        failures.len(),
+        cases.len(),
+        failures.join("\n")
+    );
 }
-
 
 /// The repository root: cargo's when run through cargo, else the current folder when it holds
 /// `tests/fixtures` (a test binary copied to a GPU machine and run from a checkout there), else the
@@ -349,7 +479,10 @@ pub fn shared_folder() -> Option<PathBuf> {
         None => root().join("../shared/fixtures"),
     };
     if !dir.exists() && std::env::var_os("MMARD_FIXTURES").is_none() {
-        println!("skipped: {} does not exist (set MMARD_FIXTURES to a fixture folder)", dir.display());
+        println!(
+            "skipped: {} does not exist (set MMARD_FIXTURES to a fixture folder)",
+            dir.display()
+        );
         return None;
     }
     Some(dir)
