@@ -27,33 +27,18 @@ fn main() {
     let jobs: Vec<_> = sources
         .iter()
         .map(|src| {
-            let (src, ptx, nvcc, arch) = (
-                src.clone(),
-                out.join(src.with_extension("ptx").file_name().unwrap()),
-                nvcc.clone(),
-                arch.clone(),
-            );
+            let (src, ptx, nvcc, arch) =
+                (src.clone(), out.join(src.with_extension("ptx").file_name().unwrap()), nvcc.clone(), arch.clone());
             // --fmad=false: no contracted multiply-adds, so every kernel rounds like its CPU twin.
             thread::spawn(move || {
                 let o = Command::new(&nvcc)
-                    .args([
-                        "-ptx",
-                        "-O3",
-                        "--fmad=false",
-                        "-std=c++17",
-                        &format!("-arch={arch}"),
-                        "-o",
-                    ])
+                    .args(["-ptx", "-O3", "--fmad=false", "-std=c++17", &format!("-arch={arch}"), "-o"])
                     .arg(&ptx)
                     .arg(&src)
                     .output();
                 match o {
                     Ok(o) if o.status.success() => Ok(ptx),
-                    Ok(o) => Err(format!(
-                        "nvcc failed on {}:\n{}",
-                        src.display(),
-                        String::from_utf8_lossy(&o.stderr)
-                    )),
+                    Ok(o) => Err(format!("nvcc failed on {}:\n{}", src.display(), String::from_utf8_lossy(&o.stderr))),
                     Err(e) => Err(format!("could not run {}: {e}", nvcc.display())),
                 }
             })
@@ -71,11 +56,8 @@ fn main() {
             .map(|l| format!("{:?}", l.trim_end_matches('(').trim()))
             .collect();
         let module = ptx.file_stem().unwrap().to_string_lossy().into_owned();
-        table += &format!(
-            "    ({module:?}, include_str!({:?}), &[{}]),\n",
-            ptx.display().to_string(),
-            names.join(", ")
-        );
+        table +=
+            &format!("    ({module:?}, include_str!({:?}), &[{}]),\n", ptx.display().to_string(), names.join(", "));
     }
     table += "];\n";
     fs::write(out.join("kernels.rs"), table).unwrap();
@@ -90,9 +72,7 @@ fn find_nvcc() -> PathBuf {
         .flat_map(|p| env::split_paths(&p).collect::<Vec<_>>())
         .map(|d| d.join("nvcc"))
         .find(|p| p.is_file());
-    let in_home = env::var_os("CUDA_HOME")
-        .map(|h| Path::new(&h).join("bin/nvcc"))
-        .filter(|p| p.is_file());
+    let in_home = env::var_os("CUDA_HOME").map(|h| Path::new(&h).join("bin/nvcc")).filter(|p| p.is_file());
     on_path.or(in_home).unwrap_or_else(|| {
         panic!(
             "--features cuda needs nvcc to compile kernels/*.cu to PTX, and none was found in $NVCC, on PATH or in $CUDA_HOME/bin. \

@@ -54,10 +54,7 @@ const NETS: [(&str, usize, Layers); 3] = [
 
 fn filled(shape: &[usize]) -> Tensor {
     let n = shape.iter().product();
-    Tensor::from_vec(
-        shape,
-        (0..n).map(|i| ((i * 7919) % 1000) as f32 / 1000.0 - 0.5).collect(),
-    )
+    Tensor::from_vec(shape, (0..n).map(|i| ((i * 7919) % 1000) as f32 / 1000.0 - 0.5).collect())
 }
 
 /// Times `f` up to the end of the work it queued on `dev`.
@@ -71,29 +68,17 @@ fn synced(b: &mut criterion::Bencher, dev: &Device, f: impl Fn()) {
 /// The conv layers on `dev`; the GPU's groups are named with a `_cuda` suffix (cuDNN, as PyTorch).
 fn conv_layers_on(c: &mut Criterion, dev: &Device) {
     for (name, batch, layers) in NETS {
-        let mut g = c.benchmark_group(if gpu(dev) {
-            format!("{name}_cuda")
-        } else {
-            name.to_string()
-        });
+        let mut g = c.benchmark_group(if gpu(dev) { format!("{name}_cuda") } else { name.to_string() });
         g.sample_size(10);
         for &(cin, cout, side, k, stride) in layers {
-            let cfg = ConvCfg {
-                stride,
-                pad: k / 2,
-                groups: 1,
-            };
-            let (x, w) = (
-                filled(&[batch, cin, side, side]).to_device(dev),
-                Arc::new(filled(&[cout, cin, k, k]).to_device(dev)),
-            );
+            let cfg = ConvCfg { stride, pad: k / 2, groups: 1 };
+            let (x, w) =
+                (filled(&[batch, cin, side, side]).to_device(dev), Arc::new(filled(&[cout, cin, k, k]).to_device(dev)));
             let gy = forward(&x, &w, None, cfg);
             let flops = 2 * gy.numel() * cin * k * k;
             let id = format!("{cin}-{cout}_{side}_k{k}s{stride}");
             g.throughput(Throughput::Elements(flops as u64));
-            g.bench_function(BenchmarkId::new("forward", &id), |b| {
-                synced(b, dev, || drop(forward(&x, &w, None, cfg)))
-            });
+            g.bench_function(BenchmarkId::new("forward", &id), |b| synced(b, dev, || drop(forward(&x, &w, None, cfg))));
             g.bench_function(BenchmarkId::new("backward_data", &id), |b| {
                 synced(b, dev, || drop(backward(&x, &w, &gy, cfg, true, false)))
             });
@@ -115,17 +100,7 @@ fn sgemm_ceiling(c: &mut Criterion) {
     g.throughput(Throughput::Elements((2 * n * n * n) as u64));
     g.bench_function("2048", |bch| {
         bch.iter(|| {
-            mmard::ops::gemm::sgemm(
-                n,
-                n,
-                n,
-                Mat::rows(a.data(), n),
-                Mat::rows(b.data(), n),
-                &mut out,
-                n,
-                false,
-                true,
-            )
+            mmard::ops::gemm::sgemm(n, n, n, Mat::rows(a.data(), n), Mat::rows(b.data(), n), &mut out, n, false, true)
         })
     });
     g.finish();
@@ -134,26 +109,13 @@ fn sgemm_ceiling(c: &mut Criterion) {
 fn resnet18(c: &mut Criterion) {
     let mut g = c.benchmark_group("resnet18_b32");
     g.sample_size(10);
-    let mut m = Model::new(
-        &Arch::ResNet18 {
-            in_channels: 3,
-            width: 64,
-            classes: 10,
-        },
-        Some(0),
-    );
-    let x = filled(&[BATCH, 3, 32, 32])
-        .data()
-        .iter()
-        .map(|v| v + 0.5)
-        .collect::<Vec<_>>();
+    let mut m = Model::new(&Arch::ResNet18 { in_channels: 3, width: 64, classes: 10 }, Some(0));
+    let x = filled(&[BATCH, 3, 32, 32]).data().iter().map(|v| v + 0.5).collect::<Vec<_>>();
     let x = Tensor::from_vec(&[BATCH, 3, 32, 32], x);
     let y: Vec<usize> = (0..BATCH).map(|i| i % 10).collect();
-    for (mode, name) in [
-        (GradMode::None, "eval_forward"),
-        (GradMode::Input, "input_grad"),
-        (GradMode::Params, "train_step_grads"),
-    ] {
+    for (mode, name) in
+        [(GradMode::None, "eval_forward"), (GradMode::Input, "input_grad"), (GradMode::Params, "train_step_grads")]
+    {
         let mut tape = Tape::new(mode);
         g.bench_function(name, |b| {
             b.iter(|| {
@@ -194,19 +156,10 @@ impl Owned {
 /// A memory-bound case: its name, the bytes it moves, the tensors it consumes, and the work. The
 /// consumed tensors are copied outside the timing (`iter_batched`), so the work alone is set
 /// against the copy bandwidth; the work returns its outputs, which are freed outside it too.
-type Case<'a> = (
-    &'a str,
-    u64,
-    Vec<&'a Tensor>,
-    Box<dyn Fn(Owned) -> Box<dyn std::any::Any> + 'a>,
-);
+type Case<'a> = (&'a str, u64, Vec<&'a Tensor>, Box<dyn Fn(Owned) -> Box<dyn std::any::Any> + 'a>);
 
 fn memory_bound_on(c: &mut Criterion, dev: &Device) {
-    let mut g = c.benchmark_group(if gpu(dev) {
-        "memory_bound_cuda"
-    } else {
-        "memory_bound_cpu"
-    });
+    let mut g = c.benchmark_group(if gpu(dev) { "memory_bound_cuda" } else { "memory_bound_cpu" });
     g.sample_size(20);
     // 16 MiB a tensor on the CPU; 128 MiB on the GPU, more than its L2, so that copy and kernels
     // are held to the memory's bandwidth, not the cache's.
@@ -215,15 +168,9 @@ fn memory_bound_on(c: &mut Criterion, dev: &Device) {
     let (x, x2) = (filled(&shape).to_device(dev), filled(&shape).to_device(dev));
     let gy = filled(&shape).to_device(dev);
     let pooled = filled(&[shape[0], 32, 16, 16]).to_device(dev);
-    let p = |v: f32, id| Param {
-        id,
-        val: Arc::new(Tensor::full(&[32], v).to_device(dev)),
-    };
+    let p = |v: f32, id| Param { id, val: Arc::new(Tensor::full(&[32], v).to_device(dev)) };
     let (gamma, beta) = (p(1.0, 0), p(0.0, 1));
-    let (rm, rv) = (
-        Tensor::zeros(&[32]).to_device(dev),
-        Tensor::full(&[32], 1.0).to_device(dev),
-    );
+    let (rm, rv) = (Tensor::zeros(&[32]).to_device(dev), Tensor::full(&[32], 1.0).to_device(dev));
     let bn_eval = |t: &mut Tape, v: &mmard::Var| {
         batchnorm::batch_norm(t, v, &gamma, &beta, Stats::Running { mean: &rm, var: &rv }, 1e-5)
     };
@@ -231,18 +178,8 @@ fn memory_bound_on(c: &mut Criterion, dev: &Device) {
     let cases: Vec<Case> = vec![
         // the ceiling the fused kernels are measured against: a plain copy (read + write)
         ("copy", 2 * bytes, vec![], Box::new(|_| Box::new(x.clone()))),
-        (
-            "relu_forward",
-            2 * bytes,
-            vec![],
-            Box::new(|_| Box::new(elementwise::relu_forward(&x))),
-        ),
-        (
-            "relu_backward",
-            3 * bytes,
-            vec![],
-            Box::new(|_| Box::new(elementwise::relu_backward(&x, &gy))),
-        ),
+        ("relu_forward", 2 * bytes, vec![], Box::new(|_| Box::new(elementwise::relu_forward(&x)))),
+        ("relu_backward", 3 * bytes, vec![], Box::new(|_| Box::new(elementwise::relu_backward(&x, &gy)))),
         (
             "add",
             3 * bytes,
@@ -290,11 +227,7 @@ fn memory_bound_on(c: &mut Criterion, dev: &Device) {
                         v,
                         &gamma,
                         &beta,
-                        Stats::Batch {
-                            running_mean: &mut m,
-                            running_var: &mut s,
-                            momentum: 0.1,
-                        },
+                        Stats::Batch { running_mean: &mut m, running_var: &mut s, momentum: 0.1 },
                         1e-5,
                     )
                 });
@@ -334,15 +267,9 @@ fn memory_bound_on(c: &mut Criterion, dev: &Device) {
     let [t, za, zn] = [0.5, -0.3, 1.0].map(|k| {
         Tensor::from_vec(&[128, 10], filled(&[128, 10]).data().iter().map(|v| v * k).collect()).to_device(dev)
     });
-    let w = loss::Triangle {
-        teacher_adv: 5.0 / 6.0,
-        teacher_nat: 1.0 / 6.0,
-        adv_nat: 1.0,
-    };
+    let w = loss::Triangle { teacher_adv: 5.0 / 6.0, teacher_nat: 1.0 / 6.0, adv_nat: 1.0 };
     g.throughput(Throughput::Bytes(3 * 2 * 128 * 10 * 4));
-    g.bench_function("triangle_loss_128x10", |b| {
-        synced(b, dev, || drop(loss::triangle(&t, &za, &zn, w, 1.0)))
-    });
+    g.bench_function("triangle_loss_128x10", |b| synced(b, dev, || drop(loss::triangle(&t, &za, &zn, w, 1.0))));
     g.finish();
 }
 

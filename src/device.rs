@@ -31,9 +31,7 @@ impl Device {
             _ => match name.strip_prefix("cuda:").and_then(|n| n.parse::<usize>().ok()) {
                 Some(n) => n,
                 None => {
-                    return Err(Error::Msg(format!(
-                        "--device: expected cpu, cuda or cuda:N, got `{name}`"
-                    )));
+                    return Err(Error::Msg(format!("--device: expected cpu, cuda or cuda:N, got `{name}`")));
                 }
             },
         };

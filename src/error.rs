@@ -9,11 +9,7 @@ pub enum Error {
     #[error("{path}: not a valid safetensors file: {msg}")]
     Format { path: PathBuf, msg: String },
     #[error("tensor `{name}`: expected shape {expected:?}, found {found:?}")]
-    Shape {
-        name: String,
-        expected: Vec<usize>,
-        found: Vec<usize>,
-    },
+    Shape { name: String, expected: Vec<usize>, found: Vec<usize> },
     #[error("tensor `{name}` is missing{hint}")]
     Missing { name: String, hint: String },
     #[error("tensor `{name}`: unsupported dtype {dtype} (expected F32, F16, BF16, or I64 for num_batches_tracked)")]
@@ -26,10 +22,7 @@ pub type Result<T> = std::result::Result<T, Error>;
 
 impl Error {
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        Error::Io {
-            path: path.into(),
-            source,
-        }
+        Error::Io { path: path.into(), source }
     }
 }
 

@@ -89,14 +89,9 @@ fn main() {
     }
     let result = match cli.cmd {
         Cmd::Inspect { file, arch } => cmd::weights::inspect(&file, &arch),
-        Cmd::Predict {
-            weights,
-            input,
-            tensor,
-            output,
-            batch_size,
-            arch,
-        } => cmd::weights::predict(&weights, &input, &tensor, &output, batch_size, &arch),
+        Cmd::Predict { weights, input, tensor, output, batch_size, arch } => {
+            cmd::weights::predict(&weights, &input, &tensor, &output, batch_size, &arch)
+        }
         Cmd::Train(a) => cmd::train::train(&a),
         Cmd::Distill(a) => cmd::train::distill(&a),
         Cmd::Eval(a) => cmd::eval::eval(&a),

@@ -37,10 +37,7 @@ pub struct Var {
 impl Var {
     /// A value that needs no gradient.
     pub fn constant(t: Tensor) -> Self {
-        Var {
-            val: Arc::new(t),
-            slot: None,
-        }
+        Var { val: Arc::new(t), slot: None }
     }
     pub fn needs_grad(&self) -> bool {
         self.slot.is_some()
@@ -79,12 +76,7 @@ pub struct Tape {
 
 impl Tape {
     pub fn new(mode: GradMode) -> Self {
-        Tape {
-            mode,
-            nodes: Vec::new(),
-            grads: Vec::new(),
-            param_grads: Vec::new(),
-        }
+        Tape { mode, nodes: Vec::new(), grads: Vec::new(), param_grads: Vec::new() }
     }
 
     pub fn mode(&self) -> GradMode {
@@ -130,15 +122,8 @@ impl Tape {
         let out = Arc::new(out);
         let slot = self.new_slot();
         let inputs = inputs.iter().map(|v| v.slot).collect();
-        self.nodes.push(Node {
-            out: slot,
-            inputs,
-            op: Box::new(make(&out)),
-        });
-        Var {
-            val: out,
-            slot: Some(slot),
-        }
+        self.nodes.push(Node { out: slot, inputs, op: Box::new(make(&out)) });
+        Var { val: out, slot: Some(slot) }
     }
 
     /// Backpropagates from the given (value, gradient) seeds, e.g. the logit gradients a fused

@@ -36,16 +36,8 @@ pub fn written<T: bytemuck::Pod>(n: usize, fill: impl FnOnce(&mut [T])) -> Vec<T
 
 impl Tensor {
     pub fn from_vec(shape: &[usize], data: Vec<f32>) -> Self {
-        assert_eq!(
-            shape.iter().product::<usize>(),
-            data.len(),
-            "shape {shape:?} does not match {} values",
-            data.len()
-        );
-        Tensor {
-            shape: shape.to_vec(),
-            storage: Storage::Cpu(data),
-        }
+        assert_eq!(shape.iter().product::<usize>(), data.len(), "shape {shape:?} does not match {} values", data.len());
+        Tensor { shape: shape.to_vec(), storage: Storage::Cpu(data) }
     }
 
     /// A CPU tensor whose every value `fill` writes (see `written`).
@@ -100,20 +92,12 @@ impl Tensor {
 
     /// `self` on `dev`: moved as it is when already there, copied otherwise.
     pub fn into_device(self, dev: &Device) -> Tensor {
-        if self.device() == *dev {
-            self
-        } else {
-            self.to_device(dev)
-        }
+        if self.device() == *dev { self } else { self.to_device(dev) }
     }
 
     /// `self` on `dev`: borrowed when already there, a copy otherwise.
     pub fn on(&self, dev: &Device) -> Cow<'_, Tensor> {
-        if self.device() == *dev {
-            Cow::Borrowed(self)
-        } else {
-            Cow::Owned(self.to_device(dev))
-        }
+        if self.device() == *dev { Cow::Borrowed(self) } else { Cow::Owned(self.to_device(dev)) }
     }
 
     /// The values on the host (a copy from a GPU, which waits for it).
@@ -134,10 +118,7 @@ impl Tensor {
         match &self.storage {
             Storage::Cpu(v) => v,
             #[cfg(feature = "cuda")]
-            Storage::Cuda(_) => panic!(
-                "a CPU code path read a tensor of shape {:?} that is on the GPU",
-                self.shape
-            ),
+            Storage::Cuda(_) => panic!("a CPU code path read a tensor of shape {:?} that is on the GPU", self.shape),
         }
     }
 
@@ -145,10 +126,7 @@ impl Tensor {
         match &mut self.storage {
             Storage::Cpu(v) => v,
             #[cfg(feature = "cuda")]
-            Storage::Cuda(_) => panic!(
-                "a CPU code path wrote a tensor of shape {:?} that is on the GPU",
-                self.shape
-            ),
+            Storage::Cuda(_) => panic!("a CPU code path wrote a tensor of shape {:?} that is on the GPU", self.shape),
         }
     }
 
@@ -162,12 +140,7 @@ impl Tensor {
 
     /// Same values, new shape of the same size.
     pub fn reshape(mut self, shape: &[usize]) -> Self {
-        assert_eq!(
-            shape.iter().product::<usize>(),
-            self.numel(),
-            "reshape {:?} -> {shape:?}",
-            self.shape
-        );
+        assert_eq!(shape.iter().product::<usize>(), self.numel(), "reshape {:?} -> {shape:?}", self.shape);
         self.shape = shape.to_vec();
         self
     }
@@ -222,10 +195,7 @@ impl Tensor {
             crate::launch!(g, "axpy", g.grid(n as usize), self.cu_mut(), other.cu(), &k, &n);
             return;
         }
-        self.data_mut()
-            .iter_mut()
-            .zip(other.data())
-            .for_each(|(a, b)| *a += k * b);
+        self.data_mut().iter_mut().zip(other.data()).for_each(|(a, b)| *a += k * b);
     }
 
     /// Rows (first-axis entries) `start..end`, copied.
@@ -233,11 +203,7 @@ impl Tensor {
         let per = self.numel() / self.shape[0].max(1);
         let mut shape = self.shape.clone();
         shape[0] = end - start;
-        assert!(
-            start <= end && end <= self.shape[0],
-            "rows {start}..{end} of a tensor of shape {:?}",
-            self.shape
-        );
+        assert!(start <= end && end <= self.shape[0], "rows {start}..{end} of a tensor of shape {:?}", self.shape);
         if (end - start) * per == 0 {
             return Tensor::zeros_on(&shape, &self.device());
         }
@@ -245,11 +211,7 @@ impl Tensor {
             Storage::Cpu(v) => Tensor::from_vec(&shape, v[start * per..end * per].to_vec()),
             #[cfg(feature = "cuda")]
             Storage::Cuda(b) => {
-                let s = b
-                    .gpu
-                    .stream
-                    .clone_dtod(&b.s.slice(start * per..end * per))
-                    .expect("cuda copy");
+                let s = b.gpu.stream.clone_dtod(&b.s.slice(start * per..end * per)).expect("cuda copy");
                 Self::from_cuda(&b.gpu, &shape, s)
             }
         }
@@ -285,15 +247,8 @@ mod cuda {
 
     impl Tensor {
         pub fn from_cuda(gpu: &Arc<Gpu>, shape: &[usize], s: CudaSlice<f32>) -> Tensor {
-            assert!(
-                s.len() >= shape.iter().product(),
-                "a buffer of {} floats for shape {shape:?}",
-                s.len()
-            );
-            Tensor {
-                shape: shape.to_vec(),
-                storage: Storage::Cuda(Buf { gpu: gpu.clone(), s }),
-            }
+            assert!(s.len() >= shape.iter().product(), "a buffer of {} floats for shape {shape:?}", s.len());
+            Tensor { shape: shape.to_vec(), storage: Storage::Cuda(Buf { gpu: gpu.clone(), s }) }
         }
 
         /// The GPU the tensor lives on, if any.

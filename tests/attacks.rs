@@ -27,22 +27,14 @@ fn setup() -> (Model, Tensor, Vec<usize>) {
 /// that every image is class 0 with a margin that takes a large eps, where the loss surface is no
 /// longer nearly linear, to break.
 fn model_and_images(bias: f32) -> (Model, Tensor) {
-    let arch = Arch::SmallCnn {
-        in_channels: 1,
-        size: 28,
-        widths: [8, 16, 16],
-        classes: 10,
-    };
+    let arch = Arch::SmallCnn { in_channels: 1, size: 28, widths: [8, 16, 16], classes: 10 };
     let mut model = Model::new(&arch, Some(1));
     let fc = model.params.id("fc.weight").unwrap();
     model.params.get_mut(fc).data_mut().iter_mut().for_each(|w| *w *= 30.0);
     let fc = model.params.id("fc.bias").unwrap();
     model.params.get_mut(fc).data_mut()[0] += bias;
     let mut rng = StdRng::seed_from_u64(7);
-    let x = Tensor::from_vec(
-        &[N, 1, 28, 28],
-        (0..N * 28 * 28).map(|_| rng.random_range(0.0f32..1.0)).collect(),
-    );
+    let x = Tensor::from_vec(&[N, 1, 28, 28], (0..N * 28 * 28).map(|_| rng.random_range(0.0f32..1.0)).collect());
     (model, x)
 }
 
@@ -59,22 +51,14 @@ fn short_attacks() -> Vec<Attack> {
         Attack::Clean,
         Attack::Fgsm,
         "pgd10".parse().unwrap(),
-        Attack::Cw(Pgd {
-            steps: 10,
-            step: None,
-            random_start: true,
-        }),
+        Attack::Cw(Pgd { steps: 10, step: None, random_start: true }),
         Attack::ApgdCe { iters: 20, restarts: 2 },
         Attack::ApgdT { iters: 10, targets: 3 },
     ]
 }
 
 fn correct(model: &mut Model, x: &Tensor, y: &[usize]) -> Vec<bool> {
-    predictions(&logits(model, x, N))
-        .iter()
-        .zip(y)
-        .map(|(p, t)| p == t)
-        .collect()
+    predictions(&logits(model, x, N)).iter().zip(y).map(|(p, t)| p == t).collect()
 }
 
 fn mean(v: &[f32]) -> f64 {
@@ -93,17 +77,11 @@ fn every_attack_stays_in_the_ball_and_the_box_and_never_beats_clean() {
             let x_adv = attack.run(&mut model, &x, &y, EPS, &mut StdRng::seed_from_u64(0));
             assert_eq!(x_adv.shape(), x.shape());
             for (&a, &c) in x_adv.data().iter().zip(x.data()) {
-                assert!(
-                    (a - c).abs() <= EPS + 1e-6 && (0.0..=1.0).contains(&a),
-                    "{attack}: {a} from {c}"
-                );
+                assert!((a - c).abs() <= EPS + 1e-6 && (0.0..=1.0).contains(&a), "{attack}: {a} from {c}");
             }
             let adv = correct(&mut model, &x_adv, &y);
             for s in 0..N {
-                assert!(
-                    clean[s] || !adv[s],
-                    "{attack}: sample {s} misclassified clean, correct under attack"
-                );
+                assert!(clean[s] || !adv[s], "{attack}: sample {s} misclassified clean, correct under attack");
                 if !clean[s] {
                     assert_eq!(
                         x_adv.data()[s * 784..][..784],
@@ -141,37 +119,24 @@ fn the_same_seed_gives_the_same_points() {
 #[test]
 fn pgd_with_zero_steps_and_no_random_start_returns_x() {
     let (mut model, x, y) = setup();
-    let attack = Attack::Pgd(Pgd {
-        steps: 0,
-        step: None,
-        random_start: false,
-    });
-    assert_eq!(
-        attack
-            .run(&mut model, &x, &y, EPS, &mut StdRng::seed_from_u64(0))
-            .data(),
-        x.data()
-    );
+    let attack = Attack::Pgd(Pgd { steps: 0, step: None, random_start: false });
+    assert_eq!(attack.run(&mut model, &x, &y, EPS, &mut StdRng::seed_from_u64(0)).data(), x.data());
 }
 
 #[test]
 fn pgd_raises_the_cross_entropy() {
     // At this eps nothing breaks, so no sample is frozen and every one climbs for all steps.
     let (mut model, x, y) = confident();
-    let x_adv = Attack::Pgd(Pgd {
-        steps: 10,
-        step: None,
-        random_start: false,
-    })
-    .run(&mut model, &x, &y, 0.05, &mut StdRng::seed_from_u64(0));
+    let x_adv = Attack::Pgd(Pgd { steps: 10, step: None, random_start: false }).run(
+        &mut model,
+        &x,
+        &y,
+        0.05,
+        &mut StdRng::seed_from_u64(0),
+    );
     let before = cross_entropy(&logits(&mut model, &x, N), &y).per_sample.into_vec();
     let after = cross_entropy(&logits(&mut model, &x_adv, N), &y).per_sample.into_vec();
-    assert!(
-        mean(&after) > mean(&before),
-        "CE {} after PGD, {} before",
-        mean(&after),
-        mean(&before)
-    );
+    assert!(mean(&after) > mean(&before), "CE {} after PGD, {} before", mean(&after), mean(&before));
 }
 
 #[test]
@@ -189,10 +154,7 @@ fn apgd_ce_is_at_least_as_strong_as_pgd20() {
     // At eps 0.1 samples break: compare how many.
     let acc = |model: &mut Model, a: &Attack| robust_accuracy(model, &x, &y, a, 0.1, N, &mut StdRng::seed_from_u64(0));
     let (a_pgd, a_apgd) = (acc(&mut model, &pgd20), acc(&mut model, &apgd));
-    assert!(
-        a_apgd <= a_pgd && a_apgd < 100.0,
-        "robust accuracy: APGD-CE {a_apgd}%, PGD-20 {a_pgd}%"
-    );
+    assert!(a_apgd <= a_pgd && a_apgd < 100.0, "robust accuracy: APGD-CE {a_apgd}%, PGD-20 {a_pgd}%");
 }
 
 /// Central differences of the summed loss against its analytic logit gradient.
@@ -247,30 +209,10 @@ fn attacks_parse_by_name() {
     for name in Attack::NAMES {
         assert_eq!(name.parse::<Attack>().unwrap().to_string(), name);
     }
-    assert_eq!(
-        "pgd20".parse::<Attack>().unwrap(),
-        Attack::Pgd(Pgd {
-            steps: 20,
-            step: None,
-            random_start: true
-        })
-    );
-    assert_eq!(
-        "cw".parse::<Attack>().unwrap(),
-        Attack::Cw(Pgd {
-            steps: 30,
-            step: None,
-            random_start: true
-        })
-    );
-    assert_eq!(
-        "apgd-t".parse::<Attack>().unwrap(),
-        Attack::ApgdT { iters: 100, targets: 9 }
-    );
+    assert_eq!("pgd20".parse::<Attack>().unwrap(), Attack::Pgd(Pgd { steps: 20, step: None, random_start: true }));
+    assert_eq!("cw".parse::<Attack>().unwrap(), Attack::Cw(Pgd { steps: 30, step: None, random_start: true }));
+    assert_eq!("apgd-t".parse::<Attack>().unwrap(), Attack::ApgdT { iters: 100, targets: 9 });
     assert_eq!("pgd7".parse::<Attack>().unwrap().to_string(), "pgd7");
     let e = "deepfool".parse::<Attack>().unwrap_err().to_string();
-    assert!(
-        e.contains("deepfool") && Attack::NAMES.iter().all(|n| e.contains(n)),
-        "{e}"
-    );
+    assert!(e.contains("deepfool") && Attack::NAMES.iter().all(|n| e.contains(n)), "{e}");
 }

@@ -11,11 +11,7 @@ fn fixture(name: &str) -> PathBuf {
 /// (success, stdout, stderr) of `mmard ARGS`.
 fn mmard(args: &[&str]) -> (bool, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_mmard")).args(args).output().unwrap();
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into(),
-        String::from_utf8_lossy(&out.stderr).into(),
-    )
+    (out.status.success(), String::from_utf8_lossy(&out.stdout).into(), String::from_utf8_lossy(&out.stderr).into())
 }
 
 fn p(path: &Path) -> &str {
@@ -24,37 +20,18 @@ fn p(path: &Path) -> &str {
 
 /// The tensors of a fixture weights file, as (name, shape, values).
 fn weights(name: &str) -> Vec<(String, Vec<usize>, Values)> {
-    TensorFile::load(fixture(name))
-        .unwrap()
-        .tensors
-        .into_iter()
-        .map(|(k, s)| (k, s.shape, s.values))
-        .collect()
+    TensorFile::load(fixture(name)).unwrap().tensors.into_iter().map(|(k, s)| (k, s.shape, s.values)).collect()
 }
 
 /// The choices the help texts list by hand are the ones the parsers accept.
 #[test]
 fn help_lists_every_architecture_and_method() {
-    let (archs, methods) = (
-        mmard::nn::arch::NAMES.join(" | "),
-        mmard::ard::methods::METHODS.join(" | "),
-    );
-    for cmd in [
-        &["train", "--help"][..],
-        &["distill", "--help"],
-        &["bench", "step", "--help"],
-        &["eval", "--help"],
-    ] {
+    let (archs, methods) = (mmard::nn::arch::NAMES.join(" | "), mmard::ard::methods::METHODS.join(" | "));
+    for cmd in [&["train", "--help"][..], &["distill", "--help"], &["bench", "step", "--help"], &["eval", "--help"]] {
         let (ok, out, _) = mmard(cmd);
-        assert!(
-            ok && out.contains(&archs),
-            "{cmd:?} lists the architectures as `{archs}`:\n{out}"
-        );
+        assert!(ok && out.contains(&archs), "{cmd:?} lists the architectures as `{archs}`:\n{out}");
         if cmd[0] != "eval" {
-            assert!(
-                out.contains(&methods),
-                "{cmd:?} lists the methods as `{methods}`:\n{out}"
-            );
+            assert!(out.contains(&methods), "{cmd:?} lists the methods as `{methods}`:\n{out}");
         }
     }
 }
@@ -63,15 +40,9 @@ fn help_lists_every_architecture_and_method() {
 fn inspect_lists_tensors_and_detects_architecture() {
     let (ok, out, _) = mmard(&["inspect", p(&fixture("model_resnet18_w16.weights.safetensors"))]);
     assert!(ok);
-    assert!(
-        out.contains("layer4.1.bn2.num_batches_tracked") && out.contains("I64"),
-        "{out}"
-    );
+    assert!(out.contains("layer4.1.bn2.num_batches_tracked") && out.contains("I64"), "{out}");
     assert!(out.contains("conv1.weight") && out.contains("[16, 3, 3, 3]"), "{out}");
-    assert!(
-        out.contains(r#"architecture: resnet18 {"classes":10,"in_channels":3,"width":16}"#),
-        "{out}"
-    );
+    assert!(out.contains(r#"architecture: resnet18 {"classes":10,"in_channels":3,"width":16}"#), "{out}");
     assert!(out.contains("parameters: 701466 trainable"), "{out}");
 }
 
@@ -95,13 +66,7 @@ fn predict_matches_pytorch_logits() {
     let ours = TensorFile::load(&out).unwrap().tensor("logits").unwrap();
     let want = TensorFile::load(&case).unwrap().tensor("logits_eval").unwrap();
     assert_eq!(ours.shape(), want.shape());
-    let diff: f64 = ours
-        .data()
-        .iter()
-        .zip(want.data())
-        .map(|(a, b)| ((a - b) as f64).powi(2))
-        .sum::<f64>()
-        .sqrt();
+    let diff: f64 = ours.data().iter().zip(want.data()).map(|(a, b)| ((a - b) as f64).powi(2)).sum::<f64>().sqrt();
     let norm: f64 = want.data().iter().map(|b| (*b as f64).powi(2)).sum::<f64>().sqrt();
     assert!(diff <= 1e-4 * norm, "{diff} vs {norm}");
 }
@@ -122,10 +87,7 @@ fn truncated_file_names_file_and_sizes() {
     );
     std::fs::write(&path, &bytes[..12]).unwrap();
     let (ok, _, err) = mmard(&["inspect", p(&path)]);
-    assert!(
-        !ok && err.contains("cut.safetensors") && err.contains("truncated"),
-        "{err}"
-    );
+    assert!(!ok && err.contains("cut.safetensors") && err.contains("truncated"), "{err}");
 }
 
 #[test]
@@ -144,10 +106,7 @@ fn missing_tensor_is_named() {
         "--output",
         p(&dir.path().join("o.safetensors")),
     ]);
-    assert!(
-        !ok && err.contains("bn2.running_var") && err.contains("missing"),
-        "{err}"
-    );
+    assert!(!ok && err.contains("bn2.running_var") && err.contains("missing"), "{err}");
 }
 
 #[test]
@@ -194,10 +153,7 @@ fn extra_tensors_warn_or_fail_under_strict() {
         "{err}"
     );
     let (ok, _, err) = mmard(&["inspect", "--strict", p(&w)]);
-    assert!(
-        !ok && err.contains("--strict") && err.contains("sub_block1.conv.weight"),
-        "{err}"
-    );
+    assert!(!ok && err.contains("--strict") && err.contains("sub_block1.conv.weight"), "{err}");
     let (ok, _, err) = mmard(&[
         "predict",
         "--strict",
@@ -223,10 +179,7 @@ fn wrong_input_channels_is_named() {
         "--output",
         p(&dir.path().join("o.safetensors")),
     ]);
-    assert!(
-        !ok && err.contains("model_resnet18_w16.safetensors") && err.contains("expects 1 channels"),
-        "{err}"
-    );
+    assert!(!ok && err.contains("model_resnet18_w16.safetensors") && err.contains("expects 1 channels"), "{err}");
 }
 
 #[test]
@@ -257,15 +210,6 @@ fn bench_step_reports_every_phase_as_json() {
     for k in ["teacher_forward", "inner", "outer", "total", "peak_rss_mib"] {
         assert!(j[k].as_f64().unwrap() > 0.0, "{k}: {j}");
     }
-    let (ok, _, err) = mmard(&[
-        "bench",
-        "step",
-        "--student",
-        "small_cnn",
-        "--method",
-        "rslad",
-        "--input",
-        "1x16x16",
-    ]);
+    let (ok, _, err) = mmard(&["bench", "step", "--student", "small_cnn", "--method", "rslad", "--input", "1x16x16"]);
     assert!(!ok && err.contains("--teacher"), "{err}");
 }

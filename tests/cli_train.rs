@@ -4,11 +4,7 @@ use std::process::Command;
 
 fn mmard(args: &[&str]) -> (bool, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_mmard")).args(args).output().unwrap();
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into(),
-        String::from_utf8_lossy(&out.stderr).into(),
-    )
+    (out.status.success(), String::from_utf8_lossy(&out.stdout).into(), String::from_utf8_lossy(&out.stderr).into())
 }
 
 /// idx files of `n` 28x28 images per split; class k is a bright band at rows 2k..2k+2.
@@ -23,13 +19,13 @@ fn write_fmnist(dir: &Path, n: u32) {
         for i in 0..n {
             let y = (i % 10) as usize;
             lab.push(y as u8);
-            img.extend((0..784).map(|p| {
-                if p / 28 >= 2 * y && p / 28 < 2 * y + 3 {
-                    200
-                } else {
-                    (p * 7 + i as usize) as u8 % 40
-                }
-            }));
+            img.extend(
+                (0..784).map(
+                    |p| {
+                        if p / 28 >= 2 * y && p / 28 < 2 * y + 3 { 200 } else { (p * 7 + i as usize) as u8 % 40 }
+                    },
+                ),
+            );
         }
         std::fs::write(dir.join(format!("{split}-images-idx3-ubyte")), img).unwrap();
         std::fs::write(dir.join(format!("{split}-labels-idx1-ubyte")), lab).unwrap();
@@ -62,17 +58,7 @@ fn train_distill_eval_attack() {
     ];
 
     let teacher = run("teacher");
-    let mut args = vec![
-        "train",
-        "--method",
-        "pgd_at",
-        "--arch",
-        "small_cnn",
-        "--out",
-        &teacher,
-        "--epochs",
-        "2",
-    ];
+    let mut args = vec!["train", "--method", "pgd_at", "--arch", "small_cnn", "--out", &teacher, "--epochs", "2"];
     args.extend(common);
     let (ok, _, err) = mmard(&args);
     assert!(ok, "{err}");
@@ -83,17 +69,8 @@ fn train_distill_eval_attack() {
     assert!(metrics.contains("\"test_pgd20\""), "{metrics}");
 
     // train refuses distillation methods; distill plugs MMARD's inner loop into RSLAD
-    let (ok, _, err) = mmard(&[
-        "train",
-        "--method",
-        "rslad",
-        "--arch",
-        "small_cnn",
-        "--out",
-        &run("x"),
-        "--data-dir",
-        d,
-    ]);
+    let (ok, _, err) =
+        mmard(&["train", "--method", "rslad", "--arch", "small_cnn", "--out", &run("x"), "--data-dir", d]);
     assert!(!ok && err.contains("mmard distill"), "{err}");
     let student = run("student");
     let mut args = vec![
@@ -186,11 +163,7 @@ fn train_distill_eval_attack() {
         &batch,
         &[
             ("input".into(), x.shape().to_vec(), Values::F32(x.data().to_vec())),
-            (
-                "labels".into(),
-                vec![12],
-                Values::I64(y.iter().map(|&v| v as i64).collect()),
-            ),
+            ("labels".into(), vec![12], Values::I64(y.iter().map(|&v| v as i64).collect())),
         ],
         None,
     )
@@ -215,37 +188,21 @@ fn train_distill_eval_attack() {
     let f = TensorFile::load(&adv).unwrap();
     let xa = f.tensor("adversarial").unwrap();
     assert_eq!(xa.shape(), x.shape());
-    assert!(
-        xa.data()
-            .iter()
-            .zip(x.data())
-            .all(|(a, b)| (a - b).abs() <= 0.1 + 1e-6 && (0.0..=1.0).contains(a))
-    );
-    assert_eq!(
-        f.i64s("labels").unwrap(),
-        y.iter().map(|&v| v as i64).collect::<Vec<_>>()
-    );
+    assert!(xa.data().iter().zip(x.data()).all(|(a, b)| (a - b).abs() <= 0.1 + 1e-6 && (0.0..=1.0).contains(a)));
+    assert_eq!(f.i64s("labels").unwrap(), y.iter().map(|&v| v as i64).collect::<Vec<_>>());
 }
 
 #[test]
 fn missing_dataset_says_how_to_get_it() {
     let tmp = tempfile::tempdir().unwrap();
-    let (ok, _, err) = mmard(&[
-        "demo",
-        "--data-dir",
-        tmp.path().to_str().unwrap(),
-        "--out",
-        tmp.path().join("o").to_str().unwrap(),
-    ]);
+    let (ok, _, err) =
+        mmard(&["demo", "--data-dir", tmp.path().to_str().unwrap(), "--out", tmp.path().join("o").to_str().unwrap()]);
     assert!(
         !ok && err.contains("train-images-idx3-ubyte") && err.contains("apt-get install dataset-fashion-mnist"),
         "{err}"
     );
     let (ok, _, err) = mmard(&["eval", "--weights", "w.safetensors", "--dataset", "cifar10"]);
-    assert!(
-        !ok && (err.contains("--data-dir") || err.contains("w.safetensors")),
-        "{err}"
-    );
+    assert!(!ok && (err.contains("--data-dir") || err.contains("w.safetensors")), "{err}");
     let (ok, _, err) = mmard(&["eval", "--weights", "w.safetensors", "--dataset", "svhn"]);
     assert!(!ok && err.contains("svhn") && err.contains("fashion-mnist"), "{err}");
 }

@@ -34,9 +34,7 @@ fn randn(rng: &mut StdRng, shape: &[usize], scale: f32) -> Tensor {
     let n = shape.iter().product();
     Tensor::from_vec(
         shape,
-        (0..n)
-            .map(|_| (rng.random_range(-1.0f32..1.0) + rng.random_range(-1.0f32..1.0)) * scale)
-            .collect(),
+        (0..n).map(|_| (rng.random_range(-1.0f32..1.0) + rng.random_range(-1.0f32..1.0)) * scale).collect(),
     )
 }
 
@@ -44,18 +42,10 @@ fn randn(rng: &mut StdRng, shape: &[usize], scale: f32) -> Tensor {
 fn same(what: &str, gpu: &Tensor, cpu: &Tensor, rel: f64) {
     assert_eq!(gpu.shape(), cpu.shape(), "{what}: shapes");
     let (a, b) = (gpu.host(), cpu.host());
-    let diff = a
-        .iter()
-        .zip(b.iter())
-        .map(|(x, y)| (*x as f64 - *y as f64).powi(2))
-        .sum::<f64>()
-        .sqrt();
+    let diff = a.iter().zip(b.iter()).map(|(x, y)| (*x as f64 - *y as f64).powi(2)).sum::<f64>().sqrt();
     let norm = b.iter().map(|&y| (y as f64).powi(2)).sum::<f64>().sqrt();
     let tol = rel * norm + 1e-6 * (b.len() as f64).sqrt();
-    assert!(
-        diff <= tol,
-        "{what}: ‖gpu − cpu‖ = {diff:.3e} > {tol:.3e} (‖cpu‖ = {norm:.3e})"
-    );
+    assert!(diff <= tol, "{what}: ‖gpu − cpu‖ = {diff:.3e} > {tol:.3e} (‖cpu‖ = {norm:.3e})");
 }
 
 /// Runs `f` on a Params-mode tape on the CPU and on the GPU with the same inputs and parameters,
@@ -75,18 +65,10 @@ fn both(
     for d in [Device::Cpu, dev.clone()] {
         let mut tape = Tape::new(GradMode::Params);
         let vs: Vec<Var> = inputs.iter().map(|x| tape.var(x.to_device(&d))).collect();
-        let ps: Vec<Param> = params
-            .iter()
-            .enumerate()
-            .map(|(id, p)| Param {
-                id,
-                val: Arc::new(p.to_device(&d)),
-            })
-            .collect();
+        let ps: Vec<Param> =
+            params.iter().enumerate().map(|(id, p)| Param { id, val: Arc::new(p.to_device(&d)) }).collect();
         let y = f(&mut tape, &vs, &ps);
-        let g = gy
-            .get_or_insert_with(|| randn(&mut rng, y.shape(), gy_scale))
-            .to_device(&d);
+        let g = gy.get_or_insert_with(|| randn(&mut rng, y.shape(), gy_scale)).to_device(&d);
         let yv = (*y.val).clone();
         tape.backward(vec![(&y, g)]);
         let gx: Vec<Option<Tensor>> = vs.iter().map(|v| tape.grad(v).cloned()).collect();
@@ -137,22 +119,13 @@ fn convolutions_at_resnet18_and_wrn34_shapes() {
     ];
     for (name, n, cin, size, cout, k, stride, groups, bias) in cases {
         let x = randn(&mut rng, &[n, cin, size, size], 1.0);
-        let mut params = vec![randn(
-            &mut rng,
-            &[cout, cin / groups, k, k],
-            (1.0 / (cin / groups * k * k) as f32).sqrt(),
-        )];
+        let mut params =
+            vec![randn(&mut rng, &[cout, cin / groups, k, k], (1.0 / (cin / groups * k * k) as f32).sqrt())];
         if bias {
             params.push(randn(&mut rng, &[cout], 0.5));
         }
-        let cfg = ConvCfg {
-            stride,
-            pad: k / 2,
-            groups,
-        };
-        both(name, &dev, &[x], &params, 1.0, 1e-5, |t, v, p| {
-            conv2d(t, &v[0], &p[0], p.get(1), cfg)
-        });
+        let cfg = ConvCfg { stride, pad: k / 2, groups };
+        both(name, &dev, &[x], &params, 1.0, 1e-5, |t, v, p| conv2d(t, &v[0], &p[0], p.get(1), cfg));
     }
 }
 
@@ -172,25 +145,15 @@ fn batchnorm_relu_add_pool_linear() {
             let mut tape = Tape::new(GradMode::Params);
             let xv = tape.var(x.to_device(&d));
             let (g, b) = (
-                Param {
-                    id: 0,
-                    val: Arc::new(gb[0].to_device(&d)),
-                },
-                Param {
-                    id: 1,
-                    val: Arc::new(gb[1].to_device(&d)),
-                },
+                Param { id: 0, val: Arc::new(gb[0].to_device(&d)) },
+                Param { id: 1, val: Arc::new(gb[1].to_device(&d)) },
             );
             batchnorm::batch_norm(
                 &mut tape,
                 &xv,
                 &g,
                 &b,
-                batchnorm::Stats::Batch {
-                    running_mean: &mut m,
-                    running_var: &mut v,
-                    momentum: 0.1,
-                },
+                batchnorm::Stats::Batch { running_mean: &mut m, running_var: &mut v, momentum: 0.1 },
                 1e-5,
             );
             moved.push((m, v));
@@ -198,38 +161,26 @@ fn batchnorm_relu_add_pool_linear() {
         same("bn running mean", &moved[1].0, &moved[0].0, 1e-6);
         same("bn running var", &moved[1].1, &moved[0].1, 1e-6);
         both("bn train", &dev, &[x.clone()], &gb, 1.0, 1e-5, |t, v, p| {
-            let (mut m, mut s) = (
-                Tensor::zeros_on(&[c], &p[0].val.device()),
-                Tensor::zeros_on(&[c], &p[0].val.device()),
-            );
+            let (mut m, mut s) =
+                (Tensor::zeros_on(&[c], &p[0].val.device()), Tensor::zeros_on(&[c], &p[0].val.device()));
             batchnorm::batch_norm(
                 t,
                 &v[0],
                 &p[0],
                 &p[1],
-                batchnorm::Stats::Batch {
-                    running_mean: &mut m,
-                    running_var: &mut s,
-                    momentum: 0.1,
-                },
+                batchnorm::Stats::Batch { running_mean: &mut m, running_var: &mut s, momentum: 0.1 },
                 1e-5,
             )
         });
         both("bn+relu train", &dev, &[x.clone()], &gb, 1.0, 1e-5, |t, v, p| {
-            let (mut m, mut s) = (
-                Tensor::zeros_on(&[c], &p[0].val.device()),
-                Tensor::zeros_on(&[c], &p[0].val.device()),
-            );
+            let (mut m, mut s) =
+                (Tensor::zeros_on(&[c], &p[0].val.device()), Tensor::zeros_on(&[c], &p[0].val.device()));
             batchnorm::batch_norm_relu(
                 t,
                 &v[0],
                 &p[0],
                 &p[1],
-                batchnorm::Stats::Batch {
-                    running_mean: &mut m,
-                    running_var: &mut s,
-                    momentum: 0.1,
-                },
+                batchnorm::Stats::Batch { running_mean: &mut m, running_var: &mut s, momentum: 0.1 },
                 1e-5,
             )
         });
@@ -240,10 +191,7 @@ fn batchnorm_relu_add_pool_linear() {
                 &v[0],
                 &p[0],
                 &p[1],
-                batchnorm::Stats::Running {
-                    mean: &rm.to_device(&d),
-                    var: &rv.to_device(&d),
-                },
+                batchnorm::Stats::Running { mean: &rm.to_device(&d), var: &rv.to_device(&d) },
                 1e-5,
             )
         });
@@ -252,50 +200,31 @@ fn batchnorm_relu_add_pool_linear() {
             let mut tape = Tape::new(GradMode::Input);
             let xv = tape.input(x.to_device(&d));
             let (g, b) = (
-                Param {
-                    id: 0,
-                    val: Arc::new(gb[0].to_device(&d)),
-                },
-                Param {
-                    id: 1,
-                    val: Arc::new(gb[1].to_device(&d)),
-                },
+                Param { id: 0, val: Arc::new(gb[0].to_device(&d)) },
+                Param { id: 1, val: Arc::new(gb[1].to_device(&d)) },
             );
             let y = batchnorm::batch_norm(
                 &mut tape,
                 &xv,
                 &g,
                 &b,
-                batchnorm::Stats::Running {
-                    mean: &rm.to_device(&d),
-                    var: &rv.to_device(&d),
-                },
+                batchnorm::Stats::Running { mean: &rm.to_device(&d), var: &rv.to_device(&d) },
                 1e-5,
             );
             tape.backward(vec![(&y, Tensor::full(y.shape(), 0.5).to_device(&d))]);
             moved.push((tape.grad(&xv).unwrap().clone(), Tensor::zeros(&[1])));
         }
         same("bn eval, input gradient only", &moved[3].0, &moved[2].0, 1e-6);
-        both("relu", &dev, &[x.clone()], &[], 1.0, 0.0, |t, v, _| {
-            elementwise::relu(t, &v[0])
-        });
+        both("relu", &dev, &[x.clone()], &[], 1.0, 0.0, |t, v, _| elementwise::relu(t, &v[0]));
         let x2 = randn(&mut rng, &[n, c, s, s], 1.0);
-        both("add", &dev, &[x.clone(), x2], &[], 1.0, 0.0, |t, v, _| {
-            elementwise::add(t, &v[0], &v[1])
-        });
-        both("maxpool", &dev, &[x.clone()], &[], 1.0, 0.0, |t, v, _| {
-            pool::maxpool2(t, &v[0])
-        });
-        both("avgpool", &dev, &[x.clone()], &[], 1.0, 1e-6, |t, v, _| {
-            pool::avgpool(t, &v[0])
-        });
+        both("add", &dev, &[x.clone(), x2], &[], 1.0, 0.0, |t, v, _| elementwise::add(t, &v[0], &v[1]));
+        both("maxpool", &dev, &[x.clone()], &[], 1.0, 0.0, |t, v, _| pool::maxpool2(t, &v[0]));
+        both("avgpool", &dev, &[x.clone()], &[], 1.0, 1e-6, |t, v, _| pool::avgpool(t, &v[0]));
     }
     for (n, fin, fout) in [(128, 512, 10), (32, 640, 100)] {
         let x = randn(&mut rng, &[n, fin], 1.0);
         let p = vec![randn(&mut rng, &[fout, fin], 0.05), randn(&mut rng, &[fout], 0.1)];
-        both("linear", &dev, &[x], &p, 1.0, 1e-5, |t, v, p| {
-            linear::linear(t, &v[0], &p[0], &p[1])
-        });
+        both("linear", &dev, &[x], &p, 1.0, 1e-5, |t, v, p| linear::linear(t, &v[0], &p[0], &p[1]));
     }
 }
 
@@ -309,11 +238,7 @@ fn fused_losses_pgd_and_sgd() {
         let w: Vec<f32> = (0..n).map(|_| rng.random_range(0.0..1.0)).collect();
         let on = |d: &Device| z.iter().map(|t| t.to_device(d)).collect::<Vec<_>>();
         let (zc, zg) = (on(&Device::Cpu), on(&dev));
-        let tri = Triangle {
-            teacher_adv: 5.0 / 6.0,
-            teacher_nat: 1.0 / 6.0,
-            adv_nat: 1.0,
-        };
+        let tri = Triangle { teacher_adv: 5.0 / 6.0, teacher_nat: 1.0 / 6.0, adv_nat: 1.0 };
         let runs = |z: &[Tensor]| {
             vec![
                 loss::cross_entropy(&z[0], &y).weighted(&w),
@@ -330,10 +255,7 @@ fn fused_losses_pgd_and_sgd() {
         }
     }
     // PGD: the fused step and the random start are exact (same f32 operations, same noise).
-    let x0 = Tensor::from_vec(
-        &[16, 3, 32, 32],
-        (0..16 * 3 * 1024).map(|_| rng.random_range(0.0..1.0)).collect(),
-    );
+    let x0 = Tensor::from_vec(&[16, 3, 32, 32], (0..16 * 3 * 1024).map(|_| rng.random_range(0.0..1.0)).collect());
     let u: Vec<f32> = (0..x0.numel()).map(|_| rng.random_range(-0.03..0.03)).collect();
     let g = randn(&mut rng, x0.shape(), 1.0);
     let mut xs = Vec::new();
@@ -345,31 +267,16 @@ fn fused_losses_pgd_and_sgd() {
         }
         xs.push(xa);
     }
-    assert_eq!(
-        xs[0].host(),
-        xs[1].host(),
-        "PGD start and steps differ between CPU and GPU"
-    );
+    assert_eq!(xs[0].host(), xs[1].host(), "PGD start and steps differ between CPU and GPU");
     // SGD over a whole model: a few training steps of the same objective on both devices.
     let arch = Arch::from_config("resnet18", &serde_json::json!({"width": 16, "classes": 10})).unwrap();
-    let x = Tensor::from_vec(
-        &[8, 3, 32, 32],
-        (0..8 * 3 * 1024).map(|_| rng.random_range(0.0..1.0)).collect(),
-    );
+    let x = Tensor::from_vec(&[8, 3, 32, 32], (0..8 * 3 * 1024).map(|_| rng.random_range(0.0..1.0)).collect());
     let y: Vec<usize> = (0..8).map(|i| i % 10).collect();
     let mut finals = Vec::new();
     for d in [Device::Cpu, dev.clone()] {
         let mut m = Model::new(&arch, Some(5));
         m.to_device(&d);
-        let mut opt = Sgd::new(
-            SgdCfg {
-                lr: 0.05,
-                momentum: 0.9,
-                weight_decay: 5e-4,
-                nesterov: false,
-            },
-            &m.params,
-        );
+        let mut opt = Sgd::new(SgdCfg { lr: 0.05, momentum: 0.9, weight_decay: 5e-4, nesterov: false }, &m.params);
         let obj = Method::PgdAt.objective();
         let mut st = Stepper::default();
         let mut r = StdRng::seed_from_u64(7);
@@ -378,11 +285,7 @@ fn fused_losses_pgd_and_sgd() {
             losses.push(
                 st.step(
                     &obj,
-                    Pgd {
-                        eps: 8.0 / 255.0,
-                        step: 2.0 / 255.0,
-                        steps: 3,
-                    },
+                    Pgd { eps: 8.0 / 255.0, step: 2.0 / 255.0, steps: 3 },
                     &mut m,
                     None,
                     &mut opt,
@@ -397,10 +300,7 @@ fn fused_losses_pgd_and_sgd() {
         finals.push((losses, m));
     }
     for (a, b) in finals[0].0.iter().zip(&finals[1].0) {
-        assert!(
-            (a - b).abs() <= 1e-3 * a.abs().max(1.0),
-            "pgd_at losses: cpu {a}, gpu {b}"
-        );
+        assert!((a - b).abs() <= 1e-3 * a.abs().max(1.0), "pgd_at losses: cpu {a}, gpu {b}");
     }
     // cuDNN sums in another order than im2col + GEMM (~1e-6 relative per layer), and the inner
     // loop's sign() turns a near-zero input gradient of either sign into a full step: whole
@@ -420,15 +320,9 @@ fn distillation_step_on_the_gpu_matches_the_cpu() {
     let Some(dev) = gpu() else { return };
     let mut rng = StdRng::seed_from_u64(4);
     let student = Arch::from_config("resnet18", &serde_json::json!({"width": 16, "classes": 10})).unwrap();
-    let teacher = Arch::from_config(
-        "wide_resnet",
-        &serde_json::json!({"depth": 10, "widen": 2, "classes": 10}),
-    )
-    .unwrap();
-    let x = Tensor::from_vec(
-        &[8, 3, 32, 32],
-        (0..8 * 3 * 1024).map(|_| rng.random_range(0.0..1.0)).collect(),
-    );
+    let teacher =
+        Arch::from_config("wide_resnet", &serde_json::json!({"depth": 10, "widen": 2, "classes": 10})).unwrap();
+    let x = Tensor::from_vec(&[8, 3, 32, 32], (0..8 * 3 * 1024).map(|_| rng.random_range(0.0..1.0)).collect());
     let y: Vec<usize> = (0..8).map(|i| (i * 3) % 10).collect();
     for method in [Method::Rslad, Method::Mmard] {
         let mut results = Vec::new();
@@ -436,24 +330,12 @@ fn distillation_step_on_the_gpu_matches_the_cpu() {
             let (mut s, mut t) = (Model::new(&student, Some(1)), Model::new(&teacher, Some(2)));
             s.to_device(&d);
             t.to_device(&d);
-            let mut opt = Sgd::new(
-                SgdCfg {
-                    lr: 0.05,
-                    momentum: 0.9,
-                    weight_decay: 2e-4,
-                    nesterov: false,
-                },
-                &s.params,
-            );
+            let mut opt = Sgd::new(SgdCfg { lr: 0.05, momentum: 0.9, weight_decay: 2e-4, nesterov: false }, &s.params);
             let mut r = StdRng::seed_from_u64(8);
             let l = Stepper::default()
                 .step(
                     &method.objective(),
-                    Pgd {
-                        eps: 8.0 / 255.0,
-                        step: 2.0 / 255.0,
-                        steps: 5,
-                    },
+                    Pgd { eps: 8.0 / 255.0, step: 2.0 / 255.0, steps: 5 },
                     &mut s,
                     Some(&mut t),
                     &mut opt,
@@ -465,11 +347,7 @@ fn distillation_step_on_the_gpu_matches_the_cpu() {
             results.push((l.loss, s));
         }
         let (a, b) = (results[0].0, results[1].0);
-        assert!(
-            (a - b).abs() <= 1e-3 * a.abs().max(1.0),
-            "{} loss: cpu {a}, gpu {b}",
-            method.name()
-        );
+        assert!((a - b).abs() <= 1e-3 * a.abs().max(1.0), "{} loss: cpu {a}, gpu {b}", method.name());
         for id in results[0].1.params.trainable() {
             same(
                 &format!("{} {}", method.name(), results[0].1.params.name(id)),

@@ -15,19 +15,11 @@ use std::path::Path;
 const FASHION: DatasetKind = DatasetKind::FashionMnist;
 
 fn idx_images(n: u32, h: u32, w: u32, pixels: &[u8]) -> Vec<u8> {
-    [0x803, n, h, w]
-        .iter()
-        .flat_map(|v| v.to_be_bytes())
-        .chain(pixels.iter().copied())
-        .collect()
+    [0x803, n, h, w].iter().flat_map(|v| v.to_be_bytes()).chain(pixels.iter().copied()).collect()
 }
 
 fn idx_labels(labels: &[u8]) -> Vec<u8> {
-    [0x801, labels.len() as u32]
-        .iter()
-        .flat_map(|v| v.to_be_bytes())
-        .chain(labels.iter().copied())
-        .collect()
+    [0x801, labels.len() as u32].iter().flat_map(|v| v.to_be_bytes()).chain(labels.iter().copied()).collect()
 }
 
 fn gzip(bytes: &[u8]) -> Vec<u8> {
@@ -43,15 +35,8 @@ fn mnist_pixels(n: usize) -> Vec<u8> {
 
 /// A Fashion-MNIST-style split `prefix` in `dir`, `.gz` when `gz`.
 fn write_idx(dir: &Path, prefix: &str, pixels: &[u8], labels: &[u8], gz: bool) {
-    let (img, lbl) = (
-        idx_images((pixels.len() / 784) as u32, 28, 28, pixels),
-        idx_labels(labels),
-    );
-    let (img, lbl, ext) = if gz {
-        (gzip(&img), gzip(&lbl), ".gz")
-    } else {
-        (img, lbl, "")
-    };
+    let (img, lbl) = (idx_images((pixels.len() / 784) as u32, 28, 28, pixels), idx_labels(labels));
+    let (img, lbl, ext) = if gz { (gzip(&img), gzip(&lbl), ".gz") } else { (img, lbl, "") };
     std::fs::write(dir.join(format!("{prefix}-images-idx3-ubyte{ext}")), img).unwrap();
     std::fs::write(dir.join(format!("{prefix}-labels-idx1-ubyte{ext}")), lbl).unwrap();
 }
@@ -59,13 +44,7 @@ fn write_idx(dir: &Path, prefix: &str, pixels: &[u8], labels: &[u8], gz: bool) {
 /// One CIFAR record: label bytes, then planes R = 255, G = `g`, B = pixel index mod 256.
 fn cifar_record(labels: &[u8], g: u8) -> Vec<u8> {
     let b = (0..1024).map(|k| (k % 256) as u8);
-    labels
-        .iter()
-        .copied()
-        .chain([255; 1024])
-        .chain([g; 1024])
-        .chain(b)
-        .collect()
+    labels.iter().copied().chain([255; 1024]).chain([g; 1024]).chain(b).collect()
 }
 
 fn check_cifar_record(ds: &Dataset, i: usize, g: u8) {
@@ -103,16 +82,10 @@ fn kinds_parse_and_describe_themselves() {
     }
     let msg = "imagenet".parse::<DatasetKind>().unwrap_err().to_string();
     assert_has(&msg, &["imagenet", "cifar10", "cifar100", "mnist", "fashion-mnist"]);
-    assert_eq!(
-        (DatasetKind::Cifar10.classes(), DatasetKind::Cifar100.classes()),
-        (10, 100)
-    );
+    assert_eq!((DatasetKind::Cifar10.classes(), DatasetKind::Cifar100.classes()), (10, 100));
     assert_eq!(DatasetKind::Cifar100.shape(), (3, 32, 32));
     assert_eq!(FASHION.shape(), (1, 28, 28));
-    assert_eq!(
-        FASHION.default_dir().unwrap(),
-        Path::new("/usr/share/datasets/fashion-mnist")
-    );
+    assert_eq!(FASHION.default_dir().unwrap(), Path::new("/usr/share/datasets/fashion-mnist"));
     assert_eq!(DatasetKind::Cifar10.default_dir(), None);
     assert_eq!(DatasetKind::Cifar10.default_eps(), 8.0 / 255.0);
     assert_eq!((FASHION.default_eps(), DatasetKind::Mnist.default_eps()), (0.1, 0.3));
@@ -126,20 +99,14 @@ fn idx_raw_and_gz_round_trip() {
     write_idx(dir.path(), "t10k", &test_px, &[5, 1], true);
 
     let train = Dataset::load(FASHION, dir.path(), Split::Train).unwrap();
-    assert_eq!(
-        (train.len(), train.c, train.h, train.w, train.classes),
-        (3, 1, 28, 28, 10)
-    );
+    assert_eq!((train.len(), train.c, train.h, train.w, train.classes), (3, 1, 28, 28, 10));
     assert_eq!(train.labels, [0, 9, 3]);
     let want: Vec<f32> = train_px.iter().map(|&b| b as f32 / 255.0).collect();
     assert_eq!(train.images, want);
     // Byte 255 is exactly 1.0; image 1, row 2, column 5 sits at 784 + 2·28 + 5 (NCHW).
     let k = train_px.iter().position(|&b| b == 255).unwrap();
     assert_eq!(train.images[k], 1.0);
-    assert_eq!(
-        train.images[784 + 2 * 28 + 5],
-        train_px[784 + 2 * 28 + 5] as f32 / 255.0
-    );
+    assert_eq!(train.images[784 + 2 * 28 + 5], train_px[784 + 2 * 28 + 5] as f32 / 255.0);
 
     let test = Dataset::load(DatasetKind::Mnist, dir.path(), Split::Test).unwrap();
     assert_eq!(test.labels, [5, 1]);
@@ -168,10 +135,7 @@ fn cifar10_loads_flat_and_from_its_subfolder() {
         std::fs::write(dir.join("test_batch.bin"), cifar_record(&[9], 77)).unwrap();
 
         let train = Dataset::load(DatasetKind::Cifar10, root.path(), Split::Train).unwrap();
-        assert_eq!(
-            (train.len(), train.c, train.h, train.w, train.classes),
-            (10, 3, 32, 32, 10)
-        );
+        assert_eq!((train.len(), train.c, train.h, train.w, train.classes), (10, 3, 32, 32, 10));
         assert_eq!(train.labels, [1, 5, 2, 6, 3, 7, 4, 8, 5, 9]);
         check_cifar_record(&train, 0, 10);
         check_cifar_record(&train, 9, 0);
@@ -187,21 +151,13 @@ fn cifar100_uses_the_fine_label_flat_and_from_its_subfolder() {
         let root = tempfile::tempdir().unwrap();
         let dir = root.path().join(sub);
         std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(
-            dir.join("train.bin"),
-            [cifar_record(&[7, 42], 1), cifar_record(&[19, 99], 2)].concat(),
-        )
-        .unwrap();
+        std::fs::write(dir.join("train.bin"), [cifar_record(&[7, 42], 1), cifar_record(&[19, 99], 2)].concat())
+            .unwrap();
         std::fs::write(dir.join("test.bin"), cifar_record(&[0, 3], 3)).unwrap();
         let train = Dataset::load(DatasetKind::Cifar100, root.path(), Split::Train).unwrap();
         assert_eq!((train.labels.clone(), train.classes), (vec![42, 99], 100));
         check_cifar_record(&train, 1, 2);
-        assert_eq!(
-            Dataset::load(DatasetKind::Cifar100, root.path(), Split::Test)
-                .unwrap()
-                .labels,
-            [3]
-        );
+        assert_eq!(Dataset::load(DatasetKind::Cifar100, root.path(), Split::Test).unwrap().labels, [3]);
     }
 }
 
@@ -212,10 +168,7 @@ fn subset_and_batch() {
     write_idx(dir.path(), "train", &px, &[4, 5, 6], false);
     let ds = Dataset::load(FASHION, dir.path(), Split::Train).unwrap();
     let sub = ds.subset(2);
-    assert_eq!(
-        (sub.len(), sub.labels.clone(), sub.images.len()),
-        (2, vec![4, 5], 2 * 784)
-    );
+    assert_eq!((sub.len(), sub.labels.clone(), sub.images.len()), (2, vec![4, 5], 2 * 784));
     assert_eq!(ds.subset(100).len(), 3);
     assert!(ds.subset(0).is_empty());
 
@@ -231,40 +184,19 @@ fn missing_files_name_the_file_the_folder_and_the_remedy() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path().display().to_string();
     let msg = load_err(FASHION, dir.path(), Split::Train);
-    assert_has(
-        &msg,
-        &[
-            "train-images-idx3-ubyte",
-            &d,
-            "apt-get install dataset-fashion-mnist",
-            "--data-dir",
-        ],
-    );
+    assert_has(&msg, &["train-images-idx3-ubyte", &d, "apt-get install dataset-fashion-mnist", "--data-dir"]);
 
     // Images present, labels absent.
-    std::fs::write(
-        dir.path().join("t10k-images-idx3-ubyte"),
-        idx_images(1, 28, 28, &[0; 784]),
-    )
-    .unwrap();
-    assert_has(
-        &load_err(FASHION, dir.path(), Split::Test),
-        &["t10k-labels-idx1-ubyte", &d],
-    );
+    std::fs::write(dir.path().join("t10k-images-idx3-ubyte"), idx_images(1, 28, 28, &[0; 784])).unwrap();
+    assert_has(&load_err(FASHION, dir.path(), Split::Test), &["t10k-labels-idx1-ubyte", &d]);
 
     let msg = load_err(DatasetKind::Cifar10, dir.path(), Split::Train);
     assert_has(&msg, &["data_batch_1.bin", &d, "cifar-10-batches-bin", "--data-dir"]);
-    assert_has(
-        &load_err(DatasetKind::Cifar100, dir.path(), Split::Test),
-        &["test.bin", "cifar-100-binary"],
-    );
+    assert_has(&load_err(DatasetKind::Cifar100, dir.path(), Split::Test), &["test.bin", "cifar-100-binary"]);
 
     // A later batch missing names that batch.
     std::fs::write(dir.path().join("data_batch_1.bin"), cifar_record(&[0], 0)).unwrap();
-    assert_has(
-        &load_err(DatasetKind::Cifar10, dir.path(), Split::Train),
-        &["data_batch_2.bin", &d],
-    );
+    assert_has(&load_err(DatasetKind::Cifar10, dir.path(), Split::Train), &["data_batch_2.bin", &d]);
 }
 
 #[test]
@@ -278,22 +210,14 @@ fn broken_idx_files_are_clear_errors() {
     let px = mnist_pixels(3);
     let good_lbl = || idx_labels(&[1, 2, 3]);
     // Labels file where the images belong, and the other way round.
-    case(
-        good_lbl(),
-        good_lbl(),
-        &["t10k-images-idx3-ubyte", "0x00000801", "expected 0x00000803"],
-    );
+    case(good_lbl(), good_lbl(), &["t10k-images-idx3-ubyte", "0x00000801", "expected 0x00000803"]);
     case(
         idx_images(3, 28, 28, &px),
         idx_images(3, 28, 28, &px),
         &["t10k-labels-idx1-ubyte", "0x00000803", "expected 0x00000801"],
     );
     // Header says 3 images: 16 + 3·784 = 2368 bytes; 2 present (1584), or 3 and a byte more (2369).
-    case(
-        idx_images(3, 28, 28, &px[..2 * 784]),
-        good_lbl(),
-        &["t10k-images-idx3-ubyte", "truncated", "2368", "1584"],
-    );
+    case(idx_images(3, 28, 28, &px[..2 * 784]), good_lbl(), &["t10k-images-idx3-ubyte", "truncated", "2368", "1584"]);
     case(
         idx_images(3, 28, 28, &[&px[..], &[0]].concat()),
         good_lbl(),
@@ -302,12 +226,7 @@ fn broken_idx_files_are_clear_errors() {
     case(
         idx_images(3, 28, 28, &px),
         idx_labels(&[1, 2]),
-        &[
-            "t10k-images-idx3-ubyte",
-            "t10k-labels-idx1-ubyte",
-            "3 images",
-            "2 labels",
-        ],
+        &["t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte", "3 images", "2 labels"],
     );
     case(
         idx_images(3, 28, 28, &px),
@@ -319,17 +238,9 @@ fn broken_idx_files_are_clear_errors() {
         idx_labels(&[1]),
         &["t10k-images-idx3-ubyte", "[32, 32]", "expected [28, 28]"],
     );
-    case(
-        vec![0, 0, 8],
-        good_lbl(),
-        &["t10k-images-idx3-ubyte", "3 bytes", "16 bytes"],
-    );
+    case(vec![0, 0, 8], good_lbl(), &["t10k-images-idx3-ubyte", "3 bytes", "16 bytes"]);
     // A count near u32::MAX must not overflow or allocate.
-    case(
-        idx_images(u32::MAX, 28, 28, &px),
-        good_lbl(),
-        &["t10k-images-idx3-ubyte", "truncated"],
-    );
+    case(idx_images(u32::MAX, 28, 28, &px), good_lbl(), &["t10k-images-idx3-ubyte", "truncated"]);
 }
 
 #[test]
@@ -338,15 +249,8 @@ fn corrupt_gzip_is_a_clear_error() {
     for bad in [b"not gzip at all".to_vec(), gz[..gz.len() / 2].to_vec()] {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("train-images-idx3-ubyte.gz"), bad).unwrap();
-        std::fs::write(
-            dir.path().join("train-labels-idx1-ubyte.gz"),
-            gzip(&idx_labels(&[1, 2, 3])),
-        )
-        .unwrap();
-        assert_has(
-            &load_err(FASHION, dir.path(), Split::Train),
-            &["train-images-idx3-ubyte.gz", "gzip"],
-        );
+        std::fs::write(dir.path().join("train-labels-idx1-ubyte.gz"), gzip(&idx_labels(&[1, 2, 3]))).unwrap();
+        assert_has(&load_err(FASHION, dir.path(), Split::Train), &["train-images-idx3-ubyte.gz", "gzip"]);
     }
 }
 
@@ -355,20 +259,13 @@ fn broken_cifar_files_are_clear_errors() {
     let dir = tempfile::tempdir().unwrap();
     let test10 = dir.path().join("test_batch.bin");
     // Two records less 5 bytes: 6141, not a multiple of 3073.
-    std::fs::write(
-        &test10,
-        &[cifar_record(&[1], 0), cifar_record(&[1], 0)].concat()[..6141],
-    )
-    .unwrap();
+    std::fs::write(&test10, &[cifar_record(&[1], 0), cifar_record(&[1], 0)].concat()[..6141]).unwrap();
     assert_has(
         &load_err(DatasetKind::Cifar10, dir.path(), Split::Test),
         &["test_batch.bin", "6141 bytes", "3073-byte records", "30730000"],
     );
     std::fs::write(&test10, []).unwrap();
-    assert_has(
-        &load_err(DatasetKind::Cifar10, dir.path(), Split::Test),
-        &["test_batch.bin", "0 bytes"],
-    );
+    assert_has(&load_err(DatasetKind::Cifar10, dir.path(), Split::Test), &["test_batch.bin", "0 bytes"]);
     std::fs::write(&test10, [cifar_record(&[3], 0), cifar_record(&[10], 0)].concat()).unwrap();
     assert_has(
         &load_err(DatasetKind::Cifar10, dir.path(), Split::Test),
@@ -422,10 +319,7 @@ fn augment_is_a_seeded_crop_and_flip_per_image() {
     let mut rng = StdRng::seed_from_u64(1);
     let n = 64;
     // Positive values everywhere, so a shift's zeros are recognisable.
-    let x = Tensor::from_vec(
-        &[n, 3, 32, 32],
-        (0..n * 3072).map(|_| rng.random_range(0.1f32..1.0)).collect(),
-    );
+    let x = Tensor::from_vec(&[n, 3, 32, 32], (0..n * 3072).map(|_| rng.random_range(0.1f32..1.0)).collect());
     let run = |seed| {
         let mut y = x.clone();
         augment(&mut y, &mut StdRng::seed_from_u64(seed));
@@ -441,12 +335,12 @@ fn augment_is_a_seeded_crop_and_flip_per_image() {
     let mut seen = Vec::new();
     for (src, out) in x.data().chunks(3072).zip(a.data().chunks(3072)) {
         let mut dst = vec![0.0; 3072];
-        let found = (-4..=4)
-            .flat_map(|dy| (-4..=4).flat_map(move |dx| [false, true].map(|f| ((dy, dx), f))))
-            .find(|&(shift, flip)| {
+        let found = (-4..=4).flat_map(|dy| (-4..=4).flat_map(move |dx| [false, true].map(|f| ((dy, dx), f)))).find(
+            |&(shift, flip)| {
                 shift_flip(src, &mut dst, 32, 32, shift, flip);
                 dst == out
-            });
+            },
+        );
         seen.push(found.expect("augmented image is a crop and flip of its input"));
     }
     assert!(seen.iter().any(|s| s.1) && seen.iter().any(|s| !s.1));

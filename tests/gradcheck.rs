@@ -29,25 +29,14 @@ fn away_from_zero(rng: &mut StdRng, shape: &[usize], gap: f32) -> Tensor {
 type Op = dyn Fn(&mut Tape, &[Var], &[Param]) -> Var;
 
 fn params_of(ts: &[Tensor]) -> Vec<Param> {
-    ts.iter()
-        .enumerate()
-        .map(|(id, t)| Param {
-            id,
-            val: Arc::new(t.clone()),
-        })
-        .collect()
+    ts.iter().enumerate().map(|(id, t)| Param { id, val: Arc::new(t.clone()) }).collect()
 }
 
 fn objective(op: &Op, inputs: &[Tensor], params: &[Tensor], r: &Tensor) -> f64 {
     let mut tape = Tape::new(GradMode::None);
     let vars: Vec<Var> = inputs.iter().map(|t| tape.var(t.clone())).collect();
     let y = op(&mut tape, &vars, &params_of(params));
-    y.val
-        .data()
-        .iter()
-        .zip(r.data())
-        .map(|(&a, &b)| a as f64 * b as f64)
-        .sum()
+    y.val.data().iter().zip(r.data()).map(|(&a, &b)| a as f64 * b as f64).sum()
 }
 
 fn gradcheck(name: &str, inputs: Vec<Tensor>, params: Vec<Tensor>, op: &Op) {
@@ -102,14 +91,8 @@ fn conv_case(
     if bias {
         params.push(randn(&mut rng, &[cout], 0.5));
     }
-    let cfg = ConvCfg {
-        stride,
-        pad: k / 2,
-        groups,
-    };
-    gradcheck(name, vec![x], params, &move |t, v, p| {
-        conv2d(t, &v[0], &p[0], p.get(1), cfg)
-    });
+    let cfg = ConvCfg { stride, pad: k / 2, groups };
+    gradcheck(name, vec![x], params, &move |t, v, p| conv2d(t, &v[0], &p[0], p.get(1), cfg));
 }
 
 #[test]
@@ -126,17 +109,7 @@ fn conv2d_3x3_stride1_winograd_bias() {
 /// 16 -> 16: im2col forward, Winograd input gradient (conv2d's `Plan::is_winograd`).
 #[test]
 fn conv2d_3x3_stride1_winograd_input_gradient_only() {
-    conv_case(
-        "conv 3x3 s1 16->16 (Winograd input gradient)",
-        2,
-        16,
-        16,
-        5,
-        3,
-        1,
-        1,
-        false,
-    );
+    conv_case("conv 3x3 s1 16->16 (Winograd input gradient)", 2, 16, 16, 5, 3, 1, 1, false);
 }
 
 #[test]
@@ -157,10 +130,7 @@ fn conv2d_large_maps_grouped_with_bias() {
         let (n, cin, cout, k, groups) = (2, 4, 6, 3, 2);
         let mut rng = StdRng::seed_from_u64(7);
         let x = randn(&mut rng, &[n, cin, hw, hw], 1.0);
-        let (w, b) = (
-            Arc::new(randn(&mut rng, &[cout, cin / groups, k, k], 0.5)),
-            randn(&mut rng, &[cout], 0.5),
-        );
+        let (w, b) = (Arc::new(randn(&mut rng, &[cout, cin / groups, k, k], 0.5)), randn(&mut rng, &[cout], 0.5));
         let cfg = ConvCfg { stride, pad: 1, groups };
         let y = mmard::ops::conv2d::forward(&x, &w, Some(&b), cfg);
         let oh = (hw + 2 - k) / stride + 1;
@@ -181,10 +151,7 @@ fn conv2d_large_maps_grouped_with_bias() {
                     }
                 }
             }
-            assert!(
-                (got as f64 - want).abs() < 1e-4,
-                "{hw}x{hw} s{stride}: y[{i}] = {got}, loops give {want}"
-            );
+            assert!((got as f64 - want).abs() < 1e-4, "{hw}x{hw} s{stride}: y[{i}] = {got}, loops give {want}");
         }
     }
     conv_case("conv 16x16 groups 2 bias (per-image GEMMs)", 2, 4, 6, 16, 3, 1, 2, true);
@@ -213,18 +180,11 @@ fn batchnorm_train_and_eval() {
             &v[0],
             &p[0],
             &p[1],
-            Stats::Batch {
-                running_mean: &mut m,
-                running_var: &mut s,
-                momentum: 0.1,
-            },
+            Stats::Batch { running_mean: &mut m, running_var: &mut s, momentum: 0.1 },
             1e-5,
         )
     });
-    let (rm, rv) = (
-        randn(&mut rng, &[4], 0.3),
-        Tensor::from_vec(&[4], vec![0.5, 1.0, 1.5, 2.0]),
-    );
+    let (rm, rv) = (randn(&mut rng, &[4], 0.3), Tensor::from_vec(&[4], vec![0.5, 1.0, 1.5, 2.0]));
     gradcheck("bn eval", vec![x], params, &move |t, v, p| {
         batchnorm::batch_norm(t, &v[0], &p[0], &p[1], Stats::Running { mean: &rm, var: &rv }, 1e-5)
     });
@@ -239,14 +199,8 @@ fn bn_relu_is_bn_then_relu() {
     let x = randn(&mut rng, &[3, 4, 5, 5], 2.0);
     let gy = randn(&mut rng, &[3, 4, 5, 5], 1.0);
     let (gamma, beta) = (
-        Param {
-            id: 0,
-            val: Arc::new(randn(&mut rng, &[4], 0.5)),
-        },
-        Param {
-            id: 1,
-            val: Arc::new(randn(&mut rng, &[4], 0.5)),
-        },
+        Param { id: 0, val: Arc::new(randn(&mut rng, &[4], 0.5)) },
+        Param { id: 1, val: Arc::new(randn(&mut rng, &[4], 0.5)) },
     );
     for train in [true, false] {
         let mut outs = Vec::new();
@@ -254,11 +208,7 @@ fn bn_relu_is_bn_then_relu() {
             let (mut rm, mut rv) = (Tensor::zeros(&[4]), Tensor::full(&[4], 1.0));
             let (rm0, rv0) = (rm.clone(), rv.clone());
             let stats = if train {
-                Stats::Batch {
-                    running_mean: &mut rm,
-                    running_var: &mut rv,
-                    momentum: 0.1,
-                }
+                Stats::Batch { running_mean: &mut rm, running_var: &mut rv, momentum: 0.1 }
             } else {
                 Stats::Running { mean: &rm0, var: &rv0 }
             };
@@ -282,11 +232,7 @@ fn bn_relu_is_bn_then_relu() {
             ]);
         }
         for (i, (a, b)) in outs[0].iter().zip(&outs[1]).enumerate() {
-            assert_eq!(
-                a.data(),
-                b.data(),
-                "train {train}: output {i} of BN then ReLU and of the fused op differ"
-            );
+            assert_eq!(a.data(), b.data(), "train {train}: output {i} of BN then ReLU and of the fused op differ");
         }
     }
 }
@@ -294,10 +240,7 @@ fn bn_relu_is_bn_then_relu() {
 #[test]
 fn relu_and_add() {
     let mut rng = StdRng::seed_from_u64(3);
-    let (a, b) = (
-        away_from_zero(&mut rng, &[2, 3, 4, 4], 0.05),
-        randn(&mut rng, &[2, 3, 4, 4], 1.0),
-    );
+    let (a, b) = (away_from_zero(&mut rng, &[2, 3, 4, 4], 0.05), randn(&mut rng, &[2, 3, 4, 4], 1.0));
     gradcheck("relu", vec![a.clone()], vec![], &|t, v, _| elementwise::relu(t, &v[0]));
     gradcheck("add", vec![a, b], vec![], &|t, v, _| elementwise::add(t, &v[0], &v[1]));
 }
@@ -321,12 +264,9 @@ fn pooling_and_flatten() {
 fn linear_layer() {
     let mut rng = StdRng::seed_from_u64(5);
     let x = randn(&mut rng, &[4, 7], 1.0);
-    gradcheck(
-        "linear",
-        vec![x],
-        vec![randn(&mut rng, &[3, 7], 0.5), randn(&mut rng, &[3], 0.5)],
-        &|t, v, p| linear::linear(t, &v[0], &p[0], &p[1]),
-    );
+    gradcheck("linear", vec![x], vec![randn(&mut rng, &[3, 7], 0.5), randn(&mut rng, &[3], 0.5)], &|t, v, p| {
+        linear::linear(t, &v[0], &p[0], &p[1])
+    });
 }
 
 /// Central differences of a loss's batch sum against the gradients it returns for each logit set.
@@ -354,25 +294,13 @@ fn loss_gradcheck(name: &str, sets: Vec<Tensor>, f: &dyn Fn(&[Tensor]) -> loss::
 #[test]
 fn losses() {
     let mut rng = StdRng::seed_from_u64(8);
-    let (a, b, c) = (
-        randn(&mut rng, &[5, 6], 2.0),
-        randn(&mut rng, &[5, 6], 2.0),
-        randn(&mut rng, &[5, 6], 2.0),
-    );
+    let (a, b, c) = (randn(&mut rng, &[5, 6], 2.0), randn(&mut rng, &[5, 6], 2.0), randn(&mut rng, &[5, 6], 2.0));
     let labels = [0, 5, 2, 2, 4];
-    loss_gradcheck("cross_entropy", vec![a.clone()], &|s| {
-        loss::cross_entropy(&s[0], &labels)
-    });
+    loss_gradcheck("cross_entropy", vec![a.clone()], &|s| loss::cross_entropy(&s[0], &labels));
     for tau in [1.0, 4.0] {
-        loss_gradcheck("kl_div", vec![a.clone(), b.clone()], &|s| {
-            loss::kl_div(&s[0], &s[1], tau)
-        });
+        loss_gradcheck("kl_div", vec![a.clone(), b.clone()], &|s| loss::kl_div(&s[0], &s[1], tau));
     }
-    let w = loss::Triangle {
-        teacher_adv: 5.0 / 6.0,
-        teacher_nat: 1.0 / 6.0,
-        adv_nat: 1.0,
-    };
+    let w = loss::Triangle { teacher_adv: 5.0 / 6.0, teacher_nat: 1.0 / 6.0, adv_nat: 1.0 };
     for tau in [1.0, 3.0] {
         loss_gradcheck("triangle", vec![a.clone(), b.clone(), c.clone()], &|s| {
             loss::triangle(&s[0], &s[1], &s[2], w, tau)

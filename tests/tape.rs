@@ -5,16 +5,8 @@ use mmard::ops::loss;
 use mmard::tape::{GradMode, Tape};
 
 fn setup() -> (Model, Tensor, Vec<usize>) {
-    let arch = Arch::SmallCnn {
-        in_channels: 1,
-        size: 28,
-        widths: [4, 8, 8],
-        classes: 10,
-    };
-    let x = Tensor::from_vec(
-        &[2, 1, 28, 28],
-        (0..2 * 28 * 28).map(|i| (i % 17) as f32 / 17.0).collect(),
-    );
+    let arch = Arch::SmallCnn { in_channels: 1, size: 28, widths: [4, 8, 8], classes: 10 };
+    let x = Tensor::from_vec(&[2, 1, 28, 28], (0..2 * 28 * 28).map(|i| (i % 17) as f32 / 17.0).collect());
     (Model::new(&arch, Some(0)), x, vec![3, 7])
 }
 
@@ -41,10 +33,7 @@ fn input_mode_gives_input_gradient_only() {
     let mut tape = Tape::new(GradMode::Input);
     let xv = backward_ce(&mut tape, &mut m, x, &y, false);
     assert_eq!(tape.grad(&xv).unwrap().shape(), &[2, 1, 28, 28]);
-    assert!(
-        m.params.trainable().all(|id| tape.param_grad(id).is_none()),
-        "no parameter gradient in Input mode"
-    );
+    assert!(m.params.trainable().all(|id| tape.param_grad(id).is_none()), "no parameter gradient in Input mode");
 }
 
 #[test]

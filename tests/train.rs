@@ -6,12 +6,7 @@ use mmard::ard::train::{RunDir, Schedule, TrainCfg, train};
 use mmard::io::datasets::Dataset;
 use mmard::nn::{Arch, Model};
 
-const ARCH: Arch = Arch::SmallCnn {
-    in_channels: 1,
-    size: 8,
-    widths: [4, 8, 8],
-    classes: 3,
-};
+const ARCH: Arch = Arch::SmallCnn { in_channels: 1, size: 8, widths: [4, 8, 8], classes: 3 };
 
 /// Class k images are bright in row band k: easy to learn, hard to memorise by accident.
 fn data(n: usize) -> Dataset {
@@ -24,14 +19,7 @@ fn data(n: usize) -> Dataset {
             }
         }
     }
-    Dataset {
-        images,
-        labels,
-        c: 1,
-        h: 8,
-        w: 8,
-        classes: 3,
-    }
+    Dataset { images, labels, c: 1, h: 8, w: 8, classes: 3 }
 }
 
 fn cfg(method: Method, epochs: usize) -> TrainCfg {
@@ -45,21 +33,13 @@ fn cfg(method: Method, epochs: usize) -> TrainCfg {
         warmup: 0.0,
         seed: 3,
         augment: false,
-        pgd: Pgd {
-            eps: 0.05,
-            step: 0.02,
-            steps: 2,
-        },
+        pgd: Pgd { eps: 0.05, step: 0.02, steps: 2 },
         objective: method.objective(),
     }
 }
 
 fn metrics(dir: &RunDir) -> Vec<serde_json::Value> {
-    std::fs::read_to_string(dir.metrics())
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
+    std::fs::read_to_string(dir.metrics()).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect()
 }
 
 #[test]
@@ -67,25 +47,16 @@ fn every_method_trains_and_lowers_its_loss() {
     let d = data(96);
     let mut teacher = Model::new(&ARCH, Some(1));
     let tmp = tempfile::tempdir().unwrap();
-    train(
-        &cfg(Method::Natural, 4),
-        &mut teacher,
-        None,
-        &d,
-        &RunDir(tmp.path().join("teacher")),
-        false,
-        |_, _| Ok(serde_json::Value::Null),
-    )
+    train(&cfg(Method::Natural, 4), &mut teacher, None, &d, &RunDir(tmp.path().join("teacher")), false, |_, _| {
+        Ok(serde_json::Value::Null)
+    })
     .unwrap();
     for name in METHODS {
         let m: Method = name.parse().unwrap();
         let dir = RunDir(tmp.path().join(name));
         let mut student = Model::new(&ARCH, Some(2));
         let t = m.objective().needs_teacher().then_some(&mut teacher);
-        train(&cfg(m, 4), &mut student, t, &d, &dir, false, |_, _| {
-            Ok(serde_json::json!({"note": 1}))
-        })
-        .unwrap();
+        train(&cfg(m, 4), &mut student, t, &d, &dir, false, |_, _| Ok(serde_json::json!({"note": 1}))).unwrap();
         let lines = metrics(&dir);
         assert_eq!(lines.len(), 4);
         let (first, last) = (lines[0]["loss"].as_f64().unwrap(), lines[3]["loss"].as_f64().unwrap());
@@ -114,10 +85,7 @@ fn mmard_halves_plug_into_other_methods() {
         c.objective.outer = outer.unwrap_or(c.objective.outer);
         let dir = RunDir(tmp.path().join(i.to_string()));
         let mut s = Model::new(&ARCH, Some(2));
-        train(&c, &mut s, Some(&mut teacher), &d, &dir, false, |_, _| {
-            Ok(serde_json::Value::Null)
-        })
-        .unwrap();
+        train(&c, &mut s, Some(&mut teacher), &d, &dir, false, |_, _| Ok(serde_json::Value::Null)).unwrap();
         let lines = metrics(&dir);
         assert!(
             lines[2]["loss"].as_f64().unwrap() < lines[0]["loss"].as_f64().unwrap(),
@@ -133,48 +101,17 @@ fn resume_continues_bit_for_bit() {
     let tmp = tempfile::tempdir().unwrap();
     let (a, b) = (RunDir(tmp.path().join("a")), RunDir(tmp.path().join("b")));
     let mut straight = Model::new(&ARCH, Some(5));
-    train(
-        &cfg(Method::Mmard, 3),
-        &mut straight,
-        Some(&mut teacher),
-        &d,
-        &a,
-        false,
-        |_, _| Ok(serde_json::Value::Null),
-    )
-    .unwrap();
+    train(&cfg(Method::Mmard, 3), &mut straight, Some(&mut teacher), &d, &a, false, |_, _| Ok(serde_json::Value::Null))
+        .unwrap();
     // The same run, stopped after its first epoch (as a kill would stop it), then resumed.
     let mut first = Model::new(&ARCH, Some(5));
     let stop = |r: &mmard::ard::train::EpochReport, _: &mut Model| {
-        if r.epoch == 1 {
-            Err(mmard::Error::Msg("killed".into()))
-        } else {
-            Ok(serde_json::Value::Null)
-        }
+        if r.epoch == 1 { Err(mmard::Error::Msg("killed".into())) } else { Ok(serde_json::Value::Null) }
     };
-    assert!(
-        train(
-            &cfg(Method::Mmard, 3),
-            &mut first,
-            Some(&mut teacher),
-            &d,
-            &b,
-            false,
-            stop
-        )
-        .is_err()
-    );
+    assert!(train(&cfg(Method::Mmard, 3), &mut first, Some(&mut teacher), &d, &b, false, stop).is_err());
     let mut resumed = Model::new(&ARCH, Some(99)); // weights come from the checkpoint
-    train(
-        &cfg(Method::Mmard, 3),
-        &mut resumed,
-        Some(&mut teacher),
-        &d,
-        &b,
-        true,
-        |_, _| Ok(serde_json::Value::Null),
-    )
-    .unwrap();
+    train(&cfg(Method::Mmard, 3), &mut resumed, Some(&mut teacher), &d, &b, true, |_, _| Ok(serde_json::Value::Null))
+        .unwrap();
     for (x, y) in straight.params.state_dict().iter().zip(resumed.params.state_dict()) {
         assert_eq!(x.0, y.0);
         match (&x.2, &y.2) {
@@ -190,21 +127,12 @@ fn resume_continues_bit_for_bit() {
     // A checkpoint from other settings is refused, naming the file.
     let mut other = cfg(Method::Rslad, 3);
     other.lr = 0.01;
-    let e = train(
-        &other,
-        &mut Model::new(&ARCH, Some(5)),
-        Some(&mut teacher),
-        &d,
-        &b,
-        true,
-        |_, _| Ok(serde_json::Value::Null),
-    )
+    let e = train(&other, &mut Model::new(&ARCH, Some(5)), Some(&mut teacher), &d, &b, true, |_, _| {
+        Ok(serde_json::Value::Null)
+    })
     .unwrap_err()
     .to_string();
-    assert!(
-        e.contains("checkpoint.safetensors") && e.contains("other settings"),
-        "{e}"
-    );
+    assert!(e.contains("checkpoint.safetensors") && e.contains("other settings"), "{e}");
 }
 
 #[test]
@@ -213,25 +141,13 @@ fn nan_loss_stops_and_keeps_the_last_checkpoint() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = RunDir(tmp.path().to_path_buf());
     let mut m = Model::new(&ARCH, Some(5));
-    train(&cfg(Method::Natural, 1), &mut m, None, &d, &dir, false, |_, _| {
-        Ok(serde_json::Value::Null)
-    })
-    .unwrap();
+    train(&cfg(Method::Natural, 1), &mut m, None, &d, &dir, false, |_, _| Ok(serde_json::Value::Null)).unwrap();
     let before = std::fs::read(dir.checkpoint()).unwrap();
     let mut bad = d.clone();
     bad.images[5] = f32::NAN;
-    let e = train(&cfg(Method::Natural, 2), &mut m, None, &bad, &dir, true, |_, _| {
-        Ok(serde_json::Value::Null)
-    })
-    .unwrap_err()
-    .to_string();
-    assert!(
-        e.contains("NaN") && e.contains("epoch 2") && e.contains("checkpoint of epoch 1"),
-        "{e}"
-    );
-    assert_eq!(
-        before,
-        std::fs::read(dir.checkpoint()).unwrap(),
-        "the last good checkpoint is untouched"
-    );
+    let e = train(&cfg(Method::Natural, 2), &mut m, None, &bad, &dir, true, |_, _| Ok(serde_json::Value::Null))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("NaN") && e.contains("epoch 2") && e.contains("checkpoint of epoch 1"), "{e}");
+    assert_eq!(before, std::fs::read(dir.checkpoint()).unwrap(), "the last good checkpoint is untouched");
 }

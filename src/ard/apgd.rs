@@ -34,13 +34,7 @@ pub fn apgd_ce(
     restarts: usize,
     rng: &mut StdRng,
 ) -> Tensor {
-    Apgd {
-        model,
-        tape: Tape::new(GradMode::Input),
-        eps,
-        iters,
-    }
-    .attack(x, y, restarts, rng, |_, _, _| Objective::Ce)
+    Apgd { model, tape: Tape::new(GradMode::Input), eps, iters }.attack(x, y, restarts, rng, |_, _, _| Objective::Ce)
 }
 
 /// APGD on the targeted DLR loss: for r = 1..=`targets` (at most classes − 1), a run of `iters`
@@ -56,19 +50,10 @@ pub fn apgd_t(
     rng: &mut StdRng,
 ) -> Tensor {
     let runs = targets.min(model.arch.classes().saturating_sub(1));
-    Apgd {
-        model,
-        tape: Tape::new(GradMode::Input),
-        eps,
-        iters,
-    }
-    .attack(x, y, runs, rng, |r, samples, clean| {
+    Apgd { model, tape: Tape::new(GradMode::Input), eps, iters }.attack(x, y, runs, rng, |r, samples, clean| {
         let c = clean.dims2().1;
         Objective::DlrTargeted(
-            samples
-                .iter()
-                .map(|&i| ranked_wrong_class(&clean.data()[i * c..][..c], y[i], r))
-                .collect(),
+            samples.iter().map(|&i| ranked_wrong_class(&clean.data()[i * c..][..c], y[i], r)).collect(),
         )
     })
 }
@@ -120,11 +105,7 @@ pub fn dlr_targeted(logits: &Tensor, y: &[usize], targets: &[usize]) -> LossOut 
 /// counted as the reference does, in whole iterations: a first interval of ⌊0.22·n⌋, each next one
 /// ⌊0.03·n⌋ shorter but at least ⌊0.06·n⌋ (all at least 1). In f64, ⌈0.57·100⌉ would give 58, not 57.
 pub fn checkpoints(n_iter: usize) -> Vec<usize> {
-    let (mut len, decrease, min) = (
-        (22 * n_iter / 100).max(1),
-        (3 * n_iter / 100).max(1),
-        (6 * n_iter / 100).max(1),
-    );
+    let (mut len, decrease, min) = ((22 * n_iter / 100).max(1), (3 * n_iter / 100).max(1), (6 * n_iter / 100).max(1));
     let mut w = vec![0];
     while let Some(next) = w.last().map(|&last| last + len).filter(|&next| next <= n_iter) {
         w.push(next);
@@ -204,12 +185,7 @@ impl Apgd<'_> {
         let (n, per, eps) = (y.len(), sample_len(x0), self.eps);
         let mut x = random_start(x0, eps, rng);
         let (z, mut grad, mut loss) = loss_grad(self.model, &mut self.tape, &x, y, objective);
-        let mut run = Run {
-            best: x.clone(),
-            best_loss: loss.clone(),
-            adv: x.clone(),
-            broken: vec![false; n],
-        };
+        let mut run = Run { best: x.clone(), best_loss: loss.clone(), adv: x.clone(), broken: vec![false; n] };
         run.note_misclassified(&x, &z, y);
         let mut grad_best = grad.clone();
         let mut x_prev = x.clone();
@@ -224,11 +200,8 @@ impl Apgd<'_> {
             let alpha = if i == 0 { 1.0 } else { MOMENTUM };
             for s in 0..n {
                 let r = s * per..(s + 1) * per;
-                let (xs, ps, cs) = (
-                    &mut x.data_mut()[r.clone()],
-                    &mut x_prev.data_mut()[r.clone()],
-                    &x0.data()[r.clone()],
-                );
+                let (xs, ps, cs) =
+                    (&mut x.data_mut()[r.clone()], &mut x_prev.data_mut()[r.clone()], &x0.data()[r.clone()]);
                 // z = P(x_k + η·sign ∇), then x_{k+1} = P(x_k + α(z − x_k) + (1 − α)(x_k − x_{k−1})).
                 z_step.copy_from_slice(xs);
                 pgd_step(&mut z_step, &grad.data()[r], cs, step[s], eps);

@@ -59,12 +59,9 @@ impl Attack {
         assert!(eps >= 0.0, "attack: eps must be non-negative, got {eps}");
         match *self {
             Attack::Clean => x.clone(),
-            Attack::Fgsm => Pgd {
-                steps: 1,
-                step: Some(eps),
-                random_start: false,
+            Attack::Fgsm => {
+                Pgd { steps: 1, step: Some(eps), random_start: false }.run(model, x, y, eps, &Objective::Ce, rng)
             }
-            .run(model, x, y, eps, &Objective::Ce, rng),
             Attack::Pgd(p) => p.run(model, x, y, eps, &Objective::Ce, rng),
             Attack::Cw(p) => p.run(model, x, y, eps, &Objective::Margin, rng),
             Attack::ApgdCe { iters, restarts } => apgd::apgd_ce(model, x, y, eps, iters, restarts, rng),
@@ -79,19 +76,12 @@ impl FromStr for Attack {
     /// The evaluation protocol's attacks: `pgd20` and `cw` (30 steps, as in the ARD papers) step
     /// ε/4 from a random start; APGD runs 100 iterations, 1 restart for CE, 9 target classes for T.
     fn from_str(s: &str) -> Result<Attack> {
-        let pgd = |steps| Pgd {
-            steps,
-            step: None,
-            random_start: true,
-        };
+        let pgd = |steps| Pgd { steps, step: None, random_start: true };
         Ok(match s {
             "clean" => Attack::Clean,
             "fgsm" => Attack::Fgsm,
             "cw" => Attack::Cw(pgd(30)),
-            "apgd-ce" => Attack::ApgdCe {
-                iters: 100,
-                restarts: 1,
-            },
+            "apgd-ce" => Attack::ApgdCe { iters: 100, restarts: 1 },
             "apgd-t" => Attack::ApgdT { iters: 100, targets: 9 },
             _ => match s.strip_prefix("pgd").and_then(|n| n.parse().ok()) {
                 Some(steps) => Attack::Pgd(pgd(steps)),
@@ -145,11 +135,7 @@ impl Pgd {
         let step = self.step.unwrap_or(eps / 4.0);
         let per = sample_len(x);
         let mut done = misclassified(&logits(model, x, y.len().max(1)), y);
-        let mut x_adv = if self.random_start {
-            random_start(x, eps, rng)
-        } else {
-            x.clone()
-        };
+        let mut x_adv = if self.random_start { random_start(x, eps, rng) } else { x.clone() };
         for s in (0..y.len()).filter(|&s| done[s]) {
             copy_sample(&mut x_adv, s, x, s);
         }
@@ -159,13 +145,7 @@ impl Pgd {
             done.iter_mut().zip(misclassified(&z, y)).for_each(|(d, m)| *d |= m);
             for s in (0..y.len()).filter(|&s| !done[s]) {
                 let r = s * per..(s + 1) * per;
-                pgd_step(
-                    &mut x_adv.data_mut()[r.clone()],
-                    &grad.data()[r.clone()],
-                    &x.data()[r],
-                    step,
-                    eps,
-                );
+                pgd_step(&mut x_adv.data_mut()[r.clone()], &grad.data()[r.clone()], &x.data()[r], step, eps);
             }
         }
         x_adv
@@ -204,10 +184,7 @@ pub fn cw_margin(logits: &Tensor, y: &[usize]) -> LossOut {
     let per_sample = (0..n)
         .map(|i| {
             let z = &logits.data()[i * c..][..c];
-            let other = (0..c)
-                .filter(|&j| j != y[i])
-                .max_by(|&a, &b| z[a].total_cmp(&z[b]))
-                .expect("c >= 2");
+            let other = (0..c).filter(|&j| j != y[i]).max_by(|&a, &b| z[a].total_cmp(&z[b])).expect("c >= 2");
             let gr = &mut g.data_mut()[i * c..][..c];
             gr[other] = 1.0;
             gr[y[i]] = -1.0;
@@ -229,22 +206,14 @@ pub fn robust_accuracy(
     rng: &mut StdRng,
 ) -> f64 {
     let n = y.len();
-    assert_eq!(
-        x.shape().first(),
-        Some(&n),
-        "robust_accuracy: {n} labels for a set of shape {:?}",
-        x.shape()
-    );
+    assert_eq!(x.shape().first(), Some(&n), "robust_accuracy: {n} labels for a set of shape {:?}", x.shape());
     let batch = batch.max(1);
     let mut correct = 0;
     for start in (0..n).step_by(batch) {
         let idx: Vec<usize> = (start..n.min(start + batch)).collect();
         let yb = &y[start..start + idx.len()];
         let x_adv = attack.run(model, &gather(x, &idx), yb, eps, rng);
-        correct += misclassified(&logits(model, &x_adv, batch), yb)
-            .iter()
-            .filter(|&&m| !m)
-            .count();
+        correct += misclassified(&logits(model, &x_adv, batch), yb).iter().filter(|&&m| !m).count();
     }
     100.0 * correct as f64 / n.max(1) as f64
 }
@@ -296,10 +265,7 @@ pub(crate) fn gather(x: &Tensor, idx: &[usize]) -> Tensor {
     let per = sample_len(x);
     let mut shape = x.shape().to_vec();
     shape[0] = idx.len();
-    Tensor::from_vec(
-        &shape,
-        idx.iter().flat_map(|&i| &x.data()[i * per..][..per]).copied().collect(),
-    )
+    Tensor::from_vec(&shape, idx.iter().flat_map(|&i| &x.data()[i * per..][..per]).copied().collect())
 }
 
 /// Overwrites sample `i` of `dst` with sample `k` of `src`.

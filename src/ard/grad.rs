@@ -19,10 +19,7 @@ pub fn input_grad<T>(
     let z = logits.val.to_device(&here);
     let (g, keep) = loss(&z);
     tape.backward(vec![(&logits, g.into_device(&there))]);
-    let grad = tape
-        .grad(&xv)
-        .expect("the input of an Input-mode tape has a gradient")
-        .to_device(&here);
+    let grad = tape.grad(&xv).expect("the input of an Input-mode tape has a gradient").to_device(&here);
     (z, grad, keep)
 }
 
@@ -47,11 +44,7 @@ pub fn logits(model: &mut Model, x: &Tensor, batch: usize) -> Tensor {
 /// Forward pass of `x` on an Input-mode tape (cleared first): returns the input and logits values,
 /// for losses that need several models' logits before any backward (AdaAD, MMARD inner loops).
 pub fn forward_input(model: &mut Model, tape: &mut Tape, x: &Tensor) -> (Var, Var) {
-    assert_eq!(
-        tape.mode(),
-        GradMode::Input,
-        "forward_input needs a tape in GradMode::Input"
-    );
+    assert_eq!(tape.mode(), GradMode::Input, "forward_input needs a tape in GradMode::Input");
     tape.clear();
     let xv = tape.input(x.clone());
     let logits = model.forward(tape, &xv, false);

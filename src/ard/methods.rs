@@ -129,9 +129,7 @@ impl FromStr for Inner {
             "adaad" => Inner::Adaad,
             "mmard" => Inner::Mmard,
             _ => {
-                return Err(err!(
-                    "unknown inner objective `{s}` (expected none, ce, trades, rslad, adaad or mmard)"
-                ));
+                return Err(err!("unknown inner objective `{s}` (expected none, ce, trades, rslad, adaad or mmard)"));
             }
         })
     }
@@ -170,11 +168,7 @@ impl Method {
             alpha: 1.0,
             iad_beta: 0.1,
             lambda: 1.0,
-            tri: Triangle {
-                teacher_adv: 5.0 / 6.0,
-                teacher_nat: 1.0 / 6.0,
-                adv_nat: 1.0,
-            },
+            tri: Triangle { teacher_adv: 5.0 / 6.0, teacher_nat: 1.0 / 6.0, adv_nat: 1.0 },
             teacher_adv: false,
         };
         let small = Start::Small(0.001);
@@ -185,25 +179,13 @@ impl Method {
             // ARD's code defaults: τ = 30, α = 1 (the CE term off).
             Method::Ard => (Inner::Ce, Outer::Ard, Start::Uniform, Coeffs { tau: 30.0, ..c }),
             Method::Iad => (Inner::Ce, Outer::Iad, Start::Uniform, c),
-            Method::Rslad => (
-                Inner::Rslad,
-                Outer::Triangle,
-                small,
-                Coeffs {
-                    tri: Triangle { adv_nat: 0.0, ..c.tri },
-                    ..c
-                },
-            ),
+            Method::Rslad => {
+                (Inner::Rslad, Outer::Triangle, small, Coeffs { tri: Triangle { adv_nat: 0.0, ..c.tri }, ..c })
+            }
             Method::Adaad => (Inner::Adaad, Outer::Adaad, small, c),
             Method::Mmard => (Inner::Mmard, Outer::Triangle, small, c),
         };
-        Objective {
-            method: self,
-            inner,
-            outer,
-            start,
-            c,
-        }
+        Objective { method: self, inner, outer, start, c }
     }
 
     /// Weight decay of the method's paper (AdaAD trains with 5e-4, the others with 2e-4).
@@ -234,11 +216,7 @@ impl Objective {
     pub fn outer_loss(&self, l: &Logits, y: &[usize]) -> Result<OuterLoss> {
         let c = &self.c;
         let n = y.len();
-        let mut acc = OuterLoss {
-            per_sample: Tensor::zeros_on(&[n], &l.device()),
-            g_nat: None,
-            g_adv: None,
-        };
+        let mut acc = OuterLoss { per_sample: Tensor::zeros_on(&[n], &l.device()), g_nat: None, g_adv: None };
         let outer = self.outer;
         fn want<'t>(t: Option<&'t Tensor>, what: &str, outer: Outer) -> Result<&'t Tensor> {
             t.ok_or_else(|| err!("outer loss {outer:?} needs the {what} logits"))
@@ -246,11 +224,7 @@ impl Objective {
         let want = |t, what| want(t, what, outer);
         match self.outer {
             Outer::Natural => acc.add(1.0, cross_entropy(want(l.s_nat, "natural student")?, y), [Slot::Nat]),
-            Outer::PgdAt => acc.add(
-                1.0,
-                cross_entropy(want(l.s_adv, "adversarial student")?, y),
-                [Slot::Adv],
-            ),
+            Outer::PgdAt => acc.add(1.0, cross_entropy(want(l.s_adv, "adversarial student")?, y), [Slot::Adv]),
             Outer::Trades => {
                 let (sn, sa) = (want(l.s_nat, "natural student")?, want(l.s_adv, "adversarial student")?);
                 acc.add(1.0, cross_entropy(sn, y), [Slot::Nat]);
@@ -260,19 +234,14 @@ impl Objective {
                 let (tn, sa) = (want(l.t_nat, "natural teacher")?, want(l.s_adv, "adversarial student")?);
                 acc.add(c.alpha * c.tau * c.tau, kl_div(tn, sa, c.tau), [Slot::None, Slot::Adv]);
                 if c.alpha != 1.0 {
-                    acc.add(
-                        1.0 - c.alpha,
-                        cross_entropy(want(l.s_nat, "natural student")?, y),
-                        [Slot::Nat],
-                    );
+                    acc.add(1.0 - c.alpha, cross_entropy(want(l.s_nat, "natural student")?, y), [Slot::Nat]);
                 }
                 if self.outer == Outer::Iad {
                     // Trust the teacher less where it is unsure of the true class at x'.
                     let ta = want(l.t_adv, "adversarial teacher")?;
                     let (k, ta_host) = (ta.dims2().1, ta.host());
-                    let w: Vec<f32> = (0..n)
-                        .map(|i| 1.0 - softmax_at(&ta_host[i * k..][..k], y[i]).powf(c.iad_beta))
-                        .collect();
+                    let w: Vec<f32> =
+                        (0..n).map(|i| 1.0 - softmax_at(&ta_host[i * k..][..k], y[i]).powf(c.iad_beta)).collect();
                     acc.add(
                         c.alpha,
                         kl_div(want(l.s_nat, "natural student")?, sa, 1.0).weighted(&w),
@@ -281,19 +250,12 @@ impl Objective {
                 }
             }
             Outer::Adaad => {
-                let (ta, sa) = (
-                    want(l.t_adv, "adversarial teacher")?,
-                    want(l.s_adv, "adversarial student")?,
-                );
+                let (ta, sa) = (want(l.t_adv, "adversarial teacher")?, want(l.s_adv, "adversarial student")?);
                 acc.add(c.alpha, kl_div(ta, sa, c.tau), [Slot::None, Slot::Adv]);
                 if c.alpha != 1.0 {
                     acc.add(
                         1.0 - c.alpha,
-                        kl_div(
-                            want(l.t_nat, "natural teacher")?,
-                            want(l.s_nat, "natural student")?,
-                            c.tau,
-                        ),
+                        kl_div(want(l.t_nat, "natural teacher")?, want(l.s_nat, "natural student")?, c.tau),
                         [Slot::None, Slot::Nat],
                     );
                 }
@@ -305,11 +267,7 @@ impl Objective {
                     want(l.t_nat, "natural teacher")?
                 };
                 let (sa, sn) = (want(l.s_adv, "adversarial student")?, want(l.s_nat, "natural student")?);
-                acc.add(
-                    1.0,
-                    triangle(t, sa, sn, c.tri, c.tau),
-                    [Slot::None, Slot::Adv, Slot::Nat],
-                );
+                acc.add(1.0, triangle(t, sa, sn, c.tri, c.tau), [Slot::None, Slot::Adv, Slot::Nat]);
             }
         }
         acc.mean(n);
@@ -362,26 +320,15 @@ impl Objective {
         if !(0.0..=1.0).contains(&c.alpha) {
             return Err(err!("--alpha must be in [0, 1], got {}", c.alpha));
         }
-        let w = [
-            c.beta,
-            c.lambda,
-            c.iad_beta,
-            c.tri.teacher_adv,
-            c.tri.teacher_nat,
-            c.tri.adv_nat,
-        ];
+        let w = [c.beta, c.lambda, c.iad_beta, c.tri.teacher_adv, c.tri.teacher_nat, c.tri.adv_nat];
         if w.iter().any(|v| !v.is_finite() || *v < 0.0) {
-            return Err(err!(
-                "--beta, --lambda, --iad-beta and the triangle weights must be finite and ≥ 0"
-            ));
+            return Err(err!("--beta, --lambda, --iad-beta and the triangle weights must be finite and ≥ 0"));
         }
         if self.inner == Inner::None && self.outer != Outer::Natural {
             return Err(err!("--inner none only goes with the natural outer objective"));
         }
         if self.outer == Outer::Natural && self.inner != Inner::None {
-            return Err(err!(
-                "the natural outer objective reads no adversarial example; use --inner none"
-            ));
+            return Err(err!("the natural outer objective reads no adversarial example; use --inner none"));
         }
         Ok(())
     }
@@ -489,17 +436,8 @@ mod tests {
     fn rslad_outer_by_hand() {
         let (tn, sa, sn) = (t(&[[2.0, 0.0, -1.0]]), t(&[[0.0, 1.0, 0.0]]), t(&[[1.0, 0.5, -0.5]]));
         let o = Method::Rslad.objective();
-        let l = o
-            .outer_loss(
-                &Logits {
-                    s_nat: Some(&sn),
-                    s_adv: Some(&sa),
-                    t_nat: Some(&tn),
-                    t_adv: None,
-                },
-                &[0],
-            )
-            .unwrap();
+        let l =
+            o.outer_loss(&Logits { s_nat: Some(&sn), s_adv: Some(&sa), t_nat: Some(&tn), t_adv: None }, &[0]).unwrap();
         let want = 5.0 / 6.0 * kl_div(&tn, &sa, 1.0).per_sample.data()[0]
             + 1.0 / 6.0 * kl_div(&tn, &sn, 1.0).per_sample.data()[0];
         assert!((l.value() - want as f64).abs() < 1e-6);
@@ -518,12 +456,7 @@ mod tests {
             t(&[[3.0, 0.0, 0.0], [0.0, 3.0, 0.0]]),
         );
         let y = [0, 1];
-        let l = Logits {
-            s_nat: Some(&sn),
-            s_adv: Some(&sa),
-            t_nat: Some(&tn),
-            t_adv: None,
-        };
+        let l = Logits { s_nat: Some(&sn), s_adv: Some(&sa), t_nat: Some(&tn), t_adv: None };
         let tr = Method::Trades.objective().outer_loss(&l, &y).unwrap();
         let ce = cross_entropy(&sn, &y).mean();
         let kl = kl_div(&sn, &sa, 1.0).mean();
@@ -535,31 +468,17 @@ mod tests {
 
     #[test]
     fn iad_and_adaad_outer_by_hand() {
-        let (sn, sa) = (
-            t(&[[1.0, 0.0, 0.0], [0.0, 2.0, 0.5]]),
-            t(&[[0.0, 0.5, 1.0], [0.0, 1.0, 1.0]]),
-        );
-        let (tn, ta) = (
-            t(&[[3.0, 0.0, 0.0], [0.0, 3.0, 0.0]]),
-            t(&[[1.0, 1.0, 0.0], [0.0, 0.5, 1.0]]),
-        );
+        let (sn, sa) = (t(&[[1.0, 0.0, 0.0], [0.0, 2.0, 0.5]]), t(&[[0.0, 0.5, 1.0], [0.0, 1.0, 1.0]]));
+        let (tn, ta) = (t(&[[3.0, 0.0, 0.0], [0.0, 3.0, 0.0]]), t(&[[1.0, 1.0, 0.0], [0.0, 0.5, 1.0]]));
         let y = [0, 1];
-        let l = Logits {
-            s_nat: Some(&sn),
-            s_adv: Some(&sa),
-            t_nat: Some(&tn),
-            t_adv: Some(&ta),
-        };
+        let l = Logits { s_nat: Some(&sn), s_adv: Some(&sa), t_nat: Some(&tn), t_adv: Some(&ta) };
         // IAD: the ARD term (τ = 1, α = 1) plus each sample's self-introspection KL weighted by
         // 1 − P_T(x')[y]^0.1.
         let iad = Method::Iad.objective().outer_loss(&l, &y).unwrap();
         let ard = kl_div(&tn, &sa, 1.0).per_sample.into_vec();
         let intro = kl_div(&sn, &sa, 1.0).per_sample.into_vec();
         let p_true = [softmax_at(&[1.0, 1.0, 0.0], 0), softmax_at(&[0.0, 0.5, 1.0], 1)];
-        let want: f32 = (0..2)
-            .map(|i| ard[i] + (1.0 - p_true[i].powf(0.1)) * intro[i])
-            .sum::<f32>()
-            / 2.0;
+        let want: f32 = (0..2).map(|i| ard[i] + (1.0 - p_true[i].powf(0.1)) * intro[i]).sum::<f32>() / 2.0;
         assert!((iad.value() - want as f64).abs() < 1e-6);
         assert!(iad.g_nat.is_some() && iad.g_adv.is_some());
         // AdaAD with α = 0.7: 0.7·KL(p_T(x') ‖ p_S(x')) + 0.3·KL(p_T(x) ‖ p_S(x)).

@@ -59,29 +59,13 @@ impl TrainCfg {
                 self.lr * (1.0 + (std::f64::consts::PI * t / self.epochs.max(1) as f64).cos() as f32) / 2.0
             }
         };
-        if (t as f32) < self.warmup {
-            base * t as f32 / self.warmup
-        } else {
-            base
-        }
+        if (t as f32) < self.warmup { base * t as f32 / self.warmup } else { base }
     }
 
     /// What must match for a checkpoint to be resumed with this configuration (all but the
     /// number of epochs, which a resumed run may extend).
     fn fingerprint(&self) -> String {
-        let TrainCfg {
-            batch,
-            lr,
-            momentum,
-            weight_decay,
-            schedule,
-            warmup,
-            seed,
-            augment,
-            pgd,
-            objective,
-            ..
-        } = self;
+        let TrainCfg { batch, lr, momentum, weight_decay, schedule, warmup, seed, augment, pgd, objective, .. } = self;
         format!("{batch} {lr} {momentum} {weight_decay} {schedule:?} {warmup} {seed} {augment} {pgd:?} {objective:?}")
     }
 }
@@ -117,11 +101,7 @@ fn save_checkpoint(path: &Path, model: &Model, opt: &Sgd, epoch: usize, cfg: &Tr
     let mut tensors = model.params.state_dict();
     for id in model.params.trainable() {
         let shape = model.params.get(id).shape().to_vec();
-        tensors.push((
-            format!("{MOMENTUM}{}", model.params.name(id)),
-            shape,
-            Values::F32(opt.momentum(id)),
-        ));
+        tensors.push((format!("{MOMENTUM}{}", model.params.name(id)), shape, Values::F32(opt.momentum(id))));
     }
     let meta = [
         ("epochs_done".to_string(), epoch.to_string()),
@@ -137,17 +117,10 @@ fn load_checkpoint(path: &Path, model: &mut Model, opt: &mut Sgd, cfg: &TrainCfg
     let f = TensorFile::load(path)?;
     let at = |msg: String| Error::Msg(format!("{}: {msg}", path.display()));
     let meta = |k: &str| {
-        f.metadata
-            .get(k)
-            .cloned()
-            .ok_or_else(|| at(format!("metadata `{k}` is missing (not a training checkpoint?)")))
+        f.metadata.get(k).cloned().ok_or_else(|| at(format!("metadata `{k}` is missing (not a training checkpoint?)")))
     };
     if meta("arch")? != model.arch.to_string() {
-        return Err(at(format!(
-            "checkpoint of {}, but this run trains {}",
-            meta("arch")?,
-            model.arch
-        )));
+        return Err(at(format!("checkpoint of {}, but this run trains {}", meta("arch")?, model.arch)));
     }
     if meta("train_config")? != cfg.fingerprint() {
         return Err(at(format!(
@@ -159,15 +132,12 @@ fn load_checkpoint(path: &Path, model: &mut Model, opt: &mut Sgd, cfg: &TrainCfg
     let extra = model.params.load(&f.tensors).map_err(|e| at(e.to_string()))?;
     for id in model.params.trainable().collect::<Vec<_>>() {
         let name = format!("{MOMENTUM}{}", model.params.name(id));
-        opt.set_momentum(id, f.tensor(&name)?.data())
-            .map_err(|e| at(format!("`{name}`: {e}")))?;
+        opt.set_momentum(id, f.tensor(&name)?.data()).map_err(|e| at(format!("`{name}`: {e}")))?;
     }
     if let Some(bad) = extra.iter().find(|n| !n.starts_with(MOMENTUM)) {
         return Err(at(format!("unexpected tensor `{bad}`")));
     }
-    meta("epochs_done")?
-        .parse()
-        .map_err(|_| at("metadata `epochs_done` is not a number".into()))
+    meta("epochs_done")?.parse().map_err(|_| at("metadata `epochs_done` is not a number".into()))
 }
 
 /// Trains `student` for `cfg.epochs` on `data`, writing into `dir`. With `resume`, an existing
@@ -184,19 +154,10 @@ pub fn train(
 ) -> Result<()> {
     cfg.objective.validate()?;
     if cfg.batch == 0 || data.is_empty() {
-        return Err(err!(
-            "nothing to train on: batch size {} and {} training images",
-            cfg.batch,
-            data.len()
-        ));
+        return Err(err!("nothing to train on: batch size {} and {} training images", cfg.batch, data.len()));
     }
     std::fs::create_dir_all(&dir.0).map_err(|e| Error::io(&dir.0, e))?;
-    let sgd = SgdCfg {
-        lr: cfg.lr,
-        momentum: cfg.momentum,
-        weight_decay: cfg.weight_decay,
-        nesterov: false,
-    };
+    let sgd = SgdCfg { lr: cfg.lr, momentum: cfg.momentum, weight_decay: cfg.weight_decay, nesterov: false };
     let mut opt = Sgd::new(sgd, &student.params);
     let ckpt = dir.checkpoint();
     let start = if resume && ckpt.exists() {
@@ -221,16 +182,7 @@ pub fn train(
             }
             opt.cfg.lr = cfg.lr_at(epoch as f64 + i as f64 / iters as f64);
             let s = stepper
-                .step(
-                    &cfg.objective,
-                    cfg.pgd,
-                    student,
-                    teacher.as_deref_mut(),
-                    &mut opt,
-                    &x,
-                    &y,
-                    &mut rng,
-                )
+                .step(&cfg.objective, cfg.pgd, student, teacher.as_deref_mut(), &mut opt, &x, &y, &mut rng)
                 .map_err(|e| {
                     err!(
                         "epoch {} batch {}: {e}; stopped{}",
@@ -289,10 +241,6 @@ fn progress_bar(iters: usize, epoch: usize, epochs: usize) -> indicatif::Progres
 }
 
 fn append_line(path: &Path, line: &str) -> Result<()> {
-    let mut f = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-        .map_err(|e| Error::io(path, e))?;
+    let mut f = std::fs::OpenOptions::new().create(true).append(true).open(path).map_err(|e| Error::io(path, e))?;
     writeln!(f, "{line}").map_err(|e| Error::io(path, e))
 }

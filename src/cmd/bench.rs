@@ -58,9 +58,7 @@ pub struct StepArgs {
 
 fn arch(name: &str, config: &str, (c, h): (usize, usize), classes: usize) -> Result<Arch> {
     let mut cfg: serde_json::Value = serde_json::from_str(config).map_err(|e| err!("config `{config}`: {e}"))?;
-    let obj = cfg
-        .as_object_mut()
-        .ok_or_else(|| err!("config `{config}`: expected a JSON object"))?;
+    let obj = cfg.as_object_mut().ok_or_else(|| err!("config `{config}`: expected a JSON object"))?;
     obj.entry("in_channels").or_insert(c.into());
     obj.entry("classes").or_insert(classes.into());
     obj.entry("size").or_insert(h.into());
@@ -87,10 +85,7 @@ pub fn bench(cmd: &BenchCmd) -> Result<()> {
     let dims: Vec<usize> = a
         .input
         .split('x')
-        .map(|d| {
-            d.parse()
-                .map_err(|_| err!("--input `{}`: expected CxHxW, e.g. 3x32x32", a.input))
-        })
+        .map(|d| d.parse().map_err(|_| err!("--input `{}`: expected CxHxW, e.g. 3x32x32", a.input)))
         .collect::<Result<_>>()?;
     let &[c, h, w] = dims.as_slice() else {
         return Err(err!("--input `{}`: expected CxHxW", a.input));
@@ -99,15 +94,9 @@ pub fn bench(cmd: &BenchCmd) -> Result<()> {
         return Err(err!("--batch and --repeats must be at least 1"));
     }
     let obj = a.method.objective();
-    let mut student = super::placed(Model::new(
-        &arch(&a.student, &a.student_config, (c, h), a.classes)?,
-        Some(1),
-    ));
+    let mut student = super::placed(Model::new(&arch(&a.student, &a.student_config, (c, h), a.classes)?, Some(1)));
     let mut teacher = match (&a.teacher, obj.needs_teacher()) {
-        (Some(t), _) => Some(super::placed(Model::new(
-            &arch(t, &a.teacher_config, (c, h), a.classes)?,
-            Some(2),
-        ))),
+        (Some(t), _) => Some(super::placed(Model::new(&arch(t, &a.teacher_config, (c, h), a.classes)?, Some(2)))),
         (None, true) => return Err(err!("--method {} needs --teacher", a.method.name())),
         (None, false) => None,
     };
@@ -117,24 +106,13 @@ pub fn bench(cmd: &BenchCmd) -> Result<()> {
     }
     let mut rng = StdRng::seed_from_u64(0);
     let dev = super::device();
-    let x = Tensor::from_vec(
-        &[a.batch, c, h, w],
-        (0..a.batch * c * h * w).map(|_| rng.random_range(0.0..1.0)).collect(),
-    )
-    .into_device(&dev);
+    let x =
+        Tensor::from_vec(&[a.batch, c, h, w], (0..a.batch * c * h * w).map(|_| rng.random_range(0.0..1.0)).collect())
+            .into_device(&dev);
     let y: Vec<usize> = (0..a.batch).map(|_| rng.random_range(0..a.classes)).collect();
-    let pgd = Pgd {
-        eps: 8.0 / 255.0,
-        step: 2.0 / 255.0,
-        steps: a.pgd_steps,
-    };
+    let pgd = Pgd { eps: 8.0 / 255.0, step: 2.0 / 255.0, steps: a.pgd_steps };
     let mut opt = Sgd::new(
-        SgdCfg {
-            lr: 0.01,
-            momentum: 0.9,
-            weight_decay: obj.method.weight_decay(),
-            nesterov: false,
-        },
+        SgdCfg { lr: 0.01, momentum: 0.9, weight_decay: obj.method.weight_decay(), nesterov: false },
         &student.params,
     );
     let mut stepper = Stepper::default();
@@ -146,30 +124,11 @@ pub fn bench(cmd: &BenchCmd) -> Result<()> {
         let t_nat = teacher.as_mut().map(|t| logits(t, &x, a.batch));
         dev.sync();
         let t1 = Instant::now();
-        let xa = (obj.inner != mmard::ard::methods::Inner::None).then(|| {
-            stepper.inner(
-                &obj,
-                pgd,
-                &mut student,
-                teacher.as_mut(),
-                &x,
-                &y,
-                t_nat.as_ref(),
-                &mut rng,
-            )
-        });
+        let xa = (obj.inner != mmard::ard::methods::Inner::None)
+            .then(|| stepper.inner(&obj, pgd, &mut student, teacher.as_mut(), &x, &y, t_nat.as_ref(), &mut rng));
         dev.sync();
         let t2 = Instant::now();
-        stepper.outer(
-            &obj,
-            &mut student,
-            teacher.as_mut(),
-            &mut opt,
-            &x,
-            xa.as_ref(),
-            &y,
-            t_nat.as_ref(),
-        )?;
+        stepper.outer(&obj, &mut student, teacher.as_mut(), &mut opt, &x, xa.as_ref(), &y, t_nat.as_ref())?;
         dev.sync();
         peak_dev = peak_dev.max(dev.memory_used_mib());
         if rep > 0 {

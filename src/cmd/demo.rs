@@ -55,11 +55,7 @@ fn cfg(method: Method, epochs: usize, seed: u64, lr: f32) -> TrainCfg {
         warmup: 0.0,
         seed,
         augment: false,
-        pgd: Pgd {
-            eps: 0.1,
-            step: 0.025,
-            steps: 10,
-        },
+        pgd: Pgd { eps: 0.1, step: 0.025, steps: 10 },
         objective: method.objective(),
     }
 }
@@ -68,26 +64,15 @@ fn cfg(method: Method, epochs: usize, seed: u64, lr: f32) -> TrainCfg {
 fn evaluate(m: &mut Model, x: &mmard::Tensor, y: &[usize], seed: u64) -> Result<[f64; 3]> {
     let mut out = [0.0; 3];
     for (o, name) in out.iter_mut().zip(["clean", "pgd20", "apgd-ce"]) {
-        *o = robust_accuracy(
-            m,
-            x,
-            y,
-            &name.parse::<Attack>()?,
-            0.1,
-            250,
-            &mut StdRng::seed_from_u64(seed),
-        );
+        *o = robust_accuracy(m, x, y, &name.parse::<Attack>()?, 0.1, 250, &mut StdRng::seed_from_u64(seed));
     }
     Ok(out)
 }
 
 pub fn demo(a: &DemoArgs) -> Result<()> {
     let started = Instant::now();
-    let data = |limit| DataArgs {
-        dataset: DatasetKind::FashionMnist,
-        data_dir: a.data_dir.clone(),
-        limit: Some(limit),
-    };
+    let data =
+        |limit| DataArgs { dataset: DatasetKind::FashionMnist, data_dir: a.data_dir.clone(), limit: Some(limit) };
     let train_set = data(a.limit).load(Split::Train)?;
     let test = data(a.eval).load(Split::Test)?;
     let (x, y) = test.batch(&(0..test.len()).collect::<Vec<_>>());
@@ -97,38 +82,15 @@ pub fn demo(a: &DemoArgs) -> Result<()> {
         eprintln!("training the teacher: mmard train {TEACHER_RECIPE}");
         let full = data(30000).load(Split::Train)?;
         let mut t = super::placed(Model::new(
-            &Arch::SmallCnn {
-                in_channels: 1,
-                size: 28,
-                widths: [32, 64, 128],
-                classes: 10,
-            },
+            &Arch::SmallCnn { in_channels: 1, size: 28, widths: [32, 64, 128], classes: 10 },
             Some(0),
         ));
-        train(
-            &cfg(Method::PgdAt, 3, 0, 0.1),
-            &mut t,
-            None,
-            &full,
-            &RunDir(a.out.join("teacher")),
-            false,
-            quiet,
-        )?;
+        train(&cfg(Method::PgdAt, 3, 0, 0.1), &mut t, None, &full, &RunDir(a.out.join("teacher")), false, quiet)?;
         t
     } else {
-        Model::from_file(
-            &TensorFile::from_bytes("embedded teacher", TEACHER)?,
-            &Overrides::default(),
-            true,
-        )?
-        .model
+        Model::from_file(&TensorFile::from_bytes("embedded teacher", TEACHER)?, &Overrides::default(), true)?.model
     });
-    let student = Arch::SmallCnn {
-        in_channels: 1,
-        size: 28,
-        widths: [16, 32, 64],
-        classes: 10,
-    };
+    let student = Arch::SmallCnn { in_channels: 1, size: 28, widths: [16, 32, 64], classes: 10 };
     eprintln!(
         "teacher {}; students {} on {} Fashion-MNIST images, {} epochs, ε = 0.1",
         teacher.arch,
@@ -137,11 +99,7 @@ pub fn demo(a: &DemoArgs) -> Result<()> {
         a.epochs
     );
 
-    let mut rows = vec![(
-        "teacher (pgd_at)".to_string(),
-        evaluate(&mut teacher, &x, &y, a.seed)?,
-        0.0,
-    )];
+    let mut rows = vec![("teacher (pgd_at)".to_string(), evaluate(&mut teacher, &x, &y, a.seed)?, 0.0)];
     for method in [Method::Natural, Method::Rslad, Method::Mmard] {
         let t0 = Instant::now();
         eprintln!("{}: training …", method.name());
@@ -162,22 +120,11 @@ pub fn demo(a: &DemoArgs) -> Result<()> {
     }
 
     println!("\nFashion-MNIST, ε = 0.1, {} test images (accuracy %)", test.len());
-    println!(
-        "{:<18} {:>7} {:>7} {:>8} {:>9}",
-        "model", "clean", "PGD-20", "APGD-CE", "train s"
-    );
+    println!("{:<18} {:>7} {:>7} {:>8} {:>9}", "model", "clean", "PGD-20", "APGD-CE", "train s");
     for (name, [c, p, ap], secs) in &rows {
-        let secs = if *secs > 0.0 {
-            format!("{secs:.0}")
-        } else {
-            "shipped".into()
-        };
+        let secs = if *secs > 0.0 { format!("{secs:.0}") } else { "shipped".into() };
         println!("{name:<18} {c:>7.1} {p:>7.1} {ap:>8.1} {secs:>9}");
     }
-    println!(
-        "\nstudents' runs in {}; {:.0} s in all",
-        a.out.display(),
-        started.elapsed().as_secs_f64()
-    );
+    println!("\nstudents' runs in {}; {:.0} s in all", a.out.display(), started.elapsed().as_secs_f64());
     Ok(())
 }

@@ -105,32 +105,15 @@ pub fn eval(a: &EvalArgs) -> Result<()> {
     let (x, y) = d.batch(&(0..d.len()).collect::<Vec<_>>());
     // ε as typed (0.1), not as its f32 widened to f64 (0.10000000149…)
     let mut json = serde_json::json!({"n": d.len(), "eps": eps.to_string().parse::<f64>().unwrap_or(eps as f64)});
-    println!(
-        "{} on {} test images of {}, ε = {eps}",
-        model.arch,
-        d.len(),
-        a.data.dataset.name()
-    );
+    println!("{} on {} test images of {}, ε = {eps}", model.arch, d.len(), a.data.dataset.name());
     println!("{:<10} {:>9} {:>9}", "attack", "accuracy", "seconds");
     for attack in &a.attacks {
         let started = Instant::now();
         // Each attack draws from its own seeded stream, so adding one does not change another.
         let mut rng = StdRng::seed_from_u64(a.opts.seed);
-        let acc = robust_accuracy(
-            &mut model,
-            &x,
-            &y,
-            &with_step(*attack, a.opts.pgd_step),
-            eps,
-            a.opts.batch_size,
-            &mut rng,
-        );
-        println!(
-            "{:<10} {:>8.2}% {:>9.1}",
-            attack.to_string(),
-            acc,
-            started.elapsed().as_secs_f64()
-        );
+        let acc =
+            robust_accuracy(&mut model, &x, &y, &with_step(*attack, a.opts.pgd_step), eps, a.opts.batch_size, &mut rng);
+        println!("{:<10} {:>8.2}% {:>9.1}", attack.to_string(), acc, started.elapsed().as_secs_f64());
         json[attack.to_string()] = acc.into();
     }
     if let Some(p) = &a.json {
@@ -143,9 +126,7 @@ pub fn attack(a: &AttackArgs) -> Result<()> {
     let mut model = a.arch.load(&TensorFile::load(&a.weights)?)?;
     let f = TensorFile::load(&a.input)?;
     let x = f.tensor(&a.tensor)?;
-    model
-        .check_input(x.shape())
-        .map_err(|e| err!("{}: tensor `{}`: {e}", a.input.display(), a.tensor))?;
+    model.check_input(x.shape()).map_err(|e| err!("{}: tensor `{}`: {e}", a.input.display(), a.tensor))?;
     if !(a.eps >= 0.0) {
         return Err(err!("--eps must be ≥ 0, got {}", a.eps));
     }
@@ -178,24 +159,14 @@ pub fn attack(a: &AttackArgs) -> Result<()> {
         adv.extend(attack.run(&mut model, &xb, &y[start..end], a.eps, &mut rng).into_vec());
     }
     let xa = mmard::Tensor::from_vec(x.shape(), adv);
-    let still = predictions(&logits(&mut model, &xa, a.opts.batch_size.max(1)))
-        .iter()
-        .zip(&y)
-        .filter(|(p, t)| p == t)
-        .count();
+    let still =
+        predictions(&logits(&mut model, &xa, a.opts.batch_size.max(1))).iter().zip(&y).filter(|(p, t)| p == t).count();
     let labels = Values::I64(y.iter().map(|&v| v as i64).collect());
     st::save(
         &a.output,
-        &[
-            ("adversarial".into(), x.shape().to_vec(), Values::F32(xa.into_vec())),
-            ("labels".into(), vec![n], labels),
-        ],
+        &[("adversarial".into(), x.shape().to_vec(), Values::F32(xa.into_vec())), ("labels".into(), vec![n], labels)],
         None,
     )?;
-    println!(
-        "{attack} at ε = {}: {still} of {n} still classified correctly; wrote {}",
-        a.eps,
-        a.output.display()
-    );
+    println!("{attack} at ε = {}: {still} of {n} still classified correctly; wrote {}", a.eps, a.output.display());
     Ok(())
 }

@@ -156,11 +156,7 @@ impl ObjectiveArgs {
             let &[a, b, cc] = t.as_slice() else {
                 return Err(err!("--tri takes three weights a,b,c, got {t:?}"));
             };
-            c.tri = Triangle {
-                teacher_adv: a,
-                teacher_nat: b,
-                adv_nat: cc,
-            };
+            c.tri = Triangle { teacher_adv: a, teacher_nat: b, adv_nat: cc };
         }
         c.teacher_adv |= self.teacher_adv;
         o.validate()?;
@@ -201,31 +197,19 @@ impl LoopArgs {
     pub fn cfg(&self, objective: Objective) -> Result<TrainCfg> {
         let eps = self.eps.unwrap_or(self.data.dataset.default_eps());
         if !(eps >= 0.0) || self.steps == 0 && objective.inner != mmard::ard::methods::Inner::None {
-            return Err(err!(
-                "--eps must be ≥ 0 and --steps ≥ 1 for adversarial training (got {eps}, {})",
-                self.steps
-            ));
+            return Err(err!("--eps must be ≥ 0 and --steps ≥ 1 for adversarial training (got {eps}, {})", self.steps));
         }
         let schedule = match self.schedule.as_str() {
             "constant" => Schedule::Constant,
             "cosine" => Schedule::Cosine,
             "step" => {
                 // A milestone at epoch 0 would only lower the starting rate: short runs get none.
-                let default = [self.epochs / 2, self.epochs * 3 / 4]
-                    .into_iter()
-                    .filter(|&m| m > 0)
-                    .collect();
-                Schedule::Step {
-                    milestones: self.milestones.clone().unwrap_or(default),
-                    gamma: self.gamma,
-                }
+                let default = [self.epochs / 2, self.epochs * 3 / 4].into_iter().filter(|&m| m > 0).collect();
+                Schedule::Step { milestones: self.milestones.clone().unwrap_or(default), gamma: self.gamma }
             }
             s => return Err(err!("--schedule `{s}`: expected step, cosine or constant")),
         };
-        let augment = self.augment.unwrap_or(matches!(
-            self.data.dataset,
-            DatasetKind::Cifar10 | DatasetKind::Cifar100
-        ));
+        let augment = self.augment.unwrap_or(matches!(self.data.dataset, DatasetKind::Cifar10 | DatasetKind::Cifar100));
         Ok(TrainCfg {
             epochs: self.epochs,
             batch: self.batch_size,
@@ -236,11 +220,7 @@ impl LoopArgs {
             warmup: self.warmup,
             seed: self.seed,
             augment,
-            pgd: Pgd {
-                eps,
-                step: self.step.unwrap_or(eps / 4.0),
-                steps: self.steps,
-            },
+            pgd: Pgd { eps, step: self.step.unwrap_or(eps / 4.0), steps: self.steps },
             objective,
         })
     }
@@ -249,13 +229,7 @@ impl LoopArgs {
     pub fn run(&self, cfg: &TrainCfg, student: &mut Model, teacher: Option<&mut Model>) -> Result<()> {
         let train = self.data.load(Split::Train)?;
         let test = if self.eval_limit > 0 {
-            Some(
-                DataArgs {
-                    limit: Some(self.eval_limit),
-                    ..self.data.clone()
-                }
-                .load(Split::Test)?,
-            )
+            Some(DataArgs { limit: Some(self.eval_limit), ..self.data.clone() }.load(Split::Test)?)
         } else {
             None
         };
@@ -299,10 +273,7 @@ pub fn train(a: &TrainArgs) -> Result<()> {
         ));
     }
     let cfg = a.run.cfg(a.objective.objective()?)?;
-    let mut model = super::placed(Model::new(
-        &a.new_arch.arch(&a.arch, a.run.data.dataset)?,
-        Some(a.run.seed),
-    ));
+    let mut model = super::placed(Model::new(&a.new_arch.arch(&a.arch, a.run.data.dataset)?, Some(a.run.seed)));
     a.run.run(&cfg, &mut model, None)
 }
 
@@ -318,10 +289,7 @@ pub fn distill(a: &DistillArgs) -> Result<()> {
         );
     }
     let mut teacher = super::placed(loaded.model);
-    let mut student = super::placed(Model::new(
-        &a.new_arch.arch(&a.student, a.run.data.dataset)?,
-        Some(a.run.seed),
-    ));
+    let mut student = super::placed(Model::new(&a.new_arch.arch(&a.student, a.run.data.dataset)?, Some(a.run.seed)));
     if teacher.arch.classes() != student.arch.classes() || teacher.arch.in_channels() != student.arch.in_channels() {
         return Err(err!(
             "teacher {} and student {} disagree on classes or input channels",

@@ -72,11 +72,7 @@ pub fn inspect(path: &Path, args: &ArchArgs) -> Result<()> {
     let scalars: usize = file.tensors.values().map(|s| s.shape.iter().product::<usize>()).sum();
     println!("\n{} tensors, {scalars} values", file.tensors.len());
     match args.load(&file) {
-        Ok(m) => println!(
-            "architecture: {}\nparameters: {} trainable",
-            m.arch,
-            m.params.param_count()
-        ),
+        Ok(m) => println!("architecture: {}\nparameters: {} trainable", m.arch, m.params.param_count()),
         Err(e) if args.strict => return Err(e),
         Err(e) => println!("architecture: not recognised: {e}"),
     }
@@ -96,9 +92,7 @@ pub fn predict(
     }
     let mut model = args.load(&TensorFile::load(weights)?)?;
     let x = TensorFile::load(input)?.tensor(tensor)?;
-    model
-        .check_input(x.shape())
-        .map_err(|e| err!("{}: tensor `{tensor}`: {e}", input.display()))?;
+    model.check_input(x.shape()).map_err(|e| err!("{}: tensor `{tensor}`: {e}", input.display()))?;
     if let Some(v) = x.data().iter().find(|v| !(0.0..=1.0).contains(*v)) {
         eprintln!(
             "warning: {}: tensor `{tensor}` holds {v}, outside [0, 1]; the models expect unnormalised images",
@@ -109,15 +103,7 @@ pub fn predict(
     let classes = model.arch.classes();
     let n = x.shape()[0];
     let meta = [("arch".to_string(), model.arch.to_string())].into_iter().collect();
-    st::save(
-        output,
-        &[("logits".into(), vec![n, classes], Values::F32(logits))],
-        Some(meta),
-    )?;
-    println!(
-        "wrote logits [{n}, {classes}] of {} to {}",
-        model.arch,
-        output.display()
-    );
+    st::save(output, &[("logits".into(), vec![n, classes], Values::F32(logits))], Some(meta))?;
+    println!("wrote logits [{n}, {classes}] of {} to {}", model.arch, output.display());
     Ok(())
 }

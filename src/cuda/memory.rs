@@ -13,11 +13,7 @@ impl Clone for Buf {
     fn clone(&self) -> Self {
         Buf {
             gpu: self.gpu.clone(),
-            s: self
-                .gpu
-                .stream
-                .clone_dtod(&self.s)
-                .unwrap_or_else(|e| self.gpu.oom(self.s.len() * 4, e)),
+            s: self.gpu.stream.clone_dtod(&self.s).unwrap_or_else(|e| self.gpu.oom(self.s.len() * 4, e)),
         }
     }
 }
@@ -39,9 +35,7 @@ impl Gpu {
 
     /// `n` zeros (at least one).
     pub fn zeros<T: DeviceRepr + ValidAsZeroBits>(&self, n: usize) -> CudaSlice<T> {
-        self.stream
-            .alloc_zeros(n.max(1))
-            .unwrap_or_else(|e| self.oom(n * size_of::<T>(), e))
+        self.stream.alloc_zeros(n.max(1)).unwrap_or_else(|e| self.oom(n * size_of::<T>(), e))
     }
 
     /// `n` values (at least one) left as they are: only for outputs a kernel or library call
@@ -56,15 +50,11 @@ impl Gpu {
         if v.is_empty() {
             return self.zeros(1);
         }
-        self.stream
-            .clone_htod(v)
-            .unwrap_or_else(|e| self.oom(std::mem::size_of_val(v), e))
+        self.stream.clone_htod(v).unwrap_or_else(|e| self.oom(std::mem::size_of_val(v), e))
     }
 
     /// Waits for the stream, then copies to the host.
     pub fn download<T: DeviceRepr + Default + Clone>(&self, s: &CudaSlice<T>) -> Vec<T> {
-        self.stream
-            .clone_dtoh(s)
-            .unwrap_or_else(|e| panic!("cuda:{}: copy to the host failed: {e}", self.ordinal))
+        self.stream.clone_dtoh(s).unwrap_or_else(|e| panic!("cuda:{}: copy to the host failed: {e}", self.ordinal))
     }
 }

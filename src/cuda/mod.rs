@@ -78,22 +78,13 @@ impl Gpu {
         let count =
             CudaContext::device_count().map_err(|e| missing("the driver reports no usable GPU", e.to_string()))?;
         if ordinal >= count as usize {
-            return Err(missing(
-                "no such GPU",
-                format!("asked for cuda:{ordinal}, the driver sees {count} GPU(s)"),
-            ));
+            return Err(missing("no such GPU", format!("asked for cuda:{ordinal}, the driver sees {count} GPU(s)")));
         }
         if !unsafe { cudarc::cublas::sys::is_culib_present() } {
-            return Err(missing(
-                "cuBLAS not found",
-                format!("libcublas.so.13 could not be loaded; {LIBS_HINT}"),
-            ));
+            return Err(missing("cuBLAS not found", format!("libcublas.so.13 could not be loaded; {LIBS_HINT}")));
         }
         if !unsafe { cudarc::cudnn::sys::is_culib_present() } {
-            return Err(missing(
-                "cuDNN not found",
-                format!("libcudnn.so.9 could not be loaded; {LIBS_HINT}"),
-            ));
+            return Err(missing("cuDNN not found", format!("libcudnn.so.9 could not be loaded; {LIBS_HINT}")));
         }
         let ctx = CudaContext::new(ordinal).map_err(|e| missing("could not open the GPU", e.to_string()))?;
         // One stream per GPU: no cross-stream events needed, so none are recorded per launch.
@@ -138,47 +129,26 @@ impl Gpu {
             for &n in *names {
                 funcs.insert(
                     n,
-                    m.load_function(n)
-                        .map_err(|e| missing("a kernel is missing", format!("{n} in {module}: {e}")))?,
+                    m.load_function(n).map_err(|e| missing("a kernel is missing", format!("{n} in {module}: {e}")))?,
                 );
             }
         }
-        Ok(Gpu {
-            ordinal,
-            name,
-            stream,
-            blas,
-            dnn,
-            tf32,
-            funcs,
-            sms,
-            dnn_state: Mutex::default(),
-        })
+        Ok(Gpu { ordinal, name, stream, blas, dnn, tf32, funcs, sms, dnn_state: Mutex::default() })
     }
 
     pub fn func(&self, name: &str) -> &CudaFunction {
-        self.funcs
-            .get(name)
-            .unwrap_or_else(|| panic!("kernel {name} is not in kernels/*.cu"))
+        self.funcs.get(name).unwrap_or_else(|| panic!("kernel {name} is not in kernels/*.cu"))
     }
 
     /// A grid-stride launch over `n` elements: enough 256-thread blocks to fill the GPU, no more.
     pub fn grid(&self, n: usize) -> LaunchConfig {
         let blocks = n.div_ceil(256).clamp(1, self.sms as usize * 8) as u32;
-        LaunchConfig {
-            grid_dim: (blocks, 1, 1),
-            block_dim: (256, 1, 1),
-            shared_mem_bytes: 0,
-        }
+        LaunchConfig { grid_dim: (blocks, 1, 1), block_dim: (256, 1, 1), shared_mem_bytes: 0 }
     }
 
     /// One 256-thread block per item (per-channel reductions).
     pub fn per_block(&self, items: usize) -> LaunchConfig {
-        LaunchConfig {
-            grid_dim: (items.max(1) as u32, 1, 1),
-            block_dim: (256, 1, 1),
-            shared_mem_bytes: 0,
-        }
+        LaunchConfig { grid_dim: (items.max(1) as u32, 1, 1), block_dim: (256, 1, 1), shared_mem_bytes: 0 }
     }
 
     /// Total minus free device memory, in MiB.
@@ -189,9 +159,7 @@ impl Gpu {
 
     /// Waits for everything queued on the GPU (benchmarks time with it).
     pub fn sync(&self) {
-        self.stream
-            .synchronize()
-            .unwrap_or_else(|e| panic!("cuda:{}: {e}", self.ordinal));
+        self.stream.synchronize().unwrap_or_else(|e| panic!("cuda:{}: {e}", self.ordinal));
     }
 }
 

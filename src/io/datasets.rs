@@ -93,13 +93,10 @@ impl FromStr for DatasetKind {
     type Err = Error;
 
     fn from_str(s: &str) -> Result<Self> {
-        Self::ALL
-            .into_iter()
-            .find(|k| k.name().eq_ignore_ascii_case(s))
-            .ok_or_else(|| {
-                let names: Vec<_> = Self::ALL.iter().map(|k| k.name()).collect();
-                err!("unknown dataset `{s}` (expected one of: {})", names.join(", "))
-            })
+        Self::ALL.into_iter().find(|k| k.name().eq_ignore_ascii_case(s)).ok_or_else(|| {
+            let names: Vec<_> = Self::ALL.iter().map(|k| k.name()).collect();
+            err!("unknown dataset `{s}` (expected one of: {})", names.join(", "))
+        })
     }
 }
 
@@ -122,14 +119,7 @@ impl Dataset {
             DatasetKind::Cifar10 | DatasetKind::Cifar100 => load_cifar(kind, dir, split)?,
         };
         let (c, h, w) = kind.shape();
-        Ok(Dataset {
-            images,
-            labels,
-            c,
-            h,
-            w,
-            classes: kind.classes(),
-        })
+        Ok(Dataset { images, labels, c, h, w, classes: kind.classes() })
     }
 
     pub fn len(&self) -> usize {
@@ -143,11 +133,7 @@ impl Dataset {
     /// The first `n` examples (all of them when there are fewer).
     pub fn subset(&self, n: usize) -> Dataset {
         let n = n.min(self.len());
-        Dataset {
-            images: self.images[..n * self.image_len()].to_vec(),
-            labels: self.labels[..n].to_vec(),
-            ..*self
-        }
+        Dataset { images: self.images[..n * self.image_len()].to_vec(), labels: self.labels[..n].to_vec(), ..*self }
     }
 
     /// Examples `idx` as an N×C×H×W tensor and their labels. Panics on an index ≥ `len()`.
@@ -202,10 +188,7 @@ fn load_idx(kind: DatasetKind, dir: &Path, split: Split) -> Result<(Vec<f32>, Ve
         .enumerate()
         .map(|(i, &y)| match y as usize {
             y if y < classes => Ok(y),
-            y => Err(err!(
-                "{}: label {y} at index {i}, expected < {classes}",
-                lbl_path.display()
-            )),
+            y => Err(err!("{}: label {y} at index {i}, expected < {classes}", lbl_path.display())),
         })
         .collect::<Result<_>>()?;
     Ok((pixels.iter().map(to_unit).collect(), labels))
@@ -220,11 +203,7 @@ fn read_maybe_gz(kind: DatasetKind, dir: &Path, name: &str) -> Result<(PathBuf, 
     }
     let gz = dir.join(format!("{name}.gz"));
     if !gz.is_file() {
-        return Err(missing(
-            kind,
-            &format!("{name} (or {name}.gz)"),
-            &dir.display().to_string(),
-        ));
+        return Err(missing(kind, &format!("{name} (or {name}.gz)"), &dir.display().to_string()));
     }
     let mut bytes = Vec::new();
     GzDecoder::new(&read(&gz)?[..])
@@ -266,11 +245,7 @@ fn idx_body<'a>(path: &Path, bytes: &'a [u8], dims: &[usize]) -> Result<(usize, 
     let item: usize = dims.iter().product();
     let expected = header as u64 + n as u64 * item as u64;
     if bytes.len() as u64 != expected {
-        let verdict = if (bytes.len() as u64) < expected {
-            "truncated"
-        } else {
-            "oversized"
-        };
+        let verdict = if (bytes.len() as u64) < expected { "truncated" } else { "oversized" };
         return Err(err!(
             "{}: {verdict}: header says {n} {what} ({header} + {n} × {item} = {expected} bytes expected), found {} bytes",
             path.display(),
@@ -288,24 +263,14 @@ fn load_cifar(kind: DatasetKind, dir: &Path, split: Split) -> Result<(Vec<f32>, 
     let (sub, label_bytes, files): (&str, usize, Vec<String>) = match (kind, split) {
         (DatasetKind::Cifar100, Split::Train) => ("cifar-100-binary", 2, vec!["train.bin".into()]),
         (DatasetKind::Cifar100, Split::Test) => ("cifar-100-binary", 2, vec!["test.bin".into()]),
-        (_, Split::Train) => (
-            "cifar-10-batches-bin",
-            1,
-            (1..=5).map(|i| format!("data_batch_{i}.bin")).collect(),
-        ),
+        (_, Split::Train) => ("cifar-10-batches-bin", 1, (1..=5).map(|i| format!("data_batch_{i}.bin")).collect()),
         (_, Split::Test) => ("cifar-10-batches-bin", 1, vec!["test_batch.bin".into()]),
     };
     // The archives unpack into a subfolder: accept `dir` itself or that subfolder.
     let folder = [dir.to_path_buf(), dir.join(sub)]
         .into_iter()
         .find(|d| d.join(&files[0]).is_file())
-        .ok_or_else(|| {
-            missing(
-                kind,
-                &files[0],
-                &format!("{} or {}", dir.display(), dir.join(sub).display()),
-            )
-        })?;
+        .ok_or_else(|| missing(kind, &files[0], &format!("{} or {}", dir.display(), dir.join(sub).display())))?;
     let (record, classes) = (label_bytes + PIXELS, kind.classes());
     let (mut images, mut labels) = (Vec::new(), Vec::new());
     for name in &files {
@@ -327,10 +292,7 @@ fn load_cifar(kind: DatasetKind, dir: &Path, split: Split) -> Result<(Vec<f32>, 
         for (i, r) in bytes.chunks_exact(record).enumerate() {
             let y = r[label_bytes - 1] as usize;
             if y >= classes {
-                return Err(err!(
-                    "{}: record {i} has label {y}, expected < {classes}",
-                    path.display()
-                ));
+                return Err(err!("{}: record {i} has label {y}, expected < {classes}", path.display()));
             }
             labels.push(y);
             images.extend(r[label_bytes..].iter().map(to_unit));

@@ -38,41 +38,24 @@ fn convert(name: &str, dtype: Dtype, b: &[u8]) -> Result<Values> {
         Dtype::F64 => Values::F32(le(b, |c| f64::from_le_bytes(c) as f32)),
         Dtype::I64 => Values::I64(le(b, i64::from_le_bytes)),
         other => {
-            return Err(Error::Dtype {
-                name: name.into(),
-                dtype: format!("{other:?}"),
-            });
+            return Err(Error::Dtype { name: name.into(), dtype: format!("{other:?}") });
         }
     })
 }
 
 /// Says what a structurally broken file looks like, sizes included where the header is readable.
 fn describe(bytes: &[u8], e: SafeTensorError) -> String {
-    let header_len = bytes
-        .get(..8)
-        .map(|b| u64::from_le_bytes(b.try_into().unwrap()) as usize);
+    let header_len = bytes.get(..8).map(|b| u64::from_le_bytes(b.try_into().unwrap()) as usize);
     match (e, header_len) {
         (SafeTensorError::InvalidHeaderLength, Some(n)) => {
-            format!(
-                "header declares {n} bytes but the file has {} (truncated?)",
-                bytes.len()
-            )
+            format!("header declares {n} bytes but the file has {} (truncated?)", bytes.len())
         }
         (SafeTensorError::MetadataIncompleteBuffer, Some(n)) => {
             let data_end = serde_json::from_slice::<serde_json::Value>(&bytes[8..8 + n])
                 .ok()
-                .and_then(|h| {
-                    h.as_object()?
-                        .values()
-                        .filter_map(|t| t.get("data_offsets")?.get(1)?.as_u64())
-                        .max()
-                })
+                .and_then(|h| h.as_object()?.values().filter_map(|t| t.get("data_offsets")?.get(1)?.as_u64()).max())
                 .unwrap_or(0) as usize;
-            format!(
-                "expected {} bytes from its header, found {} (truncated or padded)",
-                8 + n + data_end,
-                bytes.len()
-            )
+            format!("expected {} bytes from its header, found {} (truncated or padded)", 8 + n + data_end, bytes.len())
         }
         (e, _) => e.to_string(),
     }
@@ -88,36 +71,21 @@ impl TensorFile {
     /// Parses a file's bytes (e.g. weights embedded in the binary); `path` names it in errors.
     pub fn from_bytes(path: impl AsRef<Path>, bytes: &[u8]) -> Result<Self> {
         let path = path.as_ref().to_path_buf();
-        let fmt = |msg: String| Error::Format {
-            path: path.clone(),
-            msg,
-        };
+        let fmt = |msg: String| Error::Format { path: path.clone(), msg };
         let st = SafeTensors::deserialize(bytes).map_err(|e| fmt(describe(bytes, e)))?;
         let (_, header) = SafeTensors::read_metadata(bytes).map_err(|e| fmt(e.to_string()))?;
         let mut tensors = BTreeMap::new();
         for (name, view) in st.tensors() {
             let values = convert(&name, view.dtype(), view.data()).map_err(|e| fmt(e.to_string()))?;
-            tensors.insert(
-                name,
-                Stored {
-                    dtype: view.dtype(),
-                    shape: view.shape().to_vec(),
-                    values,
-                },
-            );
+            tensors.insert(name, Stored { dtype: view.dtype(), shape: view.shape().to_vec(), values });
         }
-        Ok(TensorFile {
-            path,
-            tensors,
-            metadata: header.metadata().clone().unwrap_or_default(),
-        })
+        Ok(TensorFile { path, tensors, metadata: header.metadata().clone().unwrap_or_default() })
     }
 
     fn get(&self, name: &str) -> Result<&Stored> {
-        self.tensors.get(name).ok_or_else(|| Error::Missing {
-            name: name.into(),
-            hint: format!(" in {}", self.path.display()),
-        })
+        self.tensors
+            .get(name)
+            .ok_or_else(|| Error::Missing { name: name.into(), hint: format!(" in {}", self.path.display()) })
     }
 
     /// A floating-point tensor as f32.
@@ -145,10 +113,10 @@ impl TensorFile {
 
     /// A metadata entry, parsed as JSON where it is JSON (numbers, objects), else as a string.
     pub fn meta(&self, key: &str) -> Result<serde_json::Value> {
-        let raw = self.metadata.get(key).ok_or_else(|| Error::Format {
-            path: self.path.clone(),
-            msg: format!("metadata `{key}` is missing"),
-        })?;
+        let raw = self
+            .metadata
+            .get(key)
+            .ok_or_else(|| Error::Format { path: self.path.clone(), msg: format!("metadata `{key}` is missing") })?;
         Ok(serde_json::from_str(raw).unwrap_or_else(|_| serde_json::Value::String(raw.clone())))
     }
 }
@@ -192,24 +160,16 @@ pub fn save(
             (name.clone(), Out { dtype, shape, bytes })
         })
         .collect();
-    let bytes =
-        safetensors::serialize(outs.iter().map(|(n, o)| (n.as_str(), o)), metadata).map_err(|e| Error::Format {
-            path: path.into(),
-            msg: e.to_string(),
-        })?;
+    let bytes = safetensors::serialize(outs.iter().map(|(n, o)| (n.as_str(), o)), metadata)
+        .map_err(|e| Error::Format { path: path.into(), msg: e.to_string() })?;
     write_atomic(path, &bytes)
 }
 
 /// Temporary file in the same folder, synced, then renamed over `path`.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     use std::io::Write;
-    let dir = path
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let name = path
-        .file_name()
-        .ok_or_else(|| Error::Msg(format!("{}: not a file path", path.display())))?;
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let name = path.file_name().ok_or_else(|| Error::Msg(format!("{}: not a file path", path.display())))?;
     let tmp = dir.join(format!(".{}.tmp{}", name.to_string_lossy(), std::process::id()));
     let result = (|| {
         let mut f = std::fs::File::create(&tmp)?;
@@ -232,23 +192,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("h.safetensors");
         let vals = [1.5f32, -0.25, 3.0];
-        let f16: Vec<u8> = vals
-            .iter()
-            .flat_map(|&v| half::f16::from_f32(v).to_le_bytes())
-            .collect();
-        let bf16: Vec<u8> = vals
-            .iter()
-            .flat_map(|&v| half::bf16::from_f32(v).to_le_bytes())
-            .collect();
+        let f16: Vec<u8> = vals.iter().flat_map(|&v| half::f16::from_f32(v).to_le_bytes()).collect();
+        let bf16: Vec<u8> = vals.iter().flat_map(|&v| half::bf16::from_f32(v).to_le_bytes()).collect();
         let views = [
-            (
-                "a",
-                safetensors::tensor::TensorView::new(Dtype::F16, vec![3], &f16).unwrap(),
-            ),
-            (
-                "b",
-                safetensors::tensor::TensorView::new(Dtype::BF16, vec![3], &bf16).unwrap(),
-            ),
+            ("a", safetensors::tensor::TensorView::new(Dtype::F16, vec![3], &f16).unwrap()),
+            ("b", safetensors::tensor::TensorView::new(Dtype::BF16, vec![3], &bf16).unwrap()),
         ];
         safetensors::serialize_to_file(views, None, &path).unwrap();
         let f = TensorFile::load(&path).unwrap();
@@ -263,21 +211,14 @@ mod tests {
         let path = dir.path().join("w.safetensors");
         save(
             &path,
-            &[
-                ("x".into(), vec![2], Values::F32(vec![1.0, 2.0])),
-                ("n".into(), vec![], Values::I64(vec![7])),
-            ],
+            &[("x".into(), vec![2], Values::F32(vec![1.0, 2.0])), ("n".into(), vec![], Values::I64(vec![7]))],
             None,
         )
         .unwrap();
         let f = TensorFile::load(&path).unwrap();
         assert_eq!(f.tensor("x").unwrap().data(), [1.0, 2.0]);
         assert_eq!(f.i64s("n").unwrap(), [7]);
-        assert_eq!(
-            std::fs::read_dir(dir.path()).unwrap().count(),
-            1,
-            "no temporary file left behind"
-        );
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1, "no temporary file left behind");
         let e = f.tensor("n").unwrap_err().to_string();
         assert!(e.contains("`n`") && e.contains("I64"), "{e}");
         let e = f.tensor("y").unwrap_err().to_string();

@@ -5,13 +5,7 @@ use crate::io::safetensors::Stored;
 use serde_json::Value;
 use std::collections::BTreeMap;
 
-pub const NAMES: [&str; 5] = [
-    "small_cnn",
-    "resnet18",
-    "preact_resnet18",
-    "wide_resnet",
-    "mobilenet_v2",
-];
+pub const NAMES: [&str; 5] = ["small_cnn", "resnet18", "preact_resnet18", "wide_resnet", "mobilenet_v2"];
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Arch {
@@ -41,7 +35,10 @@ pub enum Arch {
         classes: usize,
     },
     /// CIFAR MobileNetV2 (stride-1 stem and first stages).
-    MobileNetV2 { in_channels: usize, classes: usize },
+    MobileNetV2 {
+        in_channels: usize,
+        classes: usize,
+    },
 }
 
 /// Config values given on the command line; each replaces the detected one.
@@ -91,30 +88,15 @@ impl Arch {
     pub fn config(&self) -> Value {
         use serde_json::json;
         match *self {
-            Arch::SmallCnn {
-                in_channels,
-                size,
-                widths,
-                classes,
-            } => json!({"in_channels": in_channels, "size": size, "widths": widths, "classes": classes}),
-            Arch::ResNet18 {
-                in_channels,
-                width,
-                classes,
+            Arch::SmallCnn { in_channels, size, widths, classes } => {
+                json!({"in_channels": in_channels, "size": size, "widths": widths, "classes": classes})
             }
-            | Arch::PreActResNet18 {
-                in_channels,
-                width,
-                classes,
-            } => {
+            Arch::ResNet18 { in_channels, width, classes } | Arch::PreActResNet18 { in_channels, width, classes } => {
                 json!({"in_channels": in_channels, "width": width, "classes": classes})
             }
-            Arch::WideResNet {
-                in_channels,
-                depth,
-                widen,
-                classes,
-            } => json!({"in_channels": in_channels, "depth": depth, "widen": widen, "classes": classes}),
+            Arch::WideResNet { in_channels, depth, widen, classes } => {
+                json!({"in_channels": in_channels, "depth": depth, "widen": widen, "classes": classes})
+            }
             Arch::MobileNetV2 { in_channels, classes } => json!({"in_channels": in_channels, "classes": classes}),
         }
     }
@@ -138,32 +120,20 @@ impl Arch {
         };
         let classes = get("classes", 10)?;
         let arch = match name {
-            "small_cnn" => Arch::SmallCnn {
-                in_channels: get("in_channels", 1)?,
-                size: get("size", 28)?,
-                widths,
-                classes,
-            },
-            "resnet18" => Arch::ResNet18 {
-                in_channels: get("in_channels", 3)?,
-                width: get("width", 64)?,
-                classes,
-            },
-            "preact_resnet18" => Arch::PreActResNet18 {
-                in_channels: get("in_channels", 3)?,
-                width: get("width", 64)?,
-                classes,
-            },
+            "small_cnn" => {
+                Arch::SmallCnn { in_channels: get("in_channels", 1)?, size: get("size", 28)?, widths, classes }
+            }
+            "resnet18" => Arch::ResNet18 { in_channels: get("in_channels", 3)?, width: get("width", 64)?, classes },
+            "preact_resnet18" => {
+                Arch::PreActResNet18 { in_channels: get("in_channels", 3)?, width: get("width", 64)?, classes }
+            }
             "wide_resnet" => Arch::WideResNet {
                 in_channels: get("in_channels", 3)?,
                 depth: get("depth", 34)?,
                 widen: get("widen", 10)?,
                 classes,
             },
-            "mobilenet_v2" => Arch::MobileNetV2 {
-                in_channels: get("in_channels", 3)?,
-                classes,
-            },
+            "mobilenet_v2" => Arch::MobileNetV2 { in_channels: get("in_channels", 3)?, classes },
             other => {
                 return Err(Error::Msg(format!(
                     "unknown architecture `{other}` (expected one of {})",
@@ -201,16 +171,13 @@ impl Arch {
             None => guess_name(t)?,
         };
         let dims = |k: &str| -> Result<&[usize]> {
-            t.get(k).map(|s| s.shape.as_slice()).ok_or_else(|| Error::Missing {
-                name: k.into(),
-                hint: format!(" (needed to read the {name} config)"),
-            })
+            t.get(k)
+                .map(|s| s.shape.as_slice())
+                .ok_or_else(|| Error::Missing { name: k.into(), hint: format!(" (needed to read the {name} config)") })
         };
         let dim = |k: &str, i: usize| -> Result<usize> {
             let d = dims(k)?;
-            d.get(i)
-                .copied()
-                .ok_or_else(|| Error::Msg(format!("tensor `{k}`: shape {d:?} has no dimension {i}")))
+            d.get(i).copied().ok_or_else(|| Error::Msg(format!("tensor `{k}`: shape {d:?} has no dimension {i}")))
         };
         let mut cfg = serde_json::Map::new();
         let mut set = |k: &str, v: Value| {
@@ -219,11 +186,7 @@ impl Arch {
         set("in_channels", dim("conv1.weight", 1)?.into());
         match name {
             "small_cnn" => {
-                let widths = [
-                    dim("conv1.weight", 0)?,
-                    dim("conv2.weight", 0)?,
-                    dim("conv3.weight", 0)?,
-                ];
+                let widths = [dim("conv1.weight", 0)?, dim("conv2.weight", 0)?, dim("conv3.weight", 0)?];
                 let side = ((dim("fc.weight", 1)? / widths[2]) as f64).sqrt().round() as usize;
                 if widths[2] * side * side != dim("fc.weight", 1)? {
                     return Err(Error::Msg(format!(
@@ -243,9 +206,7 @@ impl Arch {
                 set("classes", dim("linear.weight", 0)?.into());
             }
             "wide_resnet" => {
-                let n = (0..)
-                    .take_while(|i| t.contains_key(&format!("block1.layer.{i}.conv1.weight")))
-                    .count();
+                let n = (0..).take_while(|i| t.contains_key(&format!("block1.layer.{i}.conv1.weight"))).count();
                 set("depth", (6 * n + 4).into());
                 set("widen", (dim("block1.layer.0.conv1.weight", 0)? / 16).into());
                 set("classes", dim("fc.weight", 0)?.into());

@@ -37,10 +37,7 @@ pub struct Builder {
 
 impl Builder {
     pub fn new(seed: Option<u64>) -> Self {
-        Builder {
-            store: ParamStore::default(),
-            rng: seed.map(StdRng::seed_from_u64),
-        }
+        Builder { store: ParamStore::default(), rng: seed.map(StdRng::seed_from_u64) }
     }
 
     /// U(−bound, bound), PyTorch's default for conv and linear layers with bound = 1/√fan_in.
@@ -56,31 +53,15 @@ impl Builder {
     pub fn conv(&mut self, name: &str, cin: usize, cout: usize, k: usize, stride: usize, groups: usize) -> Conv {
         let bound = 1.0 / ((cin / groups * k * k) as f32).sqrt();
         let w = self.uniform(format!("{name}.weight"), &[cout, cin / groups, k, k], bound);
-        Conv {
-            w,
-            cfg: ConvCfg {
-                stride,
-                pad: k / 2,
-                groups,
-            },
-        }
+        Conv { w, cfg: ConvCfg { stride, pad: k / 2, groups } }
     }
 
     pub fn bn(&mut self, name: &str, c: usize) -> Bn {
         let mut add = |s: &str, kind, v| self.store.add(format!("{name}.{s}"), kind, Tensor::full(&[c], v));
         let (weight, bias) = (add("weight", Kind::Param, 1.0), add("bias", Kind::Param, 0.0));
-        let (mean, var) = (
-            add("running_mean", Kind::Buffer, 0.0),
-            add("running_var", Kind::Buffer, 1.0),
-        );
+        let (mean, var) = (add("running_mean", Kind::Buffer, 0.0), add("running_var", Kind::Buffer, 1.0));
         let count = self.store.add_counter(format!("{name}.num_batches_tracked"));
-        Bn {
-            weight,
-            bias,
-            mean,
-            var,
-            count,
-        }
+        Bn { weight, bias, mean, var, count }
     }
 
     pub fn linear(&mut self, name: &str, fin: usize, fout: usize) -> Linear {
@@ -125,20 +106,13 @@ impl Bn {
     fn apply(&self, cx: &mut Ctx, x: &Var, op: fn(&mut Tape, &Var, &Param, &Param, Stats, f32) -> Var) -> Var {
         let (g, b) = (cx.params.param(self.weight), cx.params.param(self.bias));
         if !cx.bn_train {
-            let stats = Stats::Running {
-                mean: cx.params.get(self.mean),
-                var: cx.params.get(self.var),
-            };
+            let stats = Stats::Running { mean: cx.params.get(self.mean), var: cx.params.get(self.var) };
             return op(cx.tape, x, &g, &b, stats, cx.bn_eps);
         }
         // The running statistics are taken out of the store while BN moves them (gamma and beta
         // stay borrowed from it).
         let (mut rm, mut rv) = (cx.params.get(self.mean).clone(), cx.params.get(self.var).clone());
-        let stats = Stats::Batch {
-            running_mean: &mut rm,
-            running_var: &mut rv,
-            momentum: cx.bn_momentum,
-        };
+        let stats = Stats::Batch { running_mean: &mut rm, running_var: &mut rv, momentum: cx.bn_momentum };
         let y = op(cx.tape, x, &g, &b, stats, cx.bn_eps);
         *cx.params.get_mut(self.mean) = rm;
         *cx.params.get_mut(self.var) = rv;

@@ -6,15 +6,8 @@ use crate::ops::pool::avgpool;
 use crate::tape::Var;
 
 /// (expansion, out channels, blocks, first stride) per stage.
-const CFG: [(usize, usize, usize, usize); 7] = [
-    (1, 16, 1, 1),
-    (6, 24, 2, 1),
-    (6, 32, 3, 2),
-    (6, 64, 4, 2),
-    (6, 96, 3, 1),
-    (6, 160, 3, 2),
-    (6, 320, 1, 1),
-];
+const CFG: [(usize, usize, usize, usize); 7] =
+    [(1, 16, 1, 1), (6, 24, 2, 1), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1), (6, 160, 3, 2), (6, 320, 1, 1)];
 
 struct Block {
     expand: (Conv, Bn),
@@ -28,30 +21,16 @@ impl Block {
     fn new(b: &mut Builder, p: &str, cin: usize, cout: usize, expansion: usize, stride: usize) -> Self {
         let planes = expansion * cin;
         let mut cb = |n: usize, ci, co, k, s, g| {
-            (
-                b.conv(&format!("{p}.conv{n}"), ci, co, k, s, g),
-                b.bn(&format!("{p}.bn{n}"), co),
-            )
+            (b.conv(&format!("{p}.conv{n}"), ci, co, k, s, g), b.bn(&format!("{p}.bn{n}"), co))
         };
-        let (expand, depthwise, project) = (
-            cb(1, cin, planes, 1, 1, 1),
-            cb(2, planes, planes, 3, stride, planes),
-            cb(3, planes, cout, 1, 1, 1),
-        );
+        let (expand, depthwise, project) =
+            (cb(1, cin, planes, 1, 1, 1), cb(2, planes, planes, 3, stride, planes), cb(3, planes, cout, 1, 1, 1));
         let shortcut = (stride == 1).then(|| {
             (cin != cout).then(|| {
-                (
-                    b.conv(&format!("{p}.shortcut.0"), cin, cout, 1, 1, 1),
-                    b.bn(&format!("{p}.shortcut.1"), cout),
-                )
+                (b.conv(&format!("{p}.shortcut.0"), cin, cout, 1, 1, 1), b.bn(&format!("{p}.shortcut.1"), cout))
             })
         });
-        Block {
-            expand,
-            depthwise,
-            project,
-            shortcut,
-        }
+        Block { expand, depthwise, project, shortcut }
     }
 
     fn forward(&self, cx: &mut Ctx, x: &Var) -> Var {
@@ -98,12 +77,7 @@ impl MobileNetV2 {
             }
         }
         let head = (b.conv("conv2", 320, 1280, 1, 1, 1), b.bn("bn2", 1280));
-        MobileNetV2 {
-            stem,
-            blocks,
-            head,
-            linear: b.linear("linear", 1280, classes),
-        }
+        MobileNetV2 { stem, blocks, head, linear: b.linear("linear", 1280, classes) }
     }
 }
 

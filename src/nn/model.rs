@@ -36,37 +36,21 @@ impl Model {
     pub fn new(arch: &Arch, seed: Option<u64>) -> Model {
         let mut b = Builder::new(seed);
         let net: Box<dyn Net> = match *arch {
-            Arch::SmallCnn {
-                in_channels,
-                size,
-                widths,
-                classes,
-            } => Box::new(SmallCnn::new(&mut b, in_channels, size, widths, classes)),
-            Arch::ResNet18 {
-                in_channels,
-                width,
-                classes,
-            } => Box::new(ResNet18::new(&mut b, in_channels, width, classes)),
-            Arch::PreActResNet18 {
-                in_channels,
-                width,
-                classes,
-            } => Box::new(PreActResNet18::new(&mut b, in_channels, width, classes)),
-            Arch::WideResNet {
-                in_channels,
-                depth,
-                widen,
-                classes,
-            } => Box::new(WideResNet::new(&mut b, in_channels, depth, widen, classes)),
+            Arch::SmallCnn { in_channels, size, widths, classes } => {
+                Box::new(SmallCnn::new(&mut b, in_channels, size, widths, classes))
+            }
+            Arch::ResNet18 { in_channels, width, classes } => {
+                Box::new(ResNet18::new(&mut b, in_channels, width, classes))
+            }
+            Arch::PreActResNet18 { in_channels, width, classes } => {
+                Box::new(PreActResNet18::new(&mut b, in_channels, width, classes))
+            }
+            Arch::WideResNet { in_channels, depth, widen, classes } => {
+                Box::new(WideResNet::new(&mut b, in_channels, depth, widen, classes))
+            }
             Arch::MobileNetV2 { in_channels, classes } => Box::new(MobileNetV2::new(&mut b, in_channels, classes)),
         };
-        Model {
-            arch: arch.clone(),
-            params: b.store,
-            net,
-            bn_momentum: 0.1,
-            bn_eps: 1e-5,
-        }
+        Model { arch: arch.clone(), params: b.store, net, bn_momentum: 0.1, bn_eps: 1e-5 }
     }
 
     /// Loads a PyTorch state_dict, detecting the architecture unless `o` names it. With `strict`,
@@ -122,21 +106,14 @@ impl Model {
             return Err(Error::Msg(format!("input: expected an NCHW batch, found shape {s:?}")));
         };
         if ch != c {
-            return Err(Error::Msg(format!(
-                "input: {} expects {c} channels, found shape {s:?}",
-                self.arch
-            )));
+            return Err(Error::Msg(format!("input: {} expects {c} channels, found shape {s:?}", self.arch)));
         }
         if let Arch::SmallCnn { size, .. } = self.arch {
             if h / 8 != size / 8 || w / 8 != size / 8 {
-                return Err(Error::Msg(format!(
-                    "input: small_cnn built for {size}x{size} images, found shape {s:?}"
-                )));
+                return Err(Error::Msg(format!("input: small_cnn built for {size}x{size} images, found shape {s:?}")));
             }
         } else if h < 8 || w < 8 {
-            return Err(Error::Msg(format!(
-                "input: images must be at least 8x8, found shape {s:?}"
-            )));
+            return Err(Error::Msg(format!("input: images must be at least 8x8, found shape {s:?}")));
         }
         Ok(())
     }
@@ -144,13 +121,8 @@ impl Model {
     /// Runs the network on `x`, recording on `tape` as its mode asks. `bn_train` selects batch
     /// statistics (and moves the running ones) over running statistics.
     pub fn forward(&mut self, tape: &mut Tape, x: &Var, bn_train: bool) -> Var {
-        let mut cx = Ctx {
-            tape,
-            params: &mut self.params,
-            bn_train,
-            bn_momentum: self.bn_momentum,
-            bn_eps: self.bn_eps,
-        };
+        let mut cx =
+            Ctx { tape, params: &mut self.params, bn_train, bn_momentum: self.bn_momentum, bn_eps: self.bn_eps };
         self.net.forward(&mut cx, x)
     }
 }

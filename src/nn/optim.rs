@@ -30,12 +30,7 @@ impl Sgd {
         }
         for id in ids {
             let buf = self.bufs[id].as_mut().expect("a trainable parameter has a buffer");
-            sgd_update(
-                params.get_mut(id).data_mut(),
-                tape.param_grad(id).unwrap().data(),
-                buf.data_mut(),
-                self.cfg,
-            );
+            sgd_update(params.get_mut(id).data_mut(), tape.param_grad(id).unwrap().data(), buf.data_mut(), self.cfg);
         }
     }
 
@@ -60,19 +55,7 @@ impl Sgd {
         let nesterov = c.nesterov as i32;
         let mut cfg = g.grid(longest);
         cfg.grid_dim.1 = ids.len() as u32;
-        crate::launch!(
-            g,
-            "sgd_update",
-            cfg,
-            &ps,
-            &gs,
-            &bs,
-            &lens,
-            &c.lr,
-            &c.momentum,
-            &c.weight_decay,
-            &nesterov
-        );
+        crate::launch!(g, "sgd_update", cfg, &ps, &gs, &bs, &lens, &c.lr, &c.momentum, &c.weight_decay, &nesterov);
     }
 
     /// The momentum buffer of parameter `id` (for checkpoints).
@@ -86,11 +69,7 @@ impl Sgd {
             return Err("the tensor is not a trainable parameter".into());
         };
         if v.len() != buf.numel() {
-            return Err(format!(
-                "momentum buffer of {} values, the parameter has {}",
-                v.len(),
-                buf.numel()
-            ));
+            return Err(format!("momentum buffer of {} values, the parameter has {}", v.len(), buf.numel()));
         }
         *buf = Tensor::from_vec(buf.shape(), v.to_vec()).into_device(&buf.device());
         Ok(())

@@ -28,11 +28,7 @@ pub struct ParamStore {
 
 impl ParamStore {
     pub fn add(&mut self, name: String, kind: Kind, t: Tensor) -> ParamId {
-        self.entries.push(Entry {
-            name,
-            kind,
-            val: Arc::new(t),
-        });
+        self.entries.push(Entry { name, kind, val: Arc::new(t) });
         self.entries.len() - 1
     }
 
@@ -43,10 +39,7 @@ impl ParamStore {
     }
 
     pub fn param(&self, id: ParamId) -> Param {
-        Param {
-            id,
-            val: self.entries[id].val.clone(),
-        }
+        Param { id, val: self.entries[id].val.clone() }
     }
 
     pub fn get(&self, id: ParamId) -> &Tensor {
@@ -80,11 +73,7 @@ impl ParamStore {
 
     /// Ids of the trainable parameters, in registration order.
     pub fn trainable(&self) -> impl Iterator<Item = ParamId> + '_ {
-        self.entries
-            .iter()
-            .enumerate()
-            .filter(|(_, e)| e.kind == Kind::Param)
-            .map(|(i, _)| i)
+        self.entries.iter().enumerate().filter(|(_, e)| e.kind == Kind::Param).map(|(i, _)| i)
     }
 
     /// Number of trainable scalars.
@@ -95,10 +84,7 @@ impl ParamStore {
     /// Copies every tensor of the model from `tensors`. Missing tensors and wrong shapes are errors
     /// naming the tensor; returns the names in `tensors` the model does not use.
     pub fn load(&mut self, tensors: &std::collections::BTreeMap<String, Stored>) -> Result<Vec<String>> {
-        let missing = |name: &str| Error::Missing {
-            name: name.into(),
-            hint: " in the weights file".into(),
-        };
+        let missing = |name: &str| Error::Missing { name: name.into(), hint: " in the weights file".into() };
         let mut used: HashMap<&str, ()> = HashMap::new();
         for e in &mut self.entries {
             let s = tensors.get(&e.name).ok_or_else(|| missing(&e.name))?;
@@ -126,20 +112,12 @@ impl ParamStore {
                 Values::I64(v) if v.len() == 1 => v[0],
                 Values::F32(v) if v.len() == 1 => v[0] as i64,
                 _ => {
-                    return Err(Error::Shape {
-                        name: name.clone(),
-                        expected: vec![],
-                        found: s.shape.clone(),
-                    });
+                    return Err(Error::Shape { name: name.clone(), expected: vec![], found: s.shape.clone() });
                 }
             };
             used.insert(name, ());
         }
-        Ok(tensors
-            .keys()
-            .filter(|k| !used.contains_key(k.as_str()))
-            .cloned()
-            .collect())
+        Ok(tensors.keys().filter(|k| !used.contains_key(k.as_str())).cloned().collect())
     }
 
     /// Where the tensors live.
@@ -158,14 +136,8 @@ impl ParamStore {
 
     /// Every tensor as (name, shape, values), as PyTorch's `state_dict()` holds them.
     pub fn state_dict(&self) -> Vec<(String, Vec<usize>, Values)> {
-        let floats = self
-            .entries
-            .iter()
-            .map(|e| (e.name.clone(), e.val.shape().to_vec(), Values::F32(e.val.to_vec())));
-        let counters = self
-            .counters
-            .iter()
-            .map(|(n, c)| (n.clone(), vec![], Values::I64(vec![*c])));
+        let floats = self.entries.iter().map(|e| (e.name.clone(), e.val.shape().to_vec(), Values::F32(e.val.to_vec())));
+        let counters = self.counters.iter().map(|(n, c)| (n.clone(), vec![], Values::I64(vec![*c])));
         floats.chain(counters).collect()
     }
 }

@@ -52,15 +52,9 @@ pub struct PreActResNet18 {
 impl PreActResNet18 {
     pub fn new(b: &mut Builder, in_channels: usize, width: usize, classes: usize) -> Self {
         let conv1 = b.conv("conv1", in_channels, width, 3, 1, 1);
-        let blocks = stages(b, width, |b, p, cin, planes, stride| {
-            PreActBlock::new(b, p, cin, planes, stride, "shortcut.0")
-        });
-        PreActResNet18 {
-            conv1,
-            blocks,
-            bn: b.bn("bn", 8 * width),
-            linear: b.linear("linear", 8 * width, classes),
-        }
+        let blocks =
+            stages(b, width, |b, p, cin, planes, stride| PreActBlock::new(b, p, cin, planes, stride, "shortcut.0"));
+        PreActResNet18 { conv1, blocks, bn: b.bn("bn", 8 * width), linear: b.linear("linear", 8 * width, classes) }
     }
 }
 

@@ -16,10 +16,7 @@ struct Block {
 impl Block {
     fn new(b: &mut Builder, p: &str, cin: usize, planes: usize, stride: usize) -> Self {
         let shortcut = (stride != 1 || cin != planes).then(|| {
-            (
-                b.conv(&format!("{p}.shortcut.0"), cin, planes, 1, stride, 1),
-                b.bn(&format!("{p}.shortcut.1"), planes),
-            )
+            (b.conv(&format!("{p}.shortcut.0"), cin, planes, 1, stride, 1), b.bn(&format!("{p}.shortcut.1"), planes))
         });
         Block {
             conv1: b.conv(&format!("{p}.conv1"), cin, planes, 3, stride, 1),
@@ -77,12 +74,7 @@ impl ResNet18 {
         let conv1 = b.conv("conv1", in_channels, width, 3, 1, 1);
         let bn1 = b.bn("bn1", width);
         let blocks = stages(b, width, Block::new);
-        ResNet18 {
-            conv1,
-            bn1,
-            blocks,
-            linear: b.linear("linear", 8 * width, classes),
-        }
+        ResNet18 { conv1, bn1, blocks, linear: b.linear("linear", 8 * width, classes) }
     }
 }
 

@@ -23,10 +23,7 @@ impl SmallCnn {
             })
             .collect();
         let side = size / 8;
-        SmallCnn {
-            stages,
-            fc: b.linear("fc", widths[2] * side * side, classes),
-        }
+        SmallCnn { stages, fc: b.linear("fc", widths[2] * side * side, classes) }
     }
 }
 

@@ -34,12 +34,7 @@ impl WideResNet {
                 ));
             }
         }
-        WideResNet {
-            conv1,
-            blocks,
-            bn1: b.bn("bn1", ch[3]),
-            fc: b.linear("fc", ch[3], classes),
-        }
+        WideResNet { conv1, blocks, bn1: b.bn("bn1", ch[3]), fc: b.linear("fc", ch[3], classes) }
     }
 }
 

@@ -33,10 +33,7 @@ pub fn batch_stats(x: &Tensor) -> (Vec<f64>, Vec<f64>) {
     (0..c)
         .into_par_iter()
         .map(|ch| {
-            let mean = planes(x.data(), n, c, h * w, ch)
-                .map(|p| sum_lanes(p, p, |v, _| v as f64))
-                .sum::<f64>()
-                / m;
+            let mean = planes(x.data(), n, c, h * w, ch).map(|p| sum_lanes(p, p, |v, _| v as f64)).sum::<f64>() / m;
             let var = planes(x.data(), n, c, h * w, ch)
                 .map(|p| sum_lanes(p, p, |v, _| (v as f64 - mean).powi(2)))
                 .sum::<f64>()
@@ -52,11 +49,8 @@ pub fn batch_stats(x: &Tensor) -> (Vec<f64>, Vec<f64>) {
 fn normalize(x: &Tensor, mean: &[f64], invstd: &[f64], gamma: &[f32], beta: &[f32], relu: bool) -> Tensor {
     let (_, c, h, w) = x.dims4();
     Tensor::written(x.shape(), |y| {
-        y.par_chunks_mut(h * w)
-            .zip(x.data().par_chunks(h * w))
-            .enumerate()
-            .with_min_len(grain(h * w))
-            .for_each(|(i, (yp, xp))| {
+        y.par_chunks_mut(h * w).zip(x.data().par_chunks(h * w)).enumerate().with_min_len(grain(h * w)).for_each(
+            |(i, (yp, xp))| {
                 let ch = i % c;
                 let a = invstd[ch] * gamma[ch] as f64;
                 let b = beta[ch] as f64 - mean[ch] * a;
@@ -68,7 +62,8 @@ fn normalize(x: &Tensor, mean: &[f64], invstd: &[f64], gamma: &[f32], beta: &[f3
                 } else {
                     yp.iter_mut().zip(xp).for_each(|(o, &v)| *o = (v as f64 * a + b) as f32);
                 }
-            })
+            },
+        )
     })
 }
 
@@ -126,23 +121,20 @@ pub fn backward(
     let dbeta: Vec<f32> = sums.iter().map(|s| s.0 as f32).collect();
     let dx = need_x.then(|| {
         Tensor::written(x.shape(), |dx| {
-            dx.par_chunks_mut(h * w)
-                .enumerate()
-                .with_min_len(grain(h * w))
-                .for_each(|(i, dp)| {
-                    let ch = i % c;
-                    let k = (gamma[ch] as f64 * invstd[ch]) as f32;
-                    let (mu, inv) = (mean[ch] as f32, invstd[ch] as f32);
-                    let (xp, gp) = (&x.data()[i * h * w..][..h * w], &gy.data()[i * h * w..][..h * w]);
-                    if train {
-                        let (mg, mgx) = ((sums[ch].0 / m) as f32, (sums[ch].1 / m) as f32);
-                        for ((d, &v), &g) in dp.iter_mut().zip(xp).zip(gp) {
-                            *d = k * (g - mg - (v - mu) * inv * mgx);
-                        }
-                    } else {
-                        dp.iter_mut().zip(gp).for_each(|(d, &g)| *d = k * g);
+            dx.par_chunks_mut(h * w).enumerate().with_min_len(grain(h * w)).for_each(|(i, dp)| {
+                let ch = i % c;
+                let k = (gamma[ch] as f64 * invstd[ch]) as f32;
+                let (mu, inv) = (mean[ch] as f32, invstd[ch] as f32);
+                let (xp, gp) = (&x.data()[i * h * w..][..h * w], &gy.data()[i * h * w..][..h * w]);
+                if train {
+                    let (mg, mgx) = ((sums[ch].0 / m) as f32, (sums[ch].1 / m) as f32);
+                    for ((d, &v), &g) in dp.iter_mut().zip(xp).zip(gp) {
+                        *d = k * (g - mg - (v - mu) * inv * mgx);
                     }
-                })
+                } else {
+                    dp.iter_mut().zip(gp).for_each(|(d, &g)| *d = k * g);
+                }
+            })
         })
     });
     (dx, dgamma, dbeta)
@@ -174,45 +166,23 @@ impl Backward for BnNode {
         let gy = masked.as_ref().unwrap_or(gy);
         let (dx, dg, db) = match &self.saved {
             Saved::Cpu { mean, invstd } => {
-                let (dx, dg, db) = backward(
-                    &self.x,
-                    self.gamma.val.data(),
-                    mean,
-                    invstd,
-                    gy,
-                    self.train,
-                    need[0],
-                    params,
-                );
+                let (dx, dg, db) =
+                    backward(&self.x, self.gamma.val.data(), mean, invstd, gy, self.train, need[0], params);
                 (dx, Tensor::from_vec(&[dg.len()], dg), Tensor::from_vec(&[db.len()], db))
             }
             #[cfg(feature = "cuda")]
             Saved::Cuda(s) => cuda::backward(&self.x, &self.gamma.val, s, gy, self.train, need[0], params),
         };
-        let params = if params {
-            vec![(self.gamma.id, dg), (self.beta_id, db)]
-        } else {
-            Vec::new()
-        };
-        Grads {
-            inputs: vec![dx],
-            params,
-        }
+        let params = if params { vec![(self.gamma.id, dg), (self.beta_id, db)] } else { Vec::new() };
+        Grads { inputs: vec![dx], params }
     }
 }
 
 /// Which statistics a BN forward normalises with: the batch's in train mode (moving the running
 /// statistics with them), the running ones in eval mode.
 pub enum Stats<'a> {
-    Batch {
-        running_mean: &'a mut Tensor,
-        running_var: &'a mut Tensor,
-        momentum: f32,
-    },
-    Running {
-        mean: &'a Tensor,
-        var: &'a Tensor,
-    },
+    Batch { running_mean: &'a mut Tensor, running_var: &'a mut Tensor, momentum: f32 },
+    Running { mean: &'a Tensor, var: &'a Tensor },
 }
 
 /// Batch normalisation as a recorded op.
@@ -241,21 +211,16 @@ fn bn(tape: &mut Tape, x: &Var, gamma: &Param, beta: &Param, stats: Stats, eps: 
         return tape.record(y, &[x], true, |y| node(Saved::Cuda(s), y));
     }
     let (mean, var) = match stats {
-        Stats::Batch {
-            running_mean,
-            running_var,
-            momentum,
-        } => {
+        Stats::Batch { running_mean, running_var, momentum } => {
             let (mean, var) = batch_stats(&x.val);
             let (n, _, h, w) = x.val.dims4();
             update_running(running_mean.data_mut(), &mean, momentum, 1.0);
             update_running(running_var.data_mut(), &var, momentum, unbias(n * h * w));
             (mean, var)
         }
-        Stats::Running { mean, var } => (
-            mean.data().iter().map(|&v| v as f64).collect(),
-            var.data().iter().map(|&v| v as f64).collect(),
-        ),
+        Stats::Running { mean, var } => {
+            (mean.data().iter().map(|&v| v as f64).collect(), var.data().iter().map(|&v| v as f64).collect())
+        }
     };
     let inv = invstd(&var, eps);
     let y = normalize(&x.val, &mean, &inv, gamma.val.data(), beta.val.data(), relu);
@@ -281,16 +246,9 @@ mod cuda {
         let g: Arc<Gpu> = x.gpu().unwrap().clone();
         let (n, c, h, w) = x.dims4();
         let (ni, ci, hw) = (n as i32, c as i32, (h * w) as i32);
-        let mut s = Stats {
-            mean: g.zeros(c),
-            invstd: g.zeros(c),
-        };
+        let mut s = Stats { mean: g.zeros(c), invstd: g.zeros(c) };
         match which {
-            Which::Batch {
-                running_mean,
-                running_var,
-                momentum,
-            } => {
+            Which::Batch { running_mean, running_var, momentum } => {
                 launch!(
                     g,
                     "bn_batch_stats",
@@ -307,17 +265,9 @@ mod cuda {
                     running_var.cu_mut()
                 );
             }
-            Which::Running { mean, var } => launch!(
-                g,
-                "bn_running_stats",
-                g.grid(c),
-                mean.cu(),
-                var.cu(),
-                &eps,
-                &ci,
-                &mut s.mean,
-                &mut s.invstd
-            ),
+            Which::Running { mean, var } => {
+                launch!(g, "bn_running_stats", g.grid(c), mean.cu(), var.cu(), &eps, &ci, &mut s.mean, &mut s.invstd)
+            }
         }
         let total = x.numel() as i32;
         let mut y = g.empty(x.numel());

@@ -20,10 +20,7 @@ pub fn split(n: usize, per_image: usize) -> (usize, bool) {
         return (n.div_ceil(n.div_ceil(largest)), false);
     }
     let per_thread = |nb: usize| n.div_ceil(nb).div_ceil(threads) * nb;
-    let nb = (1..=largest.min(n.div_ceil(threads)))
-        .rev()
-        .min_by_key(|&nb| per_thread(nb))
-        .expect("nb = 1 at least");
+    let nb = (1..=largest.min(n.div_ceil(threads))).rev().min_by_key(|&nb| per_thread(nb)).expect("nb = 1 at least");
     (nb, true)
 }
 
@@ -54,30 +51,16 @@ mod tests {
     #[test]
     fn split_is_even_and_within_budget() {
         let threads = rayon::current_num_threads();
-        for (n, per) in [
-            (32, 655_000),
-            (32, 327_000),
-            (32, 82_000),
-            (128, 50_000),
-            (7, 1 << 20),
-            (1, 1 << 23),
-            (32, 1),
-        ] {
+        for (n, per) in [(32, 655_000), (32, 327_000), (32, 82_000), (128, 50_000), (7, 1 << 20), (1, 1 << 23), (32, 1)]
+        {
             let (nb, side_by_side) = split(n, per);
             assert!(nb >= 1 && nb <= n);
-            assert!(
-                nb == 1 || nb * per <= BUDGET,
-                "{n} x {per}: {nb} images per chunk exceed the budget"
-            );
+            assert!(nb == 1 || nb * per <= BUDGET, "{n} x {per}: {nb} images per chunk exceed the budget");
             assert_eq!(side_by_side, threads > 1 && n >= threads);
             if side_by_side {
                 // one image per chunk always reaches the even spread, so the chosen size must too
                 let most = n.div_ceil(nb).div_ceil(threads) * nb;
-                assert_eq!(
-                    most,
-                    n.div_ceil(threads),
-                    "{n} x {per}: {nb} per chunk leaves a thread {most} images"
-                );
+                assert_eq!(most, n.div_ceil(threads), "{n} x {per}: {nb} per chunk leaves a thread {most} images");
             }
         }
     }

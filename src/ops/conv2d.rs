@@ -41,32 +41,17 @@ struct Plan {
 
 impl Plan {
     fn new(x: &[usize], w: &[usize], cfg: ConvCfg) -> Self {
-        let (&[n, c, h, wd], &[cout, cg, k, k2]) = (x, w) else {
-            panic!("conv2d: x {x:?}, w {w:?} must be 4-d")
-        };
+        let (&[n, c, h, wd], &[cout, cg, k, k2]) = (x, w) else { panic!("conv2d: x {x:?}, w {w:?} must be 4-d") };
         assert_eq!(k, k2, "conv2d: only square kernels");
         assert!(
             cfg.groups > 0 && c % cfg.groups == 0 && cout % cfg.groups == 0,
             "conv2d: groups {} must divide {c} and {cout}",
             cfg.groups
         );
-        assert_eq!(
-            cg,
-            c / cfg.groups,
-            "conv2d: weight {w:?} does not fit {c} input channels in {} groups",
-            cfg.groups
-        );
+        assert_eq!(cg, c / cfg.groups, "conv2d: weight {w:?} does not fit {c} input channels in {} groups", cfg.groups);
         let geom = Geom::new(c, h, wd, k, cfg.stride, cfg.pad);
         let (nb, side_by_side) = chunks::split(n, cg * k * k * geom.oh * geom.ow);
-        Plan {
-            n,
-            cout,
-            cg,
-            og: cout / cfg.groups,
-            geom,
-            nb,
-            side_by_side,
-        }
+        Plan { n, cout, cg, og: cout / cfg.groups, geom, nb, side_by_side }
     }
     fn opix(&self) -> usize {
         self.geom.oh * self.geom.ow
@@ -108,28 +93,21 @@ impl Plan {
 
 /// `[cout, nb*opix]` (GEMM layout) -> rows of `y[n0..n0+nb]` (NCHW), adding `bias`.
 fn scatter(buf: &[f32], y: &mut [f32], cout: usize, opix: usize, nb: usize, bias: Option<&[f32]>) {
-    y.par_chunks_mut(opix)
-        .enumerate()
-        .with_min_len(grain(opix))
-        .for_each(|(i, dst)| {
-            let (n, co) = (i / cout, i % cout);
-            dst.copy_from_slice(&buf[co * nb * opix + n * opix..][..opix]);
-            if let Some(b) = bias {
-                dst.iter_mut().for_each(|v| *v += b[co]);
-            }
-        });
+    y.par_chunks_mut(opix).enumerate().with_min_len(grain(opix)).for_each(|(i, dst)| {
+        let (n, co) = (i / cout, i % cout);
+        dst.copy_from_slice(&buf[co * nb * opix + n * opix..][..opix]);
+        if let Some(b) = bias {
+            dst.iter_mut().for_each(|v| *v += b[co]);
+        }
+    });
 }
 
 /// Rows of `gy[n0..n0+nb]` (NCHW) -> `[cout, nb*opix]`.
 fn gather(gy: &[f32], buf: &mut [f32], cout: usize, opix: usize, nb: usize) {
-    buf[..cout * nb * opix]
-        .par_chunks_mut(opix)
-        .enumerate()
-        .with_min_len(grain(opix))
-        .for_each(|(i, dst)| {
-            let (co, n) = (i / nb, i % nb);
-            dst.copy_from_slice(&gy[(n * cout + co) * opix..][..opix]);
-        });
+    buf[..cout * nb * opix].par_chunks_mut(opix).enumerate().with_min_len(grain(opix)).for_each(|(i, dst)| {
+        let (co, n) = (i / nb, i % nb);
+        dst.copy_from_slice(&gy[(n * cout + co) * opix..][..opix]);
+    });
 }
 
 pub fn forward(x: &Tensor, w: &Arc<Tensor>, b: Option<&Tensor>, cfg: ConvCfg) -> Tensor {
@@ -174,17 +152,9 @@ pub fn forward(x: &Tensor, w: &Arc<Tensor>, b: Option<&Tensor>, cfg: ConvCfg) ->
                 for gi in 0..p.groups() {
                     im2col(&xd[n0 * img..], &g, gi * p.cg, p.cg, nb, col);
                     if direct {
-                        let wt = Mat {
-                            data: &wd[gi * p.og * kd..][..p.og * kd],
-                            rs: 1,
-                            cs: kd,
-                        };
+                        let wt = Mat { data: &wd[gi * p.og * kd..][..p.og * kd], rs: 1, cs: kd };
                         for n in 0..nb {
-                            let lhs = Mat {
-                                data: &col[n * opix..kd * cols],
-                                rs: 1,
-                                cs: cols,
-                            };
+                            let lhs = Mat { data: &col[n * opix..kd * cols], rs: 1, cs: cols };
                             let dst = &mut yc[(n * p.cout + gi * p.og) * opix..][..p.og * opix];
                             sgemm_strided(opix, p.og, kd, lhs, wt, dst, (1, opix), false, par);
                         }
@@ -258,34 +228,31 @@ pub fn backward(
             });
         }
         let mut dx = Tensor::zeros(x.shape());
-        dx.data_mut()
-            .par_chunks_mut(p.nb * img)
-            .enumerate()
-            .for_each(|(ci, dxc)| {
-                p.with_scratch(|col, buf| {
-                    let nb = dxc.len() / img;
-                    let cols = nb * opix;
-                    let gyc = &gyd[ci * chunk_out..][..nb * p.cout * opix];
-                    if !direct {
-                        gather(gyc, buf, p.cout, opix, nb);
-                    }
-                    for gi in 0..p.groups() {
-                        // dcol[kd, cols] = W_g^T[kd, og] · gy_g[og, cols], folded back into dx; large
-                        // maps read each image's gy rows in place (one GEMM per image, as in forward)
-                        let wg = Mat::t(&wd[gi * p.og * kd..][..p.og * kd], kd);
-                        if direct {
-                            for n in 0..nb {
-                                let gyn = Mat::rows(&gyc[(n * p.cout + gi * p.og) * opix..][..p.og * opix], opix);
-                                sgemm(kd, opix, p.og, wg, gyn, &mut col[n * opix..kd * cols], cols, false, par);
-                            }
-                        } else {
-                            let gyg = Mat::rows(&buf[gi * p.og * cols..][..p.og * cols], cols);
-                            sgemm(kd, cols, p.og, wg, gyg, col, cols, false, par);
+        dx.data_mut().par_chunks_mut(p.nb * img).enumerate().for_each(|(ci, dxc)| {
+            p.with_scratch(|col, buf| {
+                let nb = dxc.len() / img;
+                let cols = nb * opix;
+                let gyc = &gyd[ci * chunk_out..][..nb * p.cout * opix];
+                if !direct {
+                    gather(gyc, buf, p.cout, opix, nb);
+                }
+                for gi in 0..p.groups() {
+                    // dcol[kd, cols] = W_g^T[kd, og] · gy_g[og, cols], folded back into dx; large
+                    // maps read each image's gy rows in place (one GEMM per image, as in forward)
+                    let wg = Mat::t(&wd[gi * p.og * kd..][..p.og * kd], kd);
+                    if direct {
+                        for n in 0..nb {
+                            let gyn = Mat::rows(&gyc[(n * p.cout + gi * p.og) * opix..][..p.og * opix], opix);
+                            sgemm(kd, opix, p.og, wg, gyn, &mut col[n * opix..kd * cols], cols, false, par);
                         }
-                        col2im(col, &g, gi * p.cg, p.cg, nb, dxc);
+                    } else {
+                        let gyg = Mat::rows(&buf[gi * p.og * cols..][..p.og * cols], cols);
+                        sgemm(kd, cols, p.og, wg, gyg, col, cols, false, par);
                     }
-                })
-            });
+                    col2im(col, &g, gi * p.cg, p.cg, nb, dxc);
+                }
+            })
+        });
         dx
     });
     // dW: each chunk accumulates a partial filter gradient, transposed ([group][kd][og]); the
@@ -308,25 +275,13 @@ pub fn backward(
                         &gyd[(n0 + n) * p.cout * opix..][..p.cout * opix],
                         &mut buf[n * opix * p.cout..][..opix * p.cout],
                     );
-                    if par {
-                        par_transpose(s, p.cout, d)
-                    } else {
-                        transpose(s, p.cout, d)
-                    }
+                    if par { par_transpose(s, p.cout, d) } else { transpose(s, p.cout, d) }
                 }
                 for gi in 0..p.groups() {
                     // dW_g[og, kd] += gy_g[og, cols] · colᵀ[cols, kd], into dWᵀ
                     im2col(&xd[n0 * img..], &g, gi * p.cg, p.cg, nb, col);
-                    let gyt = Mat {
-                        data: &buf[gi * p.og..p.cout * cols],
-                        rs: 1,
-                        cs: p.cout,
-                    };
-                    let colt = Mat {
-                        data: &col[..kd * cols],
-                        rs: 1,
-                        cs: cols,
-                    };
+                    let gyt = Mat { data: &buf[gi * p.og..p.cout * cols], rs: 1, cs: p.cout };
+                    let colt = Mat { data: &col[..kd * cols], rs: 1, cs: cols };
                     sgemm_strided(
                         p.og,
                         kd,
@@ -353,9 +308,7 @@ pub fn backward(
         }
         let per_group = p.og * kd;
         Tensor::written(w.shape(), |dw| {
-            dw.chunks_mut(per_group)
-                .zip(sum.chunks(per_group))
-                .for_each(|(d, s)| par_transpose(s, kd, d))
+            dw.chunks_mut(per_group).zip(sum.chunks(per_group)).for_each(|(d, s)| par_transpose(s, kd, d))
         })
     });
     (dx, dw)
@@ -368,28 +321,14 @@ pub fn bias_grad(gy: &Tensor) -> Tensor {
     if let Some(g) = gy.gpu().cloned() {
         let mut gb = Tensor::zeros_on(&[c], &gy.device());
         let (ni, ci, hw) = (n as i32, c as i32, (h * w) as i32);
-        crate::launch!(
-            g,
-            "bias_grad_planes",
-            g.per_block(c),
-            gy.cu(),
-            gb.cu_mut(),
-            &ni,
-            &ci,
-            &hw
-        );
+        crate::launch!(g, "bias_grad_planes", g.per_block(c), gy.cu(), gb.cu_mut(), &ni, &ci, &hw);
         return gb;
     }
     let sums: Vec<f32> = (0..c)
         .into_par_iter()
         .map(|co| {
             (0..n)
-                .map(|i| {
-                    gy.data()[(i * c + co) * h * w..][..h * w]
-                        .iter()
-                        .map(|&v| v as f64)
-                        .sum::<f64>()
-                })
+                .map(|i| gy.data()[(i * c + co) * h * w..][..h * w].iter().map(|&v| v as f64).sum::<f64>())
                 .sum::<f64>() as f32
         })
         .collect();
@@ -453,10 +392,7 @@ struct ConvNode {
 impl Backward for ConvNode {
     fn backward(&self, gy: &Tensor, need: &[bool], params: bool) -> Grads {
         let (dx, dw) = backward(&self.x, &self.w.val, gy, self.cfg, need[0], params);
-        let mut g = Grads {
-            inputs: vec![dx],
-            params: Vec::new(),
-        };
+        let mut g = Grads { inputs: vec![dx], params: Vec::new() };
         if let Some(dw) = dw {
             g.params.push((self.w.id, dw));
         }
@@ -470,10 +406,5 @@ impl Backward for ConvNode {
 /// Convolution as a recorded op.
 pub fn conv2d(tape: &mut Tape, x: &Var, w: &Param, b: Option<&Param>, cfg: ConvCfg) -> Var {
     let y = forward(&x.val, &w.val, b.map(|b| &*b.val), cfg);
-    tape.record(y, &[x], true, |_| ConvNode {
-        x: x.val.clone(),
-        w: w.clone(),
-        b: b.cloned(),
-        cfg,
-    })
+    tape.record(y, &[x], true, |_| ConvNode { x: x.val.clone(), w: w.clone(), b: b.cloned(), cfg })
 }

@@ -22,38 +22,30 @@ fn taps(g: &Geom, mut f: impl FnMut(usize, usize, usize, usize, std::ops::Range<
 
 pub fn forward(x: &[f32], w: &[f32], g: &Geom, n: usize, y: &mut [f32]) {
     let (plane, opix, kk) = (g.h * g.w, g.oh * g.ow, g.k * g.k);
-    y[..n * g.c * opix]
-        .par_chunks_mut(opix)
-        .enumerate()
-        .with_min_len(grain(opix))
-        .for_each(|(i, yp)| {
-            let (xp, wc) = (&x[i * plane..][..plane], &w[(i % g.c) * kk..][..kk]);
-            taps(g, |ki, kj, oy, iy, xs, ix0| {
-                let wv = wc[ki * g.k + kj];
-                let yr = &mut yp[oy * g.ow..][xs];
-                for (o, v) in yr.iter_mut().zip(xp[iy * g.w + ix0..].iter().step_by(g.stride)) {
-                    *o += wv * v;
-                }
-            });
+    y[..n * g.c * opix].par_chunks_mut(opix).enumerate().with_min_len(grain(opix)).for_each(|(i, yp)| {
+        let (xp, wc) = (&x[i * plane..][..plane], &w[(i % g.c) * kk..][..kk]);
+        taps(g, |ki, kj, oy, iy, xs, ix0| {
+            let wv = wc[ki * g.k + kj];
+            let yr = &mut yp[oy * g.ow..][xs];
+            for (o, v) in yr.iter_mut().zip(xp[iy * g.w + ix0..].iter().step_by(g.stride)) {
+                *o += wv * v;
+            }
         });
+    });
 }
 
 pub fn backward_data(gy: &[f32], w: &[f32], g: &Geom, n: usize, dx: &mut [f32]) {
     let (plane, opix, kk) = (g.h * g.w, g.oh * g.ow, g.k * g.k);
-    dx[..n * g.c * plane]
-        .par_chunks_mut(plane)
-        .enumerate()
-        .with_min_len(grain(plane))
-        .for_each(|(i, dp)| {
-            let (gp, wc) = (&gy[i * opix..][..opix], &w[(i % g.c) * kk..][..kk]);
-            taps(g, |ki, kj, oy, iy, xs, ix0| {
-                let wv = wc[ki * g.k + kj];
-                let gr = &gp[oy * g.ow..][xs];
-                for (d, v) in dp[iy * g.w + ix0..].iter_mut().step_by(g.stride).zip(gr) {
-                    *d += wv * v;
-                }
-            });
+    dx[..n * g.c * plane].par_chunks_mut(plane).enumerate().with_min_len(grain(plane)).for_each(|(i, dp)| {
+        let (gp, wc) = (&gy[i * opix..][..opix], &w[(i % g.c) * kk..][..kk]);
+        taps(g, |ki, kj, oy, iy, xs, ix0| {
+            let wv = wc[ki * g.k + kj];
+            let gr = &gp[oy * g.ow..][xs];
+            for (d, v) in dp[iy * g.w + ix0..].iter_mut().step_by(g.stride).zip(gr) {
+                *d += wv * v;
+            }
         });
+    });
 }
 
 pub fn backward_filter(gy: &[f32], x: &[f32], g: &Geom, n: usize, dw: &mut [f32]) {
@@ -65,11 +57,7 @@ pub fn backward_filter(gy: &[f32], x: &[f32], g: &Geom, n: usize, dw: &mut [f32]
             let (gp, xp) = (&gy[i * opix..][..opix], &x[i * plane..][..plane]);
             taps(g, |ki, kj, oy, iy, xs, ix0| {
                 let gr = &gp[oy * g.ow..][xs];
-                let s: f32 = gr
-                    .iter()
-                    .zip(xp[iy * g.w + ix0..].iter().step_by(g.stride))
-                    .map(|(a, b)| a * b)
-                    .sum();
+                let s: f32 = gr.iter().zip(xp[iy * g.w + ix0..].iter().step_by(g.stride)).map(|(a, b)| a * b).sum();
                 acc[ki * g.k + kj] += s as f64;
             });
         }

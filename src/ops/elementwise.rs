@@ -12,12 +12,7 @@ pub fn relu_forward(x: &Tensor) -> Tensor {
         return cuda::relu_fwd(x);
     }
     // NaN stays NaN (as in PyTorch): a diverged run must show up in its loss.
-    let y = x
-        .data()
-        .par_iter()
-        .with_min_len(CHUNK)
-        .map(|&v| if v < 0.0 { 0.0 } else { v })
-        .collect();
+    let y = x.data().par_iter().with_min_len(CHUNK).map(|&v| if v < 0.0 { 0.0 } else { v }).collect();
     Tensor::from_vec(x.shape(), y)
 }
 
@@ -42,10 +37,7 @@ struct ReluNode(Arc<Tensor>);
 
 impl Backward for ReluNode {
     fn backward(&self, gy: &Tensor, _: &[bool], _: bool) -> Grads {
-        Grads {
-            inputs: vec![Some(relu_backward(&self.0, gy))],
-            params: Vec::new(),
-        }
+        Grads { inputs: vec![Some(relu_backward(&self.0, gy))], params: Vec::new() }
     }
 }
 
@@ -57,10 +49,7 @@ struct AddNode;
 
 impl Backward for AddNode {
     fn backward(&self, gy: &Tensor, need: &[bool], _: bool) -> Grads {
-        Grads {
-            inputs: need.iter().map(|&n| n.then(|| gy.clone())).collect(),
-            params: Vec::new(),
-        }
+        Grads { inputs: need.iter().map(|&n| n.then(|| gy.clone())).collect(), params: Vec::new() }
     }
 }
 
@@ -70,14 +59,7 @@ pub fn add(tape: &mut Tape, a: &Var, b: &Var) -> Var {
     if a.val.gpu().is_some() {
         return tape.record(cuda::add(&a.val, &b.val), &[a, b], false, |_| AddNode);
     }
-    let y = a
-        .val
-        .data()
-        .par_iter()
-        .zip(b.val.data().par_iter())
-        .with_min_len(CHUNK)
-        .map(|(x, y)| x + y)
-        .collect();
+    let y = a.val.data().par_iter().zip(b.val.data().par_iter()).with_min_len(CHUNK).map(|(x, y)| x + y).collect();
     tape.record(Tensor::from_vec(a.shape(), y), &[a, b], false, |_| AddNode)
 }
 

@@ -96,11 +96,7 @@ pub fn sgemm_strided(
             false,
             false,
             false,
-            if parallel {
-                gemm::Parallelism::Rayon(0)
-            } else {
-                gemm::Parallelism::None
-            },
+            if parallel { gemm::Parallelism::Rayon(0) } else { gemm::Parallelism::None },
         );
     }
 }

@@ -17,22 +17,10 @@ pub struct Geom {
 
 impl Geom {
     pub fn new(c: usize, h: usize, w: usize, k: usize, stride: usize, pad: usize) -> Self {
-        assert!(
-            h + 2 * pad >= k && w + 2 * pad >= k,
-            "conv kernel {k} larger than padded input {h}x{w}"
-        );
+        assert!(h + 2 * pad >= k && w + 2 * pad >= k, "conv kernel {k} larger than padded input {h}x{w}");
         let oh = (h + 2 * pad - k) / stride + 1;
         let ow = (w + 2 * pad - k) / stride + 1;
-        Geom {
-            c,
-            h,
-            w,
-            k,
-            stride,
-            pad,
-            oh,
-            ow,
-        }
+        Geom { c, h, w, k, stride, pad, oh, ow }
     }
 
     /// Output columns `ox` whose input column `ox*stride - pad + kj` lies inside the image.
@@ -44,11 +32,7 @@ impl Geom {
 /// Outputs `o` in `0..n_out` with `o*stride + kk - pad` in `0..n_in`.
 pub fn span(n_out: usize, n_in: usize, stride: usize, pad: usize, kk: usize) -> std::ops::Range<usize> {
     let lo = pad.saturating_sub(kk).div_ceil(stride);
-    let hi = if n_in + pad > kk {
-        ((n_in + pad - kk - 1) / stride + 1).min(n_out)
-    } else {
-        0
-    };
+    let hi = if n_in + pad > kk { ((n_in + pad - kk - 1) / stride + 1).min(n_out) } else { 0 };
     lo..hi.max(lo)
 }
 
@@ -56,11 +40,8 @@ pub fn span(n_out: usize, n_in: usize, stride: usize, pad: usize, kk: usize) -> 
 pub fn im2col(x: &[f32], g: &Geom, c0: usize, cg: usize, nb: usize, col: &mut [f32]) {
     let (kk, plane, opix) = (g.k * g.k, g.h * g.w, g.oh * g.ow);
     let ncols = nb * opix;
-    col[..cg * kk * ncols]
-        .par_chunks_mut(ncols)
-        .enumerate()
-        .with_min_len(super::grain(ncols))
-        .for_each(|(row, dst)| {
+    col[..cg * kk * ncols].par_chunks_mut(ncols).enumerate().with_min_len(super::grain(ncols)).for_each(
+        |(row, dst)| {
             let (c, ki, kj) = (c0 + row / kk, row % kk / g.k, row % g.k);
             let xs = g.valid_x(kj);
             for n in 0..nb {
@@ -84,14 +65,12 @@ pub fn im2col(x: &[f32], g: &Geom, c0: usize, cg: usize, nb: usize, col: &mut [f
                     match g.stride {
                         1 => d[xs.clone()].copy_from_slice(&srow[ix0..ix0 + xs.len()]),
                         2 => every_second(&mut d[xs.clone()], &srow[ix0..]),
-                        s => d[xs.clone()]
-                            .iter_mut()
-                            .zip(srow[ix0..].iter().step_by(s))
-                            .for_each(|(o, v)| *o = *v),
+                        s => d[xs.clone()].iter_mut().zip(srow[ix0..].iter().step_by(s)).for_each(|(o, v)| *o = *v),
                     }
                 }
             }
-        });
+        },
+    );
 }
 
 /// `d[i] = src[2i]`. Read as pairs the loop vectorises (an interleaved load); `step_by` stays
@@ -146,46 +125,41 @@ pub fn col2im(col: &[f32], g: &Geom, c0: usize, cg: usize, nb: usize, dx: &mut [
     let (plane, opix) = (g.h * g.w, g.oh * g.ow);
     let ncols = nb * opix;
     // Parallel over images then channels: every (image, channel) plane is written by one task.
-    dx[..nb * g.c * plane]
-        .par_chunks_mut(g.c * plane)
-        .enumerate()
-        .for_each(|(n, img)| {
-            img[c0 * plane..(c0 + cg) * plane]
-                .par_chunks_mut(plane)
-                .enumerate()
-                .with_min_len(super::grain(plane * g.k * g.k))
-                .for_each(|(cl, dst)| {
-                    let row = |ki: usize, kj: usize, oy: usize| {
-                        &col[((cl * g.k + ki) * g.k + kj) * ncols + n * opix + oy * g.ow..][..g.ow]
-                    };
-                    for ki in 0..g.k {
-                        if g.stride == 1 {
-                            for oy in span(g.oh, g.h, 1, g.pad, ki) {
-                                add_taps(&mut dst[(oy + ki - g.pad) * g.w..][..g.w], g.k, g.pad, |kj| {
-                                    row(ki, kj, oy)
-                                });
-                            }
+    dx[..nb * g.c * plane].par_chunks_mut(g.c * plane).enumerate().for_each(|(n, img)| {
+        img[c0 * plane..(c0 + cg) * plane]
+            .par_chunks_mut(plane)
+            .enumerate()
+            .with_min_len(super::grain(plane * g.k * g.k))
+            .for_each(|(cl, dst)| {
+                let row = |ki: usize, kj: usize, oy: usize| {
+                    &col[((cl * g.k + ki) * g.k + kj) * ncols + n * opix + oy * g.ow..][..g.ow]
+                };
+                for ki in 0..g.k {
+                    if g.stride == 1 {
+                        for oy in span(g.oh, g.h, 1, g.pad, ki) {
+                            add_taps(&mut dst[(oy + ki - g.pad) * g.w..][..g.w], g.k, g.pad, |kj| row(ki, kj, oy));
+                        }
+                        continue;
+                    }
+                    for kj in 0..g.k {
+                        let xs = g.valid_x(kj);
+                        if xs.is_empty() {
                             continue;
                         }
-                        for kj in 0..g.k {
-                            let xs = g.valid_x(kj);
-                            if xs.is_empty() {
-                                continue;
-                            }
-                            for oy in span(g.oh, g.h, g.stride, g.pad, ki) {
-                                let drow = &mut dst[(oy * g.stride + ki - g.pad) * g.w..][..g.w];
-                                let s = &row(ki, kj, oy)[xs.clone()];
-                                let d = &mut drow[xs.start * g.stride + kj - g.pad..];
-                                if g.stride == 2 {
-                                    add_every_second(d, s);
-                                } else {
-                                    d.iter_mut().step_by(g.stride).zip(s).for_each(|(d, v)| *d += v);
-                                }
+                        for oy in span(g.oh, g.h, g.stride, g.pad, ki) {
+                            let drow = &mut dst[(oy * g.stride + ki - g.pad) * g.w..][..g.w];
+                            let s = &row(ki, kj, oy)[xs.clone()];
+                            let d = &mut drow[xs.start * g.stride + kj - g.pad..];
+                            if g.stride == 2 {
+                                add_every_second(d, s);
+                            } else {
+                                d.iter_mut().step_by(g.stride).zip(s).for_each(|(d, v)| *d += v);
                             }
                         }
                     }
-                });
-        });
+                }
+            });
+    });
 }
 
 /// One input row of a stride-1 convolution's backward: `d[ix] += row(kj)[ix + pad - kj]` for every
@@ -241,16 +215,12 @@ mod tests {
         ] {
             let (g, nb) = (Geom::new(c, h, w, k, stride, pad), 2);
             let (opix, ncols) = (g.oh * g.ow, nb * g.oh * g.ow);
-            let x: Vec<f32> = (0..nb * c * h * w)
-                .map(|i| ((i * 7919) % 997) as f32 / 97.0 - 5.0)
-                .collect();
+            let x: Vec<f32> = (0..nb * c * h * w).map(|i| ((i * 7919) % 997) as f32 / 97.0 - 5.0).collect();
             let mut col = vec![f32::NAN; c * k * k * ncols];
             im2col(&x, &g, 0, c, nb, &mut col);
             let mut want_dx = vec![0.5f32; x.len()];
             let mut dx = want_dx.clone();
-            let colv: Vec<f32> = (0..col.len())
-                .map(|i| ((i * 104729) % 1009) as f32 / 101.0 - 5.0)
-                .collect();
+            let colv: Vec<f32> = (0..col.len()).map(|i| ((i * 104729) % 1009) as f32 / 101.0 - 5.0).collect();
             for n in 0..nb {
                 for ci in 0..c {
                     for (ki, kj) in (0..k).flat_map(|ki| (0..k).map(move |kj| (ki, kj))) {

@@ -12,17 +12,7 @@ pub fn forward(x: &Tensor, w: &Tensor, b: &Tensor) -> Tensor {
         return cuda::forward(x, w, b);
     }
     let mut y: Vec<f32> = (0..n).flat_map(|_| b.data().iter().copied()).collect();
-    sgemm(
-        n,
-        fout,
-        fin,
-        Mat::rows(x.data(), fin),
-        Mat::t(w.data(), fin),
-        &mut y,
-        fout,
-        true,
-        true,
-    );
+    sgemm(n, fout, fin, Mat::rows(x.data(), fin), Mat::t(w.data(), fin), &mut y, fout, true, true);
     Tensor::from_vec(&[n, fout], y)
 }
 
@@ -41,35 +31,13 @@ pub fn backward(
     let ((n, fin), (fout, _)) = (x.dims2(), w.dims2());
     let dx = need_x.then(|| {
         let mut dx = Tensor::zeros(&[n, fin]);
-        sgemm(
-            n,
-            fin,
-            fout,
-            Mat::rows(gy.data(), fout),
-            Mat::rows(w.data(), fin),
-            dx.data_mut(),
-            fin,
-            false,
-            true,
-        );
+        sgemm(n, fin, fout, Mat::rows(gy.data(), fout), Mat::rows(w.data(), fin), dx.data_mut(), fin, false, true);
         dx
     });
     let dwb = need_w.then(|| {
         let mut dw = Tensor::zeros(&[fout, fin]);
-        sgemm(
-            fout,
-            fin,
-            n,
-            Mat::t(gy.data(), fout),
-            Mat::rows(x.data(), fin),
-            dw.data_mut(),
-            fin,
-            false,
-            true,
-        );
-        let db = (0..fout)
-            .map(|o| (0..n).map(|i| gy.data()[i * fout + o] as f64).sum::<f64>() as f32)
-            .collect();
+        sgemm(fout, fin, n, Mat::t(gy.data(), fout), Mat::rows(x.data(), fin), dw.data_mut(), fin, false, true);
+        let db = (0..fout).map(|o| (0..n).map(|i| gy.data()[i * fout + o] as f64).sum::<f64>() as f32).collect();
         (dw, Tensor::from_vec(&[fout], db))
     });
     (dx, dwb)
@@ -84,23 +52,14 @@ struct LinearNode {
 impl Backward for LinearNode {
     fn backward(&self, gy: &Tensor, need: &[bool], params: bool) -> Grads {
         let (dx, dwb) = backward(&self.x, &self.w.val, gy, need[0], params);
-        let params = dwb
-            .map(|(dw, db)| vec![(self.w.id, dw), (self.b_id, db)])
-            .unwrap_or_default();
-        Grads {
-            inputs: vec![dx],
-            params,
-        }
+        let params = dwb.map(|(dw, db)| vec![(self.w.id, dw), (self.b_id, db)]).unwrap_or_default();
+        Grads { inputs: vec![dx], params }
     }
 }
 
 pub fn linear(tape: &mut Tape, x: &Var, w: &Param, b: &Param) -> Var {
     let y = forward(&x.val, &w.val, &b.val);
-    tape.record(y, &[x], true, |_| LinearNode {
-        x: x.val.clone(),
-        w: w.clone(),
-        b_id: b.id,
-    })
+    tape.record(y, &[x], true, |_| LinearNode { x: x.val.clone(), w: w.clone(), b_id: b.id })
 }
 
 /// cuBLAS is column-major: a row-major [r, c] matrix is its transpose there, so y = x·Wᵀ becomes
@@ -131,10 +90,7 @@ mod cuda {
     ) {
         let g = x.gpu().unwrap();
         // cuBLAS works on whatever context is current on this thread
-        g.stream
-            .context()
-            .bind_to_thread()
-            .unwrap_or_else(|e| panic!("cuda:{}: {e}", g.ordinal));
+        g.stream.context().bind_to_thread().unwrap_or_else(|e| panic!("cuda:{}: {e}", g.ordinal));
         let op = |t| if t { T } else { N };
         let cfg = GemmConfig {
             transa: op(ta),
@@ -181,19 +137,12 @@ mod cuda {
         let dwb = need_w.then(|| {
             // dWᵀ [fin, fout] = xᵀ [fin, n] · gy [n, fout]
             // an empty batch (k = 0) leaves C to cuBLAS's discretion: zeros, not garbage
-            let mut dw = if n == 0 {
-                g.zeros(fout * fin)
-            } else {
-                g.empty(fout * fin)
-            };
+            let mut dw = if n == 0 { g.zeros(fout * fin) } else { g.empty(fout * fin) };
             gemm(x, false, true, fin, fout, n, x.cu(), fin, gy.cu(), fout, &mut dw, 0.0);
             let mut db = g.empty(fout);
             let (ni, fo) = (n as i32, fout as i32);
             launch!(g, "col_sums", g.grid(fout), gy.cu(), &mut db, &ni, &fo);
-            (
-                Tensor::from_cuda(&g, &[fout, fin], dw),
-                Tensor::from_cuda(&g, &[fout], db),
-            )
+            (Tensor::from_cuda(&g, &[fout, fin], dw), Tensor::from_cuda(&g, &[fout], db))
         });
         (dx, dwb)
     }
@@ -203,10 +152,7 @@ struct FlattenNode(Vec<usize>);
 
 impl Backward for FlattenNode {
     fn backward(&self, gy: &Tensor, _: &[bool], _: bool) -> Grads {
-        Grads {
-            inputs: vec![Some(gy.clone().reshape(&self.0))],
-            params: Vec::new(),
-        }
+        Grads { inputs: vec![Some(gy.clone().reshape(&self.0))], params: Vec::new() }
     }
 }
 

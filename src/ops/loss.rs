@@ -14,10 +14,7 @@ pub struct LossOut {
 impl LossOut {
     /// From host-computed values.
     pub fn new(per_sample: Vec<f32>, grads: Vec<Tensor>) -> Self {
-        LossOut {
-            per_sample: Tensor::from_vec(&[per_sample.len()], per_sample),
-            grads,
-        }
+        LossOut { per_sample: Tensor::from_vec(&[per_sample.len()], per_sample), grads }
     }
     pub fn sum(&self) -> f64 {
         self.per_sample.host().iter().map(|&v| v as f64).sum()
@@ -51,10 +48,7 @@ fn scale_rows(t: &mut Tensor, w: &[f32]) {
         crate::launch!(g, "scale_rows", g.grid(t.numel()), t.cu_mut(), &wd, &rows, &c);
         return;
     }
-    t.data_mut()
-        .chunks_mut(cols)
-        .zip(w)
-        .for_each(|(row, w)| row.iter_mut().for_each(|v| *v *= w));
+    t.data_mut().chunks_mut(cols).zip(w).for_each(|(row, w)| row.iter_mut().for_each(|v| *v *= w));
 }
 
 /// log-softmax of `z / tau`, into `out`.
@@ -110,10 +104,7 @@ fn check_same(sets: &[&Tensor]) {
 pub fn cross_entropy(logits: &Tensor, labels: &[usize]) -> LossOut {
     let (n, c) = logits.dims2();
     assert_eq!(labels.len(), n, "cross_entropy: {n} rows, {} labels", labels.len());
-    assert!(
-        labels.iter().all(|&l| l < c),
-        "cross_entropy: a label is out of range for {c} classes"
-    );
+    assert!(labels.iter().all(|&l| l < c), "cross_entropy: a label is out of range for {c} classes");
     #[cfg(feature = "cuda")]
     if logits.gpu().is_some() {
         return cuda::cross_entropy(logits, labels);
@@ -207,17 +198,7 @@ mod cuda {
         let (g, n, c, mut grads, mut ps) = outputs(z, 1);
         let y = g.upload(&labels.iter().map(|&l| l as i32).collect::<Vec<_>>());
         let (ni, ci) = (n as i32, c as i32);
-        launch!(
-            g,
-            "cross_entropy",
-            g.grid(n),
-            z.cu(),
-            &y,
-            ps.cu_mut(),
-            grads[0].cu_mut(),
-            &ni,
-            &ci
-        );
+        launch!(g, "cross_entropy", g.grid(n), z.cu(), &y, ps.cu_mut(), grads[0].cu_mut(), &ni, &ci);
         LossOut { per_sample: ps, grads }
     }
 
@@ -225,19 +206,7 @@ mod cuda {
         let (g, n, c, mut grads, mut ps) = outputs(a, 2);
         let (ni, ci) = (n as i32, c as i32);
         let [ga, gb] = grads.get_disjoint_mut([0, 1]).unwrap();
-        launch!(
-            g,
-            "kl_div",
-            g.grid(n),
-            a.cu(),
-            b.cu(),
-            &tau,
-            ps.cu_mut(),
-            ga.cu_mut(),
-            gb.cu_mut(),
-            &ni,
-            &ci
-        );
+        launch!(g, "kl_div", g.grid(n), a.cu(), b.cu(), &tau, ps.cu_mut(), ga.cu_mut(), gb.cu_mut(), &ni, &ci);
         LossOut { per_sample: ps, grads }
     }
 
@@ -264,13 +233,7 @@ mod tests {
     fn hand_computed_values() {
         // uniform logits: CE = ln 3, KL to itself = 0
         assert!((cross_entropy(&t(&[2.0, 2.0, 2.0]), &[1]).per_sample.data()[0] - 3f32.ln()).abs() < 1e-6);
-        assert!(
-            kl_div(&t(&[1.0, -2.0, 0.5]), &t(&[1.0, -2.0, 0.5]), 2.0)
-                .per_sample
-                .data()[0]
-                .abs()
-                < 1e-7
-        );
+        assert!(kl_div(&t(&[1.0, -2.0, 0.5]), &t(&[1.0, -2.0, 0.5]), 2.0).per_sample.data()[0].abs() < 1e-7);
         // KL([ln 1, ln 3, ln 0+]-ish): p = (1/4, 3/4, 0), q = uniform -> Σ p ln(3p)
         let p = t(&[0.0, 3f32.ln(), -1e4]);
         let want = 0.25 * (0.75f32).ln() + 0.75 * (2.25f32).ln();
@@ -284,11 +247,7 @@ mod tests {
             t(&[0.5, 0.2, -0.3, 1.0, -1.0, 0.0]),
             t(&[-1.0, 2.0, 0.0, 0.2, 0.2, 0.9]),
         );
-        let w = Triangle {
-            teacher_adv: 0.7,
-            teacher_nat: 0.2,
-            adv_nat: 1.5,
-        };
+        let w = Triangle { teacher_adv: 0.7, teacher_nat: 0.2, adv_nat: 1.5 };
         let tri = triangle(&a, &b, &c, w, 2.0);
         let (ab, ac, bc) = (kl_div(&a, &b, 2.0), kl_div(&a, &c, 2.0), kl_div(&b, &c, 2.0));
         for i in 0..2 {

@@ -12,11 +12,8 @@ pub fn maxpool2_forward(x: &Tensor) -> (Tensor, Vec<u32>) {
     let mut idx = Vec::new();
     let y = Tensor::written(&[n, c, oh, ow], |y| {
         idx = written(y.len(), |idx| {
-            y.par_chunks_mut(oh * ow)
-                .zip(idx.par_chunks_mut(oh * ow))
-                .enumerate()
-                .with_min_len(grain(h * w))
-                .for_each(|(p, (yp, ip))| {
+            y.par_chunks_mut(oh * ow).zip(idx.par_chunks_mut(oh * ow)).enumerate().with_min_len(grain(h * w)).for_each(
+                |(p, (yp, ip))| {
                     let xp = &x.data()[p * h * w..][..h * w];
                     for oy in 0..oh {
                         let (r0, r1) = (&xp[2 * oy * w..][..2 * ow], &xp[(2 * oy + 1) * w..][..2 * ow]);
@@ -29,7 +26,8 @@ pub fn maxpool2_forward(x: &Tensor) -> (Tensor, Vec<u32>) {
                             w as u32,
                         );
                     }
-                })
+                },
+            )
         })
     });
     (y, idx)
@@ -60,31 +58,28 @@ pub fn maxpool2_backward(x_shape: &[usize], idx: &[u32], gy: &Tensor) -> Tensor 
     let (h, w) = (x_shape[2], x_shape[3]);
     let (oh, ow) = (h / 2, w / 2);
     Tensor::written(x_shape, |gx| {
-        gx.par_chunks_mut(h * w)
-            .enumerate()
-            .with_min_len(grain(h * w))
-            .for_each(|(p, gp)| {
-                let (ip, g) = (&idx[p * oh * ow..][..oh * ow], &gy.data()[p * oh * ow..][..oh * ow]);
-                for oy in 0..oh {
-                    let (r0, r1) = gp[2 * oy * w..][..2 * w].split_at_mut(w);
-                    let base = (2 * oy * w) as u32;
-                    for o in (0..ow).step_by(BLOCK) {
-                        let n = BLOCK.min(ow - o);
-                        unpool_block(
-                            &ip[oy * ow + o..][..n],
-                            &g[oy * ow + o..][..n],
-                            base + 2 * o as u32,
-                            w as u32,
-                            &mut r0[2 * o..][..2 * n],
-                            &mut r1[2 * o..][..2 * n],
-                        );
-                    }
-                    if w % 2 == 1 {
-                        (r0[w - 1], r1[w - 1]) = (0.0, 0.0);
-                    }
+        gx.par_chunks_mut(h * w).enumerate().with_min_len(grain(h * w)).for_each(|(p, gp)| {
+            let (ip, g) = (&idx[p * oh * ow..][..oh * ow], &gy.data()[p * oh * ow..][..oh * ow]);
+            for oy in 0..oh {
+                let (r0, r1) = gp[2 * oy * w..][..2 * w].split_at_mut(w);
+                let base = (2 * oy * w) as u32;
+                for o in (0..ow).step_by(BLOCK) {
+                    let n = BLOCK.min(ow - o);
+                    unpool_block(
+                        &ip[oy * ow + o..][..n],
+                        &g[oy * ow + o..][..n],
+                        base + 2 * o as u32,
+                        w as u32,
+                        &mut r0[2 * o..][..2 * n],
+                        &mut r1[2 * o..][..2 * n],
+                    );
                 }
-                gp[2 * oh * w..].fill(0.0);
-            })
+                if w % 2 == 1 {
+                    (r0[w - 1], r1[w - 1]) = (0.0, 0.0);
+                }
+            }
+            gp[2 * oh * w..].fill(0.0);
+        })
     })
 }
 
@@ -128,10 +123,7 @@ impl Backward for MaxPoolNode {
             #[cfg(feature = "cuda")]
             Argmax::Cuda(idx) => cuda::maxpool2_backward(&self.x_shape, idx, gy),
         };
-        Grads {
-            inputs: vec![Some(gx)],
-            params: Vec::new(),
-        }
+        Grads { inputs: vec![Some(gx)], params: Vec::new() }
     }
 }
 
@@ -139,16 +131,10 @@ pub fn maxpool2(tape: &mut Tape, x: &Var) -> Var {
     #[cfg(feature = "cuda")]
     if x.val.gpu().is_some() {
         let (y, idx) = cuda::maxpool2_forward(&x.val);
-        return tape.record(y, &[x], false, |_| MaxPoolNode {
-            x_shape: x.shape().to_vec(),
-            idx: Argmax::Cuda(idx),
-        });
+        return tape.record(y, &[x], false, |_| MaxPoolNode { x_shape: x.shape().to_vec(), idx: Argmax::Cuda(idx) });
     }
     let (y, idx) = maxpool2_forward(&x.val);
-    tape.record(y, &[x], false, |_| MaxPoolNode {
-        x_shape: x.shape().to_vec(),
-        idx: Argmax::Cpu(idx),
-    })
+    tape.record(y, &[x], false, |_| MaxPoolNode { x_shape: x.shape().to_vec(), idx: Argmax::Cpu(idx) })
 }
 
 pub fn avgpool_forward(x: &Tensor) -> Tensor {
@@ -185,18 +171,13 @@ struct AvgPoolNode(Vec<usize>);
 
 impl Backward for AvgPoolNode {
     fn backward(&self, gy: &Tensor, _: &[bool], _: bool) -> Grads {
-        Grads {
-            inputs: vec![Some(avgpool_backward(&self.0, gy))],
-            params: Vec::new(),
-        }
+        Grads { inputs: vec![Some(avgpool_backward(&self.0, gy))], params: Vec::new() }
     }
 }
 
 /// Global average pooling, NCHW -> [N, C] (adaptive_avg_pool2d(x, 1) then flatten).
 pub fn avgpool(tape: &mut Tape, x: &Var) -> Var {
-    tape.record(avgpool_forward(&x.val), &[x], false, |_| {
-        AvgPoolNode(x.shape().to_vec())
-    })
+    tape.record(avgpool_forward(&x.val), &[x], false, |_| AvgPoolNode(x.shape().to_vec()))
 }
 
 #[cfg(feature = "cuda")]
@@ -211,17 +192,7 @@ mod cuda {
         let outs = n * c * (h / 2) * (w / 2);
         let (mut y, mut idx) = (g.empty(outs), g.zeros::<u32>(outs));
         let (hi, wi, planes) = (h as i32, w as i32, (n * c) as i32);
-        launch!(
-            g,
-            "maxpool2_fwd",
-            g.grid(outs),
-            x.cu(),
-            &mut y,
-            &mut idx,
-            &hi,
-            &wi,
-            &planes
-        );
+        launch!(g, "maxpool2_fwd", g.grid(outs), x.cu(), &mut y, &mut idx, &hi, &wi, &planes);
         (Tensor::from_cuda(&g, &[n, c, h / 2, w / 2], y), idx)
     }
 
@@ -229,17 +200,7 @@ mod cuda {
         let g = gy.gpu().unwrap().clone();
         let mut gx = Tensor::zeros_on(x_shape, &gy.device());
         let (hi, wi, planes) = (x_shape[2] as i32, x_shape[3] as i32, (x_shape[0] * x_shape[1]) as i32);
-        launch!(
-            g,
-            "maxpool2_bwd",
-            g.grid(gy.numel()),
-            gy.cu(),
-            idx,
-            gx.cu_mut(),
-            &hi,
-            &wi,
-            &planes
-        );
+        launch!(g, "maxpool2_bwd", g.grid(gy.numel()), gy.cu(), idx, gx.cu_mut(), &hi, &wi, &planes);
         gx
     }
 

@@ -16,17 +16,14 @@ const CHUNK: usize = 1 << 14;
 /// One fused update of a parameter, its gradient and its momentum buffer.
 pub fn sgd_update(p: &mut [f32], g: &[f32], buf: &mut [f32], c: SgdCfg) {
     assert!(p.len() == g.len() && p.len() == buf.len(), "sgd_update: lengths differ");
-    p.par_chunks_mut(CHUNK)
-        .zip(g.par_chunks(CHUNK))
-        .zip(buf.par_chunks_mut(CHUNK))
-        .for_each(|((p, g), b)| {
-            for ((p, &g), b) in p.iter_mut().zip(g).zip(b) {
-                let d = g + c.weight_decay * *p;
-                *b = c.momentum * *b + d;
-                let d = if c.nesterov { d + c.momentum * *b } else { *b };
-                *p -= c.lr * d;
-            }
-        });
+    p.par_chunks_mut(CHUNK).zip(g.par_chunks(CHUNK)).zip(buf.par_chunks_mut(CHUNK)).for_each(|((p, g), b)| {
+        for ((p, &g), b) in p.iter_mut().zip(g).zip(b) {
+            let d = g + c.weight_decay * *p;
+            *b = c.momentum * *b + d;
+            let d = if c.nesterov { d + c.momentum * *b } else { *b };
+            *p -= c.lr * d;
+        }
+    });
 }
 
 #[cfg(test)]
@@ -35,12 +32,7 @@ mod tests {
 
     #[test]
     fn two_steps_by_hand() {
-        let c = SgdCfg {
-            lr: 0.1,
-            momentum: 0.9,
-            weight_decay: 0.01,
-            nesterov: false,
-        };
+        let c = SgdCfg { lr: 0.1, momentum: 0.9, weight_decay: 0.01, nesterov: false };
         let (mut p, mut buf) = ([1.0f32], [0.0f32]);
         sgd_update(&mut p, &[0.5], &mut buf, c); // d = 0.51, buf = 0.51, p = 1 - 0.051
         assert!((p[0] - 0.949).abs() < 1e-7 && (buf[0] - 0.51).abs() < 1e-7);

@@ -15,21 +15,14 @@ pub fn transpose(src: &[f32], rows: usize, dst: &mut [f32]) {
 pub fn par_transpose(src: &[f32], rows: usize, dst: &mut [f32]) {
     const BAND: usize = 8 * B;
     assert!(rows > 0, "transpose: a matrix of no rows");
-    dst.par_chunks_mut(BAND * rows)
-        .enumerate()
-        .for_each(|(i, d)| band(src, rows, i * BAND, d));
+    dst.par_chunks_mut(BAND * rows).enumerate().for_each(|(i, d)| band(src, rows, i * BAND, d));
 }
 
 /// Rows `c0..` of `srcᵀ` (columns `c0..` of `src`) into `dst`, which holds as many of them as fit.
 fn band(src: &[f32], rows: usize, c0: usize, dst: &mut [f32]) {
     assert!(rows > 0, "transpose: a matrix of no rows");
     let cols = src.len() / rows;
-    assert_eq!(
-        src.len(),
-        rows * cols,
-        "transpose: {} values do not make {rows} rows",
-        src.len()
-    );
+    assert_eq!(src.len(), rows * cols, "transpose: {} values do not make {rows} rows", src.len());
     let n = dst.len() / rows;
     assert!(
         dst.len() == n * rows && c0 + n <= cols,
@@ -134,16 +127,7 @@ mod tests {
     /// Both versions against the definition, on shapes with and without partial blocks and bands.
     #[test]
     fn matches_definition() {
-        for (rows, cols) in [
-            (1, 1),
-            (8, 8),
-            (3, 17),
-            (16, 9),
-            (27, 64),
-            (64, 27),
-            (130, 70),
-            (9, 600),
-        ] {
+        for (rows, cols) in [(1, 1), (8, 8), (3, 17), (16, 9), (27, 64), (64, 27), (130, 70), (9, 600)] {
             let src: Vec<f32> = (0..rows * cols).map(|i| i as f32).collect();
             let want: Vec<f32> = (0..rows * cols).map(|i| src[(i % rows) * cols + i / rows]).collect();
             let (mut a, mut b) = (vec![f32::NAN; src.len()], vec![f32::NAN; src.len()]);

@@ -36,15 +36,7 @@ struct Tiles {
 impl Tiles {
     fn new(h: usize, w: usize, pad: usize) -> Self {
         let (oh, ow) = (h + 2 * pad - 2, w + 2 * pad - 2);
-        Tiles {
-            h,
-            w,
-            pad,
-            oh,
-            ow,
-            th: oh.div_ceil(2),
-            tw: ow.div_ceil(2),
-        }
+        Tiles { h, w, pad, oh, ow, th: oh.div_ceil(2), tw: ow.div_ceil(2) }
     }
     fn per_image(&self) -> usize {
         self.th * self.tw
@@ -57,12 +49,7 @@ impl Tiles {
 /// forward's ξ' = `flipped(ξ)` (flipping g swaps rows and columns 0 and 3 of `G g Gᵀ`).
 fn transform_filter(w: &[f32], cout: usize, cin: usize, dir: Dir) -> Vec<f32> {
     let k = cout * cin;
-    assert_eq!(
-        w.len(),
-        k * 9,
-        "winograd: filter of {} values, expected {cout}x{cin}x3x3",
-        w.len()
-    );
+    assert_eq!(w.len(), k * 9, "winograd: filter of {} values, expected {cout}x{cin}x3x3", w.len());
     // G applied to three values: a column of g, then a row of Gg
     let g3 = |a: f32, b: f32, c: f32| [a, 0.5 * (a + b + c), 0.5 * (a - b + c), c];
     let per_filter: Vec<[f32; 16]> = w
@@ -78,10 +65,9 @@ fn transform_filter(w: &[f32], cout: usize, cin: usize, dir: Dir) -> Vec<f32> {
         .collect();
     let mut u = vec![0.0f32; 16 * k];
     u.par_chunks_mut(k).enumerate().for_each(|(xi, block)| match dir {
-        Dir::Forward => block
-            .iter_mut()
-            .enumerate()
-            .for_each(|(i, o)| *o = per_filter[(i % cout) * cin + i / cout][xi]),
+        Dir::Forward => {
+            block.iter_mut().enumerate().for_each(|(i, o)| *o = per_filter[(i % cout) * cin + i / cout][xi])
+        }
         Dir::Backward => block.iter_mut().zip(&per_filter).for_each(|(o, f)| *o = f[flipped(xi)]),
     });
     u
@@ -191,28 +177,9 @@ pub fn backward_data(
 #[allow(clippy::too_many_arguments)]
 fn run(x: &[f32], n: usize, c: usize, co: usize, t: Tiles, u: &[f32], bias: Option<&[f32]>, y: &mut [f32]) {
     let (plane, oplane, tpi) = (t.h * t.w, t.oh * t.ow, t.per_image());
-    assert_eq!(
-        x.len(),
-        n * c * plane,
-        "winograd: input of {} values, expected {n}x{c}x{}x{}",
-        x.len(),
-        t.h,
-        t.w
-    );
-    assert_eq!(
-        y.len(),
-        n * co * oplane,
-        "winograd: output of {} values, expected {n}x{co}x{}x{}",
-        y.len(),
-        t.oh,
-        t.ow
-    );
-    assert_eq!(
-        u.len(),
-        16 * c * co,
-        "winograd: {} transformed filter values for {c} -> {co} channels",
-        u.len()
-    );
+    assert_eq!(x.len(), n * c * plane, "winograd: input of {} values, expected {n}x{c}x{}x{}", x.len(), t.h, t.w);
+    assert_eq!(y.len(), n * co * oplane, "winograd: output of {} values, expected {n}x{co}x{}x{}", y.len(), t.oh, t.ow);
+    assert_eq!(u.len(), 16 * c * co, "winograd: {} transformed filter values for {c} -> {co} channels", u.len());
     let (nb, side_by_side) = chunks::split(n, 16 * (c + co) * tpi + c * plane + co * oplane);
     // Work within a chunk runs in parallel only when the chunks do not: a thread waiting on a
     // nested task could start another chunk, whose scratch would then be freshly allocated.
@@ -231,21 +198,8 @@ fn run(x: &[f32], n: usize, c: usize, co: usize, t: Tiles, u: &[f32], bias: Opti
                 .for_each(|(d, s)| transpose(s, c, d));
             transform_input(xt, &t, c, nbc, v, vs, min);
             for xi in 0..16 {
-                let (vx, ux) = (
-                    Mat::rows(&v[xi * vs..][..tiles * c], c),
-                    Mat::rows(&u[xi * c * co..][..c * co], co),
-                );
-                sgemm(
-                    tiles,
-                    co,
-                    c,
-                    vx,
-                    ux,
-                    &mut m[xi * ms..][..tiles * co],
-                    co,
-                    false,
-                    !side_by_side,
-                );
+                let (vx, ux) = (Mat::rows(&v[xi * vs..][..tiles * c], c), Mat::rows(&u[xi * c * co..][..c * co], co));
+                sgemm(tiles, co, c, vx, ux, &mut m[xi * ms..][..tiles * co], co, false, !side_by_side);
             }
             transform_output(m, ms, &t, co, nbc, bias, yt, min);
             yc.par_chunks_mut(co * oplane)
@@ -270,9 +224,7 @@ fn skewed(len: usize) -> usize {
 /// `v`), one item holding its part of all 16, so that items can be transformed in parallel.
 fn parts(v: &mut [f32], stride: usize, items: usize, per: usize) -> Vec<[&mut [f32]; 16]> {
     let mut rows: Vec<_> = v.chunks_mut(stride).map(|r| r[..items * per].chunks_mut(per)).collect();
-    (0..items)
-        .map(|_| std::array::from_fn(|xi| rows[xi].next().expect("a part per item")))
-        .collect()
+    (0..items).map(|_| std::array::from_fn(|xi| rows[xi].next().expect("a part per item"))).collect()
 }
 
 /// `L` channels from `src[at..]` (zeros for padding, `None`), only the first `l` of them read.
@@ -323,21 +275,15 @@ fn transform_input(xt: &[f32], t: &Tiles, c: usize, nb: usize, v: &mut [f32], vs
     let plane = t.h * t.w;
     // one item per row of tiles (whose tiles are consecutive in every V[ξ]): even one image
     // spreads over the threads; at least `min` items per task
-    parts(&mut v[..16 * vs], vs, nb * t.th, t.tw * c)
-        .into_par_iter()
-        .enumerate()
-        .with_min_len(min)
-        .for_each(|(row, dst)| {
+    parts(&mut v[..16 * vs], vs, nb * t.th, t.tw * c).into_par_iter().enumerate().with_min_len(min).for_each(
+        |(row, dst)| {
             let (img, ty) = (row / t.th, row % t.th);
             let src = &xt[img * plane * c..][..plane * c];
             for tx in 0..t.tw {
                 let at = tx * c;
                 // the tile's 16 input pixels (None: padding), row-major
                 let px: [Option<usize>; 16] = std::array::from_fn(|k| {
-                    let (iy, ix) = (
-                        (2 * ty + k / 4).wrapping_sub(t.pad),
-                        (2 * tx + k % 4).wrapping_sub(t.pad),
-                    );
+                    let (iy, ix) = ((2 * ty + k / 4).wrapping_sub(t.pad), (2 * tx + k % 4).wrapping_sub(t.pad));
                     (iy < t.h && ix < t.w).then(|| (iy * t.w + ix) * c)
                 });
                 for c0 in (0..c).step_by(L) {
@@ -353,7 +299,8 @@ fn transform_input(xt: &[f32], t: &Tiles, c: usize, nb: usize, v: &mut [f32], vs
                     }
                 }
             }
-        });
+        },
+    );
 }
 
 /// `yt` (`[nb][oh][ow][co]`) from the GEMM products `m[ξ·ms + tile·co + ch]`: each tile's 2×2 block
@@ -373,45 +320,34 @@ fn transform_output(
     let (tpi, oplane) = (t.per_image(), t.oh * t.ow);
     // Aᵀ applied to four values, lane by lane, each sum left to right
     let at = |a: &[f32; L], b: &[f32; L], c: &[f32; L], d: &[f32; L]| -> [[f32; L]; 2] {
-        [
-            std::array::from_fn(|i| a[i] + b[i] + c[i]),
-            std::array::from_fn(|i| b[i] - c[i] - d[i]),
-        ]
+        [std::array::from_fn(|i| a[i] + b[i] + c[i]), std::array::from_fn(|i| b[i] - c[i] - d[i])]
     };
     // one item per row of tiles, the (up to) two output rows it makes: even one image spreads
     // over the threads; at least `min` items per task
     let image = |(img, yi): (usize, &mut [f32])| {
-        yi.par_chunks_mut(2 * t.ow * co)
-            .enumerate()
-            .with_min_len(min)
-            .for_each(|(ty, dst)| {
-                for tx in 0..t.tw {
-                    let tile = img * tpi + ty * t.tw + tx;
-                    for c0 in (0..co).step_by(L) {
-                        let l = L.min(co - c0);
-                        let s: [[f32; L]; 16] = std::array::from_fn(|xi| load(m, Some(xi * ms + tile * co + c0), l));
-                        let b = bias.map_or([0.0; L], |b| load(b, Some(c0), l));
-                        // rows r of Aᵀ M (over the tile's columns j), then each row's two outputs
-                        let q: [[[f32; L]; 2]; 4] =
-                            std::array::from_fn(|j| at(&s[j], &s[4 + j], &s[8 + j], &s[12 + j]));
-                        for r in 0..2 {
-                            let o = at(&q[0][r], &q[1][r], &q[2][r], &q[3][r]);
-                            for (k, o) in o.iter().enumerate() {
-                                let ox = 2 * tx + k;
-                                if 2 * ty + r < t.oh && ox < t.ow {
-                                    store(&mut dst[(r * t.ow + ox) * co + c0..], &lanes(o, &b, |a, b| a + b), l);
-                                }
+        yi.par_chunks_mut(2 * t.ow * co).enumerate().with_min_len(min).for_each(|(ty, dst)| {
+            for tx in 0..t.tw {
+                let tile = img * tpi + ty * t.tw + tx;
+                for c0 in (0..co).step_by(L) {
+                    let l = L.min(co - c0);
+                    let s: [[f32; L]; 16] = std::array::from_fn(|xi| load(m, Some(xi * ms + tile * co + c0), l));
+                    let b = bias.map_or([0.0; L], |b| load(b, Some(c0), l));
+                    // rows r of Aᵀ M (over the tile's columns j), then each row's two outputs
+                    let q: [[[f32; L]; 2]; 4] = std::array::from_fn(|j| at(&s[j], &s[4 + j], &s[8 + j], &s[12 + j]));
+                    for r in 0..2 {
+                        let o = at(&q[0][r], &q[1][r], &q[2][r], &q[3][r]);
+                        for (k, o) in o.iter().enumerate() {
+                            let ox = 2 * tx + k;
+                            if 2 * ty + r < t.oh && ox < t.ow {
+                                store(&mut dst[(r * t.ow + ox) * co + c0..], &lanes(o, &b, |a, b| a + b), l);
                             }
                         }
                     }
                 }
-            })
+            }
+        })
     };
-    yt[..nb * oplane * co]
-        .par_chunks_mut(oplane * co)
-        .enumerate()
-        .with_min_len(min)
-        .for_each(image);
+    yt[..nb * oplane * co].par_chunks_mut(oplane * co).enumerate().with_min_len(min).for_each(image);
 }
 
 #[cfg(test)]
@@ -438,9 +374,7 @@ mod tests {
     }
 
     fn data(len: usize, seed: usize) -> Vec<f32> {
-        (0..len)
-            .map(|i| ((i * 7919 + seed * 104729) % 2003) as f32 / 1001.0 - 1.0)
-            .collect()
+        (0..len).map(|i| ((i * 7919 + seed * 104729) % 2003) as f32 / 1001.0 - 1.0).collect()
     }
 
     fn rel_err(a: &[f32], want: &[f64]) -> f64 {
@@ -470,14 +404,8 @@ mod tests {
             let mut y = vec![f32::NAN; n * cout * oh * ow];
             forward(&x, &wa, n, cin, cout, (h, w), pad, Some(&bias), &mut y);
             let mut want = direct(&x, &wt, n, cin, cout, h, w, pad);
-            want.iter_mut()
-                .enumerate()
-                .for_each(|(i, v)| *v += bias[i / (oh * ow) % cout] as f64);
-            assert!(
-                rel_err(&y, &want) < 1e-6,
-                "forward n{n} {cin}->{cout} {h}x{w} pad {pad}: {}",
-                rel_err(&y, &want)
-            );
+            want.iter_mut().enumerate().for_each(|(i, v)| *v += bias[i / (oh * ow) % cout] as f64);
+            assert!(rel_err(&y, &want) < 1e-6, "forward n{n} {cin}->{cout} {h}x{w} pad {pad}: {}", rel_err(&y, &want));
             // dx[ci] = Σ_co conv(gy[co], flip(w[co][ci])) with padding 2 − pad
             let gy = data(y.len(), 3);
             let mut flipped = vec![0.0f32; wt.len()];
@@ -506,10 +434,7 @@ mod tests {
         Arc::make_mut(&mut w).data_mut()[0] += 1.0;
         let changed = cached_filter(&w, 2, 3, Dir::Forward);
         assert!(changed.backward.get().is_none());
-        assert_eq!(
-            changed.get(Dir::Forward),
-            transform_filter(w.data(), 2, 3, Dir::Forward)
-        );
+        assert_eq!(changed.get(Dir::Forward), transform_filter(w.data(), 2, 3, Dir::Forward));
         assert_ne!(changed.get(Dir::Forward), f.get(Dir::Forward));
     }
 }

@@ -35,9 +35,7 @@ fn close(what: &str, a: &[f32], b: &[f32], rel: f64, abs: f64) -> Check {
     if diff.is_finite() && diff <= rel * refn + abs {
         Ok(())
     } else {
-        Err(format!(
-            "{what}: ‖a−b‖ = {diff:.3e} > {rel:.0e}·‖b‖ ({refn:.3e}) + {abs:.1e}"
-        ))
+        Err(format!("{what}: ‖a−b‖ = {diff:.3e} > {rel:.0e}·‖b‖ ({refn:.3e}) + {abs:.1e}"))
     }
 }
 
@@ -59,11 +57,7 @@ fn meta_usize(f: &TensorFile, k: &str) -> Result<usize, String> {
 }
 
 fn meta_f32(f: &TensorFile, k: &str) -> Result<f32, String> {
-    f.meta(k)
-        .map_err(|e| e.to_string())?
-        .as_f64()
-        .map(|v| v as f32)
-        .ok_or(format!("metadata {k} is not a number"))
+    f.meta(k).map_err(|e| e.to_string())?.as_f64().map(|v| v as f32).ok_or(format!("metadata {k} is not a number"))
 }
 
 /// A reference tensor, on the host.
@@ -77,11 +71,7 @@ fn t(f: &TensorFile, name: &str) -> Result<Tensor, String> {
 }
 
 fn labels(f: &TensorFile) -> Result<Vec<usize>, String> {
-    Ok(f.i64s("labels")
-        .map_err(|e| e.to_string())?
-        .into_iter()
-        .map(|v| v as usize)
-        .collect())
+    Ok(f.i64s("labels").map_err(|e| e.to_string())?.into_iter().map(|v| v as usize).collect())
 }
 
 fn param(id: usize, t: Tensor) -> Param {
@@ -92,11 +82,8 @@ fn conv_case(f: &TensorFile) -> Check {
     if meta_usize(f, "dilation")? != 1 {
         return Err("dilation other than 1 is not supported".into());
     }
-    let cfg = ConvCfg {
-        stride: meta_usize(f, "stride")?,
-        pad: meta_usize(f, "padding")?,
-        groups: meta_usize(f, "groups")?,
-    };
+    let cfg =
+        ConvCfg { stride: meta_usize(f, "stride")?, pad: meta_usize(f, "padding")?, groups: meta_usize(f, "groups")? };
     let has_bias = f.tensors.contains_key("b");
     let mut tape = Tape::new(GradMode::Params);
     let x = tape.var(t(f, "x")?);
@@ -121,11 +108,7 @@ fn bn_case(f: &TensorFile) -> Check {
         let mut tape = Tape::new(GradMode::Params);
         let x = tape.var(t(f, "x")?);
         let stats = if train {
-            batchnorm::Stats::Batch {
-                running_mean: &mut rm,
-                running_var: &mut rv,
-                momentum,
-            }
+            batchnorm::Stats::Batch { running_mean: &mut rm, running_var: &mut rv, momentum }
         } else {
             batchnorm::Stats::Running { mean: &rm, var: &rv }
         };
@@ -133,12 +116,7 @@ fn bn_case(f: &TensorFile) -> Check {
         let tag = if train { "train" } else { "eval" };
         close_op(&format!("y_{tag}"), &y.val, f, &format!("y_{tag}"))?;
         tape.backward(vec![(&y, t(f, "grad_y")?)]);
-        close_op(
-            &format!("grad_x_{tag}"),
-            tape.grad(&x).unwrap(),
-            f,
-            &format!("grad_x_{tag}"),
-        )?;
+        close_op(&format!("grad_x_{tag}"), tape.grad(&x).unwrap(), f, &format!("grad_x_{tag}"))?;
         if train {
             close_op("grad_gamma_train", tape.param_grad(0).unwrap(), f, "grad_gamma_train")?;
             close_op("grad_beta_train", tape.param_grad(1).unwrap(), f, "grad_beta_train")?;
@@ -158,22 +136,12 @@ fn pool_linear_case(f: &TensorFile) -> Check {
         let y = op(&mut tape, &x);
         close_op(&format!("{tag}_y"), &y.val, f, &format!("{tag}_y"))?;
         tape.backward(vec![(&y, t(f, &format!("{tag}_grad_y"))?)]);
-        close_op(
-            &format!("{tag}_grad_x"),
-            tape.grad(&x).unwrap(),
-            f,
-            &format!("{tag}_grad_x"),
-        )?;
+        close_op(&format!("{tag}_grad_x"), tape.grad(&x).unwrap(), f, &format!("{tag}_grad_x"))?;
     }
 
     let mut tape = Tape::new(GradMode::Params);
     let a = tape.var(t(f, "linear_x")?);
-    let y = linear::linear(
-        &mut tape,
-        &a,
-        &param(0, t(f, "linear_w")?),
-        &param(1, t(f, "linear_b")?),
-    );
+    let y = linear::linear(&mut tape, &a, &param(0, t(f, "linear_w")?), &param(1, t(f, "linear_b")?));
     close_op("linear_y", &y.val, f, "linear_y")?;
     tape.backward(vec![(&y, t(f, "linear_grad_y")?)]);
     close_op("linear_grad_x", tape.grad(&a).unwrap(), f, "linear_grad_x")?;
@@ -192,27 +160,15 @@ fn losses_case(f: &TensorFile) -> Check {
     close_op("ce_grad_student", &ce.grads[0], f, "ce_grad_student")?;
     let mut taus = 0;
     for name in f.tensors.keys() {
-        let Some(tag) = name
-            .strip_prefix("kl_teacher_student_t")
-            .filter(|t| t.chars().all(|c| c.is_ascii_digit()))
+        let Some(tag) = name.strip_prefix("kl_teacher_student_t").filter(|t| t.chars().all(|c| c.is_ascii_digit()))
         else {
             continue;
         };
         let tau: f32 = tag.parse().map_err(|_| format!("bad temperature tag in {name}"))?;
         let kl = loss::kl_div(&tl, &s, tau);
         vec_close(name, &kl.per_sample.host(), name)?;
-        close_op(
-            &format!("{name}_grad_teacher"),
-            &kl.grads[0],
-            f,
-            &format!("{name}_grad_teacher"),
-        )?;
-        close_op(
-            &format!("{name}_grad_student"),
-            &kl.grads[1],
-            f,
-            &format!("{name}_grad_student"),
-        )?;
+        close_op(&format!("{name}_grad_teacher"), &kl.grads[0], f, &format!("{name}_grad_teacher"))?;
+        close_op(&format!("{name}_grad_student"), &kl.grads[1], f, &format!("{name}_grad_student"))?;
         taus += 1;
     }
     if taus == 0 {
@@ -220,18 +176,8 @@ fn losses_case(f: &TensorFile) -> Check {
     }
     let rev = loss::kl_div(&s, &tl, 1.0);
     vec_close("kl_student_teacher_t1", &rev.per_sample.host(), "kl_student_teacher_t1")?;
-    close_op(
-        "kl_student_teacher_t1_grad_student",
-        &rev.grads[0],
-        f,
-        "kl_student_teacher_t1_grad_student",
-    )?;
-    close_op(
-        "kl_student_teacher_t1_grad_teacher",
-        &rev.grads[1],
-        f,
-        "kl_student_teacher_t1_grad_teacher",
-    )
+    close_op("kl_student_teacher_t1_grad_student", &rev.grads[0], f, "kl_student_teacher_t1_grad_student")?;
+    close_op("kl_student_teacher_t1_grad_teacher", &rev.grads[1], f, "kl_student_teacher_t1_grad_teacher")
 }
 
 /// The case's model, built from its metadata (arch, config, weights, BN constants), and its weights
@@ -267,33 +213,15 @@ fn model_case(f: &TensorFile, dir: &Path) -> Check {
     let mut tape = Tape::new(GradMode::Input);
     let xv = tape.input(x.clone());
     let logits = m.forward(&mut tape, &xv, false);
-    close(
-        "logits_eval",
-        &logits.val.host(),
-        r(f, "logits_eval")?.data(),
-        1e-4,
-        0.0,
-    )?;
+    close("logits_eval", &logits.val.host(), r(f, "logits_eval")?.data(), 1e-4, 0.0)?;
     let ce = loss::cross_entropy(&logits.val, &y).scaled(1.0 / n);
     tape.backward(vec![(&logits, ce.grads.into_iter().next().unwrap())]);
-    close(
-        "grad_input_eval",
-        &tape.grad(&xv).unwrap().host(),
-        r(f, "grad_input_eval")?.data(),
-        1e-4,
-        0.0,
-    )?;
+    close("grad_input_eval", &tape.grad(&xv).unwrap().host(), r(f, "grad_input_eval")?.data(), 1e-4, 0.0)?;
     // train: batch-stat BN, parameter gradients, buffers after one forward
     let mut tape = Tape::new(GradMode::Params);
     let xv = tape.input(x);
     let logits = m.forward(&mut tape, &xv, true);
-    close(
-        "logits_train",
-        &logits.val.host(),
-        r(f, "logits_train")?.data(),
-        1e-4,
-        0.0,
-    )?;
+    close("logits_train", &logits.val.host(), r(f, "logits_train")?.data(), 1e-4, 0.0)?;
     let ce = loss::cross_entropy(&logits.val, &y).scaled(1.0 / n);
     tape.backward(vec![(&logits, ce.grads.into_iter().next().unwrap())]);
     let refs: Vec<(&String, Tensor)> = f
@@ -302,10 +230,8 @@ fn model_case(f: &TensorFile, dir: &Path) -> Check {
         .filter(|k| k.starts_with("grad."))
         .map(|k| Ok((k, r(f, k)?)))
         .collect::<Result<_, String>>()?;
-    let gmax = refs
-        .iter()
-        .map(|(_, g)| g.data().iter().map(|&v| (v as f64).powi(2)).sum::<f64>().sqrt())
-        .fold(0.0, f64::max);
+    let gmax =
+        refs.iter().map(|(_, g)| g.data().iter().map(|&v| (v as f64).powi(2)).sum::<f64>().sqrt()).fold(0.0, f64::max);
     let trainable: Vec<usize> = m.params.trainable().collect();
     if refs.len() != trainable.len() {
         return Err(format!(
@@ -355,18 +281,9 @@ fn pgd_case(f: &TensorFile, dir: &Path) -> Check {
         pgd::step(&mut xa, &g, &x0, alpha, eps);
     }
     let want = r(f, "x_adv")?;
-    let same = xa
-        .host()
-        .iter()
-        .zip(want.data())
-        .filter(|(a, b)| (*a - *b).abs() <= 1e-5)
-        .count();
+    let same = xa.host().iter().zip(want.data()).filter(|(a, b)| (*a - *b).abs() <= 1e-5).count();
     let frac = same as f64 / want.numel() as f64;
-    if frac >= 0.995 {
-        Ok(())
-    } else {
-        Err(format!("x_adv: only {:.3}% of pixels within 1e-5", 100.0 * frac))
-    }
+    if frac >= 0.995 { Ok(()) } else { Err(format!("x_adv: only {:.3}% of pixels within 1e-5", 100.0 * frac)) }
 }
 
 fn sgd_case(f: &TensorFile, dir: &Path) -> Check {
@@ -402,11 +319,7 @@ fn sgd_case(f: &TensorFile, dir: &Path) -> Check {
         close(k, &m.params.get(id).host(), r(f, k)?.data(), 1e-4, 0.0)?;
         n += 1;
     }
-    if n == m.params.len() {
-        Ok(())
-    } else {
-        Err(format!("{n} after.* tensors for {} model tensors", m.params.len()))
-    }
+    if n == m.params.len() { Ok(()) } else { Err(format!("{n} after.* tensors for {} model tensors", m.params.len())) }
 }
 
 fn run_case(path: &Path) -> Check {
@@ -452,13 +365,7 @@ pub fn run_folder(dir: &Path, device: &Device) {
             failures.push(format!("{}: {e}", c.display()));
         }
     }
-    assert!(
-        failures.is_empty(),
-        "{} of {} cases failed:\n{}",
-        failures.len(),
-        cases.len(),
-        failures.join("\n")
-    );
+    assert!(failures.is_empty(), "{} of {} cases failed:\n{}", failures.len(), cases.len(), failures.join("\n"));
 }
 
 /// The repository root: cargo's when run through cargo, else the current folder when it holds
@@ -479,10 +386,7 @@ pub fn shared_folder() -> Option<PathBuf> {
         None => root().join("../shared/fixtures"),
     };
     if !dir.exists() && std::env::var_os("MMARD_FIXTURES").is_none() {
-        println!(
-            "skipped: {} does not exist (set MMARD_FIXTURES to a fixture folder)",
-            dir.display()
-        );
+        println!("skipped: {} does not exist (set MMARD_FIXTURES to a fixture folder)", dir.display());
         return None;
     }
     Some(dir)
