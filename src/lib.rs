@@ -5,6 +5,8 @@ pub mod alloc;
 pub mod cuda;
 pub mod device;
 pub mod error;
+#[macro_use]
+mod names;
 pub mod ops;
 pub mod tape;
 pub mod tensor;

@@ -1,9 +1,11 @@
 //! The L∞ attacks on a small random CNN: the ball and the box, accuracy never above clean,
 //! determinism, the losses they climb, the DLR gradient, and APGD's checkpoint schedule.
 use mmard::Tensor;
-use mmard::ard::apgd::{checkpoints, dlr_targeted};
-use mmard::ard::attacks::{Attack, Objective, Pgd, cw_margin, predictions, robust_accuracy};
+use mmard::ard::attack::apgd::checkpoints;
+use mmard::ard::attack::losses::{cw_margin, dlr_targeted};
+use mmard::ard::attack::{Attack, AttackLoss, Pgd, robust_accuracy};
 use mmard::ard::grad::logits;
+use mmard::ard::rows::predictions;
 use mmard::nn::{Arch, Model};
 use mmard::ops::loss::{LossOut, cross_entropy};
 use rand::rngs::StdRng;
@@ -193,7 +195,7 @@ fn cw_margin_value_and_gradient() {
     let out = cw_margin(&z, &[0, 2]);
     assert!((out.per_sample.data()[0] - (1.2 - 2.0)).abs() < 1e-6 && (out.per_sample.data()[1] - 2.9).abs() < 1e-6);
     check_logit_gradient(&z, |z| cw_margin(z, &[0, 2]));
-    assert_eq!(Objective::Margin.eval(&z, &[0, 2]).grads[0].data(), out.grads[0].data());
+    assert_eq!(AttackLoss::Margin.eval(&z, &[0, 2]).grads[0].data(), out.grads[0].data());
 }
 
 #[test]
@@ -206,7 +208,7 @@ fn apgd_checkpoints_follow_the_reference() {
 
 #[test]
 fn attacks_parse_by_name() {
-    for name in Attack::NAMES {
+    for name in Attack::names() {
         assert_eq!(name.parse::<Attack>().unwrap().to_string(), name);
     }
     assert_eq!("pgd20".parse::<Attack>().unwrap(), Attack::Pgd(Pgd { steps: 20, step: None, random_start: true }));
@@ -214,5 +216,5 @@ fn attacks_parse_by_name() {
     assert_eq!("apgd-t".parse::<Attack>().unwrap(), Attack::ApgdT { iters: 100, targets: 9 });
     assert_eq!("pgd7".parse::<Attack>().unwrap().to_string(), "pgd7");
     let e = "deepfool".parse::<Attack>().unwrap_err().to_string();
-    assert!(e.contains("deepfool") && Attack::NAMES.iter().all(|n| e.contains(n)), "{e}");
+    assert!(e.contains("deepfool") && Attack::names().all(|n| e.contains(n)), "{e}");
 }

@@ -23,16 +23,41 @@ fn weights(name: &str) -> Vec<(String, Vec<usize>, Values)> {
     TensorFile::load(fixture(name)).unwrap().tensors.into_iter().map(|(k, s)| (k, s.shape, s.values)).collect()
 }
 
-/// The choices the help texts list by hand are the ones the parsers accept.
+/// Every command lists, in `--help`, each name its flags accept: the lists come from the one
+/// definition of each enum (`named_enum!`, `Attack`'s table), and a wrong name is refused with them.
 #[test]
-fn help_lists_every_architecture_and_method() {
-    let (archs, methods) = (mmard::nn::arch::NAMES.join(" | "), mmard::ard::methods::METHODS.join(" | "));
-    for cmd in [&["train", "--help"][..], &["distill", "--help"], &["bench", "step", "--help"], &["eval", "--help"]] {
+fn help_lists_every_name_the_parsers_accept() {
+    use mmard::ard::attack::Attack;
+    use mmard::ard::methods::{Inner, Method, Outer};
+    use mmard::nn::ArchName;
+    let archs: Vec<_> = ArchName::ALL.iter().map(|a| a.name()).collect();
+    let methods: Vec<_> = Method::ALL.iter().map(|m| m.name()).collect();
+    let inner: Vec<_> = Inner::ALL.iter().map(|m| m.name()).collect();
+    let outer: Vec<_> = Outer::ALL.iter().map(|m| m.name()).collect();
+    let attacks: Vec<_> = Attack::names().collect();
+    let cases: [(&[&str], Vec<&[&str]>); 7] = [
+        (&["train", "--help"], vec![&archs, &methods, &inner, &outer]),
+        (&["distill", "--help"], vec![&archs, &methods, &inner, &outer]),
+        (&["bench", "step", "--help"], vec![&archs, &methods]),
+        (&["eval", "--help"], vec![&archs, &attacks]),
+        (&["attack", "--help"], vec![&archs, &attacks]),
+        (&["inspect", "--help"], vec![&archs]),
+        (&["predict", "--help"], vec![&archs]),
+    ];
+    for (cmd, lists) in cases {
         let (ok, out, _) = mmard(cmd);
-        assert!(ok && out.contains(&archs), "{cmd:?} lists the architectures as `{archs}`:\n{out}");
-        if cmd[0] != "eval" {
-            assert!(out.contains(&methods), "{cmd:?} lists the methods as `{methods}`:\n{out}");
+        assert!(ok, "{cmd:?}");
+        for name in lists.iter().flat_map(|l| l.iter()) {
+            assert!(out.contains(&format!("- {name}:")), "{cmd:?} does not list `{name}`:\n{out}");
         }
+    }
+    for (args, listed) in [
+        (&["train", "--arch", "vgg", "--method", "natural", "--out", "x"][..], &archs),
+        (&["train", "--arch", "small_cnn", "--method", "fast", "--out", "x"], &methods),
+        (&["eval", "--weights", "w", "--attacks", "clean,fab"], &attacks),
+    ] {
+        let (ok, _, err) = mmard(args);
+        assert!(!ok && listed.iter().all(|n| err.contains(n)), "{args:?}: {err}");
     }
 }
 

@@ -7,7 +7,8 @@
 mod parity_cases;
 
 use mmard::ard::methods::Method;
-use mmard::ard::step::{Pgd, Stepper};
+use mmard::ard::step::{InnerPgd, Stepper};
+use mmard::nn::ArchName;
 use mmard::nn::optim::Sgd;
 use mmard::nn::{Arch, Model};
 use mmard::ops::conv2d::{ConvCfg, conv2d};
@@ -269,7 +270,7 @@ fn fused_losses_pgd_and_sgd() {
     }
     assert_eq!(xs[0].host(), xs[1].host(), "PGD start and steps differ between CPU and GPU");
     // SGD over a whole model: a few training steps of the same objective on both devices.
-    let arch = Arch::from_config("resnet18", &serde_json::json!({"width": 16, "classes": 10})).unwrap();
+    let arch = Arch::from_config(ArchName::ResNet18, &serde_json::json!({"width": 16, "classes": 10})).unwrap();
     let x = Tensor::from_vec(&[8, 3, 32, 32], (0..8 * 3 * 1024).map(|_| rng.random_range(0.0..1.0)).collect());
     let y: Vec<usize> = (0..8).map(|i| i % 10).collect();
     let mut finals = Vec::new();
@@ -277,25 +278,12 @@ fn fused_losses_pgd_and_sgd() {
         let mut m = Model::new(&arch, Some(5));
         m.to_device(&d);
         let mut opt = Sgd::new(SgdCfg { lr: 0.05, momentum: 0.9, weight_decay: 5e-4, nesterov: false }, &m.params);
-        let obj = Method::PgdAt.objective();
-        let mut st = Stepper::default();
+        let mut st =
+            Stepper::new(Method::PgdAt.objective(), InnerPgd { eps: 8.0 / 255.0, step: 2.0 / 255.0, steps: 3 });
         let mut r = StdRng::seed_from_u64(7);
         let mut losses = Vec::new();
         for _ in 0..3 {
-            losses.push(
-                st.step(
-                    &obj,
-                    Pgd { eps: 8.0 / 255.0, step: 2.0 / 255.0, steps: 3 },
-                    &mut m,
-                    None,
-                    &mut opt,
-                    &x,
-                    &y,
-                    &mut r,
-                )
-                .unwrap()
-                .loss,
-            );
+            losses.push(st.step(&mut m, None, &mut opt, &x, &y, &mut r).unwrap().loss);
         }
         finals.push((losses, m));
     }
@@ -319,9 +307,9 @@ fn fused_losses_pgd_and_sgd() {
 fn distillation_step_on_the_gpu_matches_the_cpu() {
     let Some(dev) = gpu() else { return };
     let mut rng = StdRng::seed_from_u64(4);
-    let student = Arch::from_config("resnet18", &serde_json::json!({"width": 16, "classes": 10})).unwrap();
+    let student = Arch::from_config(ArchName::ResNet18, &serde_json::json!({"width": 16, "classes": 10})).unwrap();
     let teacher =
-        Arch::from_config("wide_resnet", &serde_json::json!({"depth": 10, "widen": 2, "classes": 10})).unwrap();
+        Arch::from_config(ArchName::WideResNet, &serde_json::json!({"depth": 10, "widen": 2, "classes": 10})).unwrap();
     let x = Tensor::from_vec(&[8, 3, 32, 32], (0..8 * 3 * 1024).map(|_| rng.random_range(0.0..1.0)).collect());
     let y: Vec<usize> = (0..8).map(|i| (i * 3) % 10).collect();
     for method in [Method::Rslad, Method::Mmard] {
@@ -332,17 +320,8 @@ fn distillation_step_on_the_gpu_matches_the_cpu() {
             t.to_device(&d);
             let mut opt = Sgd::new(SgdCfg { lr: 0.05, momentum: 0.9, weight_decay: 2e-4, nesterov: false }, &s.params);
             let mut r = StdRng::seed_from_u64(8);
-            let l = Stepper::default()
-                .step(
-                    &method.objective(),
-                    Pgd { eps: 8.0 / 255.0, step: 2.0 / 255.0, steps: 5 },
-                    &mut s,
-                    Some(&mut t),
-                    &mut opt,
-                    &x,
-                    &y,
-                    &mut r,
-                )
+            let l = Stepper::new(method.objective(), InnerPgd { eps: 8.0 / 255.0, step: 2.0 / 255.0, steps: 5 })
+                .step(&mut s, Some(&mut t), &mut opt, &x, &y, &mut r)
                 .unwrap();
             results.push((l.loss, s));
         }

@@ -1,7 +1,7 @@
 //! The training loop: every method takes steps that lower its loss on an easy task, checkpoints
 //! resume bit for bit, a NaN loss stops with a clear error, the RunDir holds what it promises.
-use mmard::ard::methods::{METHODS, Method};
-use mmard::ard::step::Pgd;
+use mmard::ard::methods::Method;
+use mmard::ard::step::InnerPgd;
 use mmard::ard::train::{RunDir, Schedule, TrainCfg, train};
 use mmard::io::datasets::Dataset;
 use mmard::nn::{Arch, Model};
@@ -33,7 +33,7 @@ fn cfg(method: Method, epochs: usize) -> TrainCfg {
         warmup: 0.0,
         seed: 3,
         augment: false,
-        pgd: Pgd { eps: 0.05, step: 0.02, steps: 2 },
+        pgd: InnerPgd { eps: 0.05, step: 0.02, steps: 2 },
         objective: method.objective(),
     }
 }
@@ -51,8 +51,8 @@ fn every_method_trains_and_lowers_its_loss() {
         Ok(serde_json::Value::Null)
     })
     .unwrap();
-    for name in METHODS {
-        let m: Method = name.parse().unwrap();
+    for &m in Method::ALL {
+        let name = m.name();
         let dir = RunDir(tmp.path().join(name));
         let mut student = Model::new(&ARCH, Some(2));
         let t = m.objective().needs_teacher().then_some(&mut teacher);

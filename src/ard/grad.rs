@@ -1,8 +1,9 @@
-//! The gradient every attack and inner loop needs: d loss / d input through eval-mode models, with
-//! a tape in `GradMode::Input` (no filter gradients are ever computed). The model runs on its own
-//! device; inputs and results stay on the caller's (attacks keep their bookkeeping on the host).
+//! What every attack needs from a model: eval-mode logits, and d loss / d input through the model
+//! with a tape in `GradMode::Input` (no filter gradients are ever computed). The model runs on its
+//! own device; inputs and results stay on the caller's (attacks keep their bookkeeping on the
+//! host). Tested through `tests/attacks.rs` and `tests/tape.rs`.
 use crate::nn::Model;
-use crate::tape::{GradMode, Tape, Var};
+use crate::tape::{GradMode, Tape};
 use crate::tensor::Tensor;
 
 /// Logits of `x` (BatchNorm in eval mode) and the gradient w.r.t. `x` of the loss that `loss`
@@ -14,8 +15,11 @@ pub fn input_grad<T>(
     x: &Tensor,
     loss: impl FnOnce(&Tensor) -> (Tensor, T),
 ) -> (Tensor, Tensor, T) {
+    assert_eq!(tape.mode(), GradMode::Input, "input_grad needs a tape in GradMode::Input");
     let (here, there) = (x.device(), model.device());
-    let (xv, logits) = forward_input(model, tape, &x.on(&there));
+    tape.clear();
+    let xv = tape.input(x.on(&there).into_owned());
+    let logits = model.forward(tape, &xv, false);
     let z = logits.val.to_device(&here);
     let (g, keep) = loss(&z);
     tape.backward(vec![(&logits, g.into_device(&there))]);
@@ -39,14 +43,4 @@ pub fn logits(model: &mut Model, x: &Tensor, batch: usize) -> Tensor {
         return Tensor::zeros(&[0, model.arch.classes()]);
     }
     Tensor::cat_rows(&parts).into_device(&x.device())
-}
-
-/// Forward pass of `x` on an Input-mode tape (cleared first): returns the input and logits values,
-/// for losses that need several models' logits before any backward (AdaAD, MMARD inner loops).
-pub fn forward_input(model: &mut Model, tape: &mut Tape, x: &Tensor) -> (Var, Var) {
-    assert_eq!(tape.mode(), GradMode::Input, "forward_input needs a tape in GradMode::Input");
-    tape.clear();
-    let xv = tape.input(x.clone());
-    let logits = model.forward(tape, &xv, false);
-    (xv, logits)
 }

@@ -1,63 +1,75 @@
-//! Training objectives (DESIGN.md §4, docs/methods.md): each method is an inner objective, which
-//! PGD maximises over the ε-ball, and an outer objective, which SGD minimises. The two halves are
-//! separately selectable, so MMARD's inner loop or triangle loss plugs into the other methods.
-//! Every outer loss is a batch mean of per-sample values.
+//! The training objectives (docs/methods.md; docs/ARCHITECTURE.md for where they run): each method
+//! is an inner objective, which PGD maximises over the ε-ball, and an outer objective, which SGD
+//! minimises. Each half is written once, as its paper's formula in the terms of `terms.rs`; what it
+//! reads (which of the four logit sets the step computes) is derived from that formula. The halves
+//! are separately selectable, so MMARD's inner loop or triangle plugs into the other methods. The
+//! inner objective is maximised on its batch sum, the outer loss is the batch mean. Tests: by hand
+//! below, `tests/train.rs` (every method and pairing trains).
+use super::terms::{Logit, Reads, Sum, Term};
 use crate::err;
 use crate::error::Result;
-use crate::ops::loss::{LossOut, Triangle, cross_entropy, kl_div, triangle};
-use crate::tensor::Tensor;
-use std::str::FromStr;
+use crate::ops::loss::Triangle;
+use Logit::{StudentAdv as SA, StudentNat as SN, TeacherAdv as TA, TeacherNat as TN};
 
-/// Names, for flags and messages.
-pub const METHODS: [&str; 8] = ["natural", "pgd_at", "trades", "ard", "iad", "rslad", "adaad", "mmard"];
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+crate::named_enum! { "method",
+/// A method of the literature: both halves and its published coefficients.
 pub enum Method {
-    Natural,
-    PgdAt,
-    Trades,
-    Ard,
-    Iad,
-    Rslad,
-    Adaad,
-    Mmard,
+    /// Natural training (no attack).
+    Natural = "natural",
+    /// PGD adversarial training (Madry et al. 2018).
+    PgdAt = "pgd_at",
+    /// TRADES (Zhang et al. 2019).
+    Trades = "trades",
+    /// Adversarially robust distillation (Goldblum et al. 2020).
+    Ard = "ard",
+    /// Introspective adversarial distillation (Zhu et al. 2022).
+    Iad = "iad",
+    /// Robust soft label adversarial distillation (Zi et al. 2021).
+    Rslad = "rslad",
+    /// Adaptive adversarial distillation (Huang et al. 2023).
+    Adaad = "adaad",
+    /// MMARD (Wang et al. 2025): the teacher-pulled inner loop and the triangle outer loss.
+    Mmard = "mmard",
+}
 }
 
-/// What PGD maximises.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+crate::named_enum! { "inner objective",
+/// What PGD maximises (`--inner`).
 pub enum Inner {
     /// No attack: natural training.
-    None,
+    None = "none",
     /// CE(S(x'), y): PGD-AT, ARD, IAD.
-    Ce,
+    Ce = "ce" | "pgd_at" | "ard" | "iad",
     /// KL(p_S(x) ‖ p_S(x')): TRADES.
-    Trades,
+    Trades = "trades",
     /// KL(p_T(x) ‖ p_S(x')): RSLAD.
-    Rslad,
+    Rslad = "rslad",
     /// KL(p_T(x') ‖ p_S(x')), gradient through teacher and student: AdaAD.
-    Adaad,
+    Adaad = "adaad",
     /// KL(p_T(x) ‖ p_S(x')) + λ·KL(p_T(x) ‖ p_T(x')): MMARD, the teacher's own robust prediction
     /// pulling x' toward the teacher's decision boundary.
-    Mmard,
+    Mmard = "mmard",
+}
 }
 
-/// What SGD minimises.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+crate::named_enum! { "outer objective",
+/// What SGD minimises (`--outer`).
 pub enum Outer {
-    /// CE(S(x), y)
-    Natural,
-    /// CE(S(x'), y)
-    PgdAt,
-    /// CE(S(x), y) + β·KL(p_S(x) ‖ p_S(x'))
-    Trades,
-    /// α·τ²·KL(p_T(x) ‖ p_S(x')) + (1−α)·CE(S(x), y)
-    Ard,
-    /// ARD term + α·(1 − P_T(x')[y]^β_iad)·KL(p_S(x) ‖ p_S(x'))
-    Iad,
-    /// α·KL(p_T(x') ‖ p_S(x')) + (1−α)·KL(p_T(x) ‖ p_S(x))
-    Adaad,
+    /// CE(S(x), y).
+    Natural = "natural",
+    /// CE(S(x'), y).
+    PgdAt = "pgd_at",
+    /// CE(S(x), y) + β·KL(p_S(x) ‖ p_S(x')).
+    Trades = "trades",
+    /// α·τ²·KL(p_T(x) ‖ p_S(x')) + (1−α)·CE(S(x), y).
+    Ard = "ard",
+    /// The ARD loss + α·(1 − P_T(x')[y]^β_iad)·KL(p_S(x) ‖ p_S(x')).
+    Iad = "iad",
+    /// α·KL(p_T(x') ‖ p_S(x')) + (1−α)·KL(p_T(x) ‖ p_S(x)).
+    Adaad = "adaad",
     /// a·KL(p_T ‖ p_S(x')) + b·KL(p_T ‖ p_S(x)) + c·KL(p_S(x') ‖ p_S(x)); RSLAD is (5/6, 1/6, 0).
-    Triangle,
+    Triangle = "triangle" | "rslad" | "mmard",
+}
 }
 
 /// How the inner loop starts.
@@ -67,6 +79,16 @@ pub enum Start {
     Uniform,
     /// x + U(−σ, σ) with a small σ (TRADES, RSLAD, AdaAD and MMARD start near x)
     Small(f32),
+}
+
+impl Start {
+    /// The radius of the start's noise for a budget ε.
+    pub fn radius(self, eps: f32) -> f32 {
+        match self {
+            Start::Uniform => eps,
+            Start::Small(s) => s.min(eps),
+        }
+    }
 }
 
 /// Every coefficient of every method; each is a CLI flag.
@@ -84,8 +106,40 @@ pub struct Coeffs {
     pub lambda: f32,
     /// Triangle edge weights.
     pub tri: Triangle,
-    /// Triangle's teacher vertex: p_T(x') instead of p_T(x).
-    pub teacher_adv: bool,
+    /// The triangle's teacher vertex: p_T(x) (`TeacherNat`) or p_T(x') (`TeacherAdv`).
+    pub tri_teacher: Logit,
+}
+
+impl Inner {
+    /// The inner objective as a sum of terms (maximised on its batch sum).
+    pub fn terms(self, c: &Coeffs) -> Sum {
+        let tau = c.tau;
+        Sum::new(match self {
+            Inner::None => vec![],
+            Inner::Ce => vec![(1.0, Term::Ce(SA))],
+            Inner::Trades => vec![(1.0, Term::Kl { a: SN, b: SA, tau: 1.0 })],
+            Inner::Rslad => vec![(1.0, Term::Kl { a: TN, b: SA, tau })],
+            Inner::Adaad => vec![(1.0, Term::Kl { a: TA, b: SA, tau })],
+            Inner::Mmard => vec![(1.0, Term::Kl { a: TN, b: SA, tau }), (c.lambda, Term::Kl { a: TN, b: TA, tau })],
+        })
+    }
+}
+
+impl Outer {
+    /// The outer objective as a sum of terms (minimised on its batch mean).
+    pub fn terms(self, c: &Coeffs) -> Sum {
+        let (tau, a) = (c.tau, c.alpha);
+        let ard = [(a * tau * tau, Term::Kl { a: TN, b: SA, tau }), (1.0 - a, Term::Ce(SN))];
+        Sum::new(match self {
+            Outer::Natural => vec![(1.0, Term::Ce(SN))],
+            Outer::PgdAt => vec![(1.0, Term::Ce(SA))],
+            Outer::Trades => vec![(1.0, Term::Ce(SN)), (c.beta, Term::Kl { a: SN, b: SA, tau: 1.0 })],
+            Outer::Ard => ard.to_vec(),
+            Outer::Iad => [&ard[..], &[(a, Term::Introspection { a: SN, b: SA, beta: c.iad_beta })]].concat(),
+            Outer::Adaad => vec![(a, Term::Kl { a: TA, b: SA, tau }), (1.0 - a, Term::Kl { a: TN, b: SN, tau })],
+            Outer::Triangle => vec![(1.0, Term::Triangle { teacher: c.tri_teacher, w: c.tri, tau })],
+        })
+    }
 }
 
 /// A complete objective: method name (for records), both halves and their coefficients.
@@ -98,68 +152,7 @@ pub struct Objective {
     pub c: Coeffs,
 }
 
-impl FromStr for Method {
-    type Err = crate::Error;
-    fn from_str(s: &str) -> Result<Self> {
-        let i = METHODS
-            .iter()
-            .position(|m| *m == s)
-            .ok_or_else(|| err!("unknown method `{s}` (expected one of {})", METHODS.join(", ")))?;
-        Ok([
-            Method::Natural,
-            Method::PgdAt,
-            Method::Trades,
-            Method::Ard,
-            Method::Iad,
-            Method::Rslad,
-            Method::Adaad,
-            Method::Mmard,
-        ][i])
-    }
-}
-
-impl FromStr for Inner {
-    type Err = crate::Error;
-    fn from_str(s: &str) -> Result<Self> {
-        Ok(match s {
-            "none" => Inner::None,
-            "ce" | "pgd_at" | "ard" | "iad" => Inner::Ce,
-            "trades" => Inner::Trades,
-            "rslad" => Inner::Rslad,
-            "adaad" => Inner::Adaad,
-            "mmard" => Inner::Mmard,
-            _ => {
-                return Err(err!("unknown inner objective `{s}` (expected none, ce, trades, rslad, adaad or mmard)"));
-            }
-        })
-    }
-}
-
-impl FromStr for Outer {
-    type Err = crate::Error;
-    fn from_str(s: &str) -> Result<Self> {
-        Ok(match s {
-            "natural" => Outer::Natural,
-            "pgd_at" => Outer::PgdAt,
-            "trades" => Outer::Trades,
-            "ard" => Outer::Ard,
-            "iad" => Outer::Iad,
-            "adaad" => Outer::Adaad,
-            "triangle" | "rslad" | "mmard" => Outer::Triangle,
-            _ => {
-                return Err(err!(
-                    "unknown outer objective `{s}` (expected natural, pgd_at, trades, ard, iad, adaad, rslad or triangle)"
-                ));
-            }
-        })
-    }
-}
-
 impl Method {
-    pub fn name(self) -> &'static str {
-        METHODS[self as usize]
-    }
-
     /// The method as its paper defines it, with its published default coefficients.
     pub fn objective(self) -> Objective {
         let c = Coeffs {
@@ -169,7 +162,7 @@ impl Method {
             iad_beta: 0.1,
             lambda: 1.0,
             tri: Triangle { teacher_adv: 5.0 / 6.0, teacher_nat: 1.0 / 6.0, adv_nat: 1.0 },
-            teacher_adv: false,
+            tri_teacher: TN,
         };
         let small = Start::Small(0.001);
         let (inner, outer, start, c) = match self {
@@ -195,120 +188,22 @@ impl Method {
 }
 
 impl Objective {
+    pub fn inner_terms(&self) -> Sum {
+        self.inner.terms(&self.c)
+    }
+
+    pub fn outer_terms(&self) -> Sum {
+        self.outer.terms(&self.c)
+    }
+
+    /// Whether there is an inner loop (some inner term to maximise).
+    pub fn attacks(&self) -> bool {
+        !self.inner_terms().is_empty()
+    }
+
     /// Whether either half reads a teacher.
     pub fn needs_teacher(&self) -> bool {
-        matches!(self.inner, Inner::Rslad | Inner::Adaad | Inner::Mmard)
-            || matches!(self.outer, Outer::Ard | Outer::Iad | Outer::Adaad | Outer::Triangle)
-    }
-
-    /// Which logits the outer loss reads, so the step computes only those.
-    pub fn outer_needs(&self) -> Needs {
-        let o = self.outer;
-        Needs {
-            s_nat: !matches!(o, Outer::PgdAt) && !(matches!(o, Outer::Ard | Outer::Adaad) && self.c.alpha == 1.0),
-            s_adv: o != Outer::Natural,
-            t_adv: matches!(o, Outer::Iad | Outer::Adaad) || (o == Outer::Triangle && self.c.teacher_adv),
-        }
-    }
-
-    /// The outer loss (batch mean) and its gradients w.r.t. the natural and adversarial student
-    /// logits. `l` holds the logits the outer loss reads (see `outer_needs`).
-    pub fn outer_loss(&self, l: &Logits, y: &[usize]) -> Result<OuterLoss> {
-        let c = &self.c;
-        let n = y.len();
-        let mut acc = OuterLoss { per_sample: Tensor::zeros_on(&[n], &l.device()), g_nat: None, g_adv: None };
-        let outer = self.outer;
-        fn want<'t>(t: Option<&'t Tensor>, what: &str, outer: Outer) -> Result<&'t Tensor> {
-            t.ok_or_else(|| err!("outer loss {outer:?} needs the {what} logits"))
-        }
-        let want = |t, what| want(t, what, outer);
-        match self.outer {
-            Outer::Natural => acc.add(1.0, cross_entropy(want(l.s_nat, "natural student")?, y), [Slot::Nat]),
-            Outer::PgdAt => acc.add(1.0, cross_entropy(want(l.s_adv, "adversarial student")?, y), [Slot::Adv]),
-            Outer::Trades => {
-                let (sn, sa) = (want(l.s_nat, "natural student")?, want(l.s_adv, "adversarial student")?);
-                acc.add(1.0, cross_entropy(sn, y), [Slot::Nat]);
-                acc.add(c.beta, kl_div(sn, sa, 1.0), [Slot::Nat, Slot::Adv]);
-            }
-            Outer::Ard | Outer::Iad => {
-                let (tn, sa) = (want(l.t_nat, "natural teacher")?, want(l.s_adv, "adversarial student")?);
-                acc.add(c.alpha * c.tau * c.tau, kl_div(tn, sa, c.tau), [Slot::None, Slot::Adv]);
-                if c.alpha != 1.0 {
-                    acc.add(1.0 - c.alpha, cross_entropy(want(l.s_nat, "natural student")?, y), [Slot::Nat]);
-                }
-                if self.outer == Outer::Iad {
-                    // Trust the teacher less where it is unsure of the true class at x'.
-                    let ta = want(l.t_adv, "adversarial teacher")?;
-                    let (k, ta_host) = (ta.dims2().1, ta.host());
-                    let w: Vec<f32> =
-                        (0..n).map(|i| 1.0 - softmax_at(&ta_host[i * k..][..k], y[i]).powf(c.iad_beta)).collect();
-                    acc.add(
-                        c.alpha,
-                        kl_div(want(l.s_nat, "natural student")?, sa, 1.0).weighted(&w),
-                        [Slot::Nat, Slot::Adv],
-                    );
-                }
-            }
-            Outer::Adaad => {
-                let (ta, sa) = (want(l.t_adv, "adversarial teacher")?, want(l.s_adv, "adversarial student")?);
-                acc.add(c.alpha, kl_div(ta, sa, c.tau), [Slot::None, Slot::Adv]);
-                if c.alpha != 1.0 {
-                    acc.add(
-                        1.0 - c.alpha,
-                        kl_div(want(l.t_nat, "natural teacher")?, want(l.s_nat, "natural student")?, c.tau),
-                        [Slot::None, Slot::Nat],
-                    );
-                }
-            }
-            Outer::Triangle => {
-                let t = if c.teacher_adv {
-                    want(l.t_adv, "adversarial teacher")?
-                } else {
-                    want(l.t_nat, "natural teacher")?
-                };
-                let (sa, sn) = (want(l.s_adv, "adversarial student")?, want(l.s_nat, "natural student")?);
-                acc.add(1.0, triangle(t, sa, sn, c.tri, c.tau), [Slot::None, Slot::Adv, Slot::Nat]);
-            }
-        }
-        acc.mean(n);
-        Ok(acc)
-    }
-
-    /// The gradient of the inner objective (batch sum) w.r.t. the student's and the teacher's
-    /// logits at x'. `s_nat`/`t_nat` are the eval-mode logits at x, fixed during the attack.
-    pub fn inner_grads(
-        &self,
-        s_adv: &Tensor,
-        t_adv: Option<&Tensor>,
-        s_nat: Option<&Tensor>,
-        t_nat: Option<&Tensor>,
-        y: &[usize],
-    ) -> (Tensor, Option<Tensor>) {
-        let c = &self.c;
-        fn need(t: Option<&Tensor>) -> &Tensor {
-            t.expect("the inner objective's logits were computed")
-        }
-        match self.inner {
-            Inner::None => unreachable!("natural training has no inner loop"),
-            Inner::Ce => (cross_entropy(s_adv, y).grads.remove(0), None),
-            Inner::Trades => (kl_div(need(s_nat), s_adv, 1.0).grads.remove(1), None),
-            Inner::Rslad => (kl_div(need(t_nat), s_adv, c.tau).grads.remove(1), None),
-            Inner::Adaad => {
-                let mut g = kl_div(need(t_adv), s_adv, c.tau).grads;
-                let gs = g.remove(1);
-                (gs, Some(g.remove(0)))
-            }
-            Inner::Mmard => {
-                let gs = kl_div(need(t_nat), s_adv, c.tau).grads.remove(1);
-                let gt = kl_div(need(t_nat), need(t_adv), c.tau).scaled(c.lambda).grads.remove(1);
-                (gs, Some(gt))
-            }
-        }
-    }
-
-    /// Whether the inner loop needs the teacher at x' (with input gradients).
-    pub fn inner_needs_teacher_adv(&self) -> bool {
-        matches!(self.inner, Inner::Adaad | Inner::Mmard)
+        self.inner_terms().reads().teacher() || self.outer_terms().reads().teacher()
     }
 
     /// Checks a combination the user assembled; names the flag at fault.
@@ -324,146 +219,104 @@ impl Objective {
         if w.iter().any(|v| !v.is_finite() || *v < 0.0) {
             return Err(err!("--beta, --lambda, --iad-beta and the triangle weights must be finite and ≥ 0"));
         }
-        if self.inner == Inner::None && self.outer != Outer::Natural {
-            return Err(err!("--inner none only goes with the natural outer objective"));
+        if !c.tri_teacher.is_teacher() {
+            return Err(err!("the triangle's teacher vertex must be a teacher's logits, got {:?}", c.tri_teacher));
         }
-        if self.outer == Outer::Natural && self.inner != Inner::None {
-            return Err(err!("the natural outer objective reads no adversarial example; use --inner none"));
+        let outer = self.outer_terms().reads();
+        let reads_adv = outer.has(SA) || outer.has(TA);
+        if !self.attacks() && reads_adv {
+            return Err(err!("--inner none only goes with an outer objective that reads no adversarial example"));
+        }
+        if self.attacks() && !reads_adv {
+            return Err(err!("the {:?} outer objective reads no adversarial example; use --inner none", self.outer));
         }
         Ok(())
     }
 }
 
-/// Which logits an outer loss reads besides the natural teacher's.
-#[derive(Clone, Copy, Debug)]
-pub struct Needs {
-    pub s_nat: bool,
-    pub s_adv: bool,
-    pub t_adv: bool,
-}
-
-/// Logits available to an outer loss.
-#[derive(Default)]
-pub struct Logits<'a> {
-    pub s_nat: Option<&'a Tensor>,
-    pub s_adv: Option<&'a Tensor>,
-    pub t_nat: Option<&'a Tensor>,
-    pub t_adv: Option<&'a Tensor>,
-}
-
-impl Logits<'_> {
-    /// Where the logits live (the CPU when there are none).
-    fn device(&self) -> crate::Device {
-        [self.s_nat, self.s_adv, self.t_nat, self.t_adv]
-            .into_iter()
-            .flatten()
-            .next()
-            .map_or(crate::Device::Cpu, Tensor::device)
-    }
-}
-
-/// Where a loss term's gradient for one logit set goes.
-#[derive(Clone, Copy)]
-enum Slot {
-    Nat,
-    Adv,
-    /// A teacher's logits: no gradient in the outer step.
-    None,
-}
-
-/// An outer loss: per-sample values and the gradients for the two student logit sets.
-pub struct OuterLoss {
-    pub per_sample: Tensor,
-    pub g_nat: Option<Tensor>,
-    pub g_adv: Option<Tensor>,
-}
-
-impl OuterLoss {
-    fn add<const K: usize>(&mut self, w: f32, out: LossOut, slots: [Slot; K]) {
-        self.per_sample.add_scaled(&out.per_sample, w);
-        for (g, slot) in out.grads.into_iter().zip(slots) {
-            let dst = match slot {
-                Slot::Nat => &mut self.g_nat,
-                Slot::Adv => &mut self.g_adv,
-                Slot::None => continue,
-            };
-            let mut g = g;
-            g.scale(w);
-            match dst {
-                Some(d) => d.add_assign(&g),
-                None => *dst = Some(g),
-            }
-        }
-    }
-
-    fn mean(&mut self, n: usize) {
-        let k = 1.0 / n.max(1) as f32;
-        for g in [&mut self.g_nat, &mut self.g_adv].into_iter().flatten() {
-            g.scale(k);
-        }
-    }
-
-    /// The batch mean.
-    pub fn value(&self) -> f64 {
-        self.per_sample.host().iter().map(|&v| v as f64).sum::<f64>() / self.per_sample.numel().max(1) as f64
-    }
-}
-
-fn softmax_at(z: &[f32], i: usize) -> f32 {
-    let m = z.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b));
-    let s: f64 = z.iter().map(|&v| ((v - m) as f64).exp()).sum();
-    (((z[i] - m) as f64).exp() / s) as f32
-}
+/// Which logit sets receive gradients: in the inner loop those at x' (the variable), in the outer
+/// step the student's (the teacher is frozen).
+pub const INNER_GRADS: Reads = Reads::of(&[SA, TA]);
+pub const OUTER_GRADS: Reads = Reads::of(&[SN, SA]);
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ard::terms::{Logits, softmax_at};
+    use crate::ops::loss::{cross_entropy, kl_div};
+    use crate::tensor::Tensor;
 
     fn t(rows: &[[f32; 3]]) -> Tensor {
         Tensor::from_vec(&[rows.len(), 3], rows.iter().flatten().copied().collect())
     }
 
+    fn logits<'a>(sets: &[(Logit, &'a Tensor)]) -> Logits<'a> {
+        let mut l = Logits::default();
+        sets.iter().for_each(|&(s, v)| l.set(s, v));
+        l
+    }
+
+    fn outer(o: &Objective, l: &Logits, y: &[usize]) -> crate::ard::terms::Loss {
+        o.outer_terms().eval(l, y, OUTER_GRADS).mean(y.len())
+    }
+
     #[test]
     fn every_method_is_consistent() {
-        for name in METHODS {
-            let o = name.parse::<Method>().unwrap().objective();
+        for &m in Method::ALL {
+            let o = m.objective();
             o.validate().unwrap();
-            assert_eq!(o.method.name(), name);
+            assert_eq!(m.name().parse::<Method>().ok(), Some(m));
+            assert_eq!(o.attacks(), m != Method::Natural);
         }
+    }
+
+    #[test]
+    fn reads_follow_the_formulas() {
+        let reads = |m: Method| (m.objective().inner_terms().reads(), m.objective().outer_terms().reads());
+        let (inner, outer) = reads(Method::Mmard);
+        assert!(inner.has(TN) && inner.has(TA) && inner.has(SA) && !inner.has(SN));
+        assert!(outer.has(TN) && outer.has(SA) && outer.has(SN) && !outer.has(TA));
+        // α = 1 leaves ARD's CE term out, and with it the natural student.
+        let (_, outer) = reads(Method::Ard);
+        assert!(!outer.has(SN));
+        let mut o = Method::Ard.objective();
+        o.c.alpha = 0.5;
+        assert!(o.outer_terms().reads().has(SN));
+        // λ = 0 leaves MMARD's teacher term out of the inner loop: RSLAD's inner loop.
+        o = Method::Mmard.objective();
+        o.c.lambda = 0.0;
+        assert_eq!(o.inner_terms(), Method::Rslad.objective().inner_terms());
+        assert!(!Method::PgdAt.objective().needs_teacher() && Method::Iad.objective().needs_teacher());
     }
 
     #[test]
     fn rslad_outer_by_hand() {
         let (tn, sa, sn) = (t(&[[2.0, 0.0, -1.0]]), t(&[[0.0, 1.0, 0.0]]), t(&[[1.0, 0.5, -0.5]]));
         let o = Method::Rslad.objective();
-        let l =
-            o.outer_loss(&Logits { s_nat: Some(&sn), s_adv: Some(&sa), t_nat: Some(&tn), t_adv: None }, &[0]).unwrap();
+        let mut l = outer(&o, &logits(&[(SN, &sn), (SA, &sa), (TN, &tn)]), &[0]);
         let want = 5.0 / 6.0 * kl_div(&tn, &sa, 1.0).per_sample.data()[0]
             + 1.0 / 6.0 * kl_div(&tn, &sn, 1.0).per_sample.data()[0];
         assert!((l.value() - want as f64).abs() < 1e-6);
         // RSLAD's gradient on the adversarial logits is (5/6)(p_S(x') − p_T(x)).
         let ga = kl_div(&tn, &sa, 1.0).grads.remove(1);
-        for (a, b) in l.g_adv.unwrap().data().iter().zip(ga.data()) {
+        for (a, b) in l.take(SA).unwrap().data().iter().zip(ga.data()) {
             assert!((a - 5.0 / 6.0 * b).abs() < 1e-6);
         }
     }
 
     #[test]
     fn trades_and_ard_outer_by_hand() {
-        let (sn, sa, tn) = (
-            t(&[[1.0, 0.0, 0.0], [0.0, 2.0, 0.0]]),
-            t(&[[0.0, 0.0, 1.0], [0.0, 1.0, 1.0]]),
-            t(&[[3.0, 0.0, 0.0], [0.0, 3.0, 0.0]]),
-        );
+        let (sn, sa) = (t(&[[1.0, 0.0, 0.0], [0.0, 2.0, 0.0]]), t(&[[0.0, 0.0, 1.0], [0.0, 1.0, 1.0]]));
+        let tn = t(&[[3.0, 0.0, 0.0], [0.0, 3.0, 0.0]]);
         let y = [0, 1];
-        let l = Logits { s_nat: Some(&sn), s_adv: Some(&sa), t_nat: Some(&tn), t_adv: None };
-        let tr = Method::Trades.objective().outer_loss(&l, &y).unwrap();
+        let l = logits(&[(SN, &sn), (SA, &sa), (TN, &tn)]);
+        let tr = outer(&Method::Trades.objective(), &l, &y);
         let ce = cross_entropy(&sn, &y).mean();
         let kl = kl_div(&sn, &sa, 1.0).mean();
         assert!((tr.value() - (ce + 6.0 * kl)).abs() < 1e-6);
-        let ard = Method::Ard.objective().outer_loss(&l, &y).unwrap();
+        let ard = outer(&Method::Ard.objective(), &l, &y);
         assert!((ard.value() - 900.0 * kl_div(&tn, &sa, 30.0).mean()).abs() < 1e-4);
-        assert!(ard.g_nat.is_none(), "α = 1 leaves the natural student out");
+        assert!(ard.grad(SN).is_none(), "α = 1 leaves the natural student out");
     }
 
     #[test]
@@ -471,20 +324,20 @@ mod tests {
         let (sn, sa) = (t(&[[1.0, 0.0, 0.0], [0.0, 2.0, 0.5]]), t(&[[0.0, 0.5, 1.0], [0.0, 1.0, 1.0]]));
         let (tn, ta) = (t(&[[3.0, 0.0, 0.0], [0.0, 3.0, 0.0]]), t(&[[1.0, 1.0, 0.0], [0.0, 0.5, 1.0]]));
         let y = [0, 1];
-        let l = Logits { s_nat: Some(&sn), s_adv: Some(&sa), t_nat: Some(&tn), t_adv: Some(&ta) };
+        let l = logits(&[(SN, &sn), (SA, &sa), (TN, &tn), (TA, &ta)]);
         // IAD: the ARD term (τ = 1, α = 1) plus each sample's self-introspection KL weighted by
         // 1 − P_T(x')[y]^0.1.
-        let iad = Method::Iad.objective().outer_loss(&l, &y).unwrap();
+        let iad = outer(&Method::Iad.objective(), &l, &y);
         let ard = kl_div(&tn, &sa, 1.0).per_sample.into_vec();
         let intro = kl_div(&sn, &sa, 1.0).per_sample.into_vec();
         let p_true = [softmax_at(&[1.0, 1.0, 0.0], 0), softmax_at(&[0.0, 0.5, 1.0], 1)];
         let want: f32 = (0..2).map(|i| ard[i] + (1.0 - p_true[i].powf(0.1)) * intro[i]).sum::<f32>() / 2.0;
         assert!((iad.value() - want as f64).abs() < 1e-6);
-        assert!(iad.g_nat.is_some() && iad.g_adv.is_some());
+        assert!(iad.grad(SN).is_some() && iad.grad(SA).is_some());
         // AdaAD with α = 0.7: 0.7·KL(p_T(x') ‖ p_S(x')) + 0.3·KL(p_T(x) ‖ p_S(x)).
         let mut o = Method::Adaad.objective();
         o.c.alpha = 0.7;
-        let ada = o.outer_loss(&l, &y).unwrap();
+        let ada = outer(&o, &l, &y);
         let want = 0.7 * kl_div(&ta, &sa, 1.0).mean() + 0.3 * kl_div(&tn, &sn, 1.0).mean();
         assert!((ada.value() - want).abs() < 1e-6);
     }
@@ -493,8 +346,9 @@ mod tests {
     fn mmard_inner_pulls_the_teacher_too() {
         let (sa, ta, tn) = (t(&[[0.0, 1.0, 0.0]]), t(&[[1.0, 1.0, 0.0]]), t(&[[2.0, 0.0, 0.0]]));
         let o = Method::Mmard.objective();
-        let (gs, gt) = o.inner_grads(&sa, Some(&ta), None, Some(&tn), &[0]);
-        assert_eq!(gs.data(), kl_div(&tn, &sa, 1.0).grads[1].data());
-        assert_eq!(gt.unwrap().data(), kl_div(&tn, &ta, 1.0).grads[1].data());
+        let mut g = o.inner_terms().eval(&logits(&[(SA, &sa), (TA, &ta), (TN, &tn)]), &[0], INNER_GRADS);
+        assert_eq!(g.take(SA).unwrap().data(), kl_div(&tn, &sa, 1.0).grads[1].data());
+        assert_eq!(g.take(TA).unwrap().data(), kl_div(&tn, &ta, 1.0).grads[1].data());
+        assert!(g.take(TN).is_none(), "the natural teacher is fixed during the attack");
     }
 }

@@ -1,30 +1,47 @@
-//! One training step of any objective (DESIGN.md §1): teacher forward without a tape, the inner
-//! PGD loop on Input-mode tapes (BN in eval mode, models frozen), then the outer step on a
-//! Params-mode tape (student BN in train mode) and the SGD update.
-use super::attacks::{self, predictions};
-use super::grad::{forward_input, logits};
-use super::methods::{Inner, Logits, Objective, Start};
+//! One training step of any objective (docs/ARCHITECTURE.md, "one step"): the teacher's natural
+//! logits without a tape, the inner PGD loop on one Input-mode tape (BN in eval mode, both models
+//! frozen), then the outer step on a Params-mode tape (student BN in train mode) and the SGD
+//! update. Each phase computes exactly the logit sets its objective reads (`methods.rs`). Tested in
+//! `tests/train.rs` and, on a GPU, `tests/cuda_parity.rs` (a whole step against the CPU).
+use super::grad::logits;
+use super::methods::{INNER_GRADS, OUTER_GRADS, Objective};
+use super::rows::{correct, random_start};
+use super::terms::Logit::{self, StudentAdv as SA, StudentNat as SN, TeacherAdv as TA, TeacherNat as TN};
+use super::terms::{Logits, Loss};
+use crate::Device;
 use crate::err;
 use crate::error::Result;
 use crate::nn::Model;
 use crate::nn::optim::Sgd;
 use crate::ops::pgd;
-use crate::tape::{GradMode, Tape};
+use crate::tape::{GradMode, Tape, Var};
 use crate::tensor::Tensor;
 use rand::rngs::StdRng;
+use std::time::Instant;
 
-/// The inner loop's L∞ PGD.
+/// The inner loop's L∞ PGD: budget, step size and number of steps.
 #[derive(Clone, Copy, Debug, PartialEq)]
-pub struct Pgd {
+pub struct InnerPgd {
     pub eps: f32,
     pub step: f32,
     pub steps: usize,
 }
 
-/// The tapes a step reuses from batch to batch (their buffers keep their capacity).
+/// A training batch on the models' device, with the teacher's natural logits where read.
+pub struct Batch<'a> {
+    pub x: &'a Tensor,
+    pub y: &'a [usize],
+    pub t_nat: Option<&'a Tensor>,
+}
+
+/// An objective and its inner loop, with the tapes a step reuses from batch to batch (their buffers
+/// keep their capacity).
 pub struct Stepper {
-    student_in: Tape,
-    teacher_in: Tape,
+    pub obj: Objective,
+    pub pgd: InnerPgd,
+    /// Whether `step` times its phases (waiting for the device at each phase's end).
+    pub timed: bool,
+    inner: Tape,
     outer: Tape,
 }
 
@@ -35,71 +52,20 @@ pub struct StepStats {
     /// Training-batch samples the student classified correctly (natural images when the outer
     /// loss reads them, else the adversarial ones).
     pub correct: usize,
-}
-
-impl Default for Stepper {
-    fn default() -> Self {
-        Stepper {
-            student_in: Tape::new(GradMode::Input),
-            teacher_in: Tape::new(GradMode::Input),
-            outer: Tape::new(GradMode::Params),
-        }
-    }
-}
-
-/// `x` moved to a random start inside the ε-ball and [0, 1].
-pub fn random_start(x: &Tensor, start: Start, eps: f32, rng: &mut StdRng) -> Tensor {
-    let r = match start {
-        Start::Uniform => eps,
-        Start::Small(s) => s.min(eps),
-    };
-    attacks::random_start(x, r, rng)
+    /// Seconds of the teacher forward, the inner loop and the outer step, when `timed`.
+    pub seconds: Option<[f64; 3]>,
 }
 
 impl Stepper {
-    /// Adversarial examples of the inner objective for the batch `x`, `y`.
-    pub fn inner(
-        &mut self,
-        obj: &Objective,
-        pgd: Pgd,
-        student: &mut Model,
-        mut teacher: Option<&mut Model>,
-        x: &Tensor,
-        y: &[usize],
-        t_nat: Option<&Tensor>,
-        rng: &mut StdRng,
-    ) -> Tensor {
-        let mut xa = random_start(x, obj.start, pgd.eps, rng);
-        let s_nat = (obj.inner == Inner::Trades).then(|| logits(student, x, y.len()));
-        for _ in 0..pgd.steps {
-            let (xs, ls) = forward_input(student, &mut self.student_in, &xa);
-            let tv = match (&mut teacher, obj.inner_needs_teacher_adv()) {
-                (Some(t), true) => Some(forward_input(t, &mut self.teacher_in, &xa)),
-                _ => None,
-            };
-            let (gs, gt) = obj.inner_grads(&ls.val, tv.as_ref().map(|(_, l)| &*l.val), s_nat.as_ref(), t_nat, y);
-            self.student_in.backward(vec![(&ls, gs)]);
-            let mut g = self.student_in.grad(&xs).expect("input gradient").clone();
-            if let (Some((xt, lt)), Some(gt)) = (&tv, gt) {
-                self.teacher_in.backward(vec![(lt, gt)]);
-                g.add_assign(self.teacher_in.grad(xt).expect("input gradient"));
-            }
-            pgd::step(&mut xa, &g, x, pgd.step, pgd.eps);
-        }
-        // The last iteration's activations and weights are not needed past here: dropped, they
-        // leave the outer pass's memory, and after the update the old weights' cached filters go.
-        self.student_in.clear();
-        self.teacher_in.clear();
-        xa
+    pub fn new(obj: Objective, pgd: InnerPgd) -> Self {
+        Stepper { obj, pgd, timed: false, inner: Tape::new(GradMode::Input), outer: Tape::new(GradMode::Params) }
     }
 
-    /// One full step: attack, outer loss, backward, SGD update. A non-finite loss is an error
-    /// raised before the update, so the model stays as it was. The batch is copied to the
+    /// One full step: teacher logits, attack, outer loss, backward, SGD update. A non-finite loss is
+    /// an error raised before the update, so the model stays as it was. The batch is copied to the
     /// student's device once; everything after stays there.
     pub fn step(
         &mut self,
-        obj: &Objective,
-        pgd: Pgd,
         student: &mut Model,
         mut teacher: Option<&mut Model>,
         opt: &mut Sgd,
@@ -107,72 +73,145 @@ impl Stepper {
         y: &[usize],
         rng: &mut StdRng,
     ) -> Result<StepStats> {
-        let n = y.len();
-        let x = &*x.on(&student.device());
-        if obj.needs_teacher() && teacher.is_none() {
-            return Err(err!("method {} needs a teacher (--teacher)", obj.method.name()));
+        let dev = student.device();
+        let mut clock = Clock::start(self.timed, &dev);
+        let x = &*x.on(&dev);
+        if self.obj.needs_teacher() && teacher.is_none() {
+            return Err(err!("method {} needs a teacher (--teacher)", self.obj.method.name()));
         }
-        let t_nat = teacher.as_deref_mut().map(|t| logits(t, x, n));
-        let xa = (obj.inner != Inner::None)
-            .then(|| self.inner(obj, pgd, student, teacher.as_deref_mut(), x, y, t_nat.as_ref(), rng));
-        self.outer(obj, student, teacher, opt, x, xa.as_ref(), y, t_nat.as_ref())
+        let reads_tn = self.obj.inner_terms().reads().has(TN) || self.obj.outer_terms().reads().has(TN);
+        let t_nat = teacher.as_deref_mut().filter(|_| reads_tn).map(|t| logits(t, x, y.len()));
+        clock.lap();
+        let batch = Batch { x, y, t_nat: t_nat.as_ref() };
+        let xa = self.obj.attacks().then(|| self.inner(student, teacher.as_deref_mut(), &batch, rng));
+        clock.lap();
+        let stats = self.outer(student, teacher, opt, &batch, xa.as_ref())?;
+        clock.lap();
+        Ok(StepStats { seconds: clock.laps(), ..stats })
     }
 
-    /// The outer half of a step, given the teacher's natural logits and the adversarial batch.
+    /// Adversarial examples of the inner objective for the batch: PGD on one tape over x′ that holds
+    /// the student's forward and, where the objective reads it, the teacher's, so that one backward
+    /// from both logit gradients gives ∇x′ of the whole objective.
+    pub fn inner(&mut self, student: &mut Model, teacher: Option<&mut Model>, b: &Batch, rng: &mut StdRng) -> Tensor {
+        let (terms, cfg) = (self.obj.inner_terms(), self.pgd);
+        let reads = terms.reads();
+        let mut xa = random_start(b.x, self.obj.start.radius(cfg.eps), rng);
+        let s_nat = reads.has(SN).then(|| logits(student, b.x, b.y.len()));
+        let mut teacher = teacher.filter(|_| reads.has(TA));
+        for _ in 0..cfg.steps {
+            let tape = &mut self.inner;
+            tape.clear();
+            let xv = tape.input(xa.clone());
+            let sa = student.forward(tape, &xv, false);
+            let ta = teacher.as_deref_mut().map(|t| t.forward(tape, &xv, false));
+            let mut l = fixed(s_nat.as_ref(), b.t_nat);
+            l.set(SA, &sa.val);
+            if let Some(ta) = &ta {
+                l.set(TA, &ta.val);
+            }
+            let loss = terms.eval(&l, b.y, INNER_GRADS);
+            tape.backward(seeds(loss, [(SA, Some(&sa)), (TA, ta.as_ref())]));
+            let g = tape.grad(&xv).expect("the inner objective reads the adversarial logits");
+            pgd::step(&mut xa, g, b.x, cfg.step, cfg.eps);
+        }
+        // The last iteration's activations and weights are not needed past here: dropped, they
+        // leave the outer pass's memory, and after the update the old weights' cached filters go.
+        self.inner.clear();
+        xa
+    }
+
+    /// The outer half of a step on the batch and its adversarial counterpart `xa`.
     pub fn outer(
         &mut self,
-        obj: &Objective,
         student: &mut Model,
         teacher: Option<&mut Model>,
         opt: &mut Sgd,
-        x: &Tensor,
+        b: &Batch,
         xa: Option<&Tensor>,
-        y: &[usize],
-        t_nat: Option<&Tensor>,
     ) -> Result<StepStats> {
-        let n = y.len();
-        let needs = obj.outer_needs();
-        self.outer.clear();
-        let s_adv = match (xa, needs.s_adv) {
-            (Some(xa), true) => {
-                let v = self.outer.input(xa.clone());
-                Some(student.forward(&mut self.outer, &v, true))
+        let (terms, n) = (self.obj.outer_terms(), b.y.len());
+        let reads = terms.reads();
+        let tape = &mut self.outer;
+        tape.clear();
+        // S(x') first: BatchNorm's running statistics see the adversarial batch first.
+        let mut forward = |x: Option<&Tensor>, set: Logit| match x.filter(|_| reads.has(set)) {
+            Some(x) => {
+                let v = tape.input(x.clone());
+                Some(student.forward(tape, &v, true))
             }
+            None => None,
+        };
+        let s_adv = forward(xa, SA);
+        let s_nat = forward(Some(b.x), SN);
+        let t_adv = match (xa, teacher) {
+            (Some(xa), Some(t)) if reads.has(TA) => Some(logits(t, xa, n)),
             _ => None,
         };
-        let s_nat = needs.s_nat.then(|| {
-            let v = self.outer.input(x.clone());
-            student.forward(&mut self.outer, &v, true)
-        });
-        let t_adv = match (xa, teacher, needs.t_adv) {
-            (Some(xa), Some(t), true) => Some(logits(t, xa, n)),
-            _ => None,
-        };
-        let l = Logits {
-            s_nat: s_nat.as_ref().map(|v| &*v.val),
-            s_adv: s_adv.as_ref().map(|v| &*v.val),
-            t_nat,
-            t_adv: t_adv.as_ref(),
-        };
-        let loss = obj.outer_loss(&l, y)?;
+        let mut l = fixed(None, b.t_nat);
+        for (set, v) in
+            [(SN, s_nat.as_ref().map(|v| &*v.val)), (SA, s_adv.as_ref().map(|v| &*v.val)), (TA, t_adv.as_ref())]
+        {
+            if let Some(v) = v {
+                l.set(set, v);
+            }
+        }
+        let loss = terms.eval(&l, b.y, OUTER_GRADS).mean(n);
         let value = loss.value();
         if !value.is_finite() {
-            return Err(err!("the {} loss is {value}", obj.method.name()));
+            return Err(err!("the {} loss is {value}", self.obj.method.name()));
         }
-        let seen = l.s_nat.or(l.s_adv).expect("the outer loss reads a student");
-        let correct = predictions(seen).iter().zip(y).filter(|(p, t)| p == t).count();
-        let mut seeds = Vec::new();
-        if let (Some(v), Some(g)) = (&s_nat, loss.g_nat) {
-            seeds.push((v, g));
-        }
-        if let (Some(v), Some(g)) = (&s_adv, loss.g_adv) {
-            seeds.push((v, g));
-        }
-        self.outer.backward(seeds);
+        let seen = l.get(SN).or(l.get(SA)).expect("the outer loss reads a student");
+        let correct = correct(seen, b.y);
+        self.outer.backward(seeds(loss, [(SN, s_nat.as_ref()), (SA, s_adv.as_ref())]));
         opt.step(&mut student.params, &self.outer);
         // The tape holds the weights the step started from; dropped now, their cached Winograd
         // filters go before anything runs on the new ones.
         self.outer.clear();
-        Ok(StepStats { loss: value, correct })
+        Ok(StepStats { loss: value, correct, seconds: None })
+    }
+}
+
+/// The logit sets fixed during a step: the natural student's (eval mode) and teacher's.
+fn fixed<'a>(s_nat: Option<&'a Tensor>, t_nat: Option<&'a Tensor>) -> Logits<'a> {
+    let mut l = Logits::default();
+    for (set, t) in [(SN, s_nat), (TN, t_nat)] {
+        if let Some(t) = t {
+            l.set(set, t);
+        }
+    }
+    l
+}
+
+/// Backward seeds: each computed logit set with the gradient the loss gave it.
+fn seeds<'v, const K: usize>(mut loss: Loss, sets: [(Logit, Option<&'v Var>); K]) -> Vec<(&'v Var, Tensor)> {
+    sets.into_iter().filter_map(|(set, v)| Some((v?, loss.take(set)?))).collect()
+}
+
+/// Phase times of a step, each phase ended by waiting for the device (a GPU runs ahead of the host).
+struct Clock<'d> {
+    dev: Option<&'d Device>,
+    last: Instant,
+    laps: Vec<f64>,
+}
+
+impl<'d> Clock<'d> {
+    fn start(on: bool, dev: &'d Device) -> Self {
+        let dev = on.then_some(dev);
+        dev.inspect(|d| d.sync());
+        Clock { dev, last: Instant::now(), laps: Vec::new() }
+    }
+
+    fn lap(&mut self) {
+        if let Some(d) = self.dev {
+            d.sync();
+            let now = Instant::now();
+            self.laps.push((now - self.last).as_secs_f64());
+            self.last = now;
+        }
+    }
+
+    fn laps(&self) -> Option<[f64; 3]> {
+        self.laps.as_slice().try_into().ok()
     }
 }

@@ -2,16 +2,14 @@
 //! the update) on random data, timed by phase; medians over the repeats after one warm-up step.
 //! `bench/pytorch_step.py` times the same step in PyTorch with the same JSON.
 use clap::{Args, Subcommand};
-use mmard::ard::grad::logits;
 use mmard::ard::methods::Method;
-use mmard::ard::step::{Pgd, Stepper};
+use mmard::ard::step::{InnerPgd, Stepper};
 use mmard::nn::optim::Sgd;
-use mmard::nn::{Arch, Model};
+use mmard::nn::{Arch, ArchName, Model};
 use mmard::ops::sgd::SgdCfg;
 use mmard::{Result, Tensor, err};
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
-use std::time::Instant;
 
 #[derive(Subcommand)]
 pub enum BenchCmd {
@@ -21,19 +19,19 @@ pub enum BenchCmd {
 
 #[derive(Args)]
 pub struct StepArgs {
-    /// Student architecture: small_cnn | resnet18 | preact_resnet18 | wide_resnet | mobilenet_v2
+    /// Student architecture.
     #[arg(long)]
-    student: String,
+    student: ArchName,
     /// Student config as JSON, e.g. '{"width":64}' (the architecture's defaults otherwise).
     #[arg(long, default_value = "{}")]
     student_config: String,
-    /// Teacher architecture, the same choices as --student (methods that read one).
+    /// Teacher architecture (methods that read one).
     #[arg(long)]
-    teacher: Option<String>,
+    teacher: Option<ArchName>,
     /// Teacher config as JSON, e.g. '{"depth":16,"widen":4}'.
     #[arg(long, default_value = "{}")]
     teacher_config: String,
-    /// natural | pgd_at | trades | ard | iad | rslad | adaad | mmard
+    /// The method whose step is timed.
     #[arg(long)]
     method: Method,
     /// Images per step.
@@ -56,7 +54,7 @@ pub struct StepArgs {
     json: bool,
 }
 
-fn arch(name: &str, config: &str, (c, h): (usize, usize), classes: usize) -> Result<Arch> {
+fn arch(name: ArchName, config: &str, (c, h): (usize, usize), classes: usize) -> Result<Arch> {
     let mut cfg: serde_json::Value = serde_json::from_str(config).map_err(|e| err!("config `{config}`: {e}"))?;
     let obj = cfg.as_object_mut().ok_or_else(|| err!("config `{config}`: expected a JSON object"))?;
     obj.entry("in_channels").or_insert(c.into());
@@ -94,9 +92,9 @@ pub fn bench(cmd: &BenchCmd) -> Result<()> {
         return Err(err!("--batch and --repeats must be at least 1"));
     }
     let obj = a.method.objective();
-    let mut student = super::placed(Model::new(&arch(&a.student, &a.student_config, (c, h), a.classes)?, Some(1)));
+    let mut student = super::placed(Model::new(&arch(a.student, &a.student_config, (c, h), a.classes)?, Some(1)));
     let mut teacher = match (&a.teacher, obj.needs_teacher()) {
-        (Some(t), _) => Some(super::placed(Model::new(&arch(t, &a.teacher_config, (c, h), a.classes)?, Some(2)))),
+        (Some(t), _) => Some(super::placed(Model::new(&arch(*t, &a.teacher_config, (c, h), a.classes)?, Some(2)))),
         (None, true) => return Err(err!("--method {} needs --teacher", a.method.name())),
         (None, false) => None,
     };
@@ -110,31 +108,22 @@ pub fn bench(cmd: &BenchCmd) -> Result<()> {
         Tensor::from_vec(&[a.batch, c, h, w], (0..a.batch * c * h * w).map(|_| rng.random_range(0.0..1.0)).collect())
             .into_device(&dev);
     let y: Vec<usize> = (0..a.batch).map(|_| rng.random_range(0..a.classes)).collect();
-    let pgd = Pgd { eps: 8.0 / 255.0, step: 2.0 / 255.0, steps: a.pgd_steps };
+    let pgd = InnerPgd { eps: 8.0 / 255.0, step: 2.0 / 255.0, steps: a.pgd_steps };
     let mut opt = Sgd::new(
         SgdCfg { lr: 0.01, momentum: 0.9, weight_decay: obj.method.weight_decay(), nesterov: false },
         &student.params,
     );
-    let mut stepper = Stepper::default();
+    let mut stepper = Stepper::new(obj, pgd);
+    stepper.timed = true;
     let (mut tf, mut inner, mut outer, mut peak_dev) = (Vec::new(), Vec::new(), Vec::new(), 0.0f64);
     for rep in 0..=a.repeats {
-        // A GPU runs ahead of the host: each phase ends when the device is done with it.
-        dev.sync();
-        let t0 = Instant::now();
-        let t_nat = teacher.as_mut().map(|t| logits(t, &x, a.batch));
-        dev.sync();
-        let t1 = Instant::now();
-        let xa = (obj.inner != mmard::ard::methods::Inner::None)
-            .then(|| stepper.inner(&obj, pgd, &mut student, teacher.as_mut(), &x, &y, t_nat.as_ref(), &mut rng));
-        dev.sync();
-        let t2 = Instant::now();
-        stepper.outer(&obj, &mut student, teacher.as_mut(), &mut opt, &x, xa.as_ref(), &y, t_nat.as_ref())?;
-        dev.sync();
+        let s = stepper.step(&mut student, teacher.as_mut(), &mut opt, &x, &y, &mut rng)?;
+        let [t, i, o] = s.seconds.expect("a timed step reports its phases");
         peak_dev = peak_dev.max(dev.memory_used_mib());
         if rep > 0 {
-            tf.push((t1 - t0).as_secs_f64());
-            inner.push((t2 - t1).as_secs_f64());
-            outer.push(t2.elapsed().as_secs_f64());
+            tf.push(t);
+            inner.push(i);
+            outer.push(o);
         }
     }
     let total: Vec<f64> = (0..a.repeats).map(|i| tf[i] + inner[i] + outer[i]).collect();

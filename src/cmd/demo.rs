@@ -5,9 +5,9 @@
 use super::data::DataArgs;
 use clap::Args;
 use mmard::Result;
-use mmard::ard::attacks::{Attack, robust_accuracy};
+use mmard::ard::attack::{Attack, robust_accuracy};
 use mmard::ard::methods::Method;
-use mmard::ard::step::Pgd;
+use mmard::ard::step::InnerPgd;
 use mmard::ard::train::{RunDir, Schedule, TrainCfg, train};
 use mmard::io::datasets::{DatasetKind, Split};
 use mmard::io::safetensors::TensorFile;
@@ -55,7 +55,7 @@ fn cfg(method: Method, epochs: usize, seed: u64, lr: f32) -> TrainCfg {
         warmup: 0.0,
         seed,
         augment: false,
-        pgd: Pgd { eps: 0.1, step: 0.025, steps: 10 },
+        pgd: InnerPgd { eps: 0.1, step: 0.025, steps: 10 },
         objective: method.objective(),
     }
 }

@@ -2,8 +2,9 @@
 use super::data::DataArgs;
 use super::weights::ArchArgs;
 use clap::Args;
-use mmard::ard::attacks::{Attack, predictions, robust_accuracy};
+use mmard::ard::attack::{Attack, robust_accuracy};
 use mmard::ard::grad::logits;
+use mmard::ard::rows::predictions;
 use mmard::io::datasets::{Dataset, Split};
 use mmard::io::safetensors::{self as st, TensorFile, Values};
 use mmard::nn::Model;
@@ -23,8 +24,8 @@ pub struct EvalArgs {
     /// L∞ budget (default: the dataset's customary one).
     #[arg(long)]
     pub eps: Option<f32>,
-    /// Comma-separated: clean, fgsm, pgd20 (or pgd<N>), cw, apgd-ce, apgd-t.
-    #[arg(long, value_delimiter = ',', default_value = "clean,pgd20")]
+    /// Attacks to evaluate, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "clean,pgd20", value_parser = Attack::parser())]
     pub attacks: Vec<Attack>,
     #[command(flatten)]
     pub opts: AttackOpts,
@@ -47,8 +48,8 @@ pub struct AttackArgs {
     /// I64 labels in --input; the model's own predictions when the file has none.
     #[arg(long, default_value = "labels")]
     pub labels: String,
-    /// clean, fgsm, pgd20 (or pgd<N>), cw, apgd-ce, apgd-t
-    #[arg(long, default_value = "pgd20")]
+    /// The attack that makes the adversarial examples.
+    #[arg(long, default_value = "pgd20", value_parser = Attack::parser())]
     pub attack: Attack,
     #[arg(long)]
     pub eps: f32,
@@ -73,14 +74,6 @@ pub struct AttackOpts {
     /// Images per batch.
     #[arg(long, default_value_t = 256)]
     pub batch_size: usize,
-}
-
-fn with_step(a: Attack, step: Option<f32>) -> Attack {
-    match (a, step) {
-        (Attack::Pgd(p), Some(s)) => Attack::Pgd(mmard::ard::attacks::Pgd { step: Some(s), ..p }),
-        (Attack::Cw(p), Some(s)) => Attack::Cw(mmard::ard::attacks::Pgd { step: Some(s), ..p }),
-        _ => a,
-    }
 }
 
 /// Clean and PGD-20 accuracy (percent) on a whole set: the per-epoch check of training runs.
@@ -112,7 +105,7 @@ pub fn eval(a: &EvalArgs) -> Result<()> {
         // Each attack draws from its own seeded stream, so adding one does not change another.
         let mut rng = StdRng::seed_from_u64(a.opts.seed);
         let acc =
-            robust_accuracy(&mut model, &x, &y, &with_step(*attack, a.opts.pgd_step), eps, a.opts.batch_size, &mut rng);
+            robust_accuracy(&mut model, &x, &y, &attack.with_step(a.opts.pgd_step), eps, a.opts.batch_size, &mut rng);
         println!("{:<10} {:>8.2}% {:>9.1}", attack.to_string(), acc, started.elapsed().as_secs_f64());
         json[attack.to_string()] = acc.into();
     }
@@ -147,7 +140,7 @@ pub fn attack(a: &AttackArgs) -> Result<()> {
     if y.len() != n {
         return Err(err!("{}: {} labels for {n} images", a.input.display(), y.len()));
     }
-    let attack = with_step(a.attack, a.opts.pgd_step);
+    let attack = a.attack.with_step(a.opts.pgd_step);
     let mut rng = StdRng::seed_from_u64(a.opts.seed);
     let mut adv = Vec::with_capacity(x.numel());
     let per = x.numel() / n.max(1);

@@ -2,11 +2,12 @@
 use super::data::DataArgs;
 use super::eval::quick_eval;
 use clap::Args;
-use mmard::ard::methods::{Method, Objective};
-use mmard::ard::step::Pgd;
+use mmard::ard::methods::{Inner, Method, Objective, Outer};
+use mmard::ard::step::InnerPgd;
+use mmard::ard::terms::Logit;
 use mmard::ard::train::{self as tr, RunDir, Schedule, TrainCfg};
 use mmard::io::datasets::{DatasetKind, Split};
-use mmard::nn::{Arch, Model, Overrides};
+use mmard::nn::{Arch, ArchName, Model, Overrides};
 use mmard::ops::loss::Triangle;
 use mmard::{Result, err};
 use std::path::PathBuf;
@@ -81,7 +82,7 @@ pub struct NewArch {
 }
 
 impl NewArch {
-    pub fn arch(&self, name: &str, kind: DatasetKind) -> Result<Arch> {
+    pub fn arch(&self, name: ArchName, kind: DatasetKind) -> Result<Arch> {
         let (c, h, _) = kind.shape();
         let mut cfg = serde_json::json!({"in_channels": c, "classes": kind.classes(), "size": h});
         for (k, v) in [("width", self.width), ("depth", self.depth), ("widen", self.widen)] {
@@ -99,15 +100,15 @@ impl NewArch {
 /// Coefficient flags: each replaces the method's default.
 #[derive(Args, Clone)]
 pub struct ObjectiveArgs {
-    /// natural | pgd_at | trades | ard | iad | rslad | adaad | mmard
+    /// The method: both objectives and its paper's coefficients.
     #[arg(long)]
     pub method: Method,
-    /// Inner objective replacing the method's: none | ce | trades | rslad | adaad | mmard
+    /// Inner objective replacing the method's.
     #[arg(long)]
-    pub inner: Option<String>,
-    /// Outer objective replacing the method's: natural | pgd_at | trades | ard | iad | adaad | triangle
+    pub inner: Option<Inner>,
+    /// Outer objective replacing the method's.
     #[arg(long)]
-    pub outer: Option<String>,
+    pub outer: Option<Outer>,
     /// Temperature τ of the KL terms.
     #[arg(long)]
     pub tau: Option<f32>,
@@ -134,12 +135,8 @@ pub struct ObjectiveArgs {
 impl ObjectiveArgs {
     pub fn objective(&self) -> Result<Objective> {
         let mut o = self.method.objective();
-        if let Some(i) = &self.inner {
-            o.inner = i.parse()?;
-        }
-        if let Some(out) = &self.outer {
-            o.outer = out.parse()?;
-        }
+        o.inner = self.inner.unwrap_or(o.inner);
+        o.outer = self.outer.unwrap_or(o.outer);
         let c = &mut o.c;
         for (dst, v) in [
             (&mut c.tau, self.tau),
@@ -158,7 +155,9 @@ impl ObjectiveArgs {
             };
             c.tri = Triangle { teacher_adv: a, teacher_nat: b, adv_nat: cc };
         }
-        c.teacher_adv |= self.teacher_adv;
+        if self.teacher_adv {
+            c.tri_teacher = Logit::TeacherAdv;
+        }
         o.validate()?;
         Ok(o)
     }
@@ -166,9 +165,9 @@ impl ObjectiveArgs {
 
 #[derive(Args)]
 pub struct TrainArgs {
-    /// small_cnn | resnet18 | preact_resnet18 | wide_resnet | mobilenet_v2
+    /// Architecture of the model.
     #[arg(long)]
-    pub arch: String,
+    pub arch: ArchName,
     #[command(flatten)]
     pub new_arch: NewArch,
     #[command(flatten)]
@@ -182,9 +181,9 @@ pub struct DistillArgs {
     /// Teacher weights (a PyTorch state_dict; architecture detected).
     #[arg(long)]
     pub teacher: PathBuf,
-    /// Student architecture: small_cnn | resnet18 | preact_resnet18 | wide_resnet | mobilenet_v2
+    /// Student architecture.
     #[arg(long)]
-    pub student: String,
+    pub student: ArchName,
     #[command(flatten)]
     pub new_arch: NewArch,
     #[command(flatten)]
@@ -196,7 +195,7 @@ pub struct DistillArgs {
 impl LoopArgs {
     pub fn cfg(&self, objective: Objective) -> Result<TrainCfg> {
         let eps = self.eps.unwrap_or(self.data.dataset.default_eps());
-        if !(eps >= 0.0) || self.steps == 0 && objective.inner != mmard::ard::methods::Inner::None {
+        if !(eps >= 0.0) || self.steps == 0 && objective.attacks() {
             return Err(err!("--eps must be ≥ 0 and --steps ≥ 1 for adversarial training (got {eps}, {})", self.steps));
         }
         let schedule = match self.schedule.as_str() {
@@ -220,7 +219,7 @@ impl LoopArgs {
             warmup: self.warmup,
             seed: self.seed,
             augment,
-            pgd: Pgd { eps, step: self.step.unwrap_or(eps / 4.0), steps: self.steps },
+            pgd: InnerPgd { eps, step: self.step.unwrap_or(eps / 4.0), steps: self.steps },
             objective,
         })
     }
@@ -273,7 +272,7 @@ pub fn train(a: &TrainArgs) -> Result<()> {
         ));
     }
     let cfg = a.run.cfg(a.objective.objective()?)?;
-    let mut model = super::placed(Model::new(&a.new_arch.arch(&a.arch, a.run.data.dataset)?, Some(a.run.seed)));
+    let mut model = super::placed(Model::new(&a.new_arch.arch(a.arch, a.run.data.dataset)?, Some(a.run.seed)));
     a.run.run(&cfg, &mut model, None)
 }
 
@@ -289,7 +288,7 @@ pub fn distill(a: &DistillArgs) -> Result<()> {
         );
     }
     let mut teacher = super::placed(loaded.model);
-    let mut student = super::placed(Model::new(&a.new_arch.arch(&a.student, a.run.data.dataset)?, Some(a.run.seed)));
+    let mut student = super::placed(Model::new(&a.new_arch.arch(a.student, a.run.data.dataset)?, Some(a.run.seed)));
     if teacher.arch.classes() != student.arch.classes() || teacher.arch.in_channels() != student.arch.in_channels() {
         return Err(err!(
             "teacher {} and student {} disagree on classes or input channels",

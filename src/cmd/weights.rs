@@ -2,16 +2,16 @@
 use clap::Args;
 use mmard::io::safetensors::{self as st, TensorFile, Values};
 use mmard::nn::model::{Loaded, summarize};
-use mmard::nn::{Model, Overrides};
+use mmard::nn::{ArchName, Model, Overrides};
 use mmard::{Result, err};
 use std::path::Path;
 
 /// Architecture flags: each replaces what detection reads from the weights.
 #[derive(Args)]
 pub struct ArchArgs {
-    /// small_cnn | resnet18 | preact_resnet18 | wide_resnet | mobilenet_v2
+    /// Architecture, instead of the one detected from the tensor names.
     #[arg(long)]
-    arch: Option<String>,
+    arch: Option<ArchName>,
     #[arg(long)]
     in_channels: Option<usize>,
     #[arg(long)]
@@ -36,7 +36,7 @@ pub struct ArchArgs {
 impl ArchArgs {
     pub fn overrides(&self) -> Overrides {
         Overrides {
-            arch: self.arch.clone(),
+            arch: self.arch,
             in_channels: self.in_channels,
             classes: self.classes,
             width: self.width,

@@ -5,7 +5,21 @@ use crate::io::safetensors::Stored;
 use serde_json::Value;
 use std::collections::BTreeMap;
 
-pub const NAMES: [&str; 5] = ["small_cnn", "resnet18", "preact_resnet18", "wide_resnet", "mobilenet_v2"];
+crate::named_enum! { "architecture",
+/// The architectures by name: what `--arch`, `--student`, `--teacher`, configs and messages accept.
+pub enum ArchName {
+    /// Three conv-BN-ReLU-maxpool stages and a linear layer.
+    SmallCnn = "small_cnn",
+    /// CIFAR ResNet-18 (RSLAD / ARD names).
+    ResNet18 = "resnet18",
+    /// PreActResNet-18 (RobustBench names).
+    PreActResNet18 = "preact_resnet18",
+    /// WideResNet-depth-widen (RobustBench / TRADES names).
+    WideResNet = "wide_resnet",
+    /// CIFAR MobileNetV2 (RSLAD / ARD names).
+    MobileNetV2 = "mobilenet_v2",
+}
+}
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Arch {
@@ -44,7 +58,7 @@ pub enum Arch {
 /// Config values given on the command line; each replaces the detected one.
 #[derive(Clone, Debug, Default)]
 pub struct Overrides {
-    pub arch: Option<String>,
+    pub arch: Option<ArchName>,
     pub in_channels: Option<usize>,
     pub classes: Option<usize>,
     pub width: Option<usize>,
@@ -54,14 +68,18 @@ pub struct Overrides {
 }
 
 impl Arch {
-    pub fn name(&self) -> &'static str {
+    pub fn kind(&self) -> ArchName {
         match self {
-            Arch::SmallCnn { .. } => "small_cnn",
-            Arch::ResNet18 { .. } => "resnet18",
-            Arch::PreActResNet18 { .. } => "preact_resnet18",
-            Arch::WideResNet { .. } => "wide_resnet",
-            Arch::MobileNetV2 { .. } => "mobilenet_v2",
+            Arch::SmallCnn { .. } => ArchName::SmallCnn,
+            Arch::ResNet18 { .. } => ArchName::ResNet18,
+            Arch::PreActResNet18 { .. } => ArchName::PreActResNet18,
+            Arch::WideResNet { .. } => ArchName::WideResNet,
+            Arch::MobileNetV2 { .. } => ArchName::MobileNetV2,
         }
+    }
+
+    pub fn name(&self) -> &'static str {
+        self.kind().name()
     }
 
     pub fn classes(&self) -> usize {
@@ -103,7 +121,7 @@ impl Arch {
 
     /// From a name and a JSON config; absent fields take the usual defaults (CIFAR-10 shapes,
     /// ResNet width 64, WRN-34-10, SmallCNN widths 32/64/128 on 28x28x1).
-    pub fn from_config(name: &str, cfg: &Value) -> Result<Arch> {
+    pub fn from_config(name: ArchName, cfg: &Value) -> Result<Arch> {
         let get = |k: &str, default: usize| -> Result<usize> {
             match cfg.get(k) {
                 None => Ok(default),
@@ -120,26 +138,22 @@ impl Arch {
         };
         let classes = get("classes", 10)?;
         let arch = match name {
-            "small_cnn" => {
+            ArchName::SmallCnn => {
                 Arch::SmallCnn { in_channels: get("in_channels", 1)?, size: get("size", 28)?, widths, classes }
             }
-            "resnet18" => Arch::ResNet18 { in_channels: get("in_channels", 3)?, width: get("width", 64)?, classes },
-            "preact_resnet18" => {
+            ArchName::ResNet18 => {
+                Arch::ResNet18 { in_channels: get("in_channels", 3)?, width: get("width", 64)?, classes }
+            }
+            ArchName::PreActResNet18 => {
                 Arch::PreActResNet18 { in_channels: get("in_channels", 3)?, width: get("width", 64)?, classes }
             }
-            "wide_resnet" => Arch::WideResNet {
+            ArchName::WideResNet => Arch::WideResNet {
                 in_channels: get("in_channels", 3)?,
                 depth: get("depth", 34)?,
                 widen: get("widen", 10)?,
                 classes,
             },
-            "mobilenet_v2" => Arch::MobileNetV2 { in_channels: get("in_channels", 3)?, classes },
-            other => {
-                return Err(Error::Msg(format!(
-                    "unknown architecture `{other}` (expected one of {})",
-                    NAMES.join(", ")
-                )));
-            }
+            ArchName::MobileNetV2 => Arch::MobileNetV2 { in_channels: get("in_channels", 3)?, classes },
         };
         arch.validate()?;
         Ok(arch)
@@ -166,8 +180,8 @@ impl Arch {
 
     /// The architecture and config a state_dict was saved from, with `o` replacing what it names.
     pub fn detect(t: &BTreeMap<String, Stored>, o: &Overrides) -> Result<Arch> {
-        let name = match &o.arch {
-            Some(n) => n.as_str(),
+        let name = match o.arch {
+            Some(n) => n,
             None => guess_name(t)?,
         };
         let dims = |k: &str| -> Result<&[usize]> {
@@ -185,7 +199,7 @@ impl Arch {
         };
         set("in_channels", dim("conv1.weight", 1)?.into());
         match name {
-            "small_cnn" => {
+            ArchName::SmallCnn => {
                 let widths = [dim("conv1.weight", 0)?, dim("conv2.weight", 0)?, dim("conv3.weight", 0)?];
                 let side = ((dim("fc.weight", 1)? / widths[2]) as f64).sqrt().round() as usize;
                 if widths[2] * side * side != dim("fc.weight", 1)? {
@@ -201,18 +215,17 @@ impl Arch {
                 set("widths", widths.to_vec().into());
                 set("classes", dim("fc.weight", 0)?.into());
             }
-            "resnet18" | "preact_resnet18" => {
+            ArchName::ResNet18 | ArchName::PreActResNet18 => {
                 set("width", dim("conv1.weight", 0)?.into());
                 set("classes", dim("linear.weight", 0)?.into());
             }
-            "wide_resnet" => {
+            ArchName::WideResNet => {
                 let n = (0..).take_while(|i| t.contains_key(&format!("block1.layer.{i}.conv1.weight"))).count();
                 set("depth", (6 * n + 4).into());
                 set("widen", (dim("block1.layer.0.conv1.weight", 0)? / 16).into());
                 set("classes", dim("fc.weight", 0)?.into());
             }
-            "mobilenet_v2" => set("classes", dim("linear.weight", 0)?.into()),
-            _ => {}
+            ArchName::MobileNetV2 => set("classes", dim("linear.weight", 0)?.into()),
         }
         let fields = [
             ("in_channels", o.in_channels),
@@ -232,23 +245,23 @@ impl Arch {
 }
 
 /// Which architecture a state_dict's names belong to.
-fn guess_name(t: &BTreeMap<String, Stored>) -> Result<&'static str> {
+fn guess_name(t: &BTreeMap<String, Stored>) -> Result<ArchName> {
     let has = |k: &str| t.contains_key(k);
     Ok(if has("block1.layer.0.conv1.weight") {
-        "wide_resnet"
+        ArchName::WideResNet
     } else if has("layers.0.conv1.weight") {
-        "mobilenet_v2"
+        ArchName::MobileNetV2
     } else if has("layer1.0.conv1.weight") && has("bn.weight") {
-        "preact_resnet18"
+        ArchName::PreActResNet18
     } else if has("layer1.0.conv1.weight") {
-        "resnet18"
+        ArchName::ResNet18
     } else if has("conv3.weight") && has("fc.weight") {
-        "small_cnn"
+        ArchName::SmallCnn
     } else {
         return Err(Error::Msg(format!(
             "cannot tell the architecture from the tensor names (first: {:?}); pass --arch {}",
             t.keys().take(3).collect::<Vec<_>>(),
-            NAMES.join("|")
+            ArchName::list("|")
         )));
     })
 }

@@ -9,6 +9,11 @@ use crate::tensor::Tensor;
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 
+/// A network's forward pass; the ops it records decide what backward can reach.
+pub trait Net: Send + Sync {
+    fn forward(&self, cx: &mut Ctx, x: &Var) -> Var;
+}
+
 /// What a forward pass needs besides its input.
 pub struct Ctx<'a> {
     pub tape: &'a mut Tape,

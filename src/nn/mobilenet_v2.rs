@@ -1,7 +1,6 @@
 //! CIFAR MobileNetV2 (stride-1 stem and first stages), names as in the RSLAD / ARD code:
 //! conv1, bn1, layers.i.{conv1,bn1,conv2,bn2,conv3,bn3,shortcut.0,shortcut.1}, conv2, bn2, linear.
-use super::layers::{Bn, Builder, Conv, Ctx, Linear};
-use super::model::Net;
+use super::layers::{Bn, Builder, Conv, Ctx, Linear, Net};
 use crate::ops::pool::avgpool;
 use crate::tape::Var;
 

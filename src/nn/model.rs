@@ -1,6 +1,6 @@
 //! A model: its architecture, its named tensors, and the network that runs on them.
 use super::arch::{Arch, Overrides};
-use super::layers::{Builder, Ctx};
+use super::layers::{Builder, Ctx, Net};
 use super::params::ParamStore;
 use super::{
     mobilenet_v2::MobileNetV2, preact_resnet18::PreActResNet18, resnet18::ResNet18, small_cnn::SmallCnn,
@@ -10,11 +10,6 @@ use crate::error::{Error, Result};
 use crate::io::safetensors::{self as st, TensorFile};
 use crate::tape::{Tape, Var};
 use std::path::Path;
-
-/// A network's forward pass; the ops it records decide what backward can reach.
-pub trait Net: Send + Sync {
-    fn forward(&self, cx: &mut Ctx, x: &Var) -> Var;
-}
 
 pub struct Model {
     pub arch: Arch,

@@ -1,7 +1,7 @@
 //! CIFAR ResNet-18 (post-activation BasicBlocks), names as in the RSLAD / ARD code:
 //! conv1, bn1, layer{1..4}.{0,1}.{conv1,bn1,conv2,bn2,shortcut.0,shortcut.1}, linear.
-use super::layers::{Bn, Builder, Conv, Ctx, Linear};
-use super::model::Net;
+use super::blocks::stages;
+use super::layers::{Bn, Builder, Conv, Ctx, Linear, Net};
 use crate::ops::pool::avgpool;
 use crate::tape::Var;
 
@@ -42,24 +42,6 @@ impl Block {
         let y = cx.add(&h, &sc);
         cx.relu(&y)
     }
-}
-
-/// The four stages of two blocks each, with names layer{1..4}.{0,1}; `make` builds one block.
-pub fn stages<B>(
-    b: &mut Builder,
-    width: usize,
-    mut make: impl FnMut(&mut Builder, &str, usize, usize, usize) -> B,
-) -> Vec<B> {
-    let mut cin = width;
-    let mut blocks = Vec::new();
-    for (i, mult) in [1, 2, 4, 8].into_iter().enumerate() {
-        for j in 0..2 {
-            let stride = if i > 0 && j == 0 { 2 } else { 1 };
-            blocks.push(make(b, &format!("layer{}.{j}", i + 1), cin, width * mult, stride));
-            cin = width * mult;
-        }
-    }
-    blocks
 }
 
 pub struct ResNet18 {

@@ -1,6 +1,5 @@
 //! SmallCNN: three conv3x3-BN-ReLU-maxpool2 stages and a linear layer (names conv1..3, bn1..3, fc).
-use super::layers::{Bn, Builder, Conv, Ctx, Linear};
-use super::model::Net;
+use super::layers::{Bn, Builder, Conv, Ctx, Linear, Net};
 use crate::ops::{linear::flatten, pool::maxpool2};
 use crate::tape::Var;
 

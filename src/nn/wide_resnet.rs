@@ -1,9 +1,8 @@
 //! WideResNet-depth-widen, RobustBench / TRADES names: conv1, block{1,2,3}.layer.i.{bn1,conv1,bn2,
 //! conv2,convShortcut}, bn1, fc. TRADES checkpoints also carry an unused `sub_block1`; the loader
 //! reports it as extra.
-use super::layers::{Bn, Builder, Conv, Ctx, Linear};
-use super::model::Net;
-use super::preact_resnet18::PreActBlock;
+use super::blocks::PreActBlock;
+use super::layers::{Bn, Builder, Conv, Ctx, Linear, Net};
 use crate::ops::pool::avgpool;
 use crate::tape::Var;
 

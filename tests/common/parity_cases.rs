@@ -185,6 +185,7 @@ fn losses_case(f: &TensorFile) -> Check {
 fn case_model(f: &TensorFile, dir: &Path) -> Result<(Model, TensorFile), String> {
     let name = f.meta("arch").map_err(|e| e.to_string())?;
     let name = name.as_str().ok_or("metadata arch is not a string")?;
+    let name = name.parse().map_err(|e: mmard::Error| e.to_string())?;
     let arch = Arch::from_config(name, &f.meta("config").map_err(|e| e.to_string())?).map_err(|e| e.to_string())?;
     let weights = f.meta("weights").map_err(|e| e.to_string())?;
     let wf = TensorFile::load(dir.join(weights.as_str().ok_or("metadata weights is not a string")?))

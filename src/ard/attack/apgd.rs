@@ -9,10 +9,10 @@
 //! counted from the starting point on (the reference compares its first step with a zeroed buffer),
 //! and starts are uniform in the ball, as PGD's (the reference rescales its uniform noise so that
 //! the largest coordinate reaches ε).
-use super::attacks::{Objective, copy_sample, gather, loss_grad, misclassified, random_start, sample_len};
-use super::grad::logits;
+use super::losses::AttackLoss;
+use crate::ard::grad::logits;
+use crate::ard::rows::{copy_sample, gather, misclassified, random_start, sample_len};
 use crate::nn::Model;
-use crate::ops::loss::LossOut;
 use crate::ops::pgd::{pgd_step, project};
 use crate::tape::{GradMode, Tape};
 use crate::tensor::Tensor;
@@ -34,7 +34,7 @@ pub fn apgd_ce(
     restarts: usize,
     rng: &mut StdRng,
 ) -> Tensor {
-    Apgd { model, tape: Tape::new(GradMode::Input), eps, iters }.attack(x, y, restarts, rng, |_, _, _| Objective::Ce)
+    Apgd { model, tape: Tape::new(GradMode::Input), eps, iters }.attack(x, y, restarts, rng, |_, _, _| AttackLoss::Ce)
 }
 
 /// APGD on the targeted DLR loss: for r = 1..=`targets` (at most classes − 1), a run of `iters`
@@ -52,7 +52,7 @@ pub fn apgd_t(
     let runs = targets.min(model.arch.classes().saturating_sub(1));
     Apgd { model, tape: Tape::new(GradMode::Input), eps, iters }.attack(x, y, runs, rng, |r, samples, clean| {
         let c = clean.dims2().1;
-        Objective::DlrTargeted(
+        AttackLoss::DlrTargeted(
             samples.iter().map(|&i| ranked_wrong_class(&clean.data()[i * c..][..c], y[i], r)).collect(),
         )
     })
@@ -63,41 +63,6 @@ fn ranked_wrong_class(z: &[f32], y: usize, r: usize) -> usize {
     let mut order: Vec<usize> = (0..z.len()).filter(|&j| j != y).collect();
     order.sort_by(|&a, &b| z[b].total_cmp(&z[a]));
     order[r]
-}
-
-/// The targeted DLR loss −(z_y − z_t) / (z_π1 − (z_π3 + z_π4)/2 + 1e-12) per sample (π: the classes
-/// by decreasing logit), with the gradient of its batch sum w.r.t. the logits. The denominator
-/// makes it invariant to shifting and scaling the logits.
-pub fn dlr_targeted(logits: &Tensor, y: &[usize], targets: &[usize]) -> LossOut {
-    let (n, c) = logits.dims2();
-    assert!(
-        y.len() == n && targets.len() == n,
-        "dlr_targeted: {n} rows, {} labels, {} targets",
-        y.len(),
-        targets.len()
-    );
-    assert!(c >= 4, "dlr_targeted: needs at least 4 classes, got {c}");
-    let mut g = Tensor::zeros(&[n, c]);
-    let per_sample = (0..n)
-        .map(|i| {
-            let z = &logits.data()[i * c..][..c];
-            let mut order: Vec<usize> = (0..c).collect();
-            order.sort_by(|&a, &b| z[b].total_cmp(&z[a]));
-            let (p1, p3, p4) = (order[0], order[2], order[3]);
-            let num = z[targets[i]] - z[y[i]];
-            let den = z[p1] - 0.5 * (z[p3] + z[p4]) + 1e-12;
-            // d(num/den) = d num / den − num · d den / den²
-            let gr = &mut g.data_mut()[i * c..][..c];
-            gr[targets[i]] += 1.0 / den;
-            gr[y[i]] -= 1.0 / den;
-            let q = num / (den * den);
-            gr[p1] -= q;
-            gr[p3] += 0.5 * q;
-            gr[p4] += 0.5 * q;
-            num / den
-        })
-        .collect();
-    LossOut::new(per_sample, vec![g])
 }
 
 /// The checkpoints w_0 = 0 < w_1 < … ≤ `n_iter` where the step size may be halved. The paper's
@@ -142,7 +107,7 @@ impl Run {
 }
 
 impl Apgd<'_> {
-    /// `runs` runs, each over the samples still classified correctly; `objective(run, samples,
+    /// `runs` runs, each over the samples still classified correctly; `loss(run, samples,
     /// clean logits)` is what that run maximises for those samples. Returns, per sample, the clean
     /// image if it is misclassified, else a misclassified point if a run found one, else the
     /// highest-loss point over all runs.
@@ -152,7 +117,7 @@ impl Apgd<'_> {
         y: &[usize],
         runs: usize,
         rng: &mut StdRng,
-        objective: impl Fn(usize, &[usize], &Tensor) -> Objective,
+        loss: impl Fn(usize, &[usize], &Tensor) -> AttackLoss,
     ) -> Tensor {
         let clean = logits(self.model, x, y.len().max(1));
         let mut broken = misclassified(&clean, y);
@@ -164,7 +129,7 @@ impl Apgd<'_> {
                 break;
             }
             let ys: Vec<usize> = samples.iter().map(|&i| y[i]).collect();
-            let run = self.run(&gather(x, &samples), &ys, &objective(r, &samples, &clean), rng);
+            let run = self.run(&gather(x, &samples), &ys, &loss(r, &samples, &clean), rng);
             for (k, &i) in samples.iter().enumerate() {
                 if run.broken[k] {
                     broken[i] = true;
@@ -181,18 +146,18 @@ impl Apgd<'_> {
     }
 
     /// One run of `iters` iterations from a random point of the ball around `x0`.
-    fn run(&mut self, x0: &Tensor, y: &[usize], objective: &Objective, rng: &mut StdRng) -> Run {
+    fn run(&mut self, x0: &Tensor, y: &[usize], loss: &AttackLoss, rng: &mut StdRng) -> Run {
         let (n, per, eps) = (y.len(), sample_len(x0), self.eps);
         let mut x = random_start(x0, eps, rng);
-        let (z, mut grad, mut loss) = loss_grad(self.model, &mut self.tape, &x, y, objective);
-        let mut run = Run { best: x.clone(), best_loss: loss.clone(), adv: x.clone(), broken: vec![false; n] };
+        let (z, mut grad, mut value) = loss.grad(self.model, &mut self.tape, &x, y);
+        let mut run = Run { best: x.clone(), best_loss: value.clone(), adv: x.clone(), broken: vec![false; n] };
         run.note_misclassified(&x, &z, y);
         let mut grad_best = grad.clone();
         let mut x_prev = x.clone();
         let mut step = vec![2.0 * eps; n];
         // Per sample, since the last checkpoint: the loss increases, whether the step was halved
         // there, and the best loss then.
-        let (mut ups, mut halved, mut best_then) = (vec![0usize; n], vec![true; n], loss.clone());
+        let (mut ups, mut halved, mut best_then) = (vec![0usize; n], vec![true; n], value.clone());
         let marks = checkpoints(self.iters);
         let mut next_mark = 1;
         let mut z_step = vec![0.0; per];
@@ -210,18 +175,18 @@ impl Apgd<'_> {
                     (*pv, *xv) = (*xv, next);
                 }
             }
-            let (z, g, l) = loss_grad(self.model, &mut self.tape, &x, y, objective);
+            let (z, g, l) = loss.grad(self.model, &mut self.tape, &x, y);
             grad = g;
             run.note_misclassified(&x, &z, y);
             for s in 0..n {
-                ups[s] += usize::from(l[s] > loss[s]);
+                ups[s] += usize::from(l[s] > value[s]);
                 if l[s] > run.best_loss[s] {
                     run.best_loss[s] = l[s];
                     copy_sample(&mut run.best, s, &x, s);
                     copy_sample(&mut grad_best, s, &grad, s);
                 }
             }
-            loss = l;
+            value = l;
             if marks.get(next_mark) == Some(&(i + 1)) {
                 let len = (marks[next_mark] - marks[next_mark - 1]) as f32;
                 next_mark += 1;
