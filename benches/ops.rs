@@ -207,13 +207,13 @@ fn memory_bound_on(c: &mut Criterion, dev: &Device) {
             "bn_eval_forward",
             2 * bytes,
             vec![&x],
-            Box::new(|mut o| Box::new(pass(GradMode::None, o.take(), None, &bn_eval))),
+            Box::new(|mut o| Box::new(pass(GradMode::None, o.take(), None, bn_eval))),
         ),
         (
             "bn_eval_fwd_bwd_input_only",
             5 * bytes,
             vec![&x, &gy],
-            Box::new(|mut o| Box::new(pass(GradMode::Input, o.take(), Some(o.take()), &bn_eval))),
+            Box::new(|mut o| Box::new(pass(GradMode::Input, o.take(), Some(o.take()), bn_eval))),
         ),
         (
             "bn_train_fwd_bwd",

@@ -70,3 +70,8 @@ extern "C" __global__ void triangle(const float* t, const float* sa, const float
         per_sample[i] = k1 + k2 + k3;
     }
 }
+
+// Row i of a [rows, cols] matrix times w[i].
+extern "C" __global__ void scale_rows(float* x, const float* w, int rows, int cols) {
+    FOR_EACH(i, rows * cols) x[i] *= w[i / cols];
+}

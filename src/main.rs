@@ -74,11 +74,11 @@ enum Cmd {
 fn main() {
     mmard::alloc::keep_freed_pages();
     let cli = Cli::parse();
-    if let Some(t) = cli.threads {
-        if let Err(e) = rayon::ThreadPoolBuilder::new().num_threads(t.max(1)).build_global() {
-            eprintln!("error: --threads {t}: {e}");
-            std::process::exit(1);
-        }
+    if let Some(t) = cli.threads
+        && let Err(e) = rayon::ThreadPoolBuilder::new().num_threads(t.max(1)).build_global()
+    {
+        eprintln!("error: --threads {t}: {e}");
+        std::process::exit(1);
     }
     match mmard::Device::open(&cli.device, cli.tf32) {
         Ok(d) => cmd::set_device(d),

@@ -1,9 +1,10 @@
-//! The autograd tape, specialised for adversarial training (DESIGN.md §3):
+//! The autograd tape, specialised for adversarial training (docs/ARCHITECTURE.md, "the tape"):
 //! - `GradMode::None` records nothing (teacher forward, evaluation);
 //! - `GradMode::Input` gives gradients to the input only (PGD inner loop): parameters never get
 //!   one, so e.g. a convolution runs backward-data and never backward-filter;
 //! - `GradMode::Params` gives gradients to parameters (outer step); the network input gets none,
 //!   so the first convolution skips backward-data.
+//!
 //! Ops are recorded in execution order and walked in reverse; a gradient is freed once used and
 //! parameter gradients accumulate with `+=`.
 use crate::tensor::Tensor;

@@ -1,6 +1,7 @@
 //! Dense f32 tensors, row-major (NCHW for images), on the CPU or a GPU. Shapes are checked where
 //! tensors enter the engine (files, CLI); inside, ops assert their invariants. `data()` is the CPU
-//! view; code that works on either device reads through `host()` or dispatches on `gpu()`.
+//! view; code that works on either device reads through `host()` or dispatches on `gpu()`. The
+//! in-place arithmetic's kernels are in `kernels/tensor.cu`; tests through every op's.
 use crate::device::Device;
 use std::borrow::Cow;
 

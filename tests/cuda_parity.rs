@@ -161,7 +161,7 @@ fn batchnorm_relu_add_pool_linear() {
         }
         same("bn running mean", &moved[1].0, &moved[0].0, 1e-6);
         same("bn running var", &moved[1].1, &moved[0].1, 1e-6);
-        both("bn train", &dev, &[x.clone()], &gb, 1.0, 1e-5, |t, v, p| {
+        both("bn train", &dev, std::slice::from_ref(&x), &gb, 1.0, 1e-5, |t, v, p| {
             let (mut m, mut s) =
                 (Tensor::zeros_on(&[c], &p[0].val.device()), Tensor::zeros_on(&[c], &p[0].val.device()));
             batchnorm::batch_norm(
@@ -173,7 +173,7 @@ fn batchnorm_relu_add_pool_linear() {
                 1e-5,
             )
         });
-        both("bn+relu train", &dev, &[x.clone()], &gb, 1.0, 1e-5, |t, v, p| {
+        both("bn+relu train", &dev, std::slice::from_ref(&x), &gb, 1.0, 1e-5, |t, v, p| {
             let (mut m, mut s) =
                 (Tensor::zeros_on(&[c], &p[0].val.device()), Tensor::zeros_on(&[c], &p[0].val.device()));
             batchnorm::batch_norm_relu(
@@ -185,7 +185,7 @@ fn batchnorm_relu_add_pool_linear() {
                 1e-5,
             )
         });
-        both("bn eval", &dev, &[x.clone()], &gb, 1.0, 1e-5, |t, v, p| {
+        both("bn eval", &dev, std::slice::from_ref(&x), &gb, 1.0, 1e-5, |t, v, p| {
             let d = p[0].val.device();
             batchnorm::batch_norm(
                 t,
@@ -216,11 +216,11 @@ fn batchnorm_relu_add_pool_linear() {
             moved.push((tape.grad(&xv).unwrap().clone(), Tensor::zeros(&[1])));
         }
         same("bn eval, input gradient only", &moved[3].0, &moved[2].0, 1e-6);
-        both("relu", &dev, &[x.clone()], &[], 1.0, 0.0, |t, v, _| elementwise::relu(t, &v[0]));
+        both("relu", &dev, std::slice::from_ref(&x), &[], 1.0, 0.0, |t, v, _| elementwise::relu(t, &v[0]));
         let x2 = randn(&mut rng, &[n, c, s, s], 1.0);
         both("add", &dev, &[x.clone(), x2], &[], 1.0, 0.0, |t, v, _| elementwise::add(t, &v[0], &v[1]));
-        both("maxpool", &dev, &[x.clone()], &[], 1.0, 0.0, |t, v, _| pool::maxpool2(t, &v[0]));
-        both("avgpool", &dev, &[x.clone()], &[], 1.0, 1e-6, |t, v, _| pool::avgpool(t, &v[0]));
+        both("maxpool", &dev, std::slice::from_ref(&x), &[], 1.0, 0.0, |t, v, _| pool::maxpool2(t, &v[0]));
+        both("avgpool", &dev, std::slice::from_ref(&x), &[], 1.0, 1e-6, |t, v, _| pool::avgpool(t, &v[0]));
     }
     for (n, fin, fout) in [(128, 512, 10), (32, 640, 100)] {
         let x = randn(&mut rng, &[n, fin], 1.0);

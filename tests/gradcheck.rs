@@ -74,15 +74,11 @@ fn gradcheck(name: &str, inputs: Vec<Tensor>, params: Vec<Tensor>, op: &Op) {
     }
 }
 
+/// A conv layer of `n` images `cin × hw × hw` to `cout` channels, kernel k, stride, groups, bias.
 fn conv_case(
     name: &str,
-    n: usize,
-    cin: usize,
-    cout: usize,
-    hw: usize,
-    k: usize,
-    stride: usize,
-    groups: usize,
+    (n, cin, cout, hw): (usize, usize, usize, usize),
+    (k, stride, groups): (usize, usize, usize),
     bias: bool,
 ) {
     let mut rng = StdRng::seed_from_u64(1);
@@ -97,29 +93,29 @@ fn conv_case(
 
 #[test]
 fn conv2d_3x3_stride1() {
-    conv_case("conv 3x3 s1", 2, 3, 4, 6, 3, 1, 1, false);
+    conv_case("conv 3x3 s1", (2, 3, 4, 6), (3, 1, 1), false);
 }
 
 /// 32 channels each side: the Winograd path (forward and input gradient), on an odd map.
 #[test]
 fn conv2d_3x3_stride1_winograd_bias() {
-    conv_case("conv 3x3 s1 32->32 bias (Winograd)", 2, 32, 32, 7, 3, 1, 1, true);
+    conv_case("conv 3x3 s1 32->32 bias (Winograd)", (2, 32, 32, 7), (3, 1, 1), true);
 }
 
 /// 16 -> 16: im2col forward, Winograd input gradient (conv2d's `Plan::is_winograd`).
 #[test]
 fn conv2d_3x3_stride1_winograd_input_gradient_only() {
-    conv_case("conv 3x3 s1 16->16 (Winograd input gradient)", 2, 16, 16, 5, 3, 1, 1, false);
+    conv_case("conv 3x3 s1 16->16 (Winograd input gradient)", (2, 16, 16, 5), (3, 1, 1), false);
 }
 
 #[test]
 fn conv2d_3x3_stride2_bias() {
-    conv_case("conv 3x3 s2 bias", 2, 4, 5, 7, 3, 2, 1, true);
+    conv_case("conv 3x3 s2 bias", (2, 4, 5, 7), (3, 2, 1), true);
 }
 
 #[test]
 fn conv2d_1x1_stride2() {
-    conv_case("conv 1x1 s2", 2, 4, 6, 6, 1, 2, 1, false);
+    conv_case("conv 1x1 s2", (2, 4, 6, 6), (1, 2, 1), false);
 }
 
 /// Maps of >= 256 output pixels take conv2d's per-image GEMM path (forward writes NCHW in place,
@@ -154,18 +150,18 @@ fn conv2d_large_maps_grouped_with_bias() {
             assert!((got as f64 - want).abs() < 1e-4, "{hw}x{hw} s{stride}: y[{i}] = {got}, loops give {want}");
         }
     }
-    conv_case("conv 16x16 groups 2 bias (per-image GEMMs)", 2, 4, 6, 16, 3, 1, 2, true);
+    conv_case("conv 16x16 groups 2 bias (per-image GEMMs)", (2, 4, 6, 16), (3, 1, 2), true);
 }
 
 #[test]
 fn conv2d_grouped() {
-    conv_case("conv groups 2", 2, 4, 6, 5, 3, 1, 2, false);
+    conv_case("conv groups 2", (2, 4, 6, 5), (3, 1, 2), false);
 }
 
 #[test]
 fn conv2d_depthwise() {
-    conv_case("conv depthwise s1", 2, 5, 5, 6, 3, 1, 5, false);
-    conv_case("conv depthwise s2", 2, 5, 5, 7, 3, 2, 5, false);
+    conv_case("conv depthwise s1", (2, 5, 5, 6), (3, 1, 5), false);
+    conv_case("conv depthwise s2", (2, 5, 5, 7), (3, 2, 5), false);
 }
 
 #[test]

@@ -209,7 +209,7 @@ impl Objective {
     /// Checks a combination the user assembled; names the flag at fault.
     pub fn validate(&self) -> Result<()> {
         let c = &self.c;
-        if !(c.tau > 0.0) {
+        if c.tau.is_nan() || c.tau <= 0.0 {
             return Err(err!("--tau must be positive, got {}", c.tau));
         }
         if !(0.0..=1.0).contains(&c.alpha) {

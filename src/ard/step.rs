@@ -184,7 +184,7 @@ fn fixed<'a>(s_nat: Option<&'a Tensor>, t_nat: Option<&'a Tensor>) -> Logits<'a>
 }
 
 /// Backward seeds: each computed logit set with the gradient the loss gave it.
-fn seeds<'v, const K: usize>(mut loss: Loss, sets: [(Logit, Option<&'v Var>); K]) -> Vec<(&'v Var, Tensor)> {
+fn seeds<const K: usize>(mut loss: Loss, sets: [(Logit, Option<&Var>); K]) -> Vec<(&Var, Tensor)> {
     sets.into_iter().filter_map(|(set, v)| Some((v?, loss.take(set)?))).collect()
 }
 

@@ -120,7 +120,7 @@ pub fn attack(a: &AttackArgs) -> Result<()> {
     let f = TensorFile::load(&a.input)?;
     let x = f.tensor(&a.tensor)?;
     model.check_input(x.shape()).map_err(|e| err!("{}: tensor `{}`: {e}", a.input.display(), a.tensor))?;
-    if !(a.eps >= 0.0) {
+    if a.eps.is_nan() || a.eps < 0.0 {
         return Err(err!("--eps must be ≥ 0, got {}", a.eps));
     }
     let n = x.shape()[0];

@@ -195,7 +195,7 @@ pub struct DistillArgs {
 impl LoopArgs {
     pub fn cfg(&self, objective: Objective) -> Result<TrainCfg> {
         let eps = self.eps.unwrap_or(self.data.dataset.default_eps());
-        if !(eps >= 0.0) || self.steps == 0 && objective.attacks() {
+        if eps.is_nan() || eps < 0.0 || self.steps == 0 && objective.attacks() {
             return Err(err!("--eps must be ≥ 0 and --steps ≥ 1 for adversarial training (got {eps}, {})", self.steps));
         }
         let schedule = match self.schedule.as_str() {

@@ -34,28 +34,20 @@ impl Sgd {
         }
     }
 
-    /// All parameters in one launch: `kernels/sgd.cu` reads tables of their device pointers.
+    /// All parameters in one launch (`ops::sgd::update_cuda`), given their device pointers.
     #[cfg(feature = "cuda")]
-    fn step_cuda(&mut self, g: &std::sync::Arc<crate::cuda::Gpu>, params: &mut ParamStore, tape: &Tape, ids: &[usize]) {
+    fn step_cuda(&mut self, g: &crate::cuda::Gpu, params: &mut ParamStore, tape: &Tape, ids: &[usize]) {
+        use crate::ops::sgd::{Tables, update_cuda};
         use cudarc::driver::{DevicePtr, DevicePtrMut};
-        if ids.is_empty() {
-            return;
-        }
         let s = &g.stream;
-        let (mut ps, mut gs, mut bs, mut lens) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        let mut t = Tables { params: Vec::new(), grads: Vec::new(), bufs: Vec::new(), lens: Vec::new() };
         for &id in ids {
-            ps.push(params.get_mut(id).cu_mut().device_ptr_mut(s).0);
-            gs.push(tape.param_grad(id).unwrap().cu().device_ptr(s).0);
-            bs.push(self.bufs[id].as_mut().unwrap().cu_mut().device_ptr_mut(s).0);
-            lens.push(params.get(id).numel() as i32);
+            t.params.push(params.get_mut(id).cu_mut().device_ptr_mut(s).0);
+            t.grads.push(tape.param_grad(id).unwrap().cu().device_ptr(s).0);
+            t.bufs.push(self.bufs[id].as_mut().unwrap().cu_mut().device_ptr_mut(s).0);
+            t.lens.push(params.get(id).numel() as i32);
         }
-        let longest = *lens.iter().max().unwrap() as usize;
-        let (ps, gs, bs, lens) = (g.upload(&ps), g.upload(&gs), g.upload(&bs), g.upload(&lens));
-        let c = self.cfg;
-        let nesterov = c.nesterov as i32;
-        let mut cfg = g.grid(longest);
-        cfg.grid_dim.1 = ids.len() as u32;
-        crate::launch!(g, "sgd_update", cfg, &ps, &gs, &bs, &lens, &c.lr, &c.momentum, &c.weight_decay, &nesterov);
+        update_cuda(g, &t, self.cfg);
     }
 
     /// The momentum buffer of parameter `id` (for checkpoints).

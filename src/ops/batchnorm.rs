@@ -2,6 +2,8 @@
 //! (biased variance) and moves the running statistics with the unbiased one; eval mode uses the
 //! running statistics. Whether BN is in train mode is its own flag, never tied to the GradMode.
 //! Per-channel sums are accumulated in f64: a channel can hold 10^5 values.
+//! Tests: the fixtures' batchnorm2d and model cases (`tests/parity.rs`), `tests/gradcheck.rs`, CPU against
+//! GPU in `tests/cuda_parity.rs`; kernels in `kernels/batchnorm.cu`.
 use super::grain;
 use crate::tape::{Backward, Grads, Param, Tape, Var};
 use crate::tensor::Tensor;

@@ -1,5 +1,6 @@
 //! How the convolutions split a batch into chunks of images, and the per-thread scratch a chunk
 //! works in (shared by the im2col and the Winograd paths).
+//! Tests: below.
 
 /// Scratch floats per chunk: big enough for efficient GEMMs, small enough to stay in the last-level
 /// cache's neighbourhood and out of the way of the activations.

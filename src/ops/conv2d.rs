@@ -4,6 +4,9 @@
 //! a GEMM would have one output row, use direct loops (`depthwise.rs`); 3x3 stride-1 layers with
 //! 16 or more channels take Winograd F(2x2, 3x3) for the forward and the input gradient
 //! (`winograd.rs`), and im2col for the filter gradient.
+//! Tests: the fixtures' conv2d and model cases (`tests/parity.rs`), `tests/gradcheck.rs` (each path:
+//! im2col, Winograd, depthwise, grouped), CPU against GPU (cuDNN) in `tests/cuda_parity.rs`; the
+//! bias kernels in `kernels/conv2d.cu`.
 use super::gemm::{Mat, sgemm, sgemm_strided};
 use super::im2col::{Geom, col2im, im2col};
 use super::transpose::{par_transpose, transpose};
@@ -83,6 +86,10 @@ impl Plan {
             !forward && cin >= WINOGRAD_GRAD_MIN && (WINOGRAD_GRAD_MIN..=WINOGRAD_CHANNELS).contains(&cout);
         g.k == 3 && g.stride == 1 && g.pad <= 2 && self.groups() == 1 && (both_ways || narrow_gradient)
     }
+    fn winograd(&self) -> winograd::Layer {
+        let g = self.geom;
+        winograd::Layer { n: self.n, cin: self.cg, cout: self.cout, h: g.h, w: g.w, pad: g.pad }
+    }
     /// Runs `f` with scratch for one chunk: the column matrix, and `cout·nb·opix` values for the
     /// GEMM output (forward), gy gathered (input gradient) or gyᵀ (filter gradient).
     fn with_scratch<R>(&self, f: impl FnOnce(&mut [f32], &mut [f32]) -> R) -> R {
@@ -120,9 +127,7 @@ pub fn forward(x: &Tensor, w: &Arc<Tensor>, b: Option<&Tensor>, cfg: ConvCfg) ->
     let shape = [p.n, p.cout, g.oh, g.ow];
     let bias = b.map(|b| b.data());
     if p.is_winograd(true) {
-        return Tensor::written(&shape, |y| {
-            winograd::forward(x.data(), w, p.n, p.cg, p.cout, (g.h, g.w), g.pad, bias, y)
-        });
+        return Tensor::written(&shape, |y| winograd::forward(x.data(), w, p.winograd(), bias, y));
     }
     if p.is_depthwise() {
         let mut y = Tensor::zeros(&shape);
@@ -223,9 +228,7 @@ pub fn backward(
     // dx: each chunk of images writes its own slice of dx.
     let dx = need_x.then(|| {
         if p.is_winograd(false) {
-            return Tensor::written(x.shape(), |dx| {
-                winograd::backward_data(gyd, w, p.n, p.cg, p.cout, (g.h, g.w), g.pad, dx)
-            });
+            return Tensor::written(x.shape(), |dx| winograd::backward_data(gyd, w, p.winograd(), dx));
         }
         let mut dx = Tensor::zeros(x.shape());
         dx.data_mut().par_chunks_mut(p.nb * img).enumerate().for_each(|(ci, dxc)| {

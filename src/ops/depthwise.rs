@@ -1,5 +1,6 @@
 //! Depthwise convolution (one filter per channel) by direct loops: each kernel tap is a strided
 //! multiply-add over a row, so no im2col buffer and no one-row GEMMs. Planes run in parallel.
+//! Tests: `tests/gradcheck.rs` (conv2d_depthwise) and the fixtures' depthwise conv2d case.
 use super::grain;
 use super::im2col::{Geom, span};
 use rayon::prelude::*;

@@ -1,4 +1,6 @@
 //! Pointwise ops: ReLU and the residual add.
+//! Tests: `tests/gradcheck.rs` (relu_and_add), CPU against GPU in `tests/cuda_parity.rs`; kernels in
+//! `kernels/elementwise.cu`.
 use crate::tape::{Backward, Grads, Tape, Var};
 use crate::tensor::Tensor;
 use rayon::prelude::*;

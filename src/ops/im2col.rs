@@ -1,5 +1,6 @@
 //! im2col / col2im for a chunk of NCHW images, so that a whole chunk of a conv layer is one GEMM.
 //! Column matrix layout: rows (c, ki, kj) of one channel group, columns (image, out_y, out_x).
+//! Tests: below, and every im2col conv2d test (`tests/gradcheck.rs`, `tests/parity.rs`).
 use rayon::prelude::*;
 
 /// Geometry of one convolution, shared by forward and both backward passes.

@@ -1,4 +1,6 @@
 //! Fully connected layer y = x W^T + b (W is [out, in] as in PyTorch), and flatten.
+//! Tests: the fixtures' pool_linear case (`tests/parity.rs`), `tests/gradcheck.rs`, CPU against GPU
+//! (cuBLAS) in `tests/cuda_parity.rs`; the bias kernels in `kernels/linear.cu`.
 use super::gemm::{Mat, sgemm};
 use crate::tape::{Backward, Grads, Param, Tape, Var};
 use crate::tensor::Tensor;

@@ -2,6 +2,8 @@
 //! every logit set, in one pass over the logits (softmaxes computed once per row). A reduction is
 //! then a plain scaling chosen by the caller. Temperature τ divides the logits; no τ² factor here.
 //! On a GPU, `kernels/loss.cu` does the same per row, and everything stays on the device.
+//! Tests: below, the fixtures' losses case (`tests/parity.rs`), `tests/gradcheck.rs`, CPU against
+//! GPU in `tests/cuda_parity.rs`; kernels in `kernels/loss.cu`.
 use crate::tensor::Tensor;
 
 /// Per-sample values ([N], on the logits' device) and one gradient per logit set, in argument order.

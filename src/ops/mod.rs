@@ -1,4 +1,5 @@
-//! One file per op: the CPU code, the recorded (tape) version where it has a backward, and tests.
+//! One file per op: the CPU code, the recorded (tape) version where it has a backward, the CUDA
+//! launcher (its kernels in `kernels/X.cu`), and where its tests are (each file's opening comment).
 pub mod batchnorm;
 mod chunks;
 pub mod conv2d;

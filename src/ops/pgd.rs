@@ -1,6 +1,8 @@
 //! The fused L∞ PGD step: x' ← clip[0,1](clip[x−ε, x+ε](x' + α·sign(∇))), in one pass, and the
 //! random start x' = project(x + u) for noise u drawn by the caller (so CPU and GPU runs with the
 //! same seed start from the same point).
+//! Tests: below, the fixtures' pgd case (`tests/parity.rs`), CPU against GPU in
+//! `tests/cuda_parity.rs`; kernels in `kernels/pgd.cu`.
 use crate::tensor::Tensor;
 use rayon::prelude::*;
 

@@ -1,4 +1,6 @@
 //! Max-pool 2x2 stride 2 (floor mode, as F.max_pool2d(x, 2)) and global average pooling to [N, C].
+//! Tests: below, the fixtures' pool_linear case (`tests/parity.rs`), `tests/gradcheck.rs`, CPU against
+//! GPU in `tests/cuda_parity.rs`; kernels in `kernels/pool.cu`.
 use super::grain;
 use crate::tape::{Backward, Grads, Tape, Var};
 use crate::tensor::{Tensor, written};

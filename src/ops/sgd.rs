@@ -1,6 +1,9 @@
 //! SGD with momentum and weight decay, PyTorch semantics (dampening 0):
 //! d = g + wd·p;  buf = μ·buf + d;  d = nesterov ? d + μ·buf : buf;  p −= lr·d.
-//! A zero-initialised buffer gives exactly PyTorch's first step (buf = d).
+//! A zero-initialised buffer gives exactly PyTorch's first step (buf = d). On the CPU one fused pass
+//! per tensor; on a GPU one launch of `kernels/sgd.cu` for every tensor of a model. `nn/optim.rs`
+//! holds the buffers and calls these. Tests: below, and the fixtures' `sgd_steps` cases
+//! (`tests/parity.rs`, `tests/cuda_parity.rs`).
 use rayon::prelude::*;
 
 #[derive(Clone, Copy, Debug)]
@@ -24,6 +27,27 @@ pub fn sgd_update(p: &mut [f32], g: &[f32], buf: &mut [f32], c: SgdCfg) {
             *p -= c.lr * d;
         }
     });
+}
+
+/// Device pointers of the tensors one GPU launch updates: tensor k is `params[k]`, `grads[k]`,
+/// `bufs[k]`, with `lens[k]` values.
+#[cfg(feature = "cuda")]
+pub struct Tables {
+    pub params: Vec<u64>,
+    pub grads: Vec<u64>,
+    pub bufs: Vec<u64>,
+    pub lens: Vec<i32>,
+}
+
+/// One launch of `kernels/sgd.cu` over every tensor of `t`.
+#[cfg(feature = "cuda")]
+pub fn update_cuda(g: &crate::cuda::Gpu, t: &Tables, c: SgdCfg) {
+    let Some(&longest) = t.lens.iter().max() else { return };
+    let (ps, gs, bs, lens) = (g.upload(&t.params), g.upload(&t.grads), g.upload(&t.bufs), g.upload(&t.lens));
+    let nesterov = c.nesterov as i32;
+    let mut cfg = g.grid(longest as usize);
+    cfg.grid_dim.1 = t.lens.len() as u32;
+    crate::launch!(g, "sgd_update", cfg, &ps, &gs, &bs, &lens, &c.lr, &c.momentum, &c.weight_decay, &nesterov);
 }
 
 #[cfg(test)]

@@ -2,6 +2,7 @@
 //! transpose, eight row stores), for the layout changes around the GEMMs. Index-by-index loops ran
 //! at ~4 cycles a value, which made a 512-channel filter gradient's transpose cost a third of its
 //! GEMM.
+//! Tests: below.
 use rayon::prelude::*;
 
 const B: usize = 8;

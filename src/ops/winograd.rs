@@ -13,6 +13,7 @@
 //! Rounding: every transform is a few additions and halvings. Against an f64 direct sum, on
 //! ResNet-18 layer shapes (64→64 at 16×16, 256→256 at 8×8, 512→512 at 4×4), the relative error
 //! norm was 4.2e-7, 3.8e-7 and 7.4e-7, where im2col + GEMM gave 4.7e-7, 2.4e-7 and 9.6e-7.
+//! Tests: below (against the f64 definition), `tests/gradcheck.rs` and the fixtures' conv2d cases.
 use super::chunks;
 use super::gemm::{Mat, sgemm};
 use super::transpose::transpose;
@@ -133,40 +134,33 @@ fn cached_filter(w: &Arc<Tensor>, cout: usize, cin: usize, dir: Dir) -> Arc<Filt
     f
 }
 
-/// `y = conv(x, w)` for x `[n, cin, h, w]`, w `[cout, cin, 3, 3]`, stride 1, padding `pad` (≤ 2);
-/// `y` is `[n, cout, h+2pad−2, w+2pad−2]`, fully written, plus `bias`.
-pub fn forward(
-    x: &[f32],
-    w: &Arc<Tensor>,
-    n: usize,
-    cin: usize,
-    cout: usize,
-    (h, wd): (usize, usize),
-    pad: usize,
-    bias: Option<&[f32]>,
-    y: &mut [f32],
-) {
-    let f = cached_filter(w, cout, cin, Dir::Forward);
-    run(x, n, cin, cout, Tiles::new(h, wd, pad), f.get(Dir::Forward), bias, y)
+/// A 3×3 stride-1 convolution layer: `n` images of `cin` channels, `h × w`, to `cout` channels,
+/// padding `pad` (≤ 2).
+#[derive(Clone, Copy, Debug)]
+pub struct Layer {
+    pub n: usize,
+    pub cin: usize,
+    pub cout: usize,
+    pub h: usize,
+    pub w: usize,
+    pub pad: usize,
+}
+
+/// `y = conv(x, w)` for x `[n, cin, h, w]`, w `[cout, cin, 3, 3]`; `y` is
+/// `[n, cout, h+2pad−2, w+2pad−2]`, fully written, plus `bias`.
+pub fn forward(x: &[f32], w: &Arc<Tensor>, l: Layer, bias: Option<&[f32]>, y: &mut [f32]) {
+    let f = cached_filter(w, l.cout, l.cin, Dir::Forward);
+    run(x, l.n, l.cin, l.cout, Tiles::new(l.h, l.w, l.pad), f.get(Dir::Forward), bias, y)
 }
 
 /// The input gradient `dx` `[n, cin, h, w]` of a stride-1 3×3 convolution with padding `pad`, from
 /// `gy` `[n, cout, h+2pad−2, w+2pad−2]` and the weight `w`; fully written. It is the convolution of
 /// `gy`, padded by `2 − pad`, with the flipped, transposed filter.
-pub fn backward_data(
-    gy: &[f32],
-    w: &Arc<Tensor>,
-    n: usize,
-    cin: usize,
-    cout: usize,
-    (h, wd): (usize, usize),
-    pad: usize,
-    dx: &mut [f32],
-) {
-    let f = cached_filter(w, cout, cin, Dir::Backward);
-    let t = Tiles::new(h + 2 * pad - 2, wd + 2 * pad - 2, 2 - pad);
-    debug_assert_eq!((t.oh, t.ow), (h, wd));
-    run(gy, n, cout, cin, t, f.get(Dir::Backward), None, dx)
+pub fn backward_data(gy: &[f32], w: &Arc<Tensor>, l: Layer, dx: &mut [f32]) {
+    let f = cached_filter(w, l.cout, l.cin, Dir::Backward);
+    let t = Tiles::new(l.h + 2 * l.pad - 2, l.w + 2 * l.pad - 2, 2 - l.pad);
+    debug_assert_eq!((t.oh, t.ow), (l.h, l.w));
+    run(gy, l.n, l.cout, l.cin, t, f.get(Dir::Backward), None, dx)
 }
 
 /// The convolution of `x` (`[n, c, h, w]`) to `co` channels with the transformed filters `u`
@@ -355,7 +349,8 @@ mod tests {
     use super::*;
 
     /// f64 direct convolution, stride 1, the definition.
-    fn direct(x: &[f32], w: &[f32], n: usize, cin: usize, cout: usize, h: usize, wd: usize, pad: usize) -> Vec<f64> {
+    fn direct(x: &[f32], w: &[f32], l: Layer) -> Vec<f64> {
+        let Layer { n, cin, cout, h, w: wd, pad } = l;
         let (oh, ow) = (h + 2 * pad - 2, wd + 2 * pad - 2);
         let mut y = vec![0.0f64; n * cout * oh * ow];
         for (i, yv) in y.iter_mut().enumerate() {
@@ -402,8 +397,9 @@ mod tests {
             let (oh, ow) = (h + 2 * pad - 2, w + 2 * pad - 2);
             let wa = Arc::new(Tensor::from_vec(&[cout, cin, 3, 3], wt.clone()));
             let mut y = vec![f32::NAN; n * cout * oh * ow];
-            forward(&x, &wa, n, cin, cout, (h, w), pad, Some(&bias), &mut y);
-            let mut want = direct(&x, &wt, n, cin, cout, h, w, pad);
+            let layer = Layer { n, cin, cout, h, w, pad };
+            forward(&x, &wa, layer, Some(&bias), &mut y);
+            let mut want = direct(&x, &wt, layer);
             want.iter_mut().enumerate().for_each(|(i, v)| *v += bias[i / (oh * ow) % cout] as f64);
             assert!(rel_err(&y, &want) < 1e-6, "forward n{n} {cin}->{cout} {h}x{w} pad {pad}: {}", rel_err(&y, &want));
             // dx[ci] = Σ_co conv(gy[co], flip(w[co][ci])) with padding 2 − pad
@@ -412,9 +408,9 @@ mod tests {
             for (co, ci, t) in (0..cout).flat_map(|co| (0..cin).flat_map(move |ci| (0..9).map(move |t| (co, ci, t)))) {
                 flipped[(ci * cout + co) * 9 + 8 - t] = wt[(co * cin + ci) * 9 + t];
             }
-            let want = direct(&gy, &flipped, n, cout, cin, oh, ow, 2 - pad);
+            let want = direct(&gy, &flipped, Layer { n, cin: cout, cout: cin, h: oh, w: ow, pad: 2 - pad });
             let mut dx = vec![f32::NAN; x.len()];
-            backward_data(&gy, &wa, n, cin, cout, (h, w), pad, &mut dx);
+            backward_data(&gy, &wa, layer, &mut dx);
             assert!(
                 rel_err(&dx, &want) < 1e-6,
                 "backward n{n} {cin}->{cout} {h}x{w} pad {pad}: {}",

@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 type Check = Result<(), String>;
+type UnaryOp = fn(&mut Tape, &mmard::Var) -> mmard::Var;
 
 thread_local! {
     static DEVICE: RefCell<Device> = const { RefCell::new(Device::Cpu) };
@@ -128,8 +129,7 @@ fn bn_case(f: &TensorFile) -> Check {
 }
 
 fn pool_linear_case(f: &TensorFile) -> Check {
-    let pools: [(&str, fn(&mut Tape, &mmard::Var) -> mmard::Var); 2] =
-        [("maxpool", pool::maxpool2), ("avgpool", pool::avgpool)];
+    let pools: [(&str, UnaryOp); 2] = [("maxpool", pool::maxpool2), ("avgpool", pool::avgpool)];
     for (tag, op) in pools {
         let mut tape = Tape::new(GradMode::Params);
         let x = tape.var(t(f, "x")?);

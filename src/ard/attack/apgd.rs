@@ -163,13 +163,13 @@ impl Apgd<'_> {
         let mut z_step = vec![0.0; per];
         for i in 0..self.iters {
             let alpha = if i == 0 { 1.0 } else { MOMENTUM };
-            for s in 0..n {
+            for (s, &eta) in step.iter().enumerate() {
                 let r = s * per..(s + 1) * per;
                 let (xs, ps, cs) =
                     (&mut x.data_mut()[r.clone()], &mut x_prev.data_mut()[r.clone()], &x0.data()[r.clone()]);
                 // z = P(x_k + η·sign ∇), then x_{k+1} = P(x_k + α(z − x_k) + (1 − α)(x_k − x_{k−1})).
                 z_step.copy_from_slice(xs);
-                pgd_step(&mut z_step, &grad.data()[r], cs, step[s], eps);
+                pgd_step(&mut z_step, &grad.data()[r], cs, eta, eps);
                 for (((xv, pv), &zv), &c) in xs.iter_mut().zip(ps).zip(&z_step).zip(cs) {
                     let next = project(*xv + alpha * (zv - *xv) + (1.0 - alpha) * (*xv - *pv), c, eps);
                     (*pv, *xv) = (*xv, next);
