@@ -1,7 +1,8 @@
-//! Dataset loaders on small synthetic files of each format (idx raw and .gz, CIFAR-10/100 binary,
-//! flat and in the archives' subfolders), the error for each kind of broken file, and the
-//! training augmentation. The real Fashion-MNIST test split is read where the Debian package is
-//! installed.
+//! Dataset loaders on small synthetic files of each format (idx raw and .gz; CIFAR-10/100 binary
+//! and Python pickle versions, flat, in the archives' subfolders and in .tar.gz archives), the
+//! error for each kind of broken file, and the training augmentation. Two Python-written CIFAR
+//! pickles are read from tests/fixtures; the real Fashion-MNIST test split is read where the
+//! Debian package is installed.
 use flate2::Compression;
 use flate2::write::GzEncoder;
 use mmard::Tensor;
@@ -53,6 +54,126 @@ fn check_cifar_record(ds: &Dataset, i: usize, g: u8) {
     assert!(img[1024..2048].iter().all(|&v| v == g as f32 / 255.0));
     // Blue plane, row 2, column 3: pixel index 67.
     assert_eq!(img[2048 + 2 * 32 + 3], 67.0 / 255.0);
+}
+
+/// A CIFAR batch pickled as Python 2's cPickle wrote the official files: protocol 2, `str` keys
+/// and pixels as SHORT_BINSTRING / BINSTRING, `data` as numpy's `_reconstruct` + BUILD with the
+/// state (1, shape, uint8 dtype, C order, raw bytes). `data` is (shape, raw bytes); a `None` is
+/// left out of the dict.
+fn py2_pickle(data: Option<(&[u32], &[u8])>, labels: Option<(&str, &[u8])>) -> Vec<u8> {
+    fn string(p: &mut Vec<u8>, s: &[u8]) {
+        match u8::try_from(s.len()) {
+            Ok(n) => p.extend([b'U', n]),
+            Err(_) => p.extend([&b"T"[..], &(s.len() as u32).to_le_bytes()].concat()),
+        }
+        p.extend_from_slice(s);
+    }
+    let mut p = b"\x80\x02}(".to_vec();
+    string(&mut p, b"batch_label");
+    string(&mut p, b"training batch 1 of 5");
+    if let Some((shape, raw)) = data {
+        string(&mut p, b"data");
+        p.extend(b"cnumpy.core.multiarray\n_reconstruct\ncnumpy\nndarray\nK\x00\x85");
+        string(&mut p, b"b");
+        p.extend(b"\x87R(K\x01(");
+        for d in shape {
+            p.push(b'J');
+            p.extend(d.to_le_bytes());
+        }
+        p.extend(b"tcnumpy\ndtype\n");
+        string(&mut p, b"u1");
+        p.extend(b"K\x00K\x01\x87R(K\x03");
+        string(&mut p, b"|");
+        p.extend(b"NNNJ\xff\xff\xff\xffJ\xff\xff\xff\xffK\x00tb\x89");
+        string(&mut p, raw);
+        p.extend(b"tb");
+    }
+    if let Some((key, ys)) = labels {
+        string(&mut p, key.as_bytes());
+        p.extend(b"](");
+        ys.iter().for_each(|&y| p.extend([b'K', y]));
+        p.push(b'e');
+    }
+    p.extend(b"u.");
+    p
+}
+
+/// A well-formed Python-version batch: image i as `cifar_record` draws it with G = `gs[i]`.
+fn py_batch(labels_key: &str, labels: &[u8], gs: &[u8]) -> Vec<u8> {
+    let raw: Vec<u8> = gs.iter().flat_map(|&g| cifar_record(&[], g)).collect();
+    py2_pickle(Some((&[gs.len() as u32, 3072], &raw)), Some((labels_key, labels)))
+}
+
+/// One version of a CIFAR dataset: the folder its archive unpacks into, and its files.
+struct Version {
+    sub: &'static str,
+    archive: &'static str,
+    files: Vec<(String, Vec<u8>)>,
+}
+
+/// CIFAR-10 in the binary and the Python version, the same images in both: train batch b holds
+/// labels (b, b + 4) with G = (10·b, 0), the test batch label 9 with G = 77.
+fn cifar10_versions() -> [Version; 2] {
+    let (mut bin, mut py) = (Vec::new(), Vec::new());
+    for b in 1..=5u8 {
+        let recs = [cifar_record(&[b], 10 * b), cifar_record(&[b + 4], 0)].concat();
+        bin.push((format!("data_batch_{b}.bin"), recs));
+        py.push((format!("data_batch_{b}"), py_batch("labels", &[b, b + 4], &[10 * b, 0])));
+    }
+    bin.push(("test_batch.bin".into(), cifar_record(&[9], 77)));
+    py.push(("test_batch".into(), py_batch("labels", &[9], &[77])));
+    [
+        Version { sub: "cifar-10-batches-bin", archive: "cifar-10-binary.tar.gz", files: bin },
+        Version { sub: "cifar-10-batches-py", archive: "cifar-10-python.tar.gz", files: py },
+    ]
+}
+
+/// CIFAR-100 likewise: train fine labels (42, 99) with G = (1, 2) (coarse 7, 19 in the binary
+/// records), test fine label 3 with G = 3.
+fn cifar100_versions() -> [Version; 2] {
+    let bin_train = [cifar_record(&[7, 42], 1), cifar_record(&[19, 99], 2)].concat();
+    [
+        Version {
+            sub: "cifar-100-binary",
+            archive: "cifar-100-binary.tar.gz",
+            files: vec![("train.bin".into(), bin_train), ("test.bin".into(), cifar_record(&[0, 3], 3))],
+        },
+        Version {
+            sub: "cifar-100-python",
+            archive: "cifar-100-python.tar.gz",
+            files: vec![
+                ("train".into(), py_batch("fine_labels", &[42, 99], &[1, 2])),
+                ("test".into(), py_batch("fine_labels", &[3], &[3])),
+            ],
+        },
+    ]
+}
+
+fn write_files(dir: &Path, files: &[(String, Vec<u8>)]) {
+    std::fs::create_dir_all(dir).unwrap();
+    for (name, bytes) in files {
+        std::fs::write(dir.join(name), bytes).unwrap();
+    }
+}
+
+/// A .tar.gz of `members` (path, bytes), in that order.
+fn tar_gz(members: &[(String, Vec<u8>)]) -> Vec<u8> {
+    let mut tar = tar::Builder::new(GzEncoder::new(Vec::new(), Compression::fast()));
+    for (path, bytes) in members {
+        let mut header = tar::Header::new_gnu();
+        header.set_size(bytes.len() as u64);
+        header.set_mode(0o644);
+        tar.append_data(&mut header, path, &bytes[..]).unwrap();
+    }
+    tar.into_inner().unwrap().finish().unwrap()
+}
+
+/// `v` as its archive lays it out: under `v.sub`, after a readme, the files in reverse order
+/// (the official archives are not in batch order either).
+fn archive_of(v: &Version) -> Vec<u8> {
+    let mut members = vec![(format!("{}/readme.html", v.sub), b"<html>".to_vec())];
+    members.extend(v.files.iter().rev().map(|(name, b)| (format!("{}/{name}", v.sub), b.clone())));
+    tar_gz(&members)
 }
 
 /// The message of a load that must fail.
@@ -123,45 +244,6 @@ fn idx_raw_is_preferred_over_gz() {
 }
 
 #[test]
-fn cifar10_loads_flat_and_from_its_subfolder() {
-    for sub in ["", "cifar-10-batches-bin"] {
-        let root = tempfile::tempdir().unwrap();
-        let dir = root.path().join(sub);
-        std::fs::create_dir_all(&dir).unwrap();
-        for b in 1..=5u8 {
-            let recs = [cifar_record(&[b], 10 * b), cifar_record(&[b + 4], 0)].concat();
-            std::fs::write(dir.join(format!("data_batch_{b}.bin")), recs).unwrap();
-        }
-        std::fs::write(dir.join("test_batch.bin"), cifar_record(&[9], 77)).unwrap();
-
-        let train = Dataset::load(DatasetKind::Cifar10, root.path(), Split::Train).unwrap();
-        assert_eq!((train.len(), train.c, train.h, train.w, train.classes), (10, 3, 32, 32, 10));
-        assert_eq!(train.labels, [1, 5, 2, 6, 3, 7, 4, 8, 5, 9]);
-        check_cifar_record(&train, 0, 10);
-        check_cifar_record(&train, 9, 0);
-        let test = Dataset::load(DatasetKind::Cifar10, root.path(), Split::Test).unwrap();
-        assert_eq!(test.labels, [9]);
-        check_cifar_record(&test, 0, 77);
-    }
-}
-
-#[test]
-fn cifar100_uses_the_fine_label_flat_and_from_its_subfolder() {
-    for sub in ["", "cifar-100-binary"] {
-        let root = tempfile::tempdir().unwrap();
-        let dir = root.path().join(sub);
-        std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(dir.join("train.bin"), [cifar_record(&[7, 42], 1), cifar_record(&[19, 99], 2)].concat())
-            .unwrap();
-        std::fs::write(dir.join("test.bin"), cifar_record(&[0, 3], 3)).unwrap();
-        let train = Dataset::load(DatasetKind::Cifar100, root.path(), Split::Train).unwrap();
-        assert_eq!((train.labels.clone(), train.classes), (vec![42, 99], 100));
-        check_cifar_record(&train, 1, 2);
-        assert_eq!(Dataset::load(DatasetKind::Cifar100, root.path(), Split::Test).unwrap().labels, [3]);
-    }
-}
-
-#[test]
 fn subset_and_batch() {
     let dir = tempfile::tempdir().unwrap();
     let px = mnist_pixels(3);
@@ -191,8 +273,22 @@ fn missing_files_name_the_file_the_folder_and_the_remedy() {
     assert_has(&load_err(FASHION, dir.path(), Split::Test), &["t10k-labels-idx1-ubyte", &d]);
 
     let msg = load_err(DatasetKind::Cifar10, dir.path(), Split::Train);
-    assert_has(&msg, &["data_batch_1.bin", &d, "cifar-10-batches-bin", "--data-dir"]);
-    assert_has(&load_err(DatasetKind::Cifar100, dir.path(), Split::Test), &["test.bin", "cifar-100-binary"]);
+    assert_has(
+        &msg,
+        &[
+            "data_batch_1.bin or data_batch_1 not found",
+            &d,
+            "cifar-10-batches-bin",
+            "cifar-10-batches-py",
+            "cifar-10-binary.tar.gz or cifar-10-python.tar.gz",
+            "--data-dir",
+            "torchvision",
+        ],
+    );
+    assert_has(
+        &load_err(DatasetKind::Cifar100, dir.path(), Split::Test),
+        &["test.bin or test", "cifar-100-binary", "cifar-100-python", "cifar-100-python.tar.gz"],
+    );
 
     // A later batch missing names that batch.
     std::fs::write(dir.path().join("data_batch_1.bin"), cifar_record(&[0], 0)).unwrap();
@@ -281,6 +377,253 @@ fn broken_cifar_files_are_clear_errors() {
     assert_has(
         &load_err(DatasetKind::Cifar100, dir.path(), Split::Test),
         &["test.bin", "3073 bytes", "3074-byte records"],
+    );
+}
+
+#[test]
+fn cifar10_loads_both_versions_flat_and_from_their_subfolders() {
+    for v in cifar10_versions() {
+        for sub in ["", v.sub] {
+            let root = tempfile::tempdir().unwrap();
+            write_files(&root.path().join(sub), &v.files);
+            let train = Dataset::load(DatasetKind::Cifar10, root.path(), Split::Train).unwrap();
+            assert_eq!((train.len(), train.c, train.h, train.w, train.classes), (10, 3, 32, 32, 10));
+            assert_eq!(train.labels, [1, 5, 2, 6, 3, 7, 4, 8, 5, 9]);
+            check_cifar_record(&train, 0, 10);
+            check_cifar_record(&train, 4, 30);
+            check_cifar_record(&train, 9, 0);
+            let test = Dataset::load(DatasetKind::Cifar10, root.path(), Split::Test).unwrap();
+            assert_eq!(test.labels, [9]);
+            check_cifar_record(&test, 0, 77);
+        }
+    }
+}
+
+#[test]
+fn cifar100_uses_the_fine_label_in_both_versions_flat_and_from_their_subfolders() {
+    for v in cifar100_versions() {
+        for sub in ["", v.sub] {
+            let root = tempfile::tempdir().unwrap();
+            write_files(&root.path().join(sub), &v.files);
+            let train = Dataset::load(DatasetKind::Cifar100, root.path(), Split::Train).unwrap();
+            assert_eq!((train.labels.clone(), train.classes), (vec![42, 99], 100));
+            check_cifar_record(&train, 0, 1);
+            check_cifar_record(&train, 1, 2);
+            let test = Dataset::load(DatasetKind::Cifar100, root.path(), Split::Test).unwrap();
+            assert_eq!(test.labels, [3]);
+            check_cifar_record(&test, 0, 3);
+        }
+    }
+}
+
+#[test]
+fn cifar_archives_load_as_their_unpacked_folders() {
+    for (kind, versions) in [(DatasetKind::Cifar10, cifar10_versions()), (DatasetKind::Cifar100, cifar100_versions())] {
+        for v in &versions {
+            let (unpacked, packed) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+            write_files(&unpacked.path().join(v.sub), &v.files);
+            std::fs::write(packed.path().join(v.archive), archive_of(v)).unwrap();
+            // Also under another name, given as --data-dir itself; and flat, as a re-packed archive.
+            let renamed = packed.path().join("download.tgz");
+            std::fs::write(&renamed, archive_of(v)).unwrap();
+            let flat = packed.path().join("flat.tar.gz");
+            std::fs::write(&flat, tar_gz(&v.files)).unwrap();
+            for split in [Split::Train, Split::Test] {
+                let want = Dataset::load(kind, unpacked.path(), split).unwrap();
+                for path in [packed.path(), &renamed, &flat] {
+                    let got = Dataset::load(kind, path, split).unwrap();
+                    assert_eq!(got.labels, want.labels, "{kind:?} {split:?} from {}", path.display());
+                    assert!(got.images == want.images, "{kind:?} {split:?} from {}", path.display());
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn cifar_data_dir_prefers_binary_to_python_and_folders_to_archives() {
+    // The same test split in four places, each with its own label.
+    let [bin, py] = cifar10_versions();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let test = |label| Dataset::load(DatasetKind::Cifar10, d, Split::Test).unwrap().labels == [label];
+    let one = |v: &Version, label| {
+        let bytes = match v.sub.ends_with("py") {
+            true => py_batch("labels", &[label], &[0]),
+            false => cifar_record(&[label], 0),
+        };
+        (v.files.last().unwrap().0.clone(), bytes)
+    };
+    std::fs::write(d.join(bin.archive), tar_gz(&[one(&bin, 4)])).unwrap();
+    std::fs::write(d.join(py.archive), tar_gz(&[one(&py, 3)])).unwrap();
+    write_files(&d.join(py.sub), &[one(&py, 2)]);
+    write_files(&d.join(bin.sub), &[one(&bin, 1)]);
+    assert!(test(1));
+    std::fs::remove_dir_all(d.join(bin.sub)).unwrap();
+    assert!(test(2));
+    std::fs::remove_dir_all(d.join(py.sub)).unwrap();
+    assert!(test(4));
+    std::fs::remove_file(d.join(bin.archive)).unwrap();
+    assert!(test(3));
+}
+
+/// The two batches under tests/fixtures were written by Python with numpy:
+///
+/// ```python
+/// import io, pickle, numpy as np
+/// class Py2Pickler(pickle._Pickler):  # bytes as Python 2 wrote `str`
+///     dispatch = dict(pickle._Pickler.dispatch)
+///     def save_bytes(self, obj):
+///         n = len(obj)
+///         self.write((pickle.SHORT_BINSTRING + bytes([n]) if n < 256
+///                     else pickle.BINSTRING + n.to_bytes(4, "little")) + obj)
+///         self.memoize(obj)
+///     dispatch[bytes] = save_bytes
+/// def pixels(n):
+///     return np.array([[(i * 31 + k * 7) % 256 for k in range(3072)] for i in range(n)], dtype=np.uint8)
+/// d10 = {b"batch_label": b"testing batch 1 of 1", b"labels": [3, 9], b"data": pixels(2),
+///        b"filenames": [b"a.png", b"b.png"]}
+/// buf = io.BytesIO()
+/// Py2Pickler(buf, protocol=2).dump(d10)
+/// open("cifar10_py2_test_batch.pkl", "wb").write(
+///     buf.getvalue().replace(b"numpy._core.multiarray\n", b"numpy.core.multiarray\n"))
+/// d100 = {"filenames": ["a.png", "b.png"], "batch_label": "testing batch 1 of 1",
+///         "fine_labels": [99, 42], "coarse_labels": [19, 7], "data": pixels(2)}
+/// open("cifar100_py3_test.pkl", "wb").write(pickle.dumps(d100, protocol=2))
+/// ```
+///
+/// The first is laid out as the official (Python 2 cPickle) files are; the second as Python 3
+/// re-pickles one, pixels through `_codecs.encode`. Both load with
+/// `pickle.load(f, encoding="latin1")`, as torchvision reads them.
+fn fixture(name: &str) -> Vec<u8> {
+    std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)).unwrap()
+}
+
+#[test]
+fn real_python_pickles_load() {
+    let want: Vec<f32> = (0..2 * 3072).map(|j| (((j / 3072) * 31 + (j % 3072) * 7) % 256) as f32 / 255.0).collect();
+    for (kind, file, name, sub, labels) in [
+        (DatasetKind::Cifar10, "cifar10_py2_test_batch.pkl", "test_batch", "cifar-10-batches-py", [3, 9]),
+        (DatasetKind::Cifar100, "cifar100_py3_test.pkl", "test", "cifar-100-python", [99, 42]),
+    ] {
+        let files = [(name.to_string(), fixture(file))];
+        let dir = tempfile::tempdir().unwrap();
+        write_files(dir.path(), &files);
+        let archive = dir.path().join("a.tar.gz");
+        std::fs::write(&archive, tar_gz(&[(format!("{sub}/{name}"), files[0].1.clone())])).unwrap();
+        for path in [dir.path(), &archive] {
+            let ds = Dataset::load(kind, path, Split::Test).unwrap();
+            assert_eq!(ds.labels, labels, "{file}");
+            assert!(ds.images == want, "{file}");
+        }
+    }
+}
+
+/// The message of loading the CIFAR-10 test split from a folder holding `test_batch` = `bytes`.
+fn test_batch_err(bytes: &[u8]) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("test_batch"), bytes).unwrap();
+    load_err(DatasetKind::Cifar10, dir.path(), Split::Test)
+}
+
+#[test]
+fn broken_cifar_pickles_are_clear_errors() {
+    let good = py_batch("labels", &[1, 2], &[0, 0]);
+    for cut in [0, 1, 2, 40, 300, good.len() / 2, good.len() - 10, good.len() - 1] {
+        assert_has(&test_batch_err(&good[..cut]), &["test_batch", "truncated"]);
+    }
+    // Every cut of a real pickle is an error, never a panic or a short batch.
+    let real = fixture("cifar10_py2_test_batch.pkl");
+    for cut in (0..real.len()).step_by(23) {
+        assert_has(&test_batch_err(&real[..cut]), &["test_batch"]);
+    }
+    // A binary-version record where the pickle belongs.
+    assert_has(&test_batch_err(&cifar_record(&[1], 0)), &["test_batch", "not a Python pickle", "unsupported opcode"]);
+    assert_has(&test_batch_err(b"\x80\x02]q\x00."), &["test_batch", "holds a list", "`data` and `labels`"]);
+    let raw = cifar_record(&[], 0);
+    let labels = Some(("labels", &[1u8][..]));
+    assert_has(&test_batch_err(&py2_pickle(None, labels)), &["test_batch", "no `data`", "keys: batch_label, labels"]);
+    assert_has(
+        &test_batch_err(&py2_pickle(Some((&[1, 3072], &raw)), None)),
+        &["test_batch", "no `labels`", "keys: batch_label"],
+    );
+    assert_has(
+        &test_batch_err(&py2_pickle(Some((&[1, 3071], &raw[..3071])), labels)),
+        &["test_batch", "shape (1, 3071)", "(N, 3072)"],
+    );
+    assert_has(
+        &test_batch_err(&py2_pickle(Some((&[1, 3, 32, 32], &raw)), labels)),
+        &["test_batch", "shape (1, 3, 32, 32)", "(N, 3072)"],
+    );
+    assert_has(
+        &test_batch_err(&py2_pickle(Some((&[2, 3072], &raw)), labels)),
+        &["test_batch", "3072 bytes for 2×3072", "6144 bytes"],
+    );
+    // float32 pixels: four bytes an element.
+    assert_has(
+        &test_batch_err(&py2_pickle(Some((&[1, 3072], &raw.repeat(4))), labels)),
+        &["test_batch", "12288 bytes for 1×3072", "uint8"],
+    );
+    // The fortran-order flag (NEWFALSE after the dtype's BUILD) set: the bytes would be columns.
+    let mut fortran = py_batch("labels", &[1], &[0]);
+    let at = fortran.windows(3).position(|w| w == b"tb\x89").unwrap();
+    fortran[at + 2] = 0x88;
+    assert_has(&test_batch_err(&fortran), &["test_batch", "Fortran (column-major) order"]);
+    assert_has(&test_batch_err(&py_batch("labels", &[1], &[0, 0])), &["test_batch", "2 images", "1 labels"]);
+    assert_has(&test_batch_err(&py_batch("labels", &[3, 10], &[0, 0])), &["test_batch", "label 10 at index 1", "< 10"]);
+    // CIFAR-100 wants the fine labels, and < 100.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("test"), py_batch("labels", &[1], &[0])).unwrap();
+    assert_has(
+        &load_err(DatasetKind::Cifar100, dir.path(), Split::Test),
+        &["test", "no `fine_labels`", "keys: batch_label, labels"],
+    );
+    std::fs::write(dir.path().join("test"), py_batch("fine_labels", &[100], &[0])).unwrap();
+    assert_has(
+        &load_err(DatasetKind::Cifar100, dir.path(), Split::Test),
+        &["test", "label 100 at index 0 of `fine_labels`", "< 100"],
+    );
+}
+
+#[test]
+fn broken_cifar_archives_are_clear_errors() {
+    let [bin, py] = cifar10_versions();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(py.archive);
+    let a = path.display().to_string();
+    let err = |bytes: &[u8], split| {
+        std::fs::write(&path, bytes).unwrap();
+        load_err(DatasetKind::Cifar10, dir.path(), split)
+    };
+    let good = archive_of(&py);
+    for cut in [0, 5, 20, good.len() / 3, good.len() / 2] {
+        assert_has(&err(&good[..cut], Split::Train), &[&a, "truncated"]);
+    }
+    assert_has(&err(b"not an archive at all", Split::Test), &[&a, "not a readable .tar.gz", "cifar-10-python.tar.gz"]);
+    assert_has(&err(&gzip(&[7; 3000]), Split::Test), &[&a, "not a readable .tar.gz"]);
+    // Train batches are five; without the third the archive is incomplete.
+    let mut partial = py.files.clone();
+    partial.remove(2);
+    let partial = Version { files: partial, ..py };
+    assert_has(
+        &err(&archive_of(&partial), Split::Train),
+        &[&a, "no member cifar-10-batches-py/data_batch_3", "cifar-10-python.tar.gz"],
+    );
+    assert!(Dataset::load(DatasetKind::Cifar10, &path, Split::Test).is_ok());
+    // A member of the binary version came first: the archive is the binary one, and lacks the rest.
+    let mixed = tar_gz(&[bin.files[0].clone(), py.files[1].clone()]);
+    assert_has(&err(&mixed, Split::Train), &[&a, "no member cifar-10-batches-bin/data_batch_2.bin"]);
+    assert_has(
+        &err(&archive_of(&cifar100_versions()[1]), Split::Train),
+        &[&a, "holds neither cifar-10-batches-bin/data_batch_1.bin nor cifar-10-batches-py/data_batch_1"],
+    );
+    // A broken member names the archive and the member.
+    let broken = tar_gz(&[("cifar-10-batches-py/test_batch".into(), b"\x80\x02]q\x00.".to_vec())]);
+    assert_has(&err(&broken, Split::Test), &[&a, "(member cifar-10-batches-py/test_batch)", "holds a list"]);
+    let broken = tar_gz(&[("cifar-10-batches-bin/test_batch.bin".into(), vec![0; 3000])]);
+    assert_has(
+        &err(&broken, Split::Test),
+        &["(member cifar-10-batches-bin/test_batch.bin)", "3000 bytes", "3073-byte records"],
     );
 }
 

@@ -9,7 +9,8 @@ pub struct DataArgs {
     /// cifar10 | cifar100 | mnist | fashion-mnist
     #[arg(long, default_value = "fashion-mnist")]
     pub dataset: DatasetKind,
-    /// Folder with the dataset files (default: where the system package puts them, if any).
+    /// Folder with the dataset files, or for CIFAR also its .tar.gz (binary or python version)
+    /// (default: where the system package puts them, if any).
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
     /// Use only the first N images of the split.

@@ -1,6 +1,8 @@
 //! Image-classification datasets as the CLI reads them: MNIST / Fashion-MNIST idx files (raw or
-//! .gz) and the binary versions of CIFAR-10 / CIFAR-100. Images come out N×C×H×W f32 in [0, 1]
-//! (byte / 255). Every error names the file and what was expected; bad files never panic.
+//! .gz) and CIFAR-10 / CIFAR-100, binary or Python version, unpacked or in their .tar.gz (see
+//! `cifar.rs`). Images come out N×C×H×W f32 in [0, 1] (byte / 255). Every error names the file
+//! and what was expected; bad files never panic.
+use super::cifar::load_cifar;
 use crate::err;
 use crate::error::{Error, Result};
 use crate::tensor::Tensor;
@@ -78,12 +80,14 @@ impl DatasetKind {
             }
             Self::Mnist => "pass `--data-dir DIR` with the MNIST idx files (raw or .gz)",
             Self::Cifar10 => {
-                "pass `--data-dir DIR` with the unpacked binary version \
-                 (cifar-10-binary.tar.gz from https://www.cs.toronto.edu/~kriz/cifar.html)"
+                "pass `--data-dir` with cifar-10-python.tar.gz (what torchvision downloads) or \
+                 cifar-10-binary.tar.gz from https://www.cs.toronto.edu/~kriz/cifar.html, \
+                 or a folder holding either, packed or unpacked"
             }
             Self::Cifar100 => {
-                "pass `--data-dir DIR` with the unpacked binary version \
-                 (cifar-100-binary.tar.gz from https://www.cs.toronto.edu/~kriz/cifar.html)"
+                "pass `--data-dir` with cifar-100-python.tar.gz (what torchvision downloads) or \
+                 cifar-100-binary.tar.gz from https://www.cs.toronto.edu/~kriz/cifar.html, \
+                 or a folder holding either, packed or unpacked"
             }
         }
     }
@@ -112,7 +116,8 @@ pub struct Dataset {
 }
 
 impl Dataset {
-    /// Reads one split of `kind` from `dir` (see the module comment for the formats).
+    /// Reads one split of `kind` from `dir` (see the module comment for the formats); for CIFAR,
+    /// `dir` may also be the .tar.gz itself.
     pub fn load(kind: DatasetKind, dir: &Path, split: Split) -> Result<Dataset> {
         let (images, labels) = match kind {
             DatasetKind::Mnist | DatasetKind::FashionMnist => load_idx(kind, dir, split)?,
@@ -152,11 +157,11 @@ impl Dataset {
     }
 }
 
-fn to_unit(b: &u8) -> f32 {
+pub(super) fn to_unit(b: &u8) -> f32 {
     *b as f32 / 255.0
 }
 
-fn missing(kind: DatasetKind, file: &str, searched: &str) -> Error {
+pub(super) fn missing(kind: DatasetKind, file: &str, searched: &str) -> Error {
     err!("{file} not found in {searched}; {}", kind.hint())
 }
 
@@ -253,50 +258,4 @@ fn idx_body<'a>(path: &Path, bytes: &'a [u8], dims: &[usize]) -> Result<(usize, 
         ));
     }
     Ok((n, &bytes[header..]))
-}
-
-/// CIFAR binary batches: records of label byte(s) then 3072 channel-planar (R, G, B planes,
-/// rows within each) pixels, which is already C×H×W.
-fn load_cifar(kind: DatasetKind, dir: &Path, split: Split) -> Result<(Vec<f32>, Vec<usize>)> {
-    const PIXELS: usize = 3 * 32 * 32;
-    // CIFAR-100 records start with (coarse, fine); the fine label is the class.
-    let (sub, label_bytes, files): (&str, usize, Vec<String>) = match (kind, split) {
-        (DatasetKind::Cifar100, Split::Train) => ("cifar-100-binary", 2, vec!["train.bin".into()]),
-        (DatasetKind::Cifar100, Split::Test) => ("cifar-100-binary", 2, vec!["test.bin".into()]),
-        (_, Split::Train) => ("cifar-10-batches-bin", 1, (1..=5).map(|i| format!("data_batch_{i}.bin")).collect()),
-        (_, Split::Test) => ("cifar-10-batches-bin", 1, vec!["test_batch.bin".into()]),
-    };
-    // The archives unpack into a subfolder: accept `dir` itself or that subfolder.
-    let folder = [dir.to_path_buf(), dir.join(sub)]
-        .into_iter()
-        .find(|d| d.join(&files[0]).is_file())
-        .ok_or_else(|| missing(kind, &files[0], &format!("{} or {}", dir.display(), dir.join(sub).display())))?;
-    let (record, classes) = (label_bytes + PIXELS, kind.classes());
-    let (mut images, mut labels) = (Vec::new(), Vec::new());
-    for name in &files {
-        let path = folder.join(name);
-        if !path.is_file() {
-            return Err(missing(kind, name, &folder.display().to_string()));
-        }
-        let bytes = read(&path)?;
-        if bytes.is_empty() || bytes.len() % record != 0 {
-            return Err(err!(
-                "{}: {} bytes, expected a whole number of {record}-byte records ({label_bytes} label byte(s) + {PIXELS} pixels; \
-                 {} bytes for 10000 records)",
-                path.display(),
-                bytes.len(),
-                10000 * record
-            ));
-        }
-        images.reserve(bytes.len() / record * PIXELS);
-        for (i, r) in bytes.chunks_exact(record).enumerate() {
-            let y = r[label_bytes - 1] as usize;
-            if y >= classes {
-                return Err(err!("{}: record {i} has label {y}, expected < {classes}", path.display()));
-            }
-            labels.push(y);
-            images.extend(r[label_bytes..].iter().map(to_unit));
-        }
-    }
-    Ok((images, labels))
 }

@@ -1,4 +1,6 @@
-//! Files in and out: safetensors now; datasets join here.
+//! Files in and out: safetensors, datasets (idx, CIFAR binary and pickle) and augmentation.
 pub mod augment;
+mod cifar;
+mod cifar_pickle;
 pub mod datasets;
 pub mod safetensors;
