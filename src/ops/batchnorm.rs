@@ -47,6 +47,9 @@ pub fn batch_stats(x: &Tensor) -> (Vec<f64>, Vec<f64>) {
 
 /// `y = (x - mean) * invstd * gamma + beta`, per channel, rounded once from f64: deep eval-mode
 /// nets have pre-activations within an ulp of zero, where every extra rounding can flip a ReLU.
+/// Measured against f32 (`a`, `b` and `x·a + b` in f32, as PyTorch's CPU kernel): no faster (the
+/// pass is memory-bound), and MobileNetV2's fixture then has two eval-mode input gradients past
+/// 1e-4 (BENCHMARKS.md, the BN f32/f64 A/B).
 /// With `relu`, a following ReLU is applied in the same pass (NaN stays NaN, as in `relu_forward`).
 fn normalize(x: &Tensor, mean: &[f64], invstd: &[f64], gamma: &[f32], beta: &[f32], relu: bool) -> Tensor {
     let (_, c, h, w) = x.dims4();

@@ -40,6 +40,37 @@ fn close(what: &str, a: &[f32], b: &[f32], rel: f64, abs: f64) -> Check {
     }
 }
 
+/// The fixtures' rule for input gradients in eval mode, where samples are independent: each of the
+/// `n` samples within 1e-4 of its own norm, except at most one, which must be within 2e-2 (a ReLU
+/// whose float64 input lies within float32 rounding of zero may switch in any float32 engine).
+fn per_sample(what: &str, a: &[f32], b: &[f32], n: usize) -> Check {
+    if a.len() != b.len() || n == 0 || a.len() % n != 0 {
+        return Err(format!("{what}: {} values for {n} samples, reference has {}", a.len(), b.len()));
+    }
+    let per = a.len() / n;
+    let outside: Vec<(usize, String)> = (0..n)
+        .filter_map(|i| {
+            let r = i * per..(i + 1) * per;
+            close(&format!("{what} sample {i}"), &a[r.clone()], &b[r], 1e-4, 0.0).err().map(|e| (i, e))
+        })
+        .collect();
+    match outside.as_slice() {
+        [] => Ok(()),
+        [(i, _)] => close(
+            &format!("{what} sample {i} (the one allowed past 1e-4)"),
+            &a[i * per..][..per],
+            &b[i * per..][..per],
+            2e-2,
+            0.0,
+        ),
+        more => Err(format!(
+            "{what}: {} samples past 1e-4 (at most one may be): {}",
+            more.len(),
+            more.iter().map(|(_, e)| e.as_str()).collect::<Vec<_>>().join("; ")
+        )),
+    }
+}
+
 /// The ops tolerance: 1e-5 relative plus 1e-6·√n for references that are ~0.
 fn close_op(what: &str, a: &Tensor, f: &TensorFile, name: &str) -> Check {
     let b = f.tensor(name).map_err(|e| e.to_string())?;
@@ -217,7 +248,7 @@ fn model_case(f: &TensorFile, dir: &Path) -> Check {
     close("logits_eval", &logits.val.host(), r(f, "logits_eval")?.data(), 1e-4, 0.0)?;
     let ce = loss::cross_entropy(&logits.val, &y).scaled(1.0 / n);
     tape.backward(vec![(&logits, ce.grads.into_iter().next().unwrap())]);
-    close("grad_input_eval", &tape.grad(&xv).unwrap().host(), r(f, "grad_input_eval")?.data(), 1e-4, 0.0)?;
+    per_sample("grad_input_eval", &tape.grad(&xv).unwrap().host(), r(f, "grad_input_eval")?.data(), y.len())?;
     // train: batch-stat BN, parameter gradients, buffers after one forward
     let mut tape = Tape::new(GradMode::Params);
     let xv = tape.input(x);
