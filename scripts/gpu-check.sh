@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# GPU check for a machine without Rust or network (DESIGN.md §5): PyTorch, cuDNN and cuBLAS live in a
+# GPU check for a machine without Rust or network (docs/ARCHITECTURE.md, "Devices"): PyTorch, cuDNN and cuBLAS live in a
 # Python venv. Takes the release binary and the CUDA test binary built elsewhere
 # (`scripts/build-gpu-check.sh` puts them in gpu-bin/), puts the venv's library folders on
 # LD_LIBRARY_PATH, prints the GPU, driver and library versions, runs the CUDA tests (fixture parity on

@@ -1,5 +1,5 @@
-//! mmard: adversarial robustness distillation on a small, fast engine. See DESIGN.md in the
-//! project's shared folder for the map, README.md for the tour.
+//! mmard: adversarial robustness distillation on a small, fast engine. docs/ARCHITECTURE.md is the
+//! map (one step as data flows, the layout, the tape, devices, conventions), README.md the tour.
 pub mod alloc;
 #[cfg(feature = "cuda")]
 pub mod cuda;
