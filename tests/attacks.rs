@@ -1,52 +1,19 @@
 //! The L∞ attacks on a small random CNN: the ball and the box, accuracy never above clean,
-//! determinism, the losses they climb, the DLR gradient, and APGD's checkpoint schedule.
+//! determinism, the losses they climb, the DLR gradient, and APGD's checkpoint schedule. The
+//! AutoAttack protocol's own invariants are in `tests/autoattack.rs`.
+#[path = "common/attack_setup.rs"]
+mod attack_setup;
+
+use attack_setup::{EPS, N, confident, correct, setup};
 use mmard::Tensor;
 use mmard::ard::attack::apgd::checkpoints;
 use mmard::ard::attack::losses::{cw_margin, dlr_targeted};
 use mmard::ard::attack::{Attack, AttackLoss, Pgd, robust_accuracy};
 use mmard::ard::grad::logits;
-use mmard::ard::rows::predictions;
-use mmard::nn::{Arch, Model};
+use mmard::nn::Model;
 use mmard::ops::loss::{LossOut, cross_entropy};
+use rand::SeedableRng;
 use rand::rngs::StdRng;
-use rand::{RngExt, SeedableRng};
-
-const N: usize = 16;
-const EPS: f32 = 0.1;
-
-/// A random SmallCnn, random images, and labels equal to its predictions except for the first two
-/// samples, which start misclassified.
-fn setup() -> (Model, Tensor, Vec<usize>) {
-    let (mut model, x) = model_and_images(0.0);
-    let mut y = predictions(&logits(&mut model, &x, N));
-    y[0] = (y[0] + 1) % 10;
-    y[1] = (y[1] + 3) % 10;
-    (model, x, y)
-}
-
-/// A random SmallCnn and random images in [0, 1]. A random network's logits barely differ; its last
-/// layer is scaled up so the cross-entropy is not flat, and `bias` is added to class 0's logit so
-/// that every image is class 0 with a margin that takes a large eps, where the loss surface is no
-/// longer nearly linear, to break.
-fn model_and_images(bias: f32) -> (Model, Tensor) {
-    let arch = Arch::SmallCnn { in_channels: 1, size: 28, widths: [8, 16, 16], classes: 10 };
-    let mut model = Model::new(&arch, Some(1));
-    let fc = model.params.id("fc.weight").unwrap();
-    model.params.get_mut(fc).data_mut().iter_mut().for_each(|w| *w *= 30.0);
-    let fc = model.params.id("fc.bias").unwrap();
-    model.params.get_mut(fc).data_mut()[0] += bias;
-    let mut rng = StdRng::seed_from_u64(7);
-    let x = Tensor::from_vec(&[N, 1, 28, 28], (0..N * 28 * 28).map(|_| rng.random_range(0.0f32..1.0)).collect());
-    (model, x)
-}
-
-/// Labels all 0: every image is confidently class 0 (see `model_and_images`).
-fn confident() -> (Model, Tensor, Vec<usize>) {
-    let (mut model, x) = model_and_images(4.0);
-    let y = vec![0; N];
-    assert_eq!(predictions(&logits(&mut model, &x, N)), y);
-    (model, x, y)
-}
 
 fn short_attacks() -> Vec<Attack> {
     vec![
@@ -56,11 +23,9 @@ fn short_attacks() -> Vec<Attack> {
         Attack::Cw(Pgd { steps: 10, step: None, random_start: true }),
         Attack::ApgdCe { iters: 20, restarts: 2 },
         Attack::ApgdT { iters: 10, targets: 3 },
+        Attack::FabT { iters: 20, targets: 3 },
+        Attack::Square { queries: 300, p_init: 0.8, seed: 0 },
     ]
-}
-
-fn correct(model: &mut Model, x: &Tensor, y: &[usize]) -> Vec<bool> {
-    predictions(&logits(model, x, N)).iter().zip(y).map(|(p, t)| p == t).collect()
 }
 
 fn mean(v: &[f32]) -> f64 {

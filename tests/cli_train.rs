@@ -127,18 +127,31 @@ fn train_distill_eval_attack() {
         "--limit",
         "30",
         "--attacks",
-        "clean,fgsm,pgd20,cw,apgd-ce,apgd-t",
+        "clean,fgsm,pgd20,cw,apgd-ce,apgd-t,fab-t,square,aa",
+        "--aa-batch",
+        "12",
+        "--seed",
+        "4",
         "--json",
         &json,
     ]);
     assert!(ok, "{err}");
-    assert!(out.contains("apgd-t"), "{out}");
+    assert!(out.contains("apgd-t") && out.contains("after square"), "{out}");
     let j: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
     assert_eq!(j["n"], 30);
     let clean = j["clean"].as_f64().unwrap();
-    for a in ["fgsm", "pgd20", "cw", "apgd-ce", "apgd-t"] {
+    for a in ["fgsm", "pgd20", "cw", "apgd-ce", "apgd-t", "fab-t", "square", "aa"] {
         assert!(j[a].as_f64().unwrap() <= clean, "{a} above clean: {j}");
     }
+    // AutoAttack's record: the protocol's settings and each stage, its accuracy never rising.
+    let p = &j["aa_protocol"];
+    assert_eq!((p["seed"].as_u64(), p["batch"].as_u64(), p["clean"].as_f64()), (Some(4), Some(12), Some(clean)));
+    let stages = p["stages"].as_array().unwrap();
+    let accs: Vec<f64> = stages.iter().map(|s| s["accuracy"].as_f64().unwrap()).collect();
+    assert!(accs.windows(2).all(|w| w[1] <= w[0]) && accs.last() == j["aa"].as_f64().as_ref(), "{p}");
+    assert_eq!(stages[0]["attack"], "apgd-ce");
+    let (ok, _, err) = mmard(&["eval", "--weights", &sw, "--data-dir", d, "--limit", "5", "--eps=-0.1"]);
+    assert!(!ok && err.contains("--eps must be ≥ 0"), "{err}");
 
     let (ok, out, err) = mmard(&[
         "attack",
@@ -169,27 +182,34 @@ fn train_distill_eval_attack() {
     )
     .unwrap();
     let adv = run("adv.safetensors");
-    let (ok, out, err) = mmard(&[
-        "attack",
-        "--weights",
-        &weights,
-        "--input",
-        &batch,
-        "--attack",
-        "apgd-ce",
-        "--eps",
-        "0.1",
-        "--output",
-        &adv,
-        "--batch-size",
-        "5",
-    ]);
-    assert!(ok && out.contains("of 12 still classified correctly"), "{out}{err}");
-    let f = TensorFile::load(&adv).unwrap();
-    let xa = f.tensor("adversarial").unwrap();
-    assert_eq!(xa.shape(), x.shape());
-    assert!(xa.data().iter().zip(x.data()).all(|(a, b)| (a - b).abs() <= 0.1 + 1e-6 && (0.0..=1.0).contains(a)));
-    assert_eq!(f.i64s("labels").unwrap(), y.iter().map(|&v| v as i64).collect::<Vec<_>>());
+    for attack in ["apgd-ce", "aa"] {
+        let (ok, out, err) = mmard(&[
+            "attack",
+            "--weights",
+            &weights,
+            "--input",
+            &batch,
+            "--attack",
+            attack,
+            "--eps",
+            "0.1",
+            "--output",
+            &adv,
+            "--batch-size",
+            "5",
+            "--aa-batch",
+            "7",
+        ]);
+        assert!(ok && out.contains("of 12 still classified correctly"), "{attack}: {out}{err}");
+        let f = TensorFile::load(&adv).unwrap();
+        let xa = f.tensor("adversarial").unwrap();
+        assert_eq!(xa.shape(), x.shape());
+        assert!(
+            xa.data().iter().zip(x.data()).all(|(a, b)| (a - b).abs() <= 0.1 + 1e-6 && (0.0..=1.0).contains(a)),
+            "{attack}"
+        );
+        assert_eq!(f.i64s("labels").unwrap(), y.iter().map(|&v| v as i64).collect::<Vec<_>>());
+    }
 }
 
 #[test]

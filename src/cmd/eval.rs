@@ -2,13 +2,13 @@
 use super::data::DataArgs;
 use super::weights::ArchArgs;
 use clap::Args;
-use mmard::ard::attack::{Attack, robust_accuracy};
+use mmard::ard::attack::{Attack, AutoAttack, robust_accuracy};
 use mmard::ard::grad::logits;
-use mmard::ard::rows::predictions;
+use mmard::ard::rows::{correct, predictions};
 use mmard::io::datasets::{Dataset, Split};
 use mmard::io::safetensors::{self as st, TensorFile, Values};
 use mmard::nn::Model;
-use mmard::{Result, err};
+use mmard::{Result, Tensor, err};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use std::path::PathBuf;
@@ -68,12 +68,56 @@ pub struct AttackOpts {
     /// Step size of pgd and cw (default ε/4).
     #[arg(long)]
     pub pgd_step: Option<f32>,
-    /// Seed of the random starts.
+    /// Seed of the random starts; Square and AutoAttack reset their streams to it at every batch.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
     /// Images per batch.
     #[arg(long, default_value_t = 256)]
     pub batch_size: usize,
+    /// Points per batch of AutoAttack (`aa`); its results depend on it, through the seeds.
+    #[arg(long, default_value_t = 250)]
+    pub aa_batch: usize,
+}
+
+impl AttackOpts {
+    /// `a` with these options: PGD's step, the seed of its own stream, AutoAttack's batch.
+    fn configure(&self, a: Attack) -> Attack {
+        a.with_step(self.pgd_step).with_seed(self.seed).with_aa_batch(self.aa_batch)
+    }
+
+    fn check(&self, eps: f32, attacks: &[Attack], model: &Model) -> Result<()> {
+        if self.batch_size == 0 || self.aa_batch == 0 {
+            return Err(err!("--batch-size and --aa-batch must be at least 1"));
+        }
+        if eps.is_nan() || eps < 0.0 {
+            return Err(err!("--eps must be ≥ 0, got {eps}"));
+        }
+        attacks.iter().try_for_each(|a| a.check_classes(model.arch.classes()))
+    }
+}
+
+/// AutoAttack on the whole set, printing each stage as it ends and the checks that fired; the
+/// JSON fields of its figures.
+fn autoattack(
+    model: &mut Model,
+    x: &Tensor,
+    y: &[usize],
+    eps: f32,
+    batch: usize,
+    seed: u64,
+) -> (f64, serde_json::Value) {
+    let aa = AutoAttack { eps, batch, seed };
+    let report = aa.run(model, x, y, |s| println!("  after {:<7} {:>8.2}% {:>9.1}", s.name, s.accuracy, s.seconds));
+    for w in &report.warnings {
+        eprintln!("warning: AutoAttack: {w}");
+    }
+    let stages: Vec<_> = report
+        .stages
+        .iter()
+        .map(|s| serde_json::json!({"attack": s.name, "accuracy": s.accuracy, "seconds": s.seconds}))
+        .collect();
+    let fields = serde_json::json!({"clean": report.clean, "stages": stages, "seed": seed, "batch": batch, "warnings": report.warnings});
+    (report.accuracy(), fields)
 }
 
 /// Clean and PGD-20 accuracy (percent) on a whole set: the per-epoch check of training runs.
@@ -86,15 +130,13 @@ pub fn quick_eval(model: &mut Model, d: &Dataset, eps: f32, seed: u64) -> Result
 }
 
 pub fn eval(a: &EvalArgs) -> Result<()> {
-    if a.opts.batch_size == 0 {
-        return Err(err!("--batch-size must be at least 1"));
-    }
     let mut model = a.arch.load(&TensorFile::load(&a.weights)?)?;
     let d = a.data.load(Split::Test)?;
     model
         .check_input(&[1, d.c, d.h, d.w])
         .map_err(|e| err!("{} test set vs {}: {e}", a.data.dataset.name(), a.weights.display()))?;
     let eps = a.eps.unwrap_or(a.data.dataset.default_eps());
+    a.opts.check(eps, &a.attacks, &model)?;
     let (x, y) = d.batch(&(0..d.len()).collect::<Vec<_>>());
     // ε as typed (0.1), not as its f32 widened to f64 (0.10000000149…)
     let mut json = serde_json::json!({"n": d.len(), "eps": eps.to_string().parse::<f64>().unwrap_or(eps as f64)});
@@ -104,8 +146,14 @@ pub fn eval(a: &EvalArgs) -> Result<()> {
         let started = Instant::now();
         // Each attack draws from its own seeded stream, so adding one does not change another.
         let mut rng = StdRng::seed_from_u64(a.opts.seed);
-        let acc =
-            robust_accuracy(&mut model, &x, &y, &attack.with_step(a.opts.pgd_step), eps, a.opts.batch_size, &mut rng);
+        let acc = match a.opts.configure(*attack) {
+            Attack::Aa { batch, seed } => {
+                let (acc, fields) = autoattack(&mut model, &x, &y, eps, batch, seed);
+                json["aa_protocol"] = fields;
+                acc
+            }
+            other => robust_accuracy(&mut model, &x, &y, &other, eps, a.opts.batch_size, &mut rng),
+        };
         println!("{:<10} {:>8.2}% {:>9.1}", attack.to_string(), acc, started.elapsed().as_secs_f64());
         json[attack.to_string()] = acc.into();
     }
@@ -120,9 +168,7 @@ pub fn attack(a: &AttackArgs) -> Result<()> {
     let f = TensorFile::load(&a.input)?;
     let x = f.tensor(&a.tensor)?;
     model.check_input(x.shape()).map_err(|e| err!("{}: tensor `{}`: {e}", a.input.display(), a.tensor))?;
-    if a.eps.is_nan() || a.eps < 0.0 {
-        return Err(err!("--eps must be ≥ 0, got {}", a.eps));
-    }
+    a.opts.check(a.eps, &[a.attack], &model)?;
     let n = x.shape()[0];
     let y: Vec<usize> = match f.tensors.contains_key(&a.labels) {
         true => f
@@ -140,20 +186,29 @@ pub fn attack(a: &AttackArgs) -> Result<()> {
     if y.len() != n {
         return Err(err!("{}: {} labels for {n} images", a.input.display(), y.len()));
     }
-    let attack = a.attack.with_step(a.opts.pgd_step);
+    let attack = a.opts.configure(a.attack);
     let mut rng = StdRng::seed_from_u64(a.opts.seed);
-    let mut adv = Vec::with_capacity(x.numel());
-    let per = x.numel() / n.max(1);
-    for start in (0..n).step_by(a.opts.batch_size.max(1)) {
-        let end = n.min(start + a.opts.batch_size.max(1));
-        let mut shape = x.shape().to_vec();
-        shape[0] = end - start;
-        let xb = mmard::Tensor::from_vec(&shape, x.data()[start * per..end * per].to_vec());
-        adv.extend(attack.run(&mut model, &xb, &y[start..end], a.eps, &mut rng).into_vec());
-    }
-    let xa = mmard::Tensor::from_vec(x.shape(), adv);
-    let still =
-        predictions(&logits(&mut model, &xa, a.opts.batch_size.max(1))).iter().zip(&y).filter(|(p, t)| p == t).count();
+    let xa = match attack {
+        // The protocol batches the points itself (--aa-batch).
+        Attack::Aa { batch, seed } => {
+            let report = AutoAttack { eps: a.eps, batch, seed }.run(&mut model, &x, &y, |s| {
+                println!("after {}: {:.2}% robust ({:.1} s)", s.name, s.accuracy, s.seconds)
+            });
+            report.warnings.iter().for_each(|w| eprintln!("warning: AutoAttack: {w}"));
+            report.x_adv
+        }
+        _ => {
+            let parts: Vec<Tensor> = (0..n)
+                .step_by(a.opts.batch_size)
+                .map(|s| {
+                    let e = n.min(s + a.opts.batch_size);
+                    attack.run(&mut model, &x.rows(s, e), &y[s..e], a.eps, &mut rng)
+                })
+                .collect();
+            if parts.is_empty() { x.clone() } else { Tensor::cat_rows(&parts) }
+        }
+    };
+    let still = correct(&logits(&mut model, &xa, a.opts.batch_size), &y);
     let labels = Values::I64(y.iter().map(|&v| v as i64).collect());
     st::save(
         &a.output,

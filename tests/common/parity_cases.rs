@@ -2,6 +2,7 @@
 //! tolerances of the fixtures' README, on any device: inputs and models go to the device
 //! `run_folder` is given, results come back to the host for the comparison. Used by
 //! `tests/parity.rs` (CPU) and `tests/cuda_parity.rs` (GPU).
+use mmard::ard::attack::fab;
 use mmard::io::safetensors::TensorFile;
 use mmard::nn::optim::Sgd;
 use mmard::nn::{Arch, Model, Overrides};
@@ -44,7 +45,7 @@ fn close(what: &str, a: &[f32], b: &[f32], rel: f64, abs: f64) -> Check {
 /// `n` samples within 1e-4 of its own norm, except at most one, which must be within 2e-2 (a ReLU
 /// whose float64 input lies within float32 rounding of zero may switch in any float32 engine).
 fn per_sample(what: &str, a: &[f32], b: &[f32], n: usize) -> Check {
-    if a.len() != b.len() || n == 0 || a.len() % n != 0 {
+    if a.len() != b.len() || n == 0 || !a.len().is_multiple_of(n) {
         return Err(format!("{what}: {} values for {n} samples, reference has {}", a.len(), b.len()));
     }
     let per = a.len() / n;
@@ -354,6 +355,31 @@ fn sgd_case(f: &TensorFile, dir: &Path) -> Check {
     if n == m.params.len() { Ok(()) } else { Err(format!("{n} after.* tensors for {} model tensors", m.params.len())) }
 }
 
+/// FAB's `projection_linf` on the reference's rows, one batch per width D (tensors suffixed `_dD`):
+/// within 1e-6 per value (the reference's f32 dot products differ from ours by an ulp or so).
+fn projection_case(f: &TensorFile) -> Check {
+    let dims: Vec<usize> =
+        serde_json::from_value(f.meta("dims").map_err(|e| e.to_string())?).map_err(|e| e.to_string())?;
+    for d in dims {
+        let (t, w, b, want) = (
+            r(f, &format!("points_to_project_d{d}"))?,
+            r(f, &format!("w_hyperplane_d{d}"))?,
+            r(f, &format!("b_hyperplane_d{d}"))?,
+            r(f, &format!("result_d{d}"))?,
+        );
+        let n = b.numel();
+        for i in 0..n {
+            let mut got = vec![0.0; d];
+            fab::project_linf(&t.data()[i * d..][..d], &w.data()[i * d..][..d], b.data()[i], &mut got);
+            let diffs = got.iter().zip(&want.data()[i * d..][..d]).map(|(a, b)| (a - b).abs());
+            if let Some(worst) = diffs.filter(|&e| e.is_nan() || e > 1e-6).reduce(f32::max) {
+                return Err(format!("projection D = {d}, row {i}: differs from the reference by {worst:.2e}"));
+            }
+        }
+    }
+    Ok(())
+}
+
 fn run_case(path: &Path) -> Check {
     let f = TensorFile::load(path).map_err(|e| e.to_string())?;
     let dir = path.parent().unwrap();
@@ -366,6 +392,7 @@ fn run_case(path: &Path) -> Check {
         "model" => model_case(&f, dir),
         "pgd" => pgd_case(&f, dir),
         "sgd_steps" => sgd_case(&f, dir),
+        "fab_projection_linf" => projection_case(&f),
         other => Err(format!("unknown fixture kind {other:?}")),
     }
 }

@@ -1,6 +1,8 @@
 //! L∞ attacks for evaluation and as a library, selectable by name through [`Attack`]: FGSM, PGD and
-//! CW∞ (`pgd.rs`), APGD-CE and APGD-T (`apgd.rs`), on the losses of `losses.rs`. Imports point
-//! down: this file knows the attacks, they know the losses and `ard::rows`, nothing knows this file.
+//! CW∞ (`pgd.rs`), APGD-CE and APGD-T (`apgd.rs`), FAB-T (`fab.rs`), Square (`square.rs`, drawing
+//! from PyTorch's stream, `torch_rng.rs`) and AutoAttack's standard protocol over the last four
+//! (`autoattack.rs`), on the losses of `losses.rs`. Imports point down: this file knows the
+//! attacks, they know the losses and `ard::rows`, nothing knows this file.
 //!
 //! Rules every attack follows (tested in `tests/attacks.rs`):
 //! - the model runs with BatchNorm in eval mode, gradients come from `ard::grad::input_grad`;
@@ -13,9 +15,14 @@
 //!   (PGD) or highest-loss (APGD) point. So a sample is counted robust by [`robust_accuracy`] only
 //!   if every point the attack visited was classified correctly.
 pub mod apgd;
+pub mod autoattack;
+pub mod fab;
 pub mod losses;
 pub mod pgd;
+pub mod square;
+mod torch_rng;
 
+pub use autoattack::AutoAttack;
 pub use losses::AttackLoss;
 pub use pgd::Pgd;
 
@@ -45,6 +52,12 @@ pub enum Attack {
     /// APGD on the targeted DLR loss, one run for each of the `targets` classes ranked highest by
     /// the clean logits after the true one.
     ApgdT { iters: usize, targets: usize },
+    /// FAB-T: the closest point on the linearised boundary towards each of `targets` classes.
+    FabT { iters: usize, targets: usize },
+    /// Square: random search with forward passes only, seeded with `seed` at every batch.
+    Square { queries: usize, p_init: f64, seed: u64 },
+    /// AutoAttack's standard protocol (APGD-CE, APGD-T, FAB-T, Square) in batches of `batch`.
+    Aa { batch: usize, seed: u64 },
 }
 
 /// PGD of the evaluation protocol: steps of ε/4 from a random start.
@@ -54,7 +67,7 @@ const fn pgd(steps: usize) -> Pgd {
 
 /// Every name the command line accepts, what it means, and the attack it runs: the one list that
 /// parsing, `--help` and error messages read. `pgd<N>` is also accepted, for N steps.
-const ATTACKS: [(&str, &str, Attack); 6] = [
+const ATTACKS: [(&str, &str, Attack); 9] = [
     ("clean", "no attack: accuracy on the clean images", Attack::Clean),
     ("fgsm", "one step of size ε on the sign of the cross-entropy gradient", Attack::Fgsm),
     ("pgd20", "PGD-20 on cross-entropy, steps of ε/4 from a random start (pgd<N>: N steps)", Attack::Pgd(pgd(20))),
@@ -64,6 +77,17 @@ const ATTACKS: [(&str, &str, Attack); 6] = [
         "apgd-t",
         "APGD on the targeted DLR loss, 100 iterations, 9 target classes",
         Attack::ApgdT { iters: 100, targets: 9 },
+    ),
+    ("fab-t", "FAB-T, 100 iterations, 9 target classes (AutoAttack's)", Attack::FabT { iters: 100, targets: 9 }),
+    (
+        "square",
+        "Square, 5,000 queries, p_init 0.8, margin loss (AutoAttack's)",
+        Attack::Square { queries: 5000, p_init: 0.8, seed: 0 },
+    ),
+    (
+        "aa",
+        "AutoAttack, standard version: APGD-CE, APGD-T, FAB-T, Square on the points still robust",
+        Attack::Aa { batch: 250, seed: 0 },
     ),
 ];
 
@@ -93,6 +117,42 @@ impl Attack {
             Attack::Cw(p) => p.run(model, x, y, eps, &AttackLoss::Margin, rng),
             Attack::ApgdCe { iters, restarts } => apgd::apgd_ce(model, x, y, eps, iters, restarts, rng),
             Attack::ApgdT { iters, targets } => apgd::apgd_t(model, x, y, eps, iters, targets, rng),
+            Attack::FabT { iters, targets } => fab::fab_t(model, x, y, eps, iters, targets),
+            Attack::Square { queries, p_init, seed } => square::square(model, x, y, eps, queries, p_init, seed),
+            Attack::Aa { batch, seed } => AutoAttack { eps, batch, seed }.run(model, x, y, |_| {}).x_adv,
+        }
+    }
+
+    /// Whether the attack can run on a model with `classes` classes (the targeted DLR loss needs
+    /// 4), naming the attack when it cannot.
+    pub fn check_classes(&self, classes: usize) -> Result<()> {
+        let needs = match self {
+            Attack::ApgdT { .. } | Attack::Aa { .. } => 4,
+            Attack::Cw(_) | Attack::FabT { .. } | Attack::Square { .. } => 2,
+            _ => 1,
+        };
+        if classes < needs {
+            return Err(Error::Msg(format!(
+                "attack {self}: needs a model with at least {needs} classes, this one has {classes}"
+            )));
+        }
+        Ok(())
+    }
+
+    /// The attack with the seed of its own random stream (Square's, AutoAttack's) set to `seed`.
+    pub fn with_seed(self, seed: u64) -> Attack {
+        match self {
+            Attack::Square { queries, p_init, .. } => Attack::Square { queries, p_init, seed },
+            Attack::Aa { batch, .. } => Attack::Aa { batch, seed },
+            _ => self,
+        }
+    }
+
+    /// AutoAttack with `batch` points per batch (the others have no such setting).
+    pub fn with_aa_batch(self, batch: usize) -> Attack {
+        match self {
+            Attack::Aa { seed, .. } => Attack::Aa { batch, seed },
+            _ => self,
         }
     }
 
