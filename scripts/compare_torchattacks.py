@@ -44,23 +44,30 @@ def pgd_at(model, x, y, eps, steps=7):
         xa = torch.min(torch.max(xa.detach() + eps / 4 * g.sign(), x - eps), x + eps).clamp(0, 1)
     return xa
 
+def train_smallcnn(n_train, eps):
+    """A SmallCNN trained with PGD-AT (PGD-7, step ε/4) in PyTorch on the first `n_train` Fashion-MNIST
+    training images for 2 epochs, seed 0, in eval mode."""
+    torch.manual_seed(0)
+    xt, yt = load("train")
+    model = SmallCNN(); opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9, weight_decay=2e-4)
+    t0 = time.time()
+    for epoch in range(2):
+        perm = torch.randperm(n_train)
+        for i in range(0, n_train, 128):
+            idx = perm[i:i + 128]; x, y = xt[idx], yt[idx]
+            model.eval(); xa = pgd_at(model, x, y, eps); model.train()
+            opt.zero_grad(); F.cross_entropy(model(xa), y).backward(); opt.step()
+    model.eval()
+    print(f"trained SmallCNN with PGD-AT in PyTorch on {n_train} images, 2 epochs, {time.time() - t0:.0f} s")
+    return model
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--mmard", default="target/release/mmard"); ap.add_argument("--n", type=int, default=1000)
     ap.add_argument("--train", type=int, default=10000); ap.add_argument("--eps", type=float, default=0.1)
     a = ap.parse_args()
-    torch.manual_seed(0)
-    xt, yt = load("train"); xs, ys = load("test")
-    model = SmallCNN(); opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9, weight_decay=2e-4)
-    t0 = time.time()
-    for epoch in range(2):
-        perm = torch.randperm(a.train)
-        for i in range(0, a.train, 128):
-            idx = perm[i:i + 128]; x, y = xt[idx], yt[idx]
-            model.eval(); xa = pgd_at(model, x, y, a.eps); model.train()
-            opt.zero_grad(); F.cross_entropy(model(xa), y).backward(); opt.step()
-    model.eval()
-    print(f"trained SmallCNN with PGD-AT in PyTorch on {a.train} images, 2 epochs, {time.time() - t0:.0f} s")
+    model = train_smallcnn(a.train, a.eps)
+    xs, ys = load("test")
     x, y = xs[:a.n], ys[:a.n]
     eps = a.eps
     attacks = {
