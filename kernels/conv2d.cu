@@ -2,9 +2,18 @@
 // convolutions themselves are cuDNN's).
 #include "common.cuh"
 
-// y[n, c, hw] += b[c]
-extern "C" __global__ void bias_add_planes(float* y, const float* b, int c, int hw, int total) {
-    FOR_EACH(i, total) y[i] += b[(i / hw) % c];
+// y[n, c, hw] += b[c], then with relu max(y, 0) (NaN stays NaN): a folded BatchNorm's shift and the
+// ReLU after it, in one pass after cuDNN's convolution.
+extern "C" __global__ void bias_act_planes(float* y, const float* b, int c, int hw, int total, int relu) {
+    FOR_EACH(i, total) {
+        float v = y[i] + b[(i / hw) % c];
+        y[i] = relu && v < 0.f ? 0.f : v;
+    }
+}
+
+// max(y, 0) in place (NaN stays NaN).
+extern "C" __global__ void relu_in_place(float* y, int total) {
+    FOR_EACH(i, total) { float v = y[i]; y[i] = v < 0.f ? 0.f : v; }
 }
 
 // gb[ch] = sum over images and pixels of gy[n, ch, hw]; one block per channel.

@@ -23,6 +23,10 @@ struct Cli {
     /// Allow TensorFloat-32 in cuDNN convolutions (faster, inputs rounded to 10 mantissa bits).
     #[arg(long, global = true)]
     tf32: bool,
+    /// Run eval-mode BatchNorm as its own pass instead of folding it into the convolution before
+    /// it (the fold is on by default; this is for measuring what it gains).
+    #[arg(long, global = true)]
+    no_fold: bool,
     #[command(subcommand)]
     cmd: Cmd,
 }
@@ -81,7 +85,7 @@ fn main() {
         std::process::exit(1);
     }
     match mmard::Device::open(&cli.device, cli.tf32) {
-        Ok(d) => cmd::set_device(d),
+        Ok(d) => cmd::configure(d, !cli.no_fold),
         Err(e) => {
             eprintln!("error: {e}");
             std::process::exit(1);

@@ -1,7 +1,7 @@
 //! Blocks shared by several architectures: ResNet-18's four stages (ResNet-18 and
 //! PreActResNet-18) and the pre-activation block (PreActResNet-18 and WideResNet). Tested through
 //! the model fixtures (`tests/parity.rs`).
-use super::layers::{Bn, Builder, Conv, Ctx};
+use super::layers::{Bn, Builder, Conv, ConvBn, Ctx};
 use crate::tape::Var;
 
 /// The four stages of two blocks each, with names layer{1..4}.{0,1}; `make` builds one block.
@@ -23,11 +23,11 @@ pub fn stages<B>(
 }
 
 /// The pre-activation block, shared with WideResNet: relu(bn1(x)) feeds conv1 and, when the shape
-/// changes, the projection shortcut; otherwise the shortcut is x itself.
+/// changes, the projection shortcut; otherwise the shortcut is x itself. bn1 follows the previous
+/// block's addition, so only bn2 folds into a convolution (conv1).
 pub struct PreActBlock {
     bn1: Bn,
-    conv1: Conv,
-    bn2: Bn,
+    conv1: ConvBn,
     conv2: Conv,
     shortcut: Option<Conv>,
 }
@@ -37,8 +37,7 @@ impl PreActBlock {
     pub fn new(b: &mut Builder, p: &str, cin: usize, planes: usize, stride: usize, shortcut: &str) -> Self {
         PreActBlock {
             bn1: b.bn(&format!("{p}.bn1"), cin),
-            conv1: b.conv(&format!("{p}.conv1"), cin, planes, 3, stride, 1),
-            bn2: b.bn(&format!("{p}.bn2"), planes),
+            conv1: b.conv_bn(&format!("{p}.conv1"), &format!("{p}.bn2"), (cin, planes), 3, stride, 1),
             conv2: b.conv(&format!("{p}.conv2"), planes, planes, 3, 1, 1),
             shortcut: (stride != 1 || cin != planes)
                 .then(|| b.conv(&format!("{p}.{shortcut}"), cin, planes, 1, stride, 1)),
@@ -51,8 +50,7 @@ impl PreActBlock {
             Some(conv) => conv.fwd(cx, &a),
             None => x.clone(),
         };
-        let h = self.conv1.fwd(cx, &a);
-        let h = self.bn2.relu(cx, &h);
+        let h = self.conv1.fwd(cx, &a, true);
         let h = self.conv2.fwd(cx, &h);
         cx.add(&h, &sc)
     }

@@ -1,13 +1,14 @@
 //! Layers as models use them: each holds the ids of its tensors in the model's `ParamStore` and
 //! records its ops on the tape through a `Ctx`.
 use super::params::{Kind, ParamStore};
-use crate::ops::batchnorm::{self, Stats};
-use crate::ops::conv2d::{ConvCfg, conv2d};
+use crate::ops::batchnorm::{self, Affine, Stats};
+use crate::ops::conv2d::{ConvCfg, conv2d, conv2d_fused};
 use crate::ops::{elementwise, linear};
 use crate::tape::{Param, ParamId, Tape, Var};
 use crate::tensor::Tensor;
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
+use std::sync::Arc;
 
 /// A network's forward pass; the ops it records decide what backward can reach.
 pub trait Net: Send + Sync {
@@ -22,6 +23,8 @@ pub struct Ctx<'a> {
     pub bn_train: bool,
     pub bn_momentum: f32,
     pub bn_eps: f32,
+    /// Conv–BN pairs run as one convolution with the BN in its output pass (`ConvBn`).
+    pub fold: bool,
 }
 
 impl Ctx<'_> {
@@ -67,6 +70,19 @@ impl Builder {
         let (mean, var) = (add("running_mean", Kind::Buffer, 0.0), add("running_var", Kind::Buffer, 1.0));
         let count = self.store.add_counter(format!("{name}.num_batches_tracked"));
         Bn { weight, bias, mean, var, count }
+    }
+
+    /// A convolution and the BatchNorm on its output.
+    pub fn conv_bn(
+        &mut self,
+        conv: &str,
+        bn: &str,
+        (cin, cout): (usize, usize),
+        k: usize,
+        stride: usize,
+        groups: usize,
+    ) -> ConvBn {
+        ConvBn { conv: self.conv(conv, cin, cout, k, stride, groups), bn: self.bn(bn, cout) }
     }
 
     pub fn linear(&mut self, name: &str, fin: usize, fout: usize) -> Linear {
@@ -123,6 +139,28 @@ impl Bn {
         *cx.params.get_mut(self.var) = rv;
         cx.params.bump_counter(self.count);
         y
+    }
+}
+
+/// A convolution followed by BatchNorm (and, as the caller asks, a ReLU). Where the context folds
+/// (BN on its running statistics, no parameter gradients: the inner loop, attacks, evaluation, on the
+/// CPU), the BN and the ReLU run in the convolution's output pass, in BN's own arithmetic: the same
+/// values as the two ops, without their passes.
+pub struct ConvBn {
+    conv: Conv,
+    bn: Bn,
+}
+
+impl ConvBn {
+    pub fn fwd(&self, cx: &mut Ctx, x: &Var, relu: bool) -> Var {
+        let on_cpu = x.val.device() == crate::Device::Cpu;
+        if !(cx.fold && on_cpu) {
+            let y = self.conv.fwd(cx, x);
+            return if relu { self.bn.relu(cx, &y) } else { self.bn.fwd(cx, &y) };
+        }
+        let (b, p) = (&self.bn, &*cx.params);
+        let affine = Affine::eval(p.get(b.weight), p.get(b.bias), p.get(b.mean), p.get(b.var), cx.bn_eps);
+        conv2d_fused(cx.tape, x, &p.param(self.conv.w), None, self.conv.cfg, Some(Arc::new(affine)), relu)
     }
 }
 

@@ -1,6 +1,6 @@
 //! CIFAR MobileNetV2 (stride-1 stem and first stages), names as in the RSLAD / ARD code:
 //! conv1, bn1, layers.i.{conv1,bn1,conv2,bn2,conv3,bn3,shortcut.0,shortcut.1}, conv2, bn2, linear.
-use super::layers::{Bn, Builder, Conv, Ctx, Linear, Net};
+use super::layers::{Builder, ConvBn, Ctx, Linear, Net};
 use crate::ops::pool::avgpool;
 use crate::tape::Var;
 
@@ -9,42 +9,36 @@ const CFG: [(usize, usize, usize, usize); 7] =
     [(1, 16, 1, 1), (6, 24, 2, 1), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1), (6, 160, 3, 2), (6, 320, 1, 1)];
 
 struct Block {
-    expand: (Conv, Bn),
-    depthwise: (Conv, Bn),
-    project: (Conv, Bn),
+    expand: ConvBn,
+    depthwise: ConvBn,
+    project: ConvBn,
     /// `None`: no residual (stride 2); `Some(None)`: identity; `Some(Some(..))`: 1x1 projection.
-    shortcut: Option<Option<(Conv, Bn)>>,
+    shortcut: Option<Option<ConvBn>>,
 }
 
 impl Block {
     fn new(b: &mut Builder, p: &str, cin: usize, cout: usize, expansion: usize, stride: usize) -> Self {
         let planes = expansion * cin;
-        let mut cb = |n: usize, ci, co, k, s, g| {
-            (b.conv(&format!("{p}.conv{n}"), ci, co, k, s, g), b.bn(&format!("{p}.bn{n}"), co))
-        };
+        let mut cb =
+            |n: usize, ci, co, k, s, g| b.conv_bn(&format!("{p}.conv{n}"), &format!("{p}.bn{n}"), (ci, co), k, s, g);
         let (expand, depthwise, project) =
             (cb(1, cin, planes, 1, 1, 1), cb(2, planes, planes, 3, stride, planes), cb(3, planes, cout, 1, 1, 1));
         let shortcut = (stride == 1).then(|| {
-            (cin != cout).then(|| {
-                (b.conv(&format!("{p}.shortcut.0"), cin, cout, 1, 1, 1), b.bn(&format!("{p}.shortcut.1"), cout))
-            })
+            (cin != cout)
+                .then(|| b.conv_bn(&format!("{p}.shortcut.0"), &format!("{p}.shortcut.1"), (cin, cout), 1, 1, 1))
         });
         Block { expand, depthwise, project, shortcut }
     }
 
     fn forward(&self, cx: &mut Ctx, x: &Var) -> Var {
-        let h = self.expand.0.fwd(cx, x);
-        let h = self.expand.1.relu(cx, &h);
-        let h = self.depthwise.0.fwd(cx, &h);
-        let h = self.depthwise.1.relu(cx, &h);
-        let h = self.project.0.fwd(cx, &h);
-        let h = self.project.1.fwd(cx, &h);
+        let h = self.expand.fwd(cx, x, true);
+        let h = self.depthwise.fwd(cx, &h, true);
+        let h = self.project.fwd(cx, &h, false);
         match &self.shortcut {
             None => h,
             Some(None) => cx.add(&h, x),
-            Some(Some((conv, bn))) => {
-                let s = conv.fwd(cx, x);
-                let s = bn.fwd(cx, &s);
+            Some(Some(conv)) => {
+                let s = conv.fwd(cx, x, false);
                 cx.add(&h, &s)
             }
         }
@@ -52,15 +46,15 @@ impl Block {
 }
 
 pub struct MobileNetV2 {
-    stem: (Conv, Bn),
+    stem: ConvBn,
     blocks: Vec<Block>,
-    head: (Conv, Bn),
+    head: ConvBn,
     linear: Linear,
 }
 
 impl MobileNetV2 {
     pub fn new(b: &mut Builder, in_channels: usize, classes: usize) -> Self {
-        let stem = (b.conv("conv1", in_channels, 32, 3, 1, 1), b.bn("bn1", 32));
+        let stem = b.conv_bn("conv1", "bn1", (in_channels, 32), 3, 1, 1);
         let (mut cin, mut blocks) = (32, Vec::new());
         for (e, cout, n, s) in CFG {
             for i in 0..n {
@@ -75,20 +69,18 @@ impl MobileNetV2 {
                 cin = cout;
             }
         }
-        let head = (b.conv("conv2", 320, 1280, 1, 1, 1), b.bn("bn2", 1280));
+        let head = b.conv_bn("conv2", "bn2", (320, 1280), 1, 1, 1);
         MobileNetV2 { stem, blocks, head, linear: b.linear("linear", 1280, classes) }
     }
 }
 
 impl Net for MobileNetV2 {
     fn forward(&self, cx: &mut Ctx, x: &Var) -> Var {
-        let h = self.stem.0.fwd(cx, x);
-        let mut h = self.stem.1.relu(cx, &h);
+        let mut h = self.stem.fwd(cx, x, true);
         for blk in &self.blocks {
             h = blk.forward(cx, &h);
         }
-        let h = self.head.0.fwd(cx, &h);
-        let h = self.head.1.relu(cx, &h);
+        let h = self.head.fwd(cx, &h, true);
         let h = avgpool(cx.tape, &h);
         self.linear.fwd(cx, &h)
     }

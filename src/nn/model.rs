@@ -17,6 +17,9 @@ pub struct Model {
     net: Box<dyn Net>,
     pub bn_momentum: f32,
     pub bn_eps: f32,
+    /// Fold eval-mode BatchNorm into the output pass of the convolution before it, where it can
+    /// (on by default; see `layers::ConvBn`).
+    pub fold: bool,
 }
 
 /// What loading a weights file found beside the model's own tensors.
@@ -45,7 +48,7 @@ impl Model {
             }
             Arch::MobileNetV2 { in_channels, classes } => Box::new(MobileNetV2::new(&mut b, in_channels, classes)),
         };
-        Model { arch: arch.clone(), params: b.store, net, bn_momentum: 0.1, bn_eps: 1e-5 }
+        Model { arch: arch.clone(), params: b.store, net, bn_momentum: 0.1, bn_eps: 1e-5, fold: true }
     }
 
     /// Loads a PyTorch state_dict, detecting the architecture unless `o` names it. With `strict`,
@@ -115,9 +118,12 @@ impl Model {
 
     /// Runs the network on `x`, recording on `tape` as its mode asks. `bn_train` selects batch
     /// statistics (and moves the running ones) over running statistics.
+    /// Where BN runs on its running statistics and no parameter gradient is wanted (the inner loop,
+    /// attacks, evaluation), conv–BN pairs run folded (`fold`).
     pub fn forward(&mut self, tape: &mut Tape, x: &Var, bn_train: bool) -> Var {
-        let mut cx =
-            Ctx { tape, params: &mut self.params, bn_train, bn_momentum: self.bn_momentum, bn_eps: self.bn_eps };
+        let fold = self.fold && !bn_train && !tape.wants_params();
+        let (bn_momentum, bn_eps) = (self.bn_momentum, self.bn_eps);
+        let mut cx = Ctx { tape, params: &mut self.params, bn_train, bn_momentum, bn_eps, fold };
         self.net.forward(&mut cx, x)
     }
 }

@@ -1,10 +1,10 @@
 //! SmallCNN: three conv3x3-BN-ReLU-maxpool2 stages and a linear layer (names conv1..3, bn1..3, fc).
-use super::layers::{Bn, Builder, Conv, Ctx, Linear, Net};
+use super::layers::{Builder, ConvBn, Ctx, Linear, Net};
 use crate::ops::{linear::flatten, pool::maxpool2};
 use crate::tape::Var;
 
 pub struct SmallCnn {
-    stages: Vec<(Conv, Bn)>,
+    stages: Vec<ConvBn>,
     fc: Linear,
 }
 
@@ -13,10 +13,7 @@ impl SmallCnn {
         let mut cin = in_channels;
         let stages = (0..3)
             .map(|i| {
-                let s = (
-                    b.conv(&format!("conv{}", i + 1), cin, widths[i], 3, 1, 1),
-                    b.bn(&format!("bn{}", i + 1), widths[i]),
-                );
+                let s = b.conv_bn(&format!("conv{}", i + 1), &format!("bn{}", i + 1), (cin, widths[i]), 3, 1, 1);
                 cin = widths[i];
                 s
             })
@@ -29,9 +26,8 @@ impl SmallCnn {
 impl Net for SmallCnn {
     fn forward(&self, cx: &mut Ctx, x: &Var) -> Var {
         let mut h = x.clone();
-        for (conv, bn) in &self.stages {
-            let y = conv.fwd(cx, &h);
-            let y = bn.relu(cx, &y);
+        for stage in &self.stages {
+            let y = stage.fwd(cx, &h, true);
             h = maxpool2(cx.tape, &y);
         }
         let h = flatten(cx.tape, &h);

@@ -72,6 +72,28 @@ fn normalize(x: &Tensor, mean: &[f64], invstd: &[f64], gamma: &[f32], beta: &[f3
     })
 }
 
+/// An eval-mode BatchNorm as the per-channel affine map it is, y = x·a + b, in BN's own arithmetic
+/// (a = γ/√(σ²+ε), b = β − μ·a, in f64), and the factor k its input gradient is scaled by. A
+/// convolution applies it in its output pass (`ops::epilogue`), giving bit for bit what conv then
+/// BN gives, without BN's pass.
+pub struct Affine {
+    pub a: Vec<f64>,
+    pub b: Vec<f64>,
+    pub k: Vec<f32>,
+}
+
+impl Affine {
+    pub fn eval(gamma: &Tensor, beta: &Tensor, mean: &Tensor, var: &Tensor, eps: f32) -> Affine {
+        let var: Vec<f64> = var.data().iter().map(|&v| v as f64).collect();
+        let inv = invstd(&var, eps);
+        let (g, be, m) = (gamma.data(), beta.data(), mean.data());
+        let a: Vec<f64> = inv.iter().zip(g).map(|(&i, &g)| i * g as f64).collect();
+        let b = (0..a.len()).map(|c| be[c] as f64 - m[c] as f64 * a[c]).collect();
+        let k = inv.iter().zip(g).map(|(&i, &g)| (g as f64 * i) as f32).collect();
+        Affine { a, b, k }
+    }
+}
+
 fn invstd(var: &[f64], eps: f32) -> Vec<f64> {
     var.iter().map(|&v| 1.0 / (v + eps as f64).sqrt()).collect()
 }

@@ -7,6 +7,8 @@
 //! Tests: the fixtures' conv2d and model cases (`tests/parity.rs`), `tests/gradcheck.rs` (each path:
 //! im2col, Winograd, depthwise, grouped), CPU against GPU (cuDNN) in `tests/cuda_parity.rs`; the
 //! bias kernels in `kernels/conv2d.cu`.
+use super::batchnorm::Affine;
+use super::epilogue::Epilogue;
 use super::gemm::{Mat, sgemm, sgemm_strided};
 use super::im2col::{Geom, col2im, im2col};
 use super::transpose::{par_transpose, transpose};
@@ -98,13 +100,15 @@ impl Plan {
     }
 }
 
-/// `[cout, nb*opix]` (GEMM layout) -> rows of `y[n0..n0+nb]` (NCHW), adding `bias`.
-fn scatter(buf: &[f32], y: &mut [f32], cout: usize, opix: usize, nb: usize, bias: Option<&[f32]>) {
+/// `[cout, nb*opix]` (GEMM layout) -> rows of `y[n0..n0+nb]` (NCHW), through the epilogue.
+fn scatter(buf: &[f32], y: &mut [f32], cout: usize, opix: usize, nb: usize, epi: Epilogue) {
     y.par_chunks_mut(opix).enumerate().with_min_len(grain(opix)).for_each(|(i, dst)| {
         let (n, co) = (i / cout, i % cout);
-        dst.copy_from_slice(&buf[co * nb * opix + n * opix..][..opix]);
-        if let Some(b) = bias {
-            dst.iter_mut().for_each(|v| *v += b[co]);
+        let src = &buf[co * nb * opix + n * opix..][..opix];
+        if epi.is_some() {
+            dst.iter_mut().zip(src).for_each(|(d, &v)| *d = epi.at(v, co));
+        } else {
+            dst.copy_from_slice(src);
         }
     });
 }
@@ -118,26 +122,40 @@ fn gather(gy: &[f32], buf: &mut [f32], cout: usize, opix: usize, nb: usize) {
 }
 
 pub fn forward(x: &Tensor, w: &Arc<Tensor>, b: Option<&Tensor>, cfg: ConvCfg) -> Tensor {
+    forward_fused(x, w, b, cfg, None, false)
+}
+
+/// `forward`, then an eval-mode BatchNorm (`bn`, CPU only) and (with `relu`) a ReLU, all in the
+/// output pass.
+pub fn forward_fused(
+    x: &Tensor,
+    w: &Arc<Tensor>,
+    b: Option<&Tensor>,
+    cfg: ConvCfg,
+    bn: Option<&Affine>,
+    relu: bool,
+) -> Tensor {
     let p = Plan::new(x.shape(), w.shape(), cfg);
     #[cfg(feature = "cuda")]
     if x.gpu().is_some() {
-        return cuda::forward(x, w, b, cfg);
+        assert!(bn.is_none(), "conv2d: the fused BatchNorm epilogue runs on the CPU only");
+        return cuda::forward(x, w, b, cfg, relu);
     }
     let g = p.geom;
     let shape = [p.n, p.cout, g.oh, g.ow];
-    let bias = b.map(|b| b.data());
+    let epi = Epilogue { bias: b.map(|b| b.data()), bn, relu };
     if p.is_winograd(true) {
-        return Tensor::written(&shape, |y| winograd::forward(x.data(), w, p.winograd(), bias, y));
+        return Tensor::written(&shape, |y| winograd::forward(x.data(), w, p.winograd(), epi, y));
     }
     if p.is_depthwise() {
         let mut y = Tensor::zeros(&shape);
         depthwise::forward(x.data(), w.data(), &g, p.n, y.data_mut());
-        if let Some(b) = bias {
+        if epi.is_some() {
             y.data_mut()
                 .par_chunks_mut(p.opix())
                 .enumerate()
                 .with_min_len(grain(p.opix()))
-                .for_each(|(i, d)| d.iter_mut().for_each(|v| *v += b[i % p.cout]));
+                .for_each(|(i, d)| epi.plane(d, i % p.cout));
         }
         return y;
     }
@@ -179,13 +197,9 @@ pub fn forward(x: &Tensor, w: &Arc<Tensor>, b: Option<&Tensor>, cfg: ConvCfg) ->
                     }
                 }
                 if direct {
-                    if let Some(b) = bias {
-                        yc.chunks_mut(opix)
-                            .enumerate()
-                            .for_each(|(i, d)| d.iter_mut().for_each(|v| *v += b[i % p.cout]));
-                    }
+                    yc.chunks_mut(opix).enumerate().for_each(|(i, d)| epi.plane(d, i % p.cout));
                 } else {
-                    scatter(&buf[..p.cout * cols], yc, p.cout, opix, nb, bias);
+                    scatter(&buf[..p.cout * cols], yc, p.cout, opix, nb, epi);
                 }
             })
         })
@@ -348,15 +362,18 @@ mod cuda {
         s.try_into().expect("conv2d: 4-d shapes")
     }
 
-    pub fn forward(x: &Tensor, w: &Tensor, b: Option<&Tensor>, cfg: ConvCfg) -> Tensor {
+    /// cuDNN's convolution, then the bias and the ReLU in one pass (`kernels/conv2d.cu`).
+    pub fn forward(x: &Tensor, w: &Tensor, b: Option<&Tensor>, cfg: ConvCfg, relu: bool) -> Tensor {
         let g = x.gpu().unwrap().clone();
         let p = g.conv_plan(four(x.shape()), four(w.shape()), cfg.stride, cfg.pad, cfg.groups);
         let mut y = g.empty(p.out.iter().product());
         g.conv_forward(&p, x.cu(), w.cu(), &mut y);
-        if let Some(b) = b {
-            let numel = p.out.iter().product::<usize>();
-            let (c, hw, total) = (p.out[1] as i32, (p.out[2] * p.out[3]) as i32, numel as i32);
-            crate::launch!(g, "bias_add_planes", g.grid(numel), &mut y, b.cu(), &c, &hw, &total);
+        let numel = p.out.iter().product::<usize>();
+        let (c, hw, total, r) = (p.out[1] as i32, (p.out[2] * p.out[3]) as i32, numel as i32, relu as i32);
+        match b {
+            Some(b) => crate::launch!(g, "bias_act_planes", g.grid(numel), &mut y, b.cu(), &c, &hw, &total, &r),
+            None if relu => crate::launch!(g, "relu_in_place", g.grid(numel), &mut y, &total),
+            None => {}
         }
         Tensor::from_cuda(&g, &p.out, y)
     }
@@ -390,10 +407,16 @@ struct ConvNode {
     w: Param,
     b: Option<Param>,
     cfg: ConvCfg,
+    /// The output of a fused ReLU: its backward first masks the gradient with it.
+    relu_out: Option<Arc<Tensor>>,
+    /// A fused BatchNorm: its backward scales the gradient by `k` per channel.
+    bn: Option<Arc<Affine>>,
 }
 
 impl Backward for ConvNode {
     fn backward(&self, gy: &Tensor, need: &[bool], params: bool) -> Grads {
+        let through = through_epilogue(self.relu_out.as_deref(), self.bn.as_deref(), gy);
+        let gy = through.as_ref().unwrap_or(gy);
         let (dx, dw) = backward(&self.x, &self.w.val, gy, self.cfg, need[0], params);
         let mut g = Grads { inputs: vec![dx], params: Vec::new() };
         if let Some(dw) = dw {
@@ -406,8 +429,45 @@ impl Backward for ConvNode {
     }
 }
 
+/// The gradient at the convolution's raw output from the one at the epilogue's: masked where the
+/// ReLU cut, then scaled by the BatchNorm's k, in one pass (None when there is no epilogue).
+fn through_epilogue(relu_out: Option<&Tensor>, bn: Option<&Affine>, gy: &Tensor) -> Option<Tensor> {
+    let Some(bn) = bn else { return relu_out.map(|y| super::elementwise::relu_backward(y, gy)) };
+    let (_, c, h, w) = gy.dims4();
+    let (hw, yd) = (h * w, relu_out.map(Tensor::data));
+    Some(Tensor::written(gy.shape(), |gx| {
+        gx.par_chunks_mut(hw).enumerate().with_min_len(grain(hw)).for_each(|(i, gp)| {
+            let (k, g) = (bn.k[i % c], &gy.data()[i * hw..][..hw]);
+            match yd {
+                // the arithmetic of the ReLU's backward, then of BatchNorm's eval-mode backward
+                Some(y) => {
+                    let y = &y[i * hw..][..hw];
+                    gp.iter_mut().zip(g).zip(y).for_each(|((d, &g), &y)| *d = k * if y <= 0.0 { 0.0 } else { g })
+                }
+                None => gp.iter_mut().zip(g).for_each(|(d, &g)| *d = k * g),
+            }
+        })
+    }))
+}
+
 /// Convolution as a recorded op.
 pub fn conv2d(tape: &mut Tape, x: &Var, w: &Param, b: Option<&Param>, cfg: ConvCfg) -> Var {
-    let y = forward(&x.val, &w.val, b.map(|b| &*b.val), cfg);
-    tape.record(y, &[x], true, |_| ConvNode { x: x.val.clone(), w: w.clone(), b: b.cloned(), cfg })
+    conv2d_fused(tape, x, w, b, cfg, None, false)
+}
+
+/// Convolution, then an eval-mode BatchNorm (`bn`, CPU) and (with `relu`) a ReLU fused into its
+/// output pass, as a recorded op.
+pub fn conv2d_fused(
+    tape: &mut Tape,
+    x: &Var,
+    w: &Param,
+    b: Option<&Param>,
+    cfg: ConvCfg,
+    bn: Option<Arc<Affine>>,
+    relu: bool,
+) -> Var {
+    let y = forward_fused(&x.val, &w.val, b.map(|b| &*b.val), cfg, bn.as_deref(), relu);
+    let (xs, w, b) = (x.val.clone(), w.clone(), b.cloned());
+    let node = |y: &Arc<Tensor>| ConvNode { x: xs, w, b, cfg, relu_out: relu.then(|| y.clone()), bn };
+    tape.record(y, &[x], true, node)
 }

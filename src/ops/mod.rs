@@ -5,6 +5,7 @@ mod chunks;
 pub mod conv2d;
 mod depthwise;
 pub mod elementwise;
+pub mod epilogue;
 pub mod gemm;
 mod im2col;
 pub mod linear;

@@ -15,6 +15,7 @@
 //! norm was 4.2e-7, 3.8e-7 and 7.4e-7, where im2col + GEMM gave 4.7e-7, 2.4e-7 and 9.6e-7.
 //! Tests: below (against the f64 definition), `tests/gradcheck.rs` and the fixtures' conv2d cases.
 use super::chunks;
+use super::epilogue::Epilogue;
 use super::gemm::{Mat, sgemm};
 use super::transpose::transpose;
 use crate::tensor::Tensor;
@@ -147,10 +148,10 @@ pub struct Layer {
 }
 
 /// `y = conv(x, w)` for x `[n, cin, h, w]`, w `[cout, cin, 3, 3]`; `y` is
-/// `[n, cout, h+2pad−2, w+2pad−2]`, fully written, plus `bias`.
-pub fn forward(x: &[f32], w: &Arc<Tensor>, l: Layer, bias: Option<&[f32]>, y: &mut [f32]) {
+/// `[n, cout, h+2pad−2, w+2pad−2]`, fully written, through the epilogue.
+pub fn forward(x: &[f32], w: &Arc<Tensor>, l: Layer, epi: Epilogue, y: &mut [f32]) {
     let f = cached_filter(w, l.cout, l.cin, Dir::Forward);
-    run(x, l.n, l.cin, l.cout, Tiles::new(l.h, l.w, l.pad), f.get(Dir::Forward), bias, y)
+    run(x, l.n, l.cin, l.cout, Tiles::new(l.h, l.w, l.pad), f.get(Dir::Forward), epi, y)
 }
 
 /// The input gradient `dx` `[n, cin, h, w]` of a stride-1 3×3 convolution with padding `pad`, from
@@ -160,7 +161,7 @@ pub fn backward_data(gy: &[f32], w: &Arc<Tensor>, l: Layer, dx: &mut [f32]) {
     let f = cached_filter(w, l.cout, l.cin, Dir::Backward);
     let t = Tiles::new(l.h + 2 * l.pad - 2, l.w + 2 * l.pad - 2, 2 - l.pad);
     debug_assert_eq!((t.oh, t.ow), (l.h, l.w));
-    run(gy, l.n, l.cout, l.cin, t, f.get(Dir::Backward), None, dx)
+    run(gy, l.n, l.cout, l.cin, t, f.get(Dir::Backward), Epilogue::default(), dx)
 }
 
 /// The convolution of `x` (`[n, c, h, w]`) to `co` channels with the transformed filters `u`
@@ -169,7 +170,7 @@ pub fn backward_data(gy: &[f32], w: &Arc<Tensor>, l: Layer, dx: &mut [f32]) {
 /// With the channels last every transform step is a vector operation over channels, whatever the
 /// map size; channels first, small maps made them short per-plane loops.
 #[allow(clippy::too_many_arguments)]
-fn run(x: &[f32], n: usize, c: usize, co: usize, t: Tiles, u: &[f32], bias: Option<&[f32]>, y: &mut [f32]) {
+fn run(x: &[f32], n: usize, c: usize, co: usize, t: Tiles, u: &[f32], epi: Epilogue, y: &mut [f32]) {
     let (plane, oplane, tpi) = (t.h * t.w, t.oh * t.ow, t.per_image());
     assert_eq!(x.len(), n * c * plane, "winograd: input of {} values, expected {n}x{c}x{}x{}", x.len(), t.h, t.w);
     assert_eq!(y.len(), n * co * oplane, "winograd: output of {} values, expected {n}x{co}x{}x{}", y.len(), t.oh, t.ow);
@@ -195,7 +196,7 @@ fn run(x: &[f32], n: usize, c: usize, co: usize, t: Tiles, u: &[f32], bias: Opti
                 let (vx, ux) = (Mat::rows(&v[xi * vs..][..tiles * c], c), Mat::rows(&u[xi * c * co..][..c * co], co));
                 sgemm(tiles, co, c, vx, ux, &mut m[xi * ms..][..tiles * co], co, false, !side_by_side);
             }
-            transform_output(m, ms, &t, co, nbc, bias, yt, min);
+            transform_output(m, ms, &t, co, nbc, epi, yt, min);
             yc.par_chunks_mut(co * oplane)
                 .zip(yt.par_chunks(co * oplane))
                 .with_min_len(min)
@@ -299,19 +300,11 @@ fn transform_input(xt: &[f32], t: &Tiles, c: usize, nb: usize, v: &mut [f32], vs
 
 /// `yt` (`[nb][oh][ow][co]`) from the GEMM products `m[ξ·ms + tile·co + ch]`: each tile's 2×2 block
 /// is `Aᵀ M A` with `Aᵀ = [[1, 1, 1, 0], [0, 1, −1, −1]]`, down the columns first, clipped at odd
-/// edges, plus `bias`.
+/// edges, through the epilogue.
 #[allow(clippy::too_many_arguments)]
-fn transform_output(
-    m: &[f32],
-    ms: usize,
-    t: &Tiles,
-    co: usize,
-    nb: usize,
-    bias: Option<&[f32]>,
-    yt: &mut [f32],
-    min: usize,
-) {
+fn transform_output(m: &[f32], ms: usize, t: &Tiles, co: usize, nb: usize, epi: Epilogue, yt: &mut [f32], min: usize) {
     let (tpi, oplane) = (t.per_image(), t.oh * t.ow);
+    let coeffs = epi.coefficients(co);
     // Aᵀ applied to four values, lane by lane, each sum left to right
     let at = |a: &[f32; L], b: &[f32; L], c: &[f32; L], d: &[f32; L]| -> [[f32; L]; 2] {
         [std::array::from_fn(|i| a[i] + b[i] + c[i]), std::array::from_fn(|i| b[i] - c[i] - d[i])]
@@ -325,7 +318,6 @@ fn transform_output(
                 for c0 in (0..co).step_by(L) {
                     let l = L.min(co - c0);
                     let s: [[f32; L]; 16] = std::array::from_fn(|xi| load(m, Some(xi * ms + tile * co + c0), l));
-                    let b = bias.map_or([0.0; L], |b| load(b, Some(c0), l));
                     // rows r of Aᵀ M (over the tile's columns j), then each row's two outputs
                     let q: [[[f32; L]; 2]; 4] = std::array::from_fn(|j| at(&s[j], &s[4 + j], &s[8 + j], &s[12 + j]));
                     for r in 0..2 {
@@ -333,7 +325,9 @@ fn transform_output(
                         for (k, o) in o.iter().enumerate() {
                             let ox = 2 * tx + k;
                             if 2 * ty + r < t.oh && ox < t.ow {
-                                store(&mut dst[(r * t.ow + ox) * co + c0..], &lanes(o, &b, |a, b| a + b), l);
+                                let mut v = *o;
+                                epi.lanes(&mut v, &coeffs, c0, l);
+                                store(&mut dst[(r * t.ow + ox) * co + c0..], &v, l);
                             }
                         }
                     }
@@ -398,7 +392,7 @@ mod tests {
             let wa = Arc::new(Tensor::from_vec(&[cout, cin, 3, 3], wt.clone()));
             let mut y = vec![f32::NAN; n * cout * oh * ow];
             let layer = Layer { n, cin, cout, h, w, pad };
-            forward(&x, &wa, layer, Some(&bias), &mut y);
+            forward(&x, &wa, layer, Epilogue { bias: Some(&bias), ..Default::default() }, &mut y);
             let mut want = direct(&x, &wt, layer);
             want.iter_mut().enumerate().for_each(|(i, v)| *v += bias[i / (oh * ow) % cout] as f64);
             assert!(rel_err(&y, &want) < 1e-6, "forward n{n} {cin}->{cout} {h}x{w} pad {pad}: {}", rel_err(&y, &want));
