@@ -7,6 +7,7 @@ written here with mmard's architectures and state_dict names.
 Usage: python bench/pytorch_step.py --student resnet18 --teacher wide_resnet --teacher-config '{"depth":16,"widen":4}' \
            --method mmard --batch 32 --pgd-steps 10 --input 3x32x32 [--device cpu|cuda] [--repeats 5] [--threads T]"""
 import argparse, json, resource, statistics, sys, time
+from pathlib import Path
 import torch, torch.nn as nn, torch.nn.functional as F
 
 class SmallCNN(nn.Module):
@@ -77,7 +78,19 @@ class WideResNet(nn.Module):
         x = F.relu(self.bn1(self.block3(self.block2(self.block1(self.conv1(x))))))
         return self.fc(F.adaptive_avg_pool2d(x, 1).flatten(1))
 
-ARCHS = {"small_cnn": SmallCNN, "resnet18": ResNet18, "wide_resnet": WideResNet}
+def DMWideResNet(in_channels=3, depth=28, width=10, classes=10, activation=None, **_):
+    """RobustBench's own DMWideResNet (`pip install --no-deps robustbench==1.1.1`; only its module file is loaded)."""
+    import importlib.util
+    spec = importlib.util.find_spec("robustbench")
+    if spec is None:
+        raise SystemExit("dm_wide_resnet needs robustbench's model definition: pip install --no-deps robustbench==1.1.1")
+    path = Path(spec.origin).parent / "model_zoo" / "architectures" / "dm_wide_resnet.py"
+    m = importlib.util.spec_from_file_location("dm_wide_resnet", path); dm = importlib.util.module_from_spec(m); m.loader.exec_module(dm)
+    act = {"relu": nn.ReLU, "swish": dm.Swish}[activation]
+    mean, std = (dm.CIFAR10_MEAN, dm.CIFAR10_STD) if classes == 10 else (dm.CIFAR100_MEAN, dm.CIFAR100_STD)
+    return dm.DMWideResNet(num_classes=classes, depth=depth, width=width, activation_fn=act, mean=mean, std=std, num_input_channels=in_channels)
+
+ARCHS = {"small_cnn": SmallCNN, "resnet18": ResNet18, "wide_resnet": WideResNet, "dm_wide_resnet": DMWideResNet}
 
 def kl(a, b, tau=1.0):
     """Per-sample KL(softmax(a/τ) ‖ softmax(b/τ))."""

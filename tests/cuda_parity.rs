@@ -96,8 +96,10 @@ fn both(
 fn fixtures_on_the_gpu() {
     let Some(dev) = gpu() else { return };
     parity_cases::run_folder(&parity_cases::shipped_folder(), &dev);
-    if let Some(dir) = parity_cases::shared_folder() {
-        parity_cases::run_folder(&dir, &dev);
+    for (var, default) in [("MMARD_FIXTURES", "fixtures"), ("MMARD_RB_FIXTURES", "fixtures-robustbench")] {
+        if let Some(dir) = parity_cases::shared_folder(var, default) {
+            parity_cases::run_folder(&dir, &dev);
+        }
     }
 }
 

@@ -36,9 +36,8 @@ fn rel(a: &[f32], b: &[f32]) -> f64 {
 /// Running statistics and BN affine parameters away from their initial 0/1, so the fold matters.
 fn perturb_bn(m: &mut Model, seed: u64) {
     let mut rng = StdRng::seed_from_u64(seed);
-    let ids: Vec<usize> = (0..m.params.len())
-        .filter(|&i| m.params.name(i).contains("bn") || m.params.name(i).contains("shortcut.1"))
-        .collect();
+    let bn = |n: &str| n.contains("bn") || n.contains("batchnorm") || n.contains("shortcut.1");
+    let ids: Vec<usize> = (0..m.params.len()).filter(|&i| bn(m.params.name(i))).collect();
     for id in ids {
         let name = m.params.name(id).to_string();
         let t = m.params.get_mut(id);
@@ -63,9 +62,12 @@ fn folded_equals_unfolded_on_every_architecture() {
         (ArchName::PreActResNet18, serde_json::json!({"width": 8}), [3, 32, 32]),
         (ArchName::WideResNet, serde_json::json!({"depth": 10, "widen": 2}), [3, 32, 32]),
         (ArchName::MobileNetV2, serde_json::json!({}), [3, 32, 32]),
+        (ArchName::DmWideResNet, serde_json::json!({"depth": 10, "width": 1, "activation": "relu"}), [3, 32, 32]),
     ];
     assert_eq!(archs.len(), ArchName::ALL.len(), "every architecture is checked");
-    for (name, cfg, [c, h, w]) in archs {
+    let swish =
+        (ArchName::DmWideResNet, serde_json::json!({"depth": 10, "width": 1, "activation": "swish"}), [3, 32, 32]);
+    for (name, cfg, [c, h, w]) in archs.into_iter().chain([swish]) {
         let arch = Arch::from_config(name, &cfg).unwrap();
         let mut m = Model::new(&arch, Some(3));
         perturb_bn(&mut m, 4);

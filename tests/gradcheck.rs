@@ -5,7 +5,7 @@
 use mmard::Tensor;
 use mmard::ops::batchnorm::{self, Stats};
 use mmard::ops::conv2d::{ConvCfg, conv2d};
-use mmard::ops::{elementwise, linear, loss, pool};
+use mmard::ops::{elementwise, linear, loss, pad, pool};
 use mmard::tape::{GradMode, Param, Tape, Var};
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
@@ -239,6 +239,17 @@ fn relu_and_add() {
     let (a, b) = (away_from_zero(&mut rng, &[2, 3, 4, 4], 0.05), randn(&mut rng, &[2, 3, 4, 4], 1.0));
     gradcheck("relu", vec![a.clone()], vec![], &|t, v, _| elementwise::relu(t, &v[0]));
     gradcheck("add", vec![a, b], vec![], &|t, v, _| elementwise::add(t, &v[0], &v[1]));
+}
+
+#[test]
+fn swish_standardize_and_pad() {
+    let mut rng = StdRng::seed_from_u64(9);
+    let x = randn(&mut rng, &[2, 3, 5, 4], 3.0);
+    gradcheck("swish", vec![x.clone()], vec![], &|t, v, _| elementwise::swish(t, &v[0]));
+    let s = elementwise::Standardize { mean: vec![0.49, 0.48, 0.45], std: vec![0.25, 0.24, 0.26] };
+    gradcheck("standardize", vec![x.clone()], vec![], &move |t, v, _| elementwise::standardize(t, &v[0], &s));
+    let p = pad::Pad { top: 0, bottom: 1, left: 2, right: 1 };
+    gradcheck("pad2d", vec![x], vec![], &move |t, v, _| pad::pad2d(t, &v[0], p));
 }
 
 #[test]

@@ -1,5 +1,6 @@
-//! Parity with PyTorch on the CPU: every case of `tests/fixtures` (a subset shipped with the repo)
-//! and of the full folder `$MMARD_FIXTURES` (default `../shared/fixtures`) wherever it exists.
+//! Parity with PyTorch on the CPU: every case of `tests/fixtures` (a subset shipped with the repo),
+//! of the full folder `$MMARD_FIXTURES` (default `../shared/fixtures`) and of RobustBench's
+//! `$MMARD_RB_FIXTURES` (default `../shared/fixtures-robustbench`) wherever they exist.
 #[path = "common/parity_cases.rs"]
 mod parity_cases;
 
@@ -13,7 +14,15 @@ fn shipped_fixtures() {
 
 #[test]
 fn shared_fixtures() {
-    if let Some(dir) = shared_folder() {
+    if let Some(dir) = shared_folder("MMARD_FIXTURES", "fixtures") {
+        run_folder(&dir, &Device::Cpu);
+    }
+}
+
+/// RobustBench's DeepMind WideResNets (`../shared/fixtures-robustbench`, or `$MMARD_RB_FIXTURES`).
+#[test]
+fn robustbench_fixtures() {
+    if let Some(dir) = shared_folder("MMARD_RB_FIXTURES", "fixtures-robustbench") {
         run_folder(&dir, &Device::Cpu);
     }
 }

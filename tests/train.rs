@@ -151,3 +151,49 @@ fn nan_loss_stops_and_keeps_the_last_checkpoint() {
     assert!(e.contains("NaN") && e.contains("epoch 2") && e.contains("checkpoint of epoch 1"), "{e}");
     assert_eq!(before, std::fs::read(dir.checkpoint()).unwrap(), "the last good checkpoint is untouched");
 }
+
+/// The same run writes the same bytes: weights, checkpoint (metadata keys in a fixed order).
+#[test]
+fn identical_runs_write_identical_files() {
+    let d = data(32);
+    let tmp = tempfile::tempdir().unwrap();
+    let runs: Vec<RunDir> = (0..2).map(|i| RunDir(tmp.path().join(i.to_string()))).collect();
+    for dir in &runs {
+        let mut m = Model::new(&ARCH, Some(5));
+        train(&cfg(Method::PgdAt, 1), &mut m, None, &d, dir, false, |_, _| Ok(serde_json::Value::Null)).unwrap();
+    }
+    for file in [RunDir::weights, RunDir::checkpoint] {
+        let [a, b] = [&runs[0], &runs[1]].map(|r| std::fs::read(file(r)).unwrap());
+        assert!(a == b, "{} differs between identical runs", file(&runs[0]).display());
+    }
+}
+
+/// A DeepMind WideResNet teacher (Swish, input standardised inside it) distils into a SmallCNN:
+/// MMARD's inner loop takes the teacher's input gradient through Swish, padding and standardisation.
+#[test]
+fn distills_from_a_dm_wide_resnet_teacher() {
+    let dm = Arch::from_config(
+        mmard::nn::ArchName::DmWideResNet,
+        &serde_json::json!({"depth": 10, "width": 1, "activation": "swish", "classes": 3}),
+    );
+    assert!(dm.is_err(), "3 classes have no RobustBench constants: mean and std must be given");
+    let dm = Arch::from_config(
+        mmard::nn::ArchName::DmWideResNet,
+        &serde_json::json!({"depth": 10, "width": 1, "activation": "swish", "classes": 3, "mean": [0.5, 0.5, 0.5], "std": [0.25, 0.25, 0.25]}),
+    )
+    .unwrap();
+    let student = Arch::SmallCnn { in_channels: 3, size: 32, widths: [4, 8, 8], classes: 3 };
+    // 3-channel 32×32 images: the row bands of `data`, on every channel and on a 32-pixel grid.
+    let small = data(48);
+    let images: Vec<f32> =
+        (0..48 * 3 * 1024).map(|i| small.images[(i / 3072) * 64 + (i % 1024) / 128 * 8 + (i % 32) / 4]).collect();
+    let d = Dataset { images, labels: small.labels, c: 3, h: 32, w: 32, classes: 3 };
+    let mut teacher = Model::new(&dm, Some(1));
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = RunDir(tmp.path().join("mmard"));
+    let mut s = Model::new(&student, Some(2));
+    train(&cfg(Method::Mmard, 3), &mut s, Some(&mut teacher), &d, &dir, false, |_, _| Ok(serde_json::Value::Null))
+        .unwrap();
+    let lines = metrics(&dir);
+    assert!(lines[2]["loss"].as_f64().unwrap() < lines[0]["loss"].as_f64().unwrap(), "{lines:?}");
+}

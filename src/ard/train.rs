@@ -107,9 +107,8 @@ fn save_checkpoint(path: &Path, model: &Model, opt: &Sgd, epoch: usize, cfg: &Tr
         ("epochs_done".to_string(), epoch.to_string()),
         ("seed".to_string(), cfg.seed.to_string()),
         ("train_config".to_string(), cfg.fingerprint()),
-        ("arch".to_string(), model.arch.to_string()),
     ];
-    st::save(path, &tensors, Some(meta.into_iter().collect()))
+    st::save(path, &tensors, Some(meta.into_iter().chain(model.arch.metadata()).collect()))
 }
 
 /// Restores model and optimizer from a checkpoint; returns the number of epochs it had done.
@@ -119,8 +118,14 @@ fn load_checkpoint(path: &Path, model: &mut Model, opt: &mut Sgd, cfg: &TrainCfg
     let meta = |k: &str| {
         f.metadata.get(k).cloned().ok_or_else(|| at(format!("metadata `{k}` is missing (not a training checkpoint?)")))
     };
-    if meta("arch")? != model.arch.to_string() {
-        return Err(at(format!("checkpoint of {}, but this run trains {}", meta("arch")?, model.arch)));
+    let [(_, name), (_, config)] = model.arch.metadata();
+    if meta("arch")? != name || meta("config")? != config {
+        return Err(at(format!(
+            "checkpoint of {} {}, but this run trains {}",
+            meta("arch")?,
+            meta("config")?,
+            model.arch
+        )));
     }
     if meta("train_config")? != cfg.fingerprint() {
         return Err(at(format!(

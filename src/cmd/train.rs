@@ -1,13 +1,15 @@
 //! `train` and `distill`: one training loop, with or without a teacher.
 use super::data::DataArgs;
 use super::eval::quick_eval;
+use super::weights::load_model;
 use clap::Args;
 use mmard::ard::methods::{Inner, Method, Objective, Outer};
 use mmard::ard::step::InnerPgd;
 use mmard::ard::terms::Logit;
 use mmard::ard::train::{self as tr, RunDir, Schedule, TrainCfg};
 use mmard::io::datasets::{DatasetKind, Split};
-use mmard::nn::{Arch, ArchName, Model, Overrides};
+use mmard::io::safetensors::TensorFile;
+use mmard::nn::{Activation, Arch, ArchName, Model, Overrides};
 use mmard::ops::loss::Triangle;
 use mmard::{Result, err};
 use std::path::PathBuf;
@@ -79,6 +81,9 @@ pub struct NewArch {
     /// SmallCNN channel widths, e.g. 32,64,128.
     #[arg(long, value_delimiter = ',')]
     pub widths: Option<Vec<usize>>,
+    /// dm_wide_resnet activation.
+    #[arg(long)]
+    pub activation: Option<Activation>,
 }
 
 impl NewArch {
@@ -92,6 +97,9 @@ impl NewArch {
         }
         if let Some(w) = &self.widths {
             cfg["widths"] = w.clone().into();
+        }
+        if let Some(a) = self.activation {
+            cfg["activation"] = a.name().into();
         }
         Arch::from_config(name, &cfg)
     }
@@ -178,9 +186,19 @@ pub struct TrainArgs {
 
 #[derive(Args)]
 pub struct DistillArgs {
-    /// Teacher weights (a PyTorch state_dict; architecture detected).
+    /// Teacher weights (a PyTorch state_dict or RobustBench checkpoint; architecture detected).
     #[arg(long)]
     pub teacher: PathBuf,
+    /// Activation of a dm_wide_resnet teacher (its RobustBench entry names it).
+    #[arg(long)]
+    pub teacher_activation: Option<Activation>,
+    /// Per-channel mean a dm_wide_resnet teacher standardises its input with (default:
+    /// RobustBench's CIFAR-10 constants for 10 classes, CIFAR-100's for 100).
+    #[arg(long, value_delimiter = ',')]
+    pub teacher_mean: Option<Vec<f32>>,
+    /// Per-channel std of that standardisation (same defaults).
+    #[arg(long, value_delimiter = ',')]
+    pub teacher_std: Option<Vec<f32>>,
     /// Student architecture.
     #[arg(long)]
     pub student: ArchName,
@@ -278,16 +296,14 @@ pub fn train(a: &TrainArgs) -> Result<()> {
 
 pub fn distill(a: &DistillArgs) -> Result<()> {
     let cfg = a.run.cfg(a.objective.objective()?)?;
-    let loaded = Model::load(&a.teacher, &Overrides::default(), false)?;
-    if !loaded.extra.is_empty() {
-        eprintln!(
-            "warning: {}: {} tensors not used by the teacher ({})",
-            a.teacher.display(),
-            loaded.extra.len(),
-            mmard::nn::model::summarize(&loaded.extra)
-        );
-    }
-    let mut teacher = super::placed(loaded.model);
+    let file = TensorFile::load(&a.teacher)?;
+    let unsaid = Overrides {
+        activation: a.teacher_activation,
+        mean: a.teacher_mean.clone(),
+        std: a.teacher_std.clone(),
+        ..Default::default()
+    };
+    let mut teacher = load_model(&file, &unsaid, false)?;
     let mut student = super::placed(Model::new(&a.new_arch.arch(a.student, a.run.data.dataset)?, Some(a.run.seed)));
     if teacher.arch.classes() != student.arch.classes() || teacher.arch.in_channels() != student.arch.in_channels() {
         return Err(err!(

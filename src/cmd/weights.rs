@@ -2,7 +2,7 @@
 use clap::Args;
 use mmard::io::safetensors::{self as st, TensorFile, Values};
 use mmard::nn::model::{Loaded, summarize};
-use mmard::nn::{ArchName, Model, Overrides};
+use mmard::nn::{Activation, ArchName, Model, Overrides};
 use mmard::{Result, err};
 use std::path::Path;
 
@@ -28,9 +28,52 @@ pub struct ArchArgs {
     /// SmallCNN input side.
     #[arg(long)]
     size: Option<usize>,
+    #[command(flatten)]
+    unsaid: Unsaid,
     /// Tensors the architecture does not use are an error instead of a warning.
     #[arg(long)]
     strict: bool,
+}
+
+/// What a RobustBench checkpoint does not say about its model (a DeepMind WideResNet's activation,
+/// its input normalisation); files that mmard wrote say it in their metadata.
+#[derive(Args, Clone, Default)]
+pub struct Unsaid {
+    /// Activation of a dm_wide_resnet (its RobustBench entry names it).
+    #[arg(long)]
+    pub activation: Option<Activation>,
+    /// Per-channel mean a dm_wide_resnet standardises its input with (default: RobustBench's
+    /// CIFAR-10 constants for 10 classes, CIFAR-100's for 100).
+    #[arg(long, value_delimiter = ',')]
+    pub mean: Option<Vec<f32>>,
+    /// Per-channel std of that standardisation (same defaults).
+    #[arg(long, value_delimiter = ',')]
+    pub std: Option<Vec<f32>>,
+}
+
+impl Unsaid {
+    pub fn overrides(&self) -> Overrides {
+        Overrides { activation: self.activation, mean: self.mean.clone(), std: self.std.clone(), ..Default::default() }
+    }
+}
+
+/// The model of a weights file, placed on the device, printing the tensors it does not use and what
+/// detection assumed.
+pub fn load_model(file: &TensorFile, o: &Overrides, strict: bool) -> Result<Model> {
+    let Loaded { model, extra, notices } = Model::from_file(file, o, strict)?;
+    if !extra.is_empty() {
+        eprintln!(
+            "warning: {}: {} tensors not used by {}: {} (--strict makes this an error)",
+            file.path.display(),
+            extra.len(),
+            model.arch.name(),
+            summarize(&extra)
+        );
+    }
+    for n in notices {
+        eprintln!("notice: {}: {n}", file.path.display());
+    }
+    Ok(super::placed(model))
 }
 
 impl ArchArgs {
@@ -43,22 +86,13 @@ impl ArchArgs {
             depth: self.depth,
             widen: self.widen,
             size: self.size,
+            ..self.unsaid.overrides()
         }
     }
 
-    /// The model of a weights file, warning about tensors it does not use.
+    /// The model of a weights file (see `load_model`).
     pub fn load(&self, file: &TensorFile) -> Result<Model> {
-        let Loaded { model, extra } = Model::from_file(file, &self.overrides(), self.strict)?;
-        if !extra.is_empty() {
-            eprintln!(
-                "warning: {}: {} tensors not used by {}: {} (--strict makes this an error)",
-                file.path.display(),
-                extra.len(),
-                model.arch.name(),
-                summarize(&extra)
-            );
-        }
-        Ok(super::placed(model))
+        load_model(file, &self.overrides(), self.strict)
     }
 }
 

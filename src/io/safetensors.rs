@@ -162,7 +162,23 @@ pub fn save(
         .collect();
     let bytes = safetensors::serialize(outs.iter().map(|(n, o)| (n.as_str(), o)), metadata)
         .map_err(|e| Error::Format { path: path.into(), msg: e.to_string() })?;
-    write_atomic(path, &bytes)
+    write_atomic(path, &sorted_header(bytes))
+}
+
+/// The file with its JSON header's keys in sorted order. The crate writes the metadata map in its
+/// hash order, which changes from process to process, so two identical runs wrote different bytes;
+/// re-serialised through serde_json's (ordered) maps, the bytes depend on the content only.
+fn sorted_header(bytes: Vec<u8>) -> Vec<u8> {
+    let n = u64::from_le_bytes(bytes[..8].try_into().expect("an 8-byte length")) as usize;
+    let header: serde_json::Value = serde_json::from_slice(&bytes[8..8 + n]).expect("the crate's own header is JSON");
+    let mut h = serde_json::to_vec(&header).expect("a JSON value serialises");
+    // the format pads the header with spaces to a multiple of 8 bytes
+    h.resize(h.len().next_multiple_of(8), b' ');
+    let mut out = Vec::with_capacity(8 + h.len() + bytes.len() - 8 - n);
+    out.extend((h.len() as u64).to_le_bytes());
+    out.extend(h);
+    out.extend(&bytes[8 + n..]);
+    out
 }
 
 /// Temporary file in the same folder, synced, then renamed over `path`.
@@ -203,6 +219,27 @@ mod tests {
         assert_eq!(f.tensor("a").unwrap().data(), vals);
         assert_eq!(f.tensor("b").unwrap().data(), vals);
         assert_eq!(f.tensors["a"].dtype, Dtype::F16);
+    }
+
+    /// The same tensors and metadata give the same bytes, whatever order the metadata map holds.
+    #[test]
+    fn saves_are_byte_identical() {
+        let dir = tempfile::tempdir().unwrap();
+        let meta: HashMap<String, String> = (0..12).map(|i| (format!("key{i}"), i.to_string())).collect();
+        // built anew, the map has its own hash state, so (almost surely) another iteration order
+        let reordered: HashMap<String, String> = (0..12).rev().map(|i| (format!("key{i}"), i.to_string())).collect();
+        let t = [("w".to_string(), vec![2], Values::F32(vec![1.0, 2.0]))];
+        let (a, b) = (dir.path().join("a.safetensors"), dir.path().join("b.safetensors"));
+        save(&a, &t, Some(meta.clone())).unwrap();
+        save(&b, &t, Some(reordered)).unwrap();
+        let (ba, bb) = (std::fs::read(&a).unwrap(), std::fs::read(&b).unwrap());
+        assert_eq!(ba, bb);
+        let f = TensorFile::load(&a).unwrap();
+        assert_eq!(f.metadata, meta);
+        assert_eq!(f.tensor("w").unwrap().data(), [1.0, 2.0]);
+        let n = u64::from_le_bytes(ba[..8].try_into().unwrap()) as usize;
+        let header = std::str::from_utf8(&ba[8..8 + n]).unwrap();
+        assert!(header.find("key0").unwrap() < header.find("key1").unwrap(), "metadata keys in sorted order");
     }
 
     #[test]

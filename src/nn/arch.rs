@@ -1,9 +1,7 @@
-//! The supported architectures and their configurations: from a name and JSON config (fixtures,
-//! CLI), or detected from a state_dict's names and shapes.
+//! The supported architectures and their configurations, from a name and a JSON config (fixtures,
+//! the CLI, the metadata mmard saves); `detect.rs` reads them from a weights file.
 use crate::error::{Error, Result};
-use crate::io::safetensors::Stored;
 use serde_json::Value;
-use std::collections::BTreeMap;
 
 crate::named_enum! { "architecture",
 /// The architectures by name: what `--arch`, `--student`, `--teacher`, configs and messages accept.
@@ -18,10 +16,28 @@ pub enum ArchName {
     WideResNet = "wide_resnet",
     /// CIFAR MobileNetV2 (RSLAD / ARD names).
     MobileNetV2 = "mobilenet_v2",
+    /// RobustBench's DeepMind WideResNet (DMWideResNet: init_conv, layer.K.block.I, logits).
+    DmWideResNet = "dm_wide_resnet",
 }
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+crate::named_enum! { "activation",
+/// The activation of a DeepMind WideResNet (a constructor argument: not in its state_dict).
+pub enum Activation {
+    /// max(x, 0).
+    Relu = "relu",
+    /// x·σ(x) (SiLU).
+    Swish = "swish",
+}
+}
+
+/// RobustBench's input normalisation constants, per channel.
+pub const CIFAR10_MEAN: [f32; 3] = [0.4914, 0.4822, 0.4465];
+pub const CIFAR10_STD: [f32; 3] = [0.2471, 0.2435, 0.2616];
+pub const CIFAR100_MEAN: [f32; 3] = [0.5071, 0.4865, 0.4409];
+pub const CIFAR100_STD: [f32; 3] = [0.2673, 0.2564, 0.2762];
+
+#[derive(Clone, Debug, PartialEq)]
 pub enum Arch {
     /// conv3x3-BN-ReLU-maxpool2 three times, then a linear layer on the (size/8)² map.
     SmallCnn {
@@ -53,6 +69,18 @@ pub enum Arch {
         in_channels: usize,
         classes: usize,
     },
+    /// DeepMind WideResNet-depth-width (depth = 6n + 4): pre-activation blocks whose stride-2
+    /// convolutions pad 0 left/top and 1 right/bottom, ReLU or Swish, the input standardised inside
+    /// the model by per-channel `mean` and `std`, an 8×8 average-pool head (32×32 inputs).
+    DmWideResNet {
+        in_channels: usize,
+        depth: usize,
+        width: usize,
+        classes: usize,
+        activation: Activation,
+        mean: Vec<f32>,
+        std: Vec<f32>,
+    },
 }
 
 /// Config values given on the command line; each replaces the detected one.
@@ -65,6 +93,9 @@ pub struct Overrides {
     pub depth: Option<usize>,
     pub widen: Option<usize>,
     pub size: Option<usize>,
+    pub activation: Option<Activation>,
+    pub mean: Option<Vec<f32>>,
+    pub std: Option<Vec<f32>>,
 }
 
 impl Arch {
@@ -75,6 +106,7 @@ impl Arch {
             Arch::PreActResNet18 { .. } => ArchName::PreActResNet18,
             Arch::WideResNet { .. } => ArchName::WideResNet,
             Arch::MobileNetV2 { .. } => ArchName::MobileNetV2,
+            Arch::DmWideResNet { .. } => ArchName::DmWideResNet,
         }
     }
 
@@ -88,7 +120,8 @@ impl Arch {
             | Arch::ResNet18 { classes, .. }
             | Arch::PreActResNet18 { classes, .. }
             | Arch::WideResNet { classes, .. }
-            | Arch::MobileNetV2 { classes, .. } => classes,
+            | Arch::MobileNetV2 { classes, .. }
+            | Arch::DmWideResNet { classes, .. } => classes,
         }
     }
 
@@ -98,7 +131,8 @@ impl Arch {
             | Arch::ResNet18 { in_channels, .. }
             | Arch::PreActResNet18 { in_channels, .. }
             | Arch::WideResNet { in_channels, .. }
-            | Arch::MobileNetV2 { in_channels, .. } => in_channels,
+            | Arch::MobileNetV2 { in_channels, .. }
+            | Arch::DmWideResNet { in_channels, .. } => in_channels,
         }
     }
 
@@ -106,6 +140,10 @@ impl Arch {
     pub fn config(&self) -> Value {
         use serde_json::json;
         match *self {
+            Arch::DmWideResNet { in_channels, depth, width, classes, activation, ref mean, ref std } => json!({
+                "in_channels": in_channels, "depth": depth, "width": width, "classes": classes,
+                "activation": activation.name(), "mean": mean, "std": std,
+            }),
             Arch::SmallCnn { in_channels, size, widths, classes } => {
                 json!({"in_channels": in_channels, "size": size, "widths": widths, "classes": classes})
             }
@@ -119,8 +157,15 @@ impl Arch {
         }
     }
 
+    /// The metadata mmard writes beside the tensors of a model (and of a checkpoint), which
+    /// `detect` reads back: the name and the config.
+    pub fn metadata(&self) -> [(String, String); 2] {
+        [("arch".into(), self.name().into()), ("config".into(), self.config().to_string())]
+    }
+
     /// From a name and a JSON config; absent fields take the usual defaults (CIFAR-10 shapes,
-    /// ResNet width 64, WRN-34-10, SmallCNN widths 32/64/128 on 28x28x1).
+    /// ResNet width 64, WRN-34-10, DM WRN-28-10 with RobustBench's mean and std for its class count,
+    /// SmallCNN widths 32/64/128 on 28x28x1). A DM WideResNet's activation has no default.
     pub fn from_config(name: ArchName, cfg: &Value) -> Result<Arch> {
         let get = |k: &str, default: usize| -> Result<usize> {
             match cfg.get(k) {
@@ -154,6 +199,35 @@ impl Arch {
                 classes,
             },
             ArchName::MobileNetV2 => Arch::MobileNetV2 { in_channels: get("in_channels", 3)?, classes },
+            ArchName::DmWideResNet => {
+                let activation = match cfg.get("activation") {
+                    Some(Value::String(a)) => a.parse()?,
+                    Some(v) => {
+                        return Err(Error::Msg(format!("config `activation`: expected relu or swish, found {v}")));
+                    }
+                    None => return Err(Error::Msg(NO_ACTIVATION.into())),
+                };
+                let floats = |k: &str, default: Option<[f32; 3]>| -> Result<Vec<f32>> {
+                    match (cfg.get(k), default) {
+                        (Some(v), _) => serde_json::from_value(v.clone())
+                            .map_err(|_| Error::Msg(format!("config `{k}`: expected a list of numbers, found {v}"))),
+                        (None, Some(d)) => Ok(d.to_vec()),
+                        (None, None) => Err(Error::Msg(format!(
+                            "dm_wide_resnet: no `{k}` for {classes} classes (RobustBench's constants are for 10 and 100): pass --mean and --std"
+                        ))),
+                    }
+                };
+                let (mean, std) = robustbench_constants(classes).unzip();
+                Arch::DmWideResNet {
+                    in_channels: get("in_channels", 3)?,
+                    depth: get("depth", 28)?,
+                    width: get("width", 10)?,
+                    classes,
+                    activation,
+                    mean: floats("mean", mean)?,
+                    std: floats("std", std)?,
+                }
+            }
         };
         arch.validate()?;
         Ok(arch)
@@ -162,6 +236,14 @@ impl Arch {
     fn validate(&self) -> Result<()> {
         let bad = |msg: String| Err(Error::Msg(format!("{}: {msg}", self.name())));
         match *self {
+            Arch::DmWideResNet { depth, width, .. } if depth < 10 || (depth - 4) % 6 != 0 || width == 0 => {
+                bad(format!("depth {depth} must be 6n+4 (n ≥ 1) and width {width} ≥ 1"))
+            }
+            Arch::DmWideResNet { in_channels, ref mean, ref std, .. }
+                if mean.len() != in_channels || std.len() != in_channels || std.iter().any(|&s| s.is_nan() || s <= 0.0) =>
+            {
+                bad(format!("mean {mean:?} and std {std:?} need one value per input channel ({in_channels}), std > 0"))
+            }
             Arch::WideResNet { depth, widen, .. } if depth < 10 || (depth - 4) % 6 != 0 || widen == 0 => {
                 bad(format!("depth {depth} must be 6n+4 (n ≥ 1) and widen {widen} ≥ 1"))
             }
@@ -177,93 +259,20 @@ impl Arch {
             _ => Ok(()),
         }
     }
-
-    /// The architecture and config a state_dict was saved from, with `o` replacing what it names.
-    pub fn detect(t: &BTreeMap<String, Stored>, o: &Overrides) -> Result<Arch> {
-        let name = match o.arch {
-            Some(n) => n,
-            None => guess_name(t)?,
-        };
-        let dims = |k: &str| -> Result<&[usize]> {
-            t.get(k)
-                .map(|s| s.shape.as_slice())
-                .ok_or_else(|| Error::Missing { name: k.into(), hint: format!(" (needed to read the {name} config)") })
-        };
-        let dim = |k: &str, i: usize| -> Result<usize> {
-            let d = dims(k)?;
-            d.get(i).copied().ok_or_else(|| Error::Msg(format!("tensor `{k}`: shape {d:?} has no dimension {i}")))
-        };
-        let mut cfg = serde_json::Map::new();
-        let mut set = |k: &str, v: Value| {
-            cfg.insert(k.into(), v);
-        };
-        set("in_channels", dim("conv1.weight", 1)?.into());
-        match name {
-            ArchName::SmallCnn => {
-                let widths = [dim("conv1.weight", 0)?, dim("conv2.weight", 0)?, dim("conv3.weight", 0)?];
-                let side = ((dim("fc.weight", 1)? / widths[2]) as f64).sqrt().round() as usize;
-                if widths[2] * side * side != dim("fc.weight", 1)? {
-                    return Err(Error::Msg(format!(
-                        "small_cnn: fc.weight {:?} does not fit a square map of {} channels",
-                        dims("fc.weight")?,
-                        widths[2]
-                    )));
-                }
-                // Sides 8s..8s+7 give the same network; prefer the datasets' 28 and 32.
-                let size = [28, 32].into_iter().find(|&s| s / 8 == side).unwrap_or(8 * side);
-                set("size", size.into());
-                set("widths", widths.to_vec().into());
-                set("classes", dim("fc.weight", 0)?.into());
-            }
-            ArchName::ResNet18 | ArchName::PreActResNet18 => {
-                set("width", dim("conv1.weight", 0)?.into());
-                set("classes", dim("linear.weight", 0)?.into());
-            }
-            ArchName::WideResNet => {
-                let n = (0..).take_while(|i| t.contains_key(&format!("block1.layer.{i}.conv1.weight"))).count();
-                set("depth", (6 * n + 4).into());
-                set("widen", (dim("block1.layer.0.conv1.weight", 0)? / 16).into());
-                set("classes", dim("fc.weight", 0)?.into());
-            }
-            ArchName::MobileNetV2 => set("classes", dim("linear.weight", 0)?.into()),
-        }
-        let fields = [
-            ("in_channels", o.in_channels),
-            ("classes", o.classes),
-            ("width", o.width),
-            ("depth", o.depth),
-            ("widen", o.widen),
-            ("size", o.size),
-        ];
-        for (k, v) in fields {
-            if let Some(v) = v {
-                set(k, v.into());
-            }
-        }
-        Arch::from_config(name, &Value::Object(cfg))
-    }
 }
 
-/// Which architecture a state_dict's names belong to.
-fn guess_name(t: &BTreeMap<String, Stored>) -> Result<ArchName> {
-    let has = |k: &str| t.contains_key(k);
-    Ok(if has("block1.layer.0.conv1.weight") {
-        ArchName::WideResNet
-    } else if has("layers.0.conv1.weight") {
-        ArchName::MobileNetV2
-    } else if has("layer1.0.conv1.weight") && has("bn.weight") {
-        ArchName::PreActResNet18
-    } else if has("layer1.0.conv1.weight") {
-        ArchName::ResNet18
-    } else if has("conv3.weight") && has("fc.weight") {
-        ArchName::SmallCnn
-    } else {
-        return Err(Error::Msg(format!(
-            "cannot tell the architecture from the tensor names (first: {:?}); pass --arch {}",
-            t.keys().take(3).collect::<Vec<_>>(),
-            ArchName::list("|")
-        )));
-    })
+/// Why a DM WideResNet needs its activation named.
+pub const NO_ACTIVATION: &str = "dm_wide_resnet: its activation, relu or swish, is not in the state_dict: give it \
+     with --activation (--teacher-activation for distill's teacher, \"activation\" in bench's --*-config); the model's \
+     RobustBench entry names it (`activation_fn=Swish` in its model_zoo definition)";
+
+/// RobustBench's CIFAR-10 constants for 10 classes, CIFAR-100's for 100.
+pub fn robustbench_constants(classes: usize) -> Option<([f32; 3], [f32; 3])> {
+    match classes {
+        10 => Some((CIFAR10_MEAN, CIFAR10_STD)),
+        100 => Some((CIFAR100_MEAN, CIFAR100_STD)),
+        _ => None,
+    }
 }
 
 impl std::fmt::Display for Arch {

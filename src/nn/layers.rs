@@ -93,13 +93,18 @@ impl Builder {
     }
 }
 
-/// Convolution without bias, padding k/2 (every conv of the supported architectures).
+/// Convolution without bias, padding k/2 unless `padded` says otherwise.
 pub struct Conv {
     w: ParamId,
     cfg: ConvCfg,
 }
 
 impl Conv {
+    /// The same convolution with padding `pad` on every side.
+    pub fn padded(self, pad: usize) -> Conv {
+        Conv { cfg: ConvCfg { pad, ..self.cfg }, ..self }
+    }
+
     pub fn fwd(&self, cx: &mut Ctx, x: &Var) -> Var {
         conv2d(cx.tape, x, &cx.params.param(self.w), None, self.cfg)
     }
@@ -152,6 +157,11 @@ pub struct ConvBn {
 }
 
 impl ConvBn {
+    /// The same pair with the convolution padded by `pad`.
+    pub fn padded(self, pad: usize) -> ConvBn {
+        ConvBn { conv: self.conv.padded(pad), ..self }
+    }
+
     pub fn fwd(&self, cx: &mut Ctx, x: &Var, relu: bool) -> Var {
         let on_cpu = x.val.device() == crate::Device::Cpu;
         if !(cx.fold && on_cpu) {

@@ -1,9 +1,11 @@
-//! Layers and the blocks they make (`layers`, `blocks`), the five architectures with their PyTorch
-//! state_dict names (one file each; none imports another), their configurations and detection
-//! (`arch`), the model that runs one (`model`, the only file that knows them all), its tensors
-//! (`params`) and SGD (`optim`).
+//! Layers and the blocks they make (`layers`, `blocks`), the six architectures with their PyTorch
+//! state_dict names (one file each; none imports another), their configurations (`arch`) and their
+//! detection from a weights file (`detect`), the model that runs one (`model`, the only file that
+//! knows them all), its tensors (`params`) and SGD (`optim`).
 pub mod arch;
 mod blocks;
+pub mod detect;
+mod dm_wide_resnet;
 pub mod layers;
 mod mobilenet_v2;
 pub mod model;
@@ -14,5 +16,5 @@ mod resnet18;
 mod small_cnn;
 mod wide_resnet;
 
-pub use arch::{Arch, ArchName, Overrides};
+pub use arch::{Activation, Arch, ArchName, Overrides};
 pub use model::Model;

@@ -1,13 +1,15 @@
 //! A model: its architecture, its named tensors, and the network that runs on them.
 use super::arch::{Arch, Overrides};
+use super::detect::{Detected, detect};
 use super::layers::{Builder, Ctx, Net};
 use super::params::ParamStore;
 use super::{
-    mobilenet_v2::MobileNetV2, preact_resnet18::PreActResNet18, resnet18::ResNet18, small_cnn::SmallCnn,
-    wide_resnet::WideResNet,
+    dm_wide_resnet::DmWideResNet, mobilenet_v2::MobileNetV2, preact_resnet18::PreActResNet18, resnet18::ResNet18,
+    small_cnn::SmallCnn, wide_resnet::WideResNet,
 };
 use crate::error::{Error, Result};
 use crate::io::safetensors::{self as st, TensorFile};
+use crate::ops::elementwise::Standardize;
 use crate::tape::{Tape, Var};
 use std::path::Path;
 
@@ -27,6 +29,8 @@ pub struct Loaded {
     pub model: Model,
     /// Tensors in the file that the model does not use (e.g. TRADES' `sub_block1.*`).
     pub extra: Vec<String>,
+    /// What detection assumed (e.g. RobustBench's normalisation constants), for the user to read.
+    pub notices: Vec<String>,
 }
 
 impl Model {
@@ -47,6 +51,10 @@ impl Model {
                 Box::new(WideResNet::new(&mut b, in_channels, depth, widen, classes))
             }
             Arch::MobileNetV2 { in_channels, classes } => Box::new(MobileNetV2::new(&mut b, in_channels, classes)),
+            Arch::DmWideResNet { in_channels, depth, width, classes, activation, ref mean, ref std } => {
+                let input = Standardize { mean: mean.clone(), std: std.clone() };
+                Box::new(DmWideResNet::new(&mut b, in_channels, depth, width, classes, activation, input))
+            }
         };
         Model { arch: arch.clone(), params: b.store, net, bn_momentum: 0.1, bn_eps: 1e-5, fold: true }
     }
@@ -60,7 +68,7 @@ impl Model {
 
     pub fn from_file(file: &TensorFile, o: &Overrides, strict: bool) -> Result<Loaded> {
         let at = |e: Error| Error::Msg(format!("{}: {e}", file.path.display()));
-        let arch = Arch::detect(&file.tensors, o).map_err(at)?;
+        let Detected { arch, notices } = detect(&file.tensors, &file.metadata, o).map_err(at)?;
         let mut model = Model::new(&arch, None);
         let extra = model
             .params
@@ -75,16 +83,13 @@ impl Model {
                 summarize(&extra)
             )));
         }
-        Ok(Loaded { model, extra })
+        Ok(Loaded { model, extra, notices })
     }
 
-    /// Writes the weights as a PyTorch-compatible state_dict.
+    /// Writes the weights as a PyTorch-compatible state_dict, with the architecture and its config
+    /// in the metadata (`arch`, `config`), so that loading it again needs no flags.
     pub fn save(&self, path: impl AsRef<Path>) -> Result<()> {
-        let meta = [
-            ("arch".to_string(), self.arch.name().to_string()),
-            ("config".to_string(), self.arch.config().to_string()),
-        ];
-        st::save(path, &self.params.state_dict(), Some(meta.into_iter().collect()))
+        st::save(path, &self.params.state_dict(), Some(self.arch.metadata().into_iter().collect()))
     }
 
     /// Where the model's tensors live.
@@ -110,6 +115,10 @@ impl Model {
             if h / 8 != size / 8 || w / 8 != size / 8 {
                 return Err(Error::Msg(format!("input: small_cnn built for {size}x{size} images, found shape {s:?}")));
             }
+        } else if matches!(self.arch, Arch::DmWideResNet { .. }) && (h, w) != (32, 32) {
+            return Err(Error::Msg(format!(
+                "input: dm_wide_resnet's 8x8 average-pool head needs 32x32 images, found shape {s:?}"
+            )));
         } else if h < 8 || w < 8 {
             return Err(Error::Msg(format!("input: images must be at least 8x8, found shape {s:?}")));
         }

@@ -1,4 +1,5 @@
-//! Pointwise ops: ReLU and the residual add.
+//! Pointwise ops: ReLU, Swish (x·σ(x), the activation of many RobustBench teachers), the residual
+//! add, and the per-channel input normalisation (x − μ_c) / σ_c some models run first.
 //! Tests: `tests/gradcheck.rs` (relu_and_add), CPU against GPU in `tests/cuda_parity.rs`; kernels in
 //! `kernels/elementwise.cu`.
 use crate::tape::{Backward, Grads, Tape, Var};
@@ -65,6 +66,122 @@ pub fn add(tape: &mut Tape, a: &Var, b: &Var) -> Var {
     tape.record(Tensor::from_vec(a.shape(), y), &[a, b], false, |_| AddNode)
 }
 
+/// σ(x) in f64: the swish value and slope are rounded once from it (the fixtures' reference is f64).
+fn sigmoid(x: f32) -> f64 {
+    1.0 / (1.0 + (-(x as f64)).exp())
+}
+
+pub fn swish_forward(x: &Tensor) -> Tensor {
+    #[cfg(feature = "cuda")]
+    if x.gpu().is_some() {
+        return cuda::swish_fwd(x);
+    }
+    let y = x.data().par_iter().with_min_len(CHUNK).map(|&v| (v as f64 * sigmoid(v)) as f32).collect();
+    Tensor::from_vec(x.shape(), y)
+}
+
+/// gy · σ(x)(1 + x(1 − σ(x))), the slope of x·σ(x).
+pub fn swish_backward(x: &Tensor, gy: &Tensor) -> Tensor {
+    #[cfg(feature = "cuda")]
+    if x.gpu().is_some() {
+        return cuda::swish_bwd(x, gy);
+    }
+    let slope = |v: f32| {
+        let s = sigmoid(v);
+        s * (1.0 + v as f64 * (1.0 - s))
+    };
+    let gx = x
+        .data()
+        .par_iter()
+        .zip(gy.data().par_iter())
+        .with_min_len(CHUNK)
+        .map(|(&v, &g)| (g as f64 * slope(v)) as f32)
+        .collect();
+    Tensor::from_vec(x.shape(), gx)
+}
+
+struct SwishNode(Arc<Tensor>);
+
+impl Backward for SwishNode {
+    fn backward(&self, gy: &Tensor, _: &[bool], _: bool) -> Grads {
+        Grads { inputs: vec![Some(swish_backward(&self.0, gy))], params: Vec::new() }
+    }
+}
+
+pub fn swish(tape: &mut Tape, x: &Var) -> Var {
+    tape.record(swish_forward(&x.val), &[x], false, |_| SwishNode(x.val.clone()))
+}
+
+/// Per-channel constants of an input normalisation.
+#[derive(Clone, Debug)]
+pub struct Standardize {
+    pub mean: Vec<f32>,
+    pub std: Vec<f32>,
+}
+
+struct StandardizeNode(Tensor);
+
+impl Backward for StandardizeNode {
+    fn backward(&self, gy: &Tensor, _: &[bool], _: bool) -> Grads {
+        Grads { inputs: vec![Some(per_channel(gy, &self.0, None))], params: Vec::new() }
+    }
+}
+
+/// (x − mean_c) / std_c, as PyTorch computes it (a subtraction, then a division, in f32); its input
+/// gradient is gy / std_c.
+pub fn standardize(tape: &mut Tape, x: &Var, s: &Standardize) -> Var {
+    let dev = x.val.device();
+    let (mean, std) = (
+        Tensor::from_vec(&[s.mean.len()], s.mean.clone()).into_device(&dev),
+        Tensor::from_vec(&[s.std.len()], s.std.clone()).into_device(&dev),
+    );
+    let y = per_channel(&x.val, &std, Some(&mean));
+    tape.record(y, &[x], false, |_| StandardizeNode(std))
+}
+
+/// (x − sub_c) / div_c per channel of an NCHW tensor (no subtraction when `sub` is None).
+fn per_channel(x: &Tensor, div: &Tensor, sub: Option<&Tensor>) -> Tensor {
+    let (_, c, h, w) = x.dims4();
+    assert!(
+        div.numel() == c && sub.is_none_or(|s| s.numel() == c),
+        "standardize: {} channels, constants for {}",
+        c,
+        div.numel()
+    );
+    #[cfg(feature = "cuda")]
+    if let Some(g) = x.gpu().cloned() {
+        let (ci, hw, n, has) = (c as i32, (h * w) as i32, x.numel() as i32, sub.is_some() as i32);
+        let mut y = g.empty(x.numel());
+        let zero = g.zeros::<f32>(1);
+        crate::launch!(
+            g,
+            "standardize",
+            g.grid(x.numel()),
+            x.cu(),
+            sub.map_or(&zero, |s| s.cu()),
+            div.cu(),
+            &mut y,
+            &ci,
+            &hw,
+            &n,
+            &has
+        );
+        return Tensor::from_cuda(&g, x.shape(), y);
+    }
+    let hw = h * w;
+    Tensor::written(x.shape(), |y| {
+        y.par_chunks_mut(hw).zip(x.data().par_chunks(hw)).enumerate().with_min_len(super::grain(hw)).for_each(
+            |(i, (yp, xp))| {
+                let (m, d) = (sub.map_or(0.0, |s| s.data()[i % c]), div.data()[i % c]);
+                match sub {
+                    Some(_) => yp.iter_mut().zip(xp).for_each(|(o, &v)| *o = (v - m) / d),
+                    None => yp.iter_mut().zip(xp).for_each(|(o, &v)| *o = v / d),
+                }
+            },
+        )
+    })
+}
+
 #[cfg(feature = "cuda")]
 mod cuda {
     use crate::launch;
@@ -82,6 +199,20 @@ mod cuda {
         let mut gx = g.empty(y.numel());
         launch!(g, "relu_bwd", g.grid(y.numel()), y.cu(), gy.cu(), &mut gx, &n);
         Tensor::from_cuda(&g, y.shape(), gx)
+    }
+
+    pub fn swish_fwd(x: &Tensor) -> Tensor {
+        let (g, n) = (x.gpu().unwrap().clone(), x.numel() as i32);
+        let mut y = g.empty(x.numel());
+        launch!(g, "swish_fwd", g.grid(x.numel()), x.cu(), &mut y, &n);
+        Tensor::from_cuda(&g, x.shape(), y)
+    }
+
+    pub fn swish_bwd(x: &Tensor, gy: &Tensor) -> Tensor {
+        let (g, n) = (x.gpu().unwrap().clone(), x.numel() as i32);
+        let mut gx = g.empty(x.numel());
+        launch!(g, "swish_bwd", g.grid(x.numel()), x.cu(), gy.cu(), &mut gx, &n);
+        Tensor::from_cuda(&g, x.shape(), gx)
     }
 
     pub fn add(a: &Tensor, b: &Tensor) -> Tensor {

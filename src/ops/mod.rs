@@ -10,6 +10,7 @@ pub mod gemm;
 mod im2col;
 pub mod linear;
 pub mod loss;
+pub mod pad;
 pub mod pgd;
 pub mod pool;
 pub mod sgd;

@@ -218,11 +218,23 @@ fn case_model(f: &TensorFile, dir: &Path) -> Result<(Model, TensorFile), String>
     let name = f.meta("arch").map_err(|e| e.to_string())?;
     let name = name.as_str().ok_or("metadata arch is not a string")?;
     let name = name.parse().map_err(|e: mmard::Error| e.to_string())?;
-    let arch = Arch::from_config(name, &f.meta("config").map_err(|e| e.to_string())?).map_err(|e| e.to_string())?;
+    let cfg = f.meta("config").map_err(|e| e.to_string())?;
+    let arch = Arch::from_config(name, &cfg).map_err(|e| e.to_string())?;
+    // What a state_dict cannot say (a DM WideResNet's activation and normalisation) is given as a
+    // user would give it, on the command line.
+    let unsaid = match &arch {
+        Arch::DmWideResNet { activation, mean, std, .. } => Overrides {
+            activation: Some(*activation),
+            mean: Some(mean.clone()),
+            std: Some(std.clone()),
+            ..Default::default()
+        },
+        _ => Overrides::default(),
+    };
     let weights = f.meta("weights").map_err(|e| e.to_string())?;
     let wf = TensorFile::load(dir.join(weights.as_str().ok_or("metadata weights is not a string")?))
         .map_err(|e| e.to_string())?;
-    let loaded = Model::from_file(&wf, &Overrides::default(), false).map_err(|e| e.to_string())?;
+    let loaded = Model::from_file(&wf, &unsaid, false).map_err(|e| e.to_string())?;
     if loaded.model.arch != arch {
         return Err(format!("detected {} but the case says {arch}", loaded.model.arch));
     }
@@ -281,10 +293,13 @@ fn model_case(f: &TensorFile, dir: &Path) -> Check {
     }
     for k in f.tensors.keys().filter(|k| k.starts_with("buffer_after_train.")) {
         let bname = &k["buffer_after_train.".len()..];
-        // Buffers of modules outside the forward (TRADES' sub_block1) keep their stored values.
-        let ours = match m.params.id(bname) {
-            Some(id) => m.params.get(id).clone(),
-            None => r(&wf, bname)?,
+        // Buffers of modules outside the forward (TRADES' sub_block1) keep their stored values; a
+        // DM WideResNet's normalisation constants are buffers outside its state_dict.
+        let ours = match (m.params.id(bname), &m.arch, bname) {
+            (Some(id), _, _) => m.params.get(id).clone(),
+            (None, Arch::DmWideResNet { mean, .. }, "mean") => Tensor::from_vec(&[mean.len()], mean.clone()),
+            (None, Arch::DmWideResNet { std, .. }, "std") => Tensor::from_vec(&[std.len()], std.clone()),
+            _ => r(&wf, bname)?,
         };
         close(k, &ours.host(), r(f, k)?.data(), 1e-4, 0.0)?;
     }
@@ -438,14 +453,15 @@ fn root() -> PathBuf {
     }
 }
 
-/// `$MMARD_FIXTURES`, else `../shared/fixtures` when it exists (None, with a printed reason, when not).
-pub fn shared_folder() -> Option<PathBuf> {
-    let dir = match std::env::var_os("MMARD_FIXTURES") {
+/// The folder `$var` names, else `../shared/<default>` when it exists (None, with a printed
+/// reason, when not): `MMARD_FIXTURES` and `fixtures`, `MMARD_RB_FIXTURES` and `fixtures-robustbench`.
+pub fn shared_folder(var: &str, default: &str) -> Option<PathBuf> {
+    let dir = match std::env::var_os(var) {
         Some(d) => PathBuf::from(d),
-        None => root().join("../shared/fixtures"),
+        None => root().join("../shared").join(default),
     };
-    if !dir.exists() && std::env::var_os("MMARD_FIXTURES").is_none() {
-        println!("skipped: {} does not exist (set MMARD_FIXTURES to a fixture folder)", dir.display());
+    if !dir.exists() && std::env::var_os(var).is_none() {
+        println!("skipped: {} does not exist (set {var} to a fixture folder)", dir.display());
         return None;
     }
     Some(dir)
