@@ -35,11 +35,12 @@ fn help_lists_every_name_the_parsers_accept() {
     let inner: Vec<_> = Inner::ALL.iter().map(|m| m.name()).collect();
     let outer: Vec<_> = Outer::ALL.iter().map(|m| m.name()).collect();
     let attacks: Vec<_> = Attack::names().collect();
+    let datasets: Vec<_> = mmard::io::datasets::DatasetKind::ALL.iter().map(|d| d.name()).collect();
     let cases: [(&[&str], Vec<&[&str]>); 7] = [
-        (&["train", "--help"], vec![&archs, &methods, &inner, &outer]),
-        (&["distill", "--help"], vec![&archs, &methods, &inner, &outer]),
+        (&["train", "--help"], vec![&archs, &methods, &inner, &outer, &datasets]),
+        (&["distill", "--help"], vec![&archs, &methods, &inner, &outer, &datasets]),
         (&["bench", "step", "--help"], vec![&archs, &methods]),
-        (&["eval", "--help"], vec![&archs, &attacks]),
+        (&["eval", "--help"], vec![&archs, &attacks, &datasets]),
         (&["attack", "--help"], vec![&archs, &attacks]),
         (&["inspect", "--help"], vec![&archs]),
         (&["predict", "--help"], vec![&archs]),

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 #[derive(Args, Clone)]
 pub struct DataArgs {
-    /// cifar10 | cifar100 | mnist | fashion-mnist
+    /// The dataset.
     #[arg(long, default_value = "fashion-mnist")]
     pub dataset: DatasetKind,
     /// Folder with the dataset files, or for CIFAR also its .tar.gz (binary or python version)

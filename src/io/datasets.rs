@@ -10,14 +10,19 @@ use flate2::read::GzDecoder;
 use std::fs;
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::str::FromStr;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+crate::named_enum! { "dataset",
+/// A dataset by the name `--dataset` takes.
 pub enum DatasetKind {
-    Cifar10,
-    Cifar100,
-    Mnist,
-    FashionMnist,
+    /// CIFAR-10 (binary or Python version, unpacked or as its .tar.gz).
+    Cifar10 = "cifar10",
+    /// CIFAR-100, fine labels (binary or Python version).
+    Cifar100 = "cifar100",
+    /// MNIST (idx files, raw or .gz).
+    Mnist = "mnist",
+    /// Fashion-MNIST (idx files, raw or .gz).
+    FashionMnist = "fashion-mnist",
+}
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -27,18 +32,6 @@ pub enum Split {
 }
 
 impl DatasetKind {
-    pub const ALL: [DatasetKind; 4] = [Self::Cifar10, Self::Cifar100, Self::Mnist, Self::FashionMnist];
-
-    /// The name the CLI accepts.
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::Cifar10 => "cifar10",
-            Self::Cifar100 => "cifar100",
-            Self::Mnist => "mnist",
-            Self::FashionMnist => "fashion-mnist",
-        }
-    }
-
     pub fn classes(self) -> usize {
         match self {
             Self::Cifar100 => 100,
@@ -90,17 +83,6 @@ impl DatasetKind {
                  or a folder holding either, packed or unpacked"
             }
         }
-    }
-}
-
-impl FromStr for DatasetKind {
-    type Err = Error;
-
-    fn from_str(s: &str) -> Result<Self> {
-        Self::ALL.into_iter().find(|k| k.name().eq_ignore_ascii_case(s)).ok_or_else(|| {
-            let names: Vec<_> = Self::ALL.iter().map(|k| k.name()).collect();
-            err!("unknown dataset `{s}` (expected one of: {})", names.join(", "))
-        })
     }
 }
 

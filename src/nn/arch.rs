@@ -240,7 +240,9 @@ impl Arch {
                 bad(format!("depth {depth} must be 6n+4 (n ≥ 1) and width {width} ≥ 1"))
             }
             Arch::DmWideResNet { in_channels, ref mean, ref std, .. }
-                if mean.len() != in_channels || std.len() != in_channels || std.iter().any(|&s| s.is_nan() || s <= 0.0) =>
+                if mean.len() != in_channels
+                    || std.len() != in_channels
+                    || std.iter().any(|&s| s.is_nan() || s <= 0.0) =>
             {
                 bad(format!("mean {mean:?} and std {std:?} need one value per input channel ({in_channels}), std > 0"))
             }
