@@ -18,3 +18,4 @@ pub use tensor::Tensor;
 pub mod ard;
 pub mod io;
 pub mod nn;
+pub mod report;

@@ -70,6 +70,8 @@ enum Cmd {
     /// Benchmarks: `bench step` times one training step by phase (JSON).
     #[command(subcommand)]
     Bench(cmd::bench::BenchCmd),
+    /// Tables and SVG plots of a study (mean ± std over seeds) from its result files and run folders.
+    Report(cmd::report::ReportArgs),
     /// The README's main job: on Fashion-MNIST, distill students with RSLAD and MMARD from a robust
     /// teacher, train a natural student for contrast, and compare their robustness.
     Demo(cmd::demo::DemoArgs),
@@ -101,6 +103,7 @@ fn main() {
         Cmd::Eval(a) => cmd::eval::eval(&a),
         Cmd::Attack(a) => cmd::eval::attack(&a),
         Cmd::Demo(a) => cmd::demo::demo(&a),
+        Cmd::Report(a) => cmd::report::report(&a),
         Cmd::Bench(b) => cmd::bench::bench(&b),
     };
     if let Err(e) = result {

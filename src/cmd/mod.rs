@@ -3,6 +3,7 @@ pub mod bench;
 pub mod data;
 pub mod demo;
 pub mod eval;
+pub mod report;
 pub mod train;
 pub mod weights;
 

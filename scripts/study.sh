@@ -1,0 +1,130 @@
+#!/usr/bin/env bash
+# The claims study of RESULTS.md (Fashion-MNIST, ε = 0.1, SmallCNN 16/32/64 students, 8,000 training
+# images, 2 epochs, seeds 0 1 2): every method against the shipped teacher, teacher sensitivity,
+# MMARD's halves plugged into the other methods, and the ablations. Each finished run is one tracked
+# results/<config>-s<seed>.json with its figures (clean, PGD-20 and AutoAttack on 500 test images),
+# its metrics per epoch and its exact commands; a run with such a file is skipped, so the script
+# continues where it stopped (a run stopped halfway starts over). Training runs go to runs/study/
+# (not tracked). `mmard report results --out results/report` makes the tables and plots.
+# Usage: scripts/study.sh [seeds...]   (default: 0 1 2; MMARD=path to use another binary)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+M=${MMARD:-target/release/mmard}
+[ -n "${MMARD:-}" ] || cargo build --release -q
+RUNS=runs/study
+SHIPPED=assets/teacher_fmnist_small_cnn_pgd_at.safetensors
+COMMON=(--dataset fashion-mnist --limit 8000 --epochs 2 --schedule cosine --eval-limit 500 --widths 16,32,64)
+TEACHER_RECIPE=(--method pgd_at --arch small_cnn --dataset fashion-mnist --limit 30000 --epochs 3 --schedule cosine --lr 0.1 --eval-limit 500 --seed 0)
+EVAL=(--dataset fashion-mnist --limit 500 --eps 0.1 --attacks clean,pgd20,aa --aa-batch 250)
+# the binary's version and commit (MMARD_COMMIT names it when MMARD is a copy built earlier)
+VERSION="$($M --version) ${MMARD_COMMIT:-$(git rev-parse --short HEAD 2>/dev/null || echo unknown)}"
+mkdir -p "$RUNS" results
+
+# name|teacher|arguments of `mmard train` or `mmard distill`
+configs=(
+  "natural||train --method natural --lr 0.05 --arch small_cnn"
+  "pgd_at||train --method pgd_at --arch small_cnn"
+  "trades||train --method trades --arch small_cnn"
+  "ard|shipped|distill --method ard"
+  "iad|shipped|distill --method iad"
+  "rslad|shipped|distill --method rslad"
+  "adaad|shipped|distill --method adaad"
+  "mmard|shipped|distill --method mmard"
+  # plug-and-play: MMARD's inner objective, its triangle outer objective (weights 5/6, 1/6, 1), both
+  # (rslad with both halves is mmard; the host method's coefficients apply to the plugged half,
+  # but ARD's τ = 30 would flatten the triangle's KL terms, so with MMARD's outer it takes MMARD's τ = 1)
+  "ard+inner|shipped|distill --method ard --inner mmard"
+  "ard+outer|shipped|distill --method ard --outer triangle --tau 1"
+  "ard+both|shipped|distill --method ard --inner mmard --outer triangle --tau 1"
+  "iad+inner|shipped|distill --method iad --inner mmard"
+  "iad+outer|shipped|distill --method iad --outer triangle"
+  "iad+both|shipped|distill --method iad --inner mmard --outer triangle"
+  "rslad+inner|shipped|distill --method rslad --inner mmard"
+  "rslad+outer|shipped|distill --method rslad --tri 0.83333333,0.16666667,1"
+  "adaad+inner|shipped|distill --method adaad --inner mmard"
+  "adaad+outer|shipped|distill --method adaad --outer triangle"
+  "adaad+both|shipped|distill --method adaad --inner mmard --outer triangle"
+  # ablations (inner only = rslad+inner, outer only = rslad+outer; λ = 0 is rslad+outer, c = 0 rslad+inner)
+  "mmard-lambda0.5|shipped|distill --method mmard --lambda 0.5"
+  "mmard-lambda2|shipped|distill --method mmard --lambda 2"
+  "mmard-c0.5|shipped|distill --method mmard --tri 0.83333333,0.16666667,0.5"
+  "mmard-c2|shipped|distill --method mmard --tri 0.83333333,0.16666667,2"
+  # teacher sensitivity: the shipped teacher (widths 32/64/128) and two smaller ones, same recipe
+  "rslad@w8|w8|distill --method rslad"
+  "adaad@w8|w8|distill --method adaad"
+  "mmard@w8|w8|distill --method mmard"
+  "rslad@w16|w16|distill --method rslad"
+  "adaad@w16|w16|distill --method adaad"
+  "mmard@w16|w16|distill --method mmard"
+)
+
+# The teachers of the sensitivity study: PGD-AT SmallCNNs by the shipped teacher's recipe.
+teacher() {
+  case $1 in
+    shipped) echo "$SHIPPED" ;;
+    w8) echo "$RUNS/teacher-w8/model.safetensors" ;;
+    w16) echo "$RUNS/teacher-w16/model.safetensors" ;;
+  esac
+}
+for w in 8 16; do
+  dir=$RUNS/teacher-w$w
+  widths="$w,$((2 * w)),$((4 * w))"
+  if [ ! -f "$dir/model.safetensors" ]; then
+    rm -rf "$dir"; mkdir -p "$dir"
+    started=$(date +%s)
+    $M train "${TEACHER_RECIPE[@]}" --widths "$widths" --out "$dir" 2> "$dir.log" || { cat "$dir.log"; exit 1; }
+    echo $(( $(date +%s) - started )) > "$dir/seconds"
+  fi
+done
+
+# One result file: eval.json of a model, its training time and metrics, and the commands.
+record() { # out, name, seed, train command, run folder or "", weights, teacher name or ""
+  local out=$1 name=$2 seed=$3 train_cmd=$4 dir=$5 weights=$6 teacher=$7
+  local eval_cmd="mmard eval --weights $weights ${EVAL[*]} --seed $seed"
+  local started; started=$(date +%s)
+  $M eval --weights "$weights" "${EVAL[@]}" --seed "$seed" --json "$out.eval" > "$out.eval.txt"
+  python3 - "$out" "$name" "$seed" "$train_cmd" "$eval_cmd" "$dir" "$VERSION" "$(( $(date +%s) - started ))" "$teacher" <<'PY'
+import json, sys, pathlib
+out, name, seed, train_cmd, eval_cmd, d, version, eval_s, teacher = sys.argv[1:10]
+r = json.load(open(out + ".eval"))
+rec = {"config": name, "seed": int(seed), "clean": r["clean"], "pgd20": r["pgd20"], "aa": r["aa"],
+       "aa_stages": r["aa_protocol"]["stages"], "eps": r["eps"], "n": r["n"], "train_command": train_cmd,
+       "eval_command": eval_cmd, "eval_seconds": float(eval_s), "mmard": version}
+if teacher:
+    rec["teacher"] = teacher
+if d:
+    rec["train_seconds"] = float(pathlib.Path(d, "seconds").read_text())
+    rec["metrics"] = [json.loads(l) for l in pathlib.Path(d, "metrics.jsonl").read_text().splitlines()]
+json.dump(rec, open(out, "w"), indent=1)
+PY
+  rm -f "$out.eval" "$out.eval.txt"
+}
+
+for w in shipped w8 w16; do
+  res=results/teacher-$w.json
+  [ -f "$res" ] && continue
+  cmd="shipped (mmard train ${TEACHER_RECIPE[*]} --widths 32,64,128)"
+  [ "$w" = shipped ] || cmd="mmard train ${TEACHER_RECIPE[*]} --widths ${w#w},$((2 * ${w#w})),$((4 * ${w#w}))"
+  dir=""; [ "$w" = shipped ] || dir=$RUNS/teacher-$w
+  record "$res" "teacher-$w" 0 "$cmd" "$dir" "$(teacher $w)" ""
+  echo "teacher $w: $(python3 -c "import json; r=json.load(open('$res')); print(r['clean'], r['pgd20'], r['aa'])")"
+done
+
+seeds=("$@")
+[ ${#seeds[@]} -gt 0 ] || seeds=(0 1 2)
+for seed in "${seeds[@]}"; do
+  for c in "${configs[@]}"; do
+    IFS='|' read -r name t args <<< "$c"
+    dir=$RUNS/$name-s$seed; res=results/$name-s$seed.json
+    [ -f "$res" ] && continue
+    extra=()
+    [ -n "$t" ] && extra=(--teacher "$(teacher "$t")" --student small_cnn)
+    rm -rf "$dir"; mkdir -p "$dir"
+    started=$(date +%s)
+    # shellcheck disable=SC2086
+    $M $args "${extra[@]}" "${COMMON[@]}" --seed "$seed" --out "$dir" 2> "$dir.log" || { cat "$dir.log"; exit 1; }
+    echo $(( $(date +%s) - started )) > "$dir/seconds"
+    record "$res" "$name" "$seed" "mmard $args ${extra[*]} ${COMMON[*]} --seed $seed" "$dir" "$dir/model.safetensors" "$t"
+    echo "$name seed $seed: $(python3 -c "import json; r=json.load(open('$res')); print(r['clean'], r['pgd20'], r['aa'], r['train_seconds'])")"
+  done
+done
