@@ -14,7 +14,7 @@ M=${MMARD:-target/release/mmard}
 RUNS=runs/study
 SHIPPED=assets/teacher_fmnist_small_cnn_pgd_at.safetensors
 COMMON=(--dataset fashion-mnist --limit 8000 --epochs 2 --schedule cosine --eval-limit 500 --widths 16,32,64)
-TEACHER_RECIPE=(--method pgd_at --arch small_cnn --dataset fashion-mnist --limit 30000 --epochs 3 --schedule cosine --lr 0.1 --eval-limit 500 --seed 0)
+TEACHER_RECIPE=(--method pgd_at --arch small_cnn --dataset fashion-mnist --schedule cosine --lr 0.1 --eval-limit 500 --seed 0)
 EVAL=(--dataset fashion-mnist --limit 500 --eps 0.1 --attacks clean,pgd20,aa --aa-batch 250)
 # the binary's version and commit (MMARD_COMMIT names it when MMARD is a copy built earlier)
 VERSION="$($M --version) ${MMARD_COMMIT:-$(git rev-parse --short HEAD 2>/dev/null || echo unknown)}"
@@ -49,30 +49,35 @@ configs=(
   "mmard-lambda2|shipped|distill --method mmard --lambda 2"
   "mmard-c0.5|shipped|distill --method mmard --tri 0.83333333,0.16666667,0.5"
   "mmard-c2|shipped|distill --method mmard --tri 0.83333333,0.16666667,2"
-  # teacher sensitivity: the shipped teacher (widths 32/64/128) and two smaller ones, same recipe
+  # teacher sensitivity: the shipped teacher (widths 32/64/128), two smaller ones by the same recipe,
+  # and a less robust one of the shipped width (a fifth of the images, one epoch)
   "rslad@w8|w8|distill --method rslad"
   "adaad@w8|w8|distill --method adaad"
   "mmard@w8|w8|distill --method mmard"
   "rslad@w16|w16|distill --method rslad"
   "adaad@w16|w16|distill --method adaad"
   "mmard@w16|w16|distill --method mmard"
+  "rslad@weak|weak|distill --method rslad"
+  "adaad@weak|weak|distill --method adaad"
+  "mmard@weak|weak|distill --method mmard"
 )
 
-# The teachers of the sensitivity study: PGD-AT SmallCNNs by the shipped teacher's recipe.
-teacher() {
-  case $1 in
-    shipped) echo "$SHIPPED" ;;
-    w8) echo "$RUNS/teacher-w8/model.safetensors" ;;
-    w16) echo "$RUNS/teacher-w16/model.safetensors" ;;
-  esac
-}
-for w in 8 16; do
-  dir=$RUNS/teacher-w$w
-  widths="$w,$((2 * w)),$((4 * w))"
-  if [ ! -f "$dir/model.safetensors" ]; then
+# The teachers of the sensitivity study, PGD-AT SmallCNNs: name|the rest of their recipe.
+teachers=(
+  "shipped|--limit 30000 --epochs 3 --widths 32,64,128"
+  "w8|--limit 30000 --epochs 3 --widths 8,16,32"
+  "w16|--limit 30000 --epochs 3 --widths 16,32,64"
+  "weak|--limit 6000 --epochs 1 --widths 32,64,128"
+)
+recipe() { for t in "${teachers[@]}"; do [ "${t%%|*}" = "$1" ] && echo "${TEACHER_RECIPE[*]} ${t#*|}"; done; }
+teacher() { if [ "$1" = shipped ]; then echo "$SHIPPED"; else echo "$RUNS/teacher-$1/model.safetensors"; fi; }
+for t in "${teachers[@]}"; do
+  name=${t%%|*}; dir=$RUNS/teacher-$name
+  if [ "$name" != shipped ] && [ ! -f "$dir/model.safetensors" ]; then
     rm -rf "$dir"; mkdir -p "$dir"
     started=$(date +%s)
-    $M train "${TEACHER_RECIPE[@]}" --widths "$widths" --out "$dir" 2> "$dir.log" || { cat "$dir.log"; exit 1; }
+    # shellcheck disable=SC2046
+    $M train $(recipe "$name") --out "$dir" 2> "$dir.log" || { cat "$dir.log"; exit 1; }
     echo $(( $(date +%s) - started )) > "$dir/seconds"
   fi
 done
@@ -100,13 +105,12 @@ PY
   rm -f "$out.eval" "$out.eval.txt"
 }
 
-for w in shipped w8 w16; do
-  res=results/teacher-$w.json
+for t in "${teachers[@]}"; do
+  w=${t%%|*}; res=results/teacher-$w.json
   [ -f "$res" ] && continue
-  cmd="shipped (mmard train ${TEACHER_RECIPE[*]} --widths 32,64,128)"
-  [ "$w" = shipped ] || cmd="mmard train ${TEACHER_RECIPE[*]} --widths ${w#w},$((2 * ${w#w})),$((4 * ${w#w}))"
-  dir=""; [ "$w" = shipped ] || dir=$RUNS/teacher-$w
-  record "$res" "teacher-$w" 0 "$cmd" "$dir" "$(teacher $w)" ""
+  cmd="mmard train $(recipe "$w")"; dir=$RUNS/teacher-$w
+  [ "$w" = shipped ] && cmd="shipped ($cmd)" && dir=""
+  record "$res" "teacher-$w" 0 "$cmd" "$dir" "$(teacher "$w")" ""
   echo "teacher $w: $(python3 -c "import json; r=json.load(open('$res')); print(r['clean'], r['pgd20'], r['aa'])")"
 done
 
