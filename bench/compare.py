@@ -1,7 +1,8 @@
 """`mmard bench step` beside bench/pytorch_step.py for a list of configurations, in one run, and a
 markdown table of times and ratios (PyTorch time / mmard time: above 1, mmard is faster).
 
-Usage: python bench/compare.py [--mmard target/release/mmard] [--device cpu|cuda] [--repeats 5] [--only NAME]"""
+Usage: python bench/compare.py [--mmard target/release/mmard] [--device cpu|cuda] [--repeats 5] [--only NAME]
+       [--jsonl FILE]   (each configuration's figures appended to FILE as it is measured)"""
 import argparse, json, sys
 from pathlib import Path
 from sides import output
@@ -34,6 +35,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--mmard", default="target/release/mmard"); ap.add_argument("--device", default="cpu")
     ap.add_argument("--repeats", default="5"); ap.add_argument("--only"); ap.add_argument("--python", default=sys.executable)
+    ap.add_argument("--jsonl")
     a = ap.parse_args()
     configs = CPU if a.device == "cpu" else GPU
     mem = "peak_rss_mib" if a.device == "cpu" else "device_mem_mib"
@@ -48,6 +50,9 @@ def main():
         m = run([a.mmard, "bench", "step"] + common)
         p = run([a.python, str(HERE / "pytorch_step.py")] + common)
         print("| " + " | ".join([name] + cells(m, p, mem)) + " |", flush=True)
+        if a.jsonl:
+            with open(a.jsonl, "a") as f:
+                f.write(json.dumps({"step": name, "device": a.device, "mmard": m, "pytorch": p}) + "\n")
         failed = failed or m is None or p is None
     # the table stays whole; the exit status says whether every figure in it was measured
     sys.exit(1 if failed else 0)

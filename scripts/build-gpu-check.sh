@@ -1,16 +1,34 @@
 #!/usr/bin/env bash
 # Builds what scripts/gpu-check.sh runs on a GPU machine: the release binary, the CUDA test binary
-# and the criterion op benches, with --features cuda, copied to gpu-bin/ (git-ignored). Needs the pinned nvcc (README.md,
-# "CUDA"); NVCC may point at it.
+# and the criterion op benches, with --features cuda, stripped of symbols and debug info and packed
+# as gpu-bin/bundle.tar.xz (git-ignored), with gpu-bin/bundle.txt saying what is in it. Only 64 MiB
+# in all reaches the GPU machine, tree included: the script fails when the bundle and the tracked
+# tree pass LIMIT_MIB (48), and prints both sizes. Needs the pinned nvcc (README.md, "CUDA"); NVCC
+# may point at it. Carry gpu-bin/bundle.tar.xz with the tree; gpu-check.sh unpacks it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cargo build --release --features cuda
-test_bin=$(cargo test --release --features cuda --test cuda_parity --no-run --message-format=json 2>/dev/null \
-    | python3 -c "import json,sys; print([m['executable'] for m in map(json.loads, sys.stdin) if m.get('executable') and m['target']['name'] == 'cuda_parity'][0])")
-bench_bin=$(cargo bench --features cuda --bench ops --no-run --message-format=json 2>/dev/null \
-    | python3 -c "import json,sys; print([m['executable'] for m in map(json.loads, sys.stdin) if m.get('executable') and m['target']['name'] == 'ops'][0])")
-mkdir -p gpu-bin
-cp target/release/mmard gpu-bin/mmard
-cp "$test_bin" gpu-bin/cuda_parity
-cp "$bench_bin" gpu-bin/ops_bench
-ls -l gpu-bin
+LIMIT_MIB=${LIMIT_MIB:-48}
+exe() { # the executable cargo built for target $1, from its JSON messages
+    python3 -c "import json,sys; print([m['executable'] for m in map(json.loads, sys.stdin) if m.get('executable') and m['target']['name'] == '$1'][-1])"
+}
+mmard_bin=$(cargo build --release --features cuda --message-format=json | exe mmard)
+test_bin=$(cargo test --release --features cuda --test cuda_parity --no-run --message-format=json 2>/dev/null | exe cuda_parity)
+bench_bin=$(cargo bench --features cuda --bench ops --no-run --message-format=json 2>/dev/null | exe ops)
+rm -rf gpu-bin && mkdir -p gpu-bin/stage
+cp "$mmard_bin" gpu-bin/stage/mmard
+cp "$test_bin" gpu-bin/stage/cuda_parity
+cp "$bench_bin" gpu-bin/stage/ops_bench
+# the debug line tables of the release profile are most of each file; the GPU machine has no debugger for them
+strip --strip-all gpu-bin/stage/*
+{
+    echo "bundle: $(git describe --always --dirty 2>/dev/null || echo unknown), built $(date -u +%Y-%m-%dT%H:%MZ)"
+    (cd gpu-bin/stage && ls -l mmard cuda_parity ops_bench | awk '{print "  " $NF ": " $5 " bytes"}')
+} > gpu-bin/bundle.txt
+tar -cJf gpu-bin/bundle.tar.xz -C gpu-bin/stage mmard cuda_parity ops_bench
+rm -rf gpu-bin/stage
+bundle=$(stat -c %s gpu-bin/bundle.tar.xz)
+tree=$(git ls-files -z | xargs -0 stat -c %s 2>/dev/null | awk '{s += $1} END {print s + 0}')
+mib() { awk -v b="$1" 'BEGIN {printf "%.1f MiB", b / 1048576}'; }
+echo "gpu-bin/bundle.tar.xz: $(mib "$bundle"); tracked tree: $(mib "$tree"); together $(mib $((bundle + tree))) of at most $LIMIT_MIB MiB" >> gpu-bin/bundle.txt
+cat gpu-bin/bundle.txt
+[ $((bundle + tree)) -le $((LIMIT_MIB * 1048576)) ] || { echo "FAILED: over $LIMIT_MIB MiB"; exit 1; }

@@ -1,27 +1,50 @@
 #!/usr/bin/env bash
-# GPU check for a machine without Rust or network (docs/ARCHITECTURE.md, "Devices"): PyTorch, cuDNN and cuBLAS live in a
-# Python venv. Takes the release binary and the CUDA test binary built elsewhere
-# (`scripts/build-gpu-check.sh` puts them in gpu-bin/), puts the venv's library folders on
-# LD_LIBRARY_PATH, prints the GPU, driver and library versions, runs the CUDA tests (fixture parity on
-# the GPU, CPU against GPU for every op, whole steps), then the step benchmarks beside PyTorch on the
-# GPU, and last WRN-34-10's conv layers and the memory-bound kernels (against a device-to-device
-# copy) beside PyTorch's. Run it from the repository root of a checkout (the tests read
-# tests/fixtures). Logs go to $OUT (default ./gpu-check-logs). Each part has its own time limit
-# (150 + 45 + 180 + 30 + 60 s at most), so the whole run ends inside 8 minutes.
+# GPU check for a machine without Rust or network (docs/ARCHITECTURE.md, "Devices"), where PyTorch,
+# cuDNN and cuBLAS live in a Python venv. Takes the bundle `scripts/build-gpu-check.sh` made
+# (gpu-bin/bundle.tar.xz: mmard, the CUDA tests, the op benches) and runs, in order of value, under
+# one deadline (DEADLINE, 420 s):
+#   doctor   `mmard --device cuda doctor`: GPU, driver, the library files loaded, every kernel module
+#   tests    the CUDA tests: fixture parity on the GPU, CPU against GPU for every op, whole steps
+#   kernels  the memory-bound kernels against a device copy, WRN-34-10's conv layers, beside PyTorch
+#   steps    the RSLAD and MMARD steps beside PyTorch eager on the GPU (bench/compare.py)
+# Each part logs to $OUT/<part>.txt as it runs and appends one line to $OUT/results.jsonl when it
+# ends (part, status, seconds, exit code), so a timeout keeps what was measured. The fixture folders
+# are explicit: tests/fixtures, plus shared/fixtures* when it travelled with the tree.
+# The venv's library folders go first on LD_LIBRARY_PATH, behind a folder of unversioned links to
+# its libcublas/libcudnn (cudarc asks for `libcublas.so` before `libcublas.so.13`, which would let a
+# system toolkit's copy win); the doctor prints the files that were loaded.
 #
-# Usage: scripts/gpu-check.sh            (VENV=/opt/torch/.venv, BIN=gpu-bin, REPEATS=5)
+# Usage: scripts/gpu-check.sh [--self-test]   (VENV=/opt/torch/.venv, BIN=gpu-bin, REPEATS=5, OUT)
+# --self-test runs on a machine without a GPU (CI does): it unpacks the bundle, finds the libraries,
+# runs every part's real command and expects each to stop at "no GPU"; any other failure (a missing
+# file, a wrong argument) fails it.
 set -uo pipefail
 cd "$(dirname "$0")/.."
+SELF_TEST=0
+[ "${1:-}" = --self-test ] && SELF_TEST=1
 VENV=${VENV:-/opt/torch/.venv}
 BIN=${BIN:-gpu-bin}
 REPEATS=${REPEATS:-5}
 OUT=${OUT:-$PWD/gpu-check-logs}
+DEADLINE=${DEADLINE:-420}
+START=$(date +%s)
 PY="$VENV/bin/python"
+[ -x "$PY" ] || PY=$(command -v python3)
 mkdir -p "$OUT"
-[ -x "$PY" ] || { echo "no Python at $PY (set VENV to the venv with torch)" | tee "$OUT/error.txt"; exit 1; }
-[ -x "$BIN/mmard" ] && [ -x "$BIN/cuda_parity" ] || { echo "no $BIN/mmard or $BIN/cuda_parity (run scripts/build-gpu-check.sh on the build machine)" | tee "$OUT/error.txt"; exit 1; }
+: > "$OUT/results.jsonl"
+# what a part prints when the machine has no usable GPU (the device's own errors, the tests' skips)
+NO_GPU='no NVIDIA driver|reports no usable GPU|skipped: --device cuda|Torch not compiled with CUDA|CUDA is not available|no CUDA GPUs|not compiled with CUDA'
 
-# Every folder of shared libraries the venv's torch and nvidia-* packages ship (cuBLAS, cuDNN, ...).
+fail() { echo "$1" | tee "$OUT/error.txt"; exit 1; }
+if [ -f "$BIN/bundle.tar.xz" ]; then
+    tar -xJf "$BIN/bundle.tar.xz" -C "$BIN" || fail "could not unpack $BIN/bundle.tar.xz"
+fi
+for b in mmard cuda_parity ops_bench; do
+    [ -x "$BIN/$b" ] || fail "no $BIN/$b (run scripts/build-gpu-check.sh on the build machine and bring $BIN/bundle.tar.xz)"
+done
+
+# Every folder of shared libraries the venv's torch and nvidia-* packages ship (cuBLAS, cuDNN, ...),
+# and a folder of unversioned names linking to the venv's versioned files.
 LIBS=$("$PY" - <<'PYEOF'
 import glob, os, site
 dirs = set()
@@ -32,39 +55,64 @@ for sp in site.getsitepackages():
 print(":".join(sorted(dirs)))
 PYEOF
 )
-export LD_LIBRARY_PATH="$LIBS${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+LINKS="$OUT/lib-links"
+rm -rf "$LINKS" && mkdir -p "$LINKS"
+for name in libcublas.so.13 libcublasLt.so.13 libcudnn.so.9; do
+    for d in ${LIBS//:/ }; do
+        if [ -e "$d/$name" ]; then ln -sf "$d/$name" "$LINKS/${name%.*}"; break; fi
+    done
+done
+export LD_LIBRARY_PATH="$LINKS${LIBS:+:$LIBS}${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+
+# the fixture folders, named so the tests do not look for ../shared
+export MMARD_FIXTURES=tests/fixtures MMARD_RB_FIXTURES=tests/fixtures
+[ -d shared/fixtures ] && MMARD_FIXTURES=shared/fixtures
+[ -d shared/fixtures-robustbench ] && MMARD_RB_FIXTURES=shared/fixtures-robustbench
 
 {
     echo "date: $(date -u)"
-    command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv
-    "$PY" -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda, 'cudnn', torch.backends.cudnn.version(), 'device', torch.cuda.get_device_name() if torch.cuda.is_available() else 'none')"
+    if command -v nvidia-smi >/dev/null; then nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv; else echo "no nvidia-smi"; fi
+    "$PY" -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda, 'cudnn', torch.backends.cudnn.version(), 'device', torch.cuda.get_device_name() if torch.cuda.is_available() else 'none')" 2>&1 || echo "no torch at $PY"
     echo "LD_LIBRARY_PATH=$LD_LIBRARY_PATH"
+    echo "links: $(ls "$LINKS" | tr '\n' ' ')"
+    echo "fixtures: $MMARD_FIXTURES, $MMARD_RB_FIXTURES"
+    [ -f "$BIN/bundle.txt" ] && cat "$BIN/bundle.txt"
 } 2>&1 | tee "$OUT/versions.txt"
 
 status=0
-echo "== cuda_parity" | tee "$OUT/tests.txt"
-start=$(date +%s)
-timeout 150 "$BIN/cuda_parity" --test-threads 1 --nocapture >> "$OUT/tests.txt" 2>&1 || status=1
-echo "cuda_parity: exit $status, $(( $(date +%s) - start )) s" | tee -a "$OUT/tests.txt"
-# On a GPU machine a skipped test is a failure: the GPU, driver or a library was not found.
-if grep -q "skipped:" "$OUT/tests.txt"; then status=1; echo "FAILED: CUDA tests skipped (see the reason above)" | tee -a "$OUT/tests.txt"; fi
-grep -E "^test |test result|skipped|panicked" "$OUT/tests.txt"
+# part NAME SECONDS COMMAND...: runs COMMAND under min(SECONDS, what the deadline leaves), logs it,
+# and records how it ended
+part() {
+    local name=$1 limit=$2; shift 2
+    local left=$(( DEADLINE - ($(date +%s) - START) ))
+    [ "$limit" -gt "$left" ] && limit=$left
+    local log="$OUT/$name.txt" t0; t0=$(date +%s)
+    echo "== $name (at most $limit s): $*" | tee "$log"
+    local rc=124
+    if [ "$limit" -gt 0 ]; then
+        timeout "$limit" "$@" >> "$log" 2>&1; rc=$?
+    fi
+    local st
+    if [ "$rc" = 124 ]; then st=timeout
+    elif grep -qE "$NO_GPU" "$log"; then st="no GPU"
+    elif [ "$rc" != 0 ] || grep -q "skipped:" "$log"; then st=failed
+    else st=ok
+    fi
+    if [ "$SELF_TEST" = 1 ] && [ "$st" != "no GPU" ]; then st="failed (self-test expects no GPU)"; fi
+    [ "$SELF_TEST" = 0 ] && [ "$st" != ok ] && status=1
+    [ "$SELF_TEST" = 1 ] && [ "$st" != "no GPU" ] && status=1
+    printf '{"part": "%s", "status": "%s", "seconds": %d, "exit": %d, "log": "%s.txt"}\n' \
+        "$name" "$st" $(( $(date +%s) - t0 )) "$rc" "$name" >> "$OUT/results.jsonl"
+    grep -E "^(check |gpu:|driver:|cuBLAS|library:|doctor:|FAILED|test result|\| )|panicked" "$log" | head -60
+    echo "$name: $st ($(( $(date +%s) - t0 )) s)"
+}
 
-echo "== a CUDA step from the command line" | tee "$OUT/cli.txt"
-timeout 45 "$BIN/mmard" --device cuda bench step --student resnet18 --teacher wide_resnet --teacher-config '{"depth":16,"widen":4}' \
-    --method mmard --batch 128 --repeats 3 2>&1 | tee -a "$OUT/cli.txt" || status=1
-
-echo "== benchmarks (cuda)" | tee "$OUT/bench.txt"
-timeout 180 "$PY" bench/compare.py --device cuda --mmard "$BIN/mmard" --python "$PY" --repeats "$REPEATS" 2>&1 | tee -a "$OUT/bench.txt" || status=1
-
-echo "== the memory-bound kernels against a device copy, then WRN-34-10's conv layers, beside PyTorch" | tee "$OUT/kernels.txt"
-if [ -x "$BIN/ops_bench" ]; then
-    for part in "30 memory_bound_cuda" "60 conv2d_wrn34_10_b32_cuda/"; do
-        set -- $part
-        timeout "$1" "$PY" bench/ops_table.py --device cuda --ops "$BIN/ops_bench" --python "$PY" --rounds 1 --seconds 0.6 \
-            --filter "$2" 2>&1 | tee -a "$OUT/kernels.txt" || status=1
-    done
-else
-    echo "FAILED: no $BIN/ops_bench" | tee -a "$OUT/kernels.txt"; status=1
-fi
+part doctor 45 "$BIN/mmard" --device cuda doctor
+part tests 150 "$BIN/cuda_parity" --test-threads 1 --nocapture
+part kernels 30 "$PY" bench/ops_table.py --device cuda --ops "$BIN/ops_bench" --python "$PY" --rounds 1 --seconds 0.6 --filter memory_bound_cuda
+part convs 60 "$PY" bench/ops_table.py --device cuda --ops "$BIN/ops_bench" --python "$PY" --rounds 1 --seconds 0.6 --filter "conv2d_wrn34_10_b32_cuda/"
+part steps 120 "$PY" bench/compare.py --device cuda --mmard "$BIN/mmard" --python "$PY" --repeats "$REPEATS" --jsonl "$OUT/steps.jsonl"
+echo "== $(( $(date +%s) - START )) s in all; $OUT/results.jsonl:"
+cat "$OUT/results.jsonl"
+[ "$(wc -l < "$OUT/results.jsonl")" = 5 ] || { echo "FAILED: $OUT/results.jsonl should hold one line per part"; status=1; }
 exit $status

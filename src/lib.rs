@@ -10,6 +10,7 @@ mod names;
 pub mod ops;
 pub mod tape;
 pub mod tensor;
+pub mod twin;
 
 pub use device::Device;
 pub use error::{Error, Result};

@@ -72,6 +72,10 @@ enum Cmd {
     Bench(cmd::bench::BenchCmd),
     /// Tables and SVG plots of a study (mean ± std over seeds) from its result files and run folders.
     Report(cmd::report::ReportArgs),
+    /// What this build and machine can run: the CPU, and with `--device cuda` the driver, the GPU,
+    /// the CUDA libraries loaded (paths) and each kernel module against its CPU twin. Exits non-zero
+    /// naming what failed.
+    Doctor,
     /// The README's main job: on Fashion-MNIST, distill students with RSLAD and MMARD from a robust
     /// teacher, train a natural student for contrast, and compare their robustness.
     Demo(cmd::demo::DemoArgs),
@@ -85,6 +89,10 @@ fn main() {
     {
         eprintln!("error: --threads {t}: {e}");
         std::process::exit(1);
+    }
+    // the doctor opens the device itself, to report what fails instead of stopping at it
+    if let Cmd::Doctor = cli.cmd {
+        std::process::exit(cmd::doctor::doctor(&cli.device, cli.tf32));
     }
     match mmard::Device::open(&cli.device, cli.tf32) {
         Ok(d) => cmd::configure(d, !cli.no_fold),
@@ -105,6 +113,7 @@ fn main() {
         Cmd::Demo(a) => cmd::demo::demo(&a),
         Cmd::Report(a) => cmd::report::report(&a),
         Cmd::Bench(b) => cmd::bench::bench(&b),
+        Cmd::Doctor => unreachable!("handled before the device is opened"),
     };
     if let Err(e) = result {
         eprintln!("error: {e}");

@@ -16,6 +16,7 @@ use mmard::ops::loss::{self, Triangle};
 use mmard::ops::sgd::SgdCfg;
 use mmard::ops::{batchnorm, elementwise, linear, pgd, pool};
 use mmard::tape::{GradMode, Param, Tape, Var};
+use mmard::twin::{self, randn};
 use mmard::{Device, Tensor};
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
@@ -31,26 +32,13 @@ fn gpu() -> Option<Device> {
     }
 }
 
-fn randn(rng: &mut StdRng, shape: &[usize], scale: f32) -> Tensor {
-    let n = shape.iter().product();
-    Tensor::from_vec(
-        shape,
-        (0..n).map(|_| (rng.random_range(-1.0f32..1.0) + rng.random_range(-1.0f32..1.0)) * scale).collect(),
-    )
-}
-
 /// ‖gpu − cpu‖ ≤ rel·‖cpu‖ + 1e-6·√n.
 fn same(what: &str, gpu: &Tensor, cpu: &Tensor, rel: f64) {
-    assert_eq!(gpu.shape(), cpu.shape(), "{what}: shapes");
-    let (a, b) = (gpu.host(), cpu.host());
-    let diff = a.iter().zip(b.iter()).map(|(x, y)| (*x as f64 - *y as f64).powi(2)).sum::<f64>().sqrt();
-    let norm = b.iter().map(|&y| (y as f64).powi(2)).sum::<f64>().sqrt();
-    let tol = rel * norm + 1e-6 * (b.len() as f64).sqrt();
-    assert!(diff <= tol, "{what}: ‖gpu − cpu‖ = {diff:.3e} > {tol:.3e} (‖cpu‖ = {norm:.3e})");
+    twin::close(what, gpu, cpu, rel).unwrap_or_else(|e| panic!("{e}"));
 }
 
-/// Runs `f` on a Params-mode tape on the CPU and on the GPU with the same inputs and parameters,
-/// seeds both outputs with `gy`, and compares outputs, input gradients and parameter gradients.
+/// Runs `f` on a Params-mode tape on the CPU and on the GPU with the same inputs and parameters
+/// and compares outputs, input gradients and parameter gradients.
 fn both(
     what: &str,
     dev: &Device,
@@ -60,36 +48,9 @@ fn both(
     rel: f64,
     f: impl Fn(&mut Tape, &[Var], &[Param]) -> Var,
 ) {
-    let mut rng = StdRng::seed_from_u64(99);
-    let mut outs = Vec::new();
-    let mut gy = None;
-    for d in [Device::Cpu, dev.clone()] {
-        let mut tape = Tape::new(GradMode::Params);
-        let vs: Vec<Var> = inputs.iter().map(|x| tape.var(x.to_device(&d))).collect();
-        let ps: Vec<Param> =
-            params.iter().enumerate().map(|(id, p)| Param { id, val: Arc::new(p.to_device(&d)) }).collect();
-        let y = f(&mut tape, &vs, &ps);
-        let g = gy.get_or_insert_with(|| randn(&mut rng, y.shape(), gy_scale)).to_device(&d);
-        let yv = (*y.val).clone();
-        tape.backward(vec![(&y, g)]);
-        let gx: Vec<Option<Tensor>> = vs.iter().map(|v| tape.grad(v).cloned()).collect();
-        let gp: Vec<Option<Tensor>> = (0..params.len()).map(|id| tape.param_grad(id).cloned()).collect();
-        outs.push((yv, gx, gp));
-    }
-    let (cpu, gpu) = (&outs[0], &outs[1]);
-    same(&format!("{what}: output"), &gpu.0, &cpu.0, rel);
-    for (i, (a, b)) in gpu.1.iter().zip(&cpu.1).enumerate() {
-        if let (Some(a), Some(b)) = (a, b) {
-            same(&format!("{what}: grad input {i}"), a, b, rel);
-        }
-    }
-    for (i, (a, b)) in gpu.2.iter().zip(&cpu.2).enumerate() {
-        match (a, b) {
-            (Some(a), Some(b)) => same(&format!("{what}: grad param {i}"), a, b, rel),
-            (None, None) => {}
-            _ => panic!("{what}: param {i} has a gradient on one device only"),
-        }
-    }
+    let cpu = twin::run(&Device::Cpu, inputs, params, gy_scale, &f);
+    let gpu = twin::run(dev, inputs, params, gy_scale, &f);
+    twin::same_runs(what, &gpu, &cpu, rel).unwrap_or_else(|e| panic!("{e}"));
 }
 
 #[test]
