@@ -6,7 +6,8 @@
 # its metrics per epoch and its exact commands; a run with such a file is skipped, so the script
 # continues where it stopped (a run stopped halfway starts over). Training runs go to runs/study/
 # (not tracked). `mmard report results --out results/report` makes the tables and plots.
-# Usage: scripts/study.sh [seeds...]   (default: 0 1 2; MMARD=path to use another binary)
+# Usage: scripts/study.sh [seeds...]   (default: 0 1 2; MMARD=path to use another binary;
+#        ONLY="natural mmard ..." runs only those configurations and the teachers they learn from)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 M=${MMARD:-target/release/mmard}
@@ -69,10 +70,22 @@ teachers=(
   "w16|--limit 30000 --epochs 3 --widths 16,32,64"
   "weak|--limit 6000 --epochs 1 --widths 32,64,128"
 )
+wanted() { [ -z "${ONLY:-}" ] || [[ " $ONLY " == *" $1 "* ]]; }
+# a teacher is needed when a wanted configuration learns from it (every teacher without ONLY)
+needed() {
+  [ -z "${ONLY:-}" ] && return 0
+  local c name t
+  for c in "${configs[@]}"; do
+    IFS='|' read -r name t _ <<< "$c"
+    [ "$t" = "$1" ] && wanted "$name" && return 0
+  done
+  return 1
+}
 recipe() { for t in "${teachers[@]}"; do [ "${t%%|*}" = "$1" ] && echo "${TEACHER_RECIPE[*]} ${t#*|}"; done; }
 teacher() { if [ "$1" = shipped ]; then echo "$SHIPPED"; else echo "$RUNS/teacher-$1/model.safetensors"; fi; }
 for t in "${teachers[@]}"; do
   name=${t%%|*}; dir=$RUNS/teacher-$name
+  needed "$name" || continue
   if [ "$name" != shipped ] && [ ! -f "$dir/model.safetensors" ]; then
     rm -rf "$dir"; mkdir -p "$dir"
     started=$(date +%s)
@@ -107,7 +120,7 @@ PY
 
 for t in "${teachers[@]}"; do
   w=${t%%|*}; res=results/teacher-$w.json
-  [ -f "$res" ] && continue
+  { [ -f "$res" ] || ! needed "$w"; } && continue
   cmd="mmard train $(recipe "$w")"; dir=$RUNS/teacher-$w
   [ "$w" = shipped ] && cmd="shipped ($cmd)" && dir=""
   record "$res" "teacher-$w" 0 "$cmd" "$dir" "$(teacher "$w")" ""
@@ -120,7 +133,7 @@ for seed in "${seeds[@]}"; do
   for c in "${configs[@]}"; do
     IFS='|' read -r name t args <<< "$c"
     dir=$RUNS/$name-s$seed; res=results/$name-s$seed.json
-    [ -f "$res" ] && continue
+    { [ -f "$res" ] || ! wanted "$name"; } && continue
     extra=()
     [ -n "$t" ] && extra=(--teacher "$(teacher "$t")" --student small_cnn)
     rm -rf "$dir"; mkdir -p "$dir"
