@@ -130,17 +130,14 @@ fn cases() -> Vec<(&'static str, &'static str, f64, Case)> {
             "linear",
             "cuBLAS linear layer with bias",
             1e-5,
-            tape(vec![pool_flat(&x)], fc.to_vec(), |t, v, p| linear::linear(t, &v[0], &p[0], &p[1])),
+            tape(vec![x.clone().reshape(&[x.numel() / 72, 72])], fc.to_vec(), |t, v, p| {
+                linear::linear(t, &v[0], &p[0], &p[1])
+            }),
         ),
         ("loss", "cross-entropy, KL and the MMARD triangle, weighted", 1e-6, Box::new(move |d: &Device| losses(d, &z))),
         ("pgd", "PGD start and steps", 0.0, Box::new(move |d: &Device| vec![pgd_steps(d, &x)])),
         ("sgd, tensor", "two PGD-AT steps of a SmallCNN (SGD, momentum)", 1e-3, Box::new(training)),
     ]
-}
-
-/// `x` as rows of 72 features (the linear case's input).
-fn pool_flat(x: &Tensor) -> Tensor {
-    Tensor::from_vec(&[x.numel() / 72, 72], x.host().to_vec())
 }
 
 fn output(out: Tensor) -> Run {
