@@ -1,0 +1,127 @@
+//! Builds the emulated GPU's stand-in libraries into `$OUT_DIR/lib` with g++: `libcuda.so.1` (the
+//! driver API and the runtime, with every `kernels/*.cu` compiled as C++ and registered by name),
+//! and `libcublas.so.13` / `libcudnn.so.9` from `src/cublas*.cpp` / `src/cudnn*.cpp` where those
+//! exist. The folder is baked into the `mmard-emu` binary and the tests as `MMARD_EMU_LIB_DIR`.
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::{env, fs};
+
+/// -ffp-contract=off: no fused multiply-adds, like nvcc --fmad=false in the real build.
+const FLAGS: &[&str] = &["-O2", "-fPIC", "-ffp-contract=off", "-std=c++17", "-fvisibility=hidden", "-g"];
+
+fn main() {
+    let here = PathBuf::from(env::var("CARGO_MANIFEST_DIR").unwrap());
+    let kernels = here.join("../kernels").canonicalize().expect("the repository's kernels/ folder");
+    let out = PathBuf::from(env::var("OUT_DIR").unwrap());
+    let lib = out.join("lib");
+    let obj = out.join("obj");
+    for d in [&lib, &obj] {
+        fs::create_dir_all(d).unwrap();
+    }
+    for p in ["src", "include", "exports.map"] {
+        println!("cargo:rerun-if-changed={}", here.join(p).display());
+    }
+    println!("cargo:rerun-if-changed={}", kernels.display());
+    println!("cargo:rustc-env=MMARD_EMU_LIB_DIR={}", lib.display());
+
+    let include = here.join("include");
+    let sources = sorted(&here.join("src"), ".cpp");
+    let named = |prefix: &str| -> Vec<PathBuf> {
+        sources.iter().filter(|p| file_name(p).starts_with(prefix)).cloned().collect()
+    };
+    let (blas, dnn) = (named("cublas"), named("cudnn"));
+    let runtime: Vec<PathBuf> = sources.iter().filter(|p| !blas.contains(p) && !dnn.contains(p)).cloned().collect();
+
+    let mut cuda_objs: Vec<PathBuf> = runtime.iter().map(|s| compile(s, &obj, &include, &[])).collect();
+    for wrapper in kernel_wrappers(&kernels, &obj) {
+        let emu_h = include.join("cuda_emu.h");
+        cuda_objs.push(compile(&wrapper, &obj, &include, &["-include".as_ref(), emu_h.as_os_str()]));
+    }
+    link(&cuda_objs, &lib, "libcuda.so.1", "libcuda.so", &here, false);
+    for (srcs, soname, plain) in [(blas, "libcublas.so.13", "libcublas.so"), (dnn, "libcudnn.so.9", "libcudnn.so")] {
+        if !srcs.is_empty() {
+            let objs: Vec<PathBuf> = srcs.iter().map(|s| compile(s, &obj, &include, &[])).collect();
+            link(&objs, &lib, soname, plain, &here, true);
+        }
+    }
+}
+
+fn file_name(p: &Path) -> String {
+    p.file_name().unwrap().to_string_lossy().into_owned()
+}
+
+fn sorted(dir: &Path, suffix: &str) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|e| e.unwrap().path())
+        .filter(|p| file_name(p).ends_with(suffix))
+        .collect();
+    v.sort();
+    v
+}
+
+/// The names of the `__global__ void NAME(` kernels in a .cu text.
+fn kernel_names(text: &str) -> Vec<String> {
+    text.match_indices("__global__")
+        .filter_map(|(i, _)| {
+            let rest = text[i + "__global__".len()..].trim_start().strip_prefix("void")?;
+            let name = rest.trim_start().split('(').next()?.trim();
+            Some(name.to_string())
+        })
+        .collect()
+}
+
+/// One C++ file per kernels/X.cu: the file inside a namespace of its own (file-local helpers of two
+/// files may share a name, as nvcc allows), then a registration of each of its kernels.
+fn kernel_wrappers(kernels: &Path, obj: &Path) -> Vec<PathBuf> {
+    let mut owner: BTreeMap<String, PathBuf> = BTreeMap::new();
+    let mut wrappers = Vec::new();
+    for cu in sorted(kernels, ".cu") {
+        let text = fs::read_to_string(&cu).unwrap();
+        let stem = cu.file_stem().unwrap().to_string_lossy().into_owned();
+        let mut w = format!("namespace mmard_kernels_{stem} {{\n#include \"{}\"\n", cu.display());
+        for name in kernel_names(&text) {
+            if let Some(first) = owner.insert(name.clone(), cu.clone()) {
+                panic!("kernel {name} is defined in both {} and {}", first.display(), cu.display());
+            }
+            w += &format!("EMU_REGISTER({name});\n");
+        }
+        w += "}\n";
+        let path = obj.join(format!("kernels_{stem}.cpp"));
+        if fs::read_to_string(&path).ok().as_deref() != Some(w.as_str()) {
+            fs::write(&path, w).unwrap();
+        }
+        wrappers.push(path);
+    }
+    wrappers
+}
+
+fn run(cmd: &mut Command) {
+    let o = cmd.output().unwrap_or_else(|e| panic!("could not run g++ ({e}); the emulator needs g++ on PATH"));
+    if !o.status.success() {
+        panic!("{cmd:?} failed:\n{}", String::from_utf8_lossy(&o.stderr));
+    }
+}
+
+fn compile(src: &Path, obj: &Path, include: &Path, extra: &[&std::ffi::OsStr]) -> PathBuf {
+    let o = obj.join(file_name(src).replace(".cpp", ".o"));
+    run(Command::new("g++").args(FLAGS).arg("-I").arg(include).args(extra).arg("-c").arg(src).arg("-o").arg(&o));
+    o
+}
+
+/// Links `soname` into `lib` with a `plain` (unversioned) symlink beside it: cudarc tries the plain
+/// name first. cuBLAS and cuDNN stand-ins link the libcuda stand-in beside them (for emu_check_range).
+fn link(objs: &[PathBuf], lib: &Path, soname: &str, plain: &str, here: &Path, with_cuda: bool) {
+    let mut cmd = Command::new("g++");
+    cmd.arg("-shared").arg(format!("-Wl,-soname,{soname}"));
+    cmd.arg(format!("-Wl,--version-script={}", here.join("exports.map").display()));
+    cmd.args(objs).arg("-o").arg(lib.join(soname));
+    if with_cuda {
+        cmd.arg("-L").arg(lib).arg("-lcuda").arg("-Wl,-rpath,$ORIGIN");
+    }
+    run(&mut cmd);
+    let link = lib.join(plain);
+    let _ = fs::remove_file(&link);
+    std::os::unix::fs::symlink(soname, &link).unwrap();
+}

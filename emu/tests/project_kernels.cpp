@@ -1,0 +1,149 @@
+// Kernels of kernels/*.cu (compiled into the libcuda stand-in) against plain C++ references that
+// follow the same operation order, so results must match bit for bit. Prints a hash of every
+// output, for comparing runs under two seeds. Exit status 1 and a message on a mismatch.
+#include <cmath>
+#include <cstring>
+
+#include "cuda_emu.h"
+#include "harness.h"
+
+static uint64_t hash = 1469598103934665603ull;
+static int failures = 0;
+
+template <class T>
+static void expect_same(const char* what, const std::vector<T>& got, const std::vector<T>& want) {
+    hash = hash_bits(got, hash);
+    for (size_t i = 0; i < want.size(); i++)
+        if (memcmp(&got[i], &want[i], sizeof(T)) != 0) {
+            fprintf(stderr, "%s: element %zu is %.17g, the reference %.17g\n", what, i, (double)got[i],
+                    (double)want[i]);
+            failures++;
+            return;
+        }
+}
+
+// The order of block_sum (kernels/common.cuh): a shuffle tree per warp, then the warps in order.
+static double block_sum_ref(std::vector<double> v) {
+    double s = 0.0;
+    for (size_t w = 0; w < v.size() / 32; w++) {
+        double* lane = &v[w * 32];
+        for (int o = 16; o > 0; o >>= 1)
+            for (int l = 0; l + o < 32; l++) lane[l] += lane[l + o];
+        s += lane[0];
+    }
+    return s;
+}
+
+static void bn_batch_stats() {
+    const int n = 3, c = 5, hw = 37, m = n * hw, threads = 256;
+    uint64_t s = 1;
+    std::vector<float> x(n * c * hw), rm(c), rv(c);
+    for (float& v : x) v = uniform(s, -2, 3);
+    for (int ch = 0; ch < c; ch++) rm[ch] = uniform(s, -1, 1), rv[ch] = uniform(s, 0.5, 2);
+    float eps = 1e-5f, momentum = 0.1f;
+    std::vector<double> mean(c), invstd(c);
+    std::vector<float> want_rm = rm, want_rv = rv;
+    for (int ch = 0; ch < c; ch++) {
+        auto at = [&](int i) { return x[((i / hw) * c + ch) * hw + i % hw]; };
+        std::vector<double> part(threads, 0.0);
+        for (int t = 0; t < threads; t++)
+            for (int i = t; i < m; i += threads) part[t] += at(i);
+        double mu = block_sum_ref(part) / m;
+        std::fill(part.begin(), part.end(), 0.0);
+        for (int t = 0; t < threads; t++)
+            for (int i = t; i < m; i += threads) {
+                double d = at(i) - mu;
+                part[t] += d * d;
+            }
+        double var = block_sum_ref(part) / m;
+        mean[ch] = mu;
+        invstd[ch] = 1.0 / sqrt(var + (double)eps);
+        double k = momentum, unbias = (double)m / (m - 1);
+        want_rm[ch] = (float)((1.0 - k) * rm[ch] + k * mu);
+        want_rv[ch] = (float)((1.0 - k) * rv[ch] + k * unbias * var);
+    }
+    CUdeviceptr dx = upload(x), dm = upload(std::vector<double>(c)), di = upload(std::vector<double>(c));
+    CUdeviceptr drm = upload(rm), drv = upload(rv);
+    OK(launch(function("bn_batch_stats"), {c, 1, 1}, {threads, 1, 1}, dx, n, c, hw, eps, momentum, dm, di, drm,
+              drv));
+    expect_same("bn_batch_stats mean", download<double>(dm, c), mean);
+    expect_same("bn_batch_stats invstd", download<double>(di, c), invstd);
+    expect_same("bn_batch_stats run_mean", download<float>(drm, c), want_rm);
+    expect_same("bn_batch_stats run_var", download<float>(drv, c), want_rv);
+}
+
+static void pgd_step() {
+    const int n = 1000;
+    uint64_t s = 2;
+    std::vector<float> xa(n), g(n), x0(n);
+    for (int i = 0; i < n; i++) {
+        x0[i] = uniform(s, 0, 1);
+        xa[i] = x0[i] + uniform(s, -0.03f, 0.03f);
+        g[i] = i % 7 == 0 ? 0.f : uniform(s, -1, 1);
+    }
+    float alpha = 2.f / 255, eps = 8.f / 255;
+    std::vector<float> want(n);
+    for (int i = 0; i < n; i++) {
+        float step = g[i] > 0.f ? alpha : (g[i] < 0.f ? -alpha : 0.f);
+        want[i] = fminf(fmaxf(fminf(fmaxf(xa[i] + step, x0[i] - eps), x0[i] + eps), 0.f), 1.f);
+    }
+    CUdeviceptr dxa = upload(xa), dg = upload(g), dx0 = upload(x0);
+    OK(launch(function("pgd_step"), {3, 1, 1}, {128, 1, 1}, dxa, dg, dx0, alpha, eps, n));
+    expect_same("pgd_step", download<float>(dxa, n), want);
+}
+
+static void avgpool_fwd() {
+    const int hw = 49, planes = 21;
+    uint64_t s = 3;
+    std::vector<float> x(planes * hw);
+    for (float& v : x) v = uniform(s, -1, 1);
+    std::vector<float> want(planes);
+    for (int p = 0; p < planes; p++) {
+        std::vector<double> lane(32, 0.0);
+        for (int l = 0; l < 32; l++)
+            for (int i = l; i < hw; i += 32) lane[l] += x[p * hw + i];
+        for (int o = 16; o > 0; o >>= 1)
+            for (int l = 0; l + o < 32; l++) lane[l] += lane[l + o];
+        want[p] = (float)(lane[0] / hw);
+    }
+    CUdeviceptr dx = upload(x), dy = upload(std::vector<float>(planes));
+    // 2 blocks of 4 warps: 8 warps stride over the 21 planes.
+    OK(launch(function("avgpool_fwd"), {2, 1, 1}, {128, 1, 1}, dx, dy, hw, planes));
+    expect_same("avgpool_fwd", download<float>(dy, planes), want);
+}
+
+static void sgd_update() {
+    const std::vector<int> lens = {300, 7, 1025};
+    float lr = 0.05f, momentum = 0.9f, wd = 5e-4f;
+    for (int nesterov = 0; nesterov < 2; nesterov++) {
+        uint64_t s = 4 + nesterov;
+        std::vector<CUdeviceptr> ps, gs, bs;
+        std::vector<std::vector<float>> want;
+        for (int n : lens) {
+            std::vector<float> p(n), g(n), b(n);
+            for (int i = 0; i < n; i++) p[i] = uniform(s, -1, 1), g[i] = uniform(s, -1, 1), b[i] = uniform(s, -1, 1);
+            ps.push_back(upload(p)), gs.push_back(upload(g)), bs.push_back(upload(b));
+            for (int i = 0; i < n; i++) {
+                float d = g[i] + wd * p[i];
+                b[i] = momentum * b[i] + d;
+                float u = nesterov ? d + momentum * b[i] : b[i];
+                p[i] -= lr * u;
+            }
+            want.push_back(p);
+        }
+        CUdeviceptr dps = upload(ps), dgs = upload(gs), dbs = upload(bs), dlens = upload(lens);
+        OK(launch(function("sgd_update"), {2, (unsigned)lens.size(), 1}, {256, 1, 1}, dps, dgs, dbs, dlens, lr,
+                  momentum, wd, nesterov));
+        for (size_t k = 0; k < lens.size(); k++) expect_same("sgd_update", download<float>(ps[k], lens[k]), want[k]);
+    }
+}
+
+int main() {
+    start();
+    bn_batch_stats();
+    pgd_step();
+    avgpool_fwd();
+    sgd_update();
+    printf("%016llx\n", (unsigned long long)hash);
+    return failures ? 1 : 0;
+}
