@@ -150,7 +150,7 @@ int resolve_conv(const cudnnTensorStruct* x, const cudnnFilterStruct* w, const c
 size_t tensor_extent(int nb, const int* dim, const long* stride);
 
 // The three convolutions (cudnn_conv_loops.cpp). `acc` is the workspace: OH*OW doubles for the
-// forward, H*W for backward-data, R*S for backward-filter.
+// forward, H*W for backward-data, R*S*OW for backward-filter.
 void conv_forward(const ConvProblem& p, double alpha, const float* x, const float* w, double beta, float* y,
                   double* acc);
 void conv_backward_data(const ConvProblem& p, double alpha, const float* dy, const float* w, double beta, float* dx,

@@ -93,11 +93,12 @@ int algo_status(Dir d, int algo) {
     return std::count(in.runs, in.runs + in.nruns, algo) ? CUDNN_STATUS_SUCCESS : CUDNN_STATUS_NOT_SUPPORTED;
 }
 
-// The double accumulators the loops keep: one output plane, one input plane, one filter slice.
+// The double accumulators the loops keep: one output plane, one input plane, one output row per
+// filter tap.
 size_t workspace_bytes(Dir d, const ConvProblem& p) {
     const size_t n = d == Dir::Fwd ? static_cast<size_t>(p.OH) * p.OW
                    : d == Dir::BwdData ? static_cast<size_t>(p.H) * p.W
-                                       : static_cast<size_t>(p.R) * p.S;
+                                       : static_cast<size_t>(p.R) * p.S * p.OW;
     return n * sizeof(double);
 }
 
