@@ -7,7 +7,7 @@
 mod parity_cases;
 
 use mmard::ard::methods::Method;
-use mmard::ard::step::{InnerPgd, Stepper};
+use mmard::ard::step::{InnerPgd, Noise, Stepper};
 use mmard::nn::ArchName;
 use mmard::nn::optim::Sgd;
 use mmard::nn::{Arch, Model};
@@ -57,7 +57,11 @@ fn both(
 fn fixtures_on_the_gpu() {
     let Some(dev) = gpu() else { return };
     parity_cases::run_folder(&parity_cases::shipped_folder(), &dev);
-    for (var, default) in [("MMARD_FIXTURES", "fixtures"), ("MMARD_RB_FIXTURES", "fixtures-robustbench")] {
+    for (var, default) in [
+        ("MMARD_FIXTURES", "fixtures"),
+        ("MMARD_RB_FIXTURES", "fixtures-robustbench"),
+        ("MMARD_METHOD_FIXTURES", "fixtures-methods"),
+    ] {
         if let Some(dir) = parity_cases::shared_folder(var, default) {
             parity_cases::run_folder(&dir, &dev);
         }
@@ -246,7 +250,7 @@ fn fused_losses_pgd_and_sgd() {
         let mut r = StdRng::seed_from_u64(7);
         let mut losses = Vec::new();
         for _ in 0..3 {
-            losses.push(st.step(&mut m, None, &mut opt, &x, &y, &mut r).unwrap().loss);
+            losses.push(st.step(&mut m, None, &mut opt, &x, &y, Noise::Draw(&mut r)).unwrap().loss);
         }
         finals.push((losses, m));
     }
@@ -284,7 +288,7 @@ fn distillation_step_on_the_gpu_matches_the_cpu() {
             let mut opt = Sgd::new(SgdCfg { lr: 0.05, momentum: 0.9, weight_decay: 2e-4, nesterov: false }, &s.params);
             let mut r = StdRng::seed_from_u64(8);
             let l = Stepper::new(method.objective(), InnerPgd { eps: 8.0 / 255.0, step: 2.0 / 255.0, steps: 5 })
-                .step(&mut s, Some(&mut t), &mut opt, &x, &y, &mut r)
+                .step(&mut s, Some(&mut t), &mut opt, &x, &y, Noise::Draw(&mut r))
                 .unwrap();
             results.push((l.loss, s));
         }

@@ -1,6 +1,7 @@
 //! Parity with PyTorch on the CPU: every case of `tests/fixtures` (a subset shipped with the repo),
 //! of the full folder `$MMARD_FIXTURES` (default `../shared/fixtures`) and of RobustBench's
-//! `$MMARD_RB_FIXTURES` (default `../shared/fixtures-robustbench`) wherever they exist.
+//! `$MMARD_RB_FIXTURES` (default `../shared/fixtures-robustbench`) and of the method steps
+//! `$MMARD_METHOD_FIXTURES` (default `../shared/fixtures-methods`) wherever they exist.
 #[path = "common/parity_cases.rs"]
 mod parity_cases;
 
@@ -23,6 +24,15 @@ fn shared_fixtures() {
 #[test]
 fn robustbench_fixtures() {
     if let Some(dir) = shared_folder("MMARD_RB_FIXTURES", "fixtures-robustbench") {
+        run_folder(&dir, &Device::Cpu);
+    }
+}
+
+/// One training step of every method against an independent float64 implementation of
+/// docs/methods.md (`../shared/fixtures-methods`, or `$MMARD_METHOD_FIXTURES`).
+#[test]
+fn method_fixtures() {
+    if let Some(dir) = shared_folder("MMARD_METHOD_FIXTURES", "fixtures-methods") {
         run_folder(&dir, &Device::Cpu);
     }
 }

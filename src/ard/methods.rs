@@ -206,6 +206,20 @@ impl Objective {
         self.inner_terms().reads().teacher() || self.outer_terms().reads().teacher()
     }
 
+    /// Both halves as JSON (`Sum::to_json`), with the inner loop's start radius for the budget
+    /// `eps`, the student sets the outer step forwards (in that order, in train mode) and the
+    /// method's weight decay: `mmard bench objective`, read by bench/pytorch_step.py.
+    pub fn to_json(&self, eps: f32) -> serde_json::Value {
+        let forwards: Vec<&str> =
+            [SA, SN].into_iter().filter(|&s| self.outer_terms().names().has(s)).map(Logit::key).collect();
+        serde_json::json!({
+            "method": self.method.name(), "inner": self.inner.name(), "outer": self.outer.name(),
+            "inner_terms": self.inner_terms().to_json(), "start_radius": self.start.radius(eps),
+            "outer_terms": self.outer_terms().to_json(), "outer_forwards": forwards,
+            "weight_decay": self.method.weight_decay(),
+        })
+    }
+
     /// Checks a combination the user assembled; names the flag at fault.
     pub fn validate(&self) -> Result<()> {
         let c = &self.c;
@@ -276,16 +290,17 @@ mod tests {
         let (inner, outer) = reads(Method::Mmard);
         assert!(inner.has(TN) && inner.has(TA) && inner.has(SA) && !inner.has(SN));
         assert!(outer.has(TN) && outer.has(SA) && outer.has(SN) && !outer.has(TA));
-        // α = 1 leaves ARD's CE term out, and with it the natural student.
-        let (_, outer) = reads(Method::Ard);
-        assert!(!outer.has(SN));
+        // α = 1 leaves ARD's CE term unevaluated, but the formula still names the natural student
+        // (the outer step forwards it, as ARD's code does, for BatchNorm's running statistics).
+        let ard = Method::Ard.objective().outer_terms();
+        assert!(!ard.reads().has(SN) && ard.names().has(SN));
         let mut o = Method::Ard.objective();
         o.c.alpha = 0.5;
         assert!(o.outer_terms().reads().has(SN));
         // λ = 0 leaves MMARD's teacher term out of the inner loop: RSLAD's inner loop.
         o = Method::Mmard.objective();
         o.c.lambda = 0.0;
-        assert_eq!(o.inner_terms(), Method::Rslad.objective().inner_terms());
+        assert_eq!(o.inner_terms().reads(), Method::Rslad.objective().inner_terms().reads());
         assert!(!Method::PgdAt.objective().needs_teacher() && Method::Iad.objective().needs_teacher());
     }
 

@@ -17,6 +17,7 @@ use crate::ops::pgd;
 use crate::tape::{GradMode, Tape, Var};
 use crate::tensor::Tensor;
 use rand::rngs::StdRng;
+use std::borrow::Cow;
 use std::time::Instant;
 
 /// The inner loop's L∞ PGD: budget, step size and number of steps.
@@ -27,11 +28,20 @@ pub struct InnerPgd {
     pub steps: usize,
 }
 
-/// A training batch on the models' device, with the teacher's natural logits where read.
+/// A training batch on the models' device, with the teacher's natural logits where read
+/// (`Stepper::batch`).
 pub struct Batch<'a> {
-    pub x: &'a Tensor,
+    pub x: Cow<'a, Tensor>,
     pub y: &'a [usize],
-    pub t_nat: Option<&'a Tensor>,
+    pub t_nat: Option<Tensor>,
+}
+
+/// Where the inner loop starts: noise drawn from the run's generator (in the objective's start
+/// radius), or noise the caller gives (a fixture's stored start). Either is added to x and
+/// projected onto the ε-ball and [0, 1].
+pub enum Noise<'a> {
+    Draw(&'a mut StdRng),
+    Given(&'a Tensor),
 }
 
 /// An objective and its inner loop, with the tapes a step reuses from batch to batch (their buffers
@@ -61,9 +71,9 @@ impl Stepper {
         Stepper { obj, pgd, timed: false, inner: Tape::new(GradMode::Input), outer: Tape::new(GradMode::Params) }
     }
 
-    /// One full step: teacher logits, attack, outer loss, backward, SGD update. A non-finite loss is
-    /// an error raised before the update, so the model stays as it was. The batch is copied to the
-    /// student's device once; everything after stays there.
+    /// One full step: `batch`, `inner` and `outer` in turn (teacher logits, attack, outer loss,
+    /// backward, SGD update). A non-finite loss is an error raised before the update, so the model
+    /// stays as it was.
     pub fn step(
         &mut self,
         student: &mut Model,
@@ -71,33 +81,48 @@ impl Stepper {
         opt: &mut Sgd,
         x: &Tensor,
         y: &[usize],
-        rng: &mut StdRng,
+        noise: Noise,
     ) -> Result<StepStats> {
         let dev = student.device();
         let mut clock = Clock::start(self.timed, &dev);
-        let x = &*x.on(&dev);
-        if self.obj.needs_teacher() && teacher.is_none() {
-            return Err(err!("method {} needs a teacher (--teacher)", self.obj.method.name()));
-        }
-        let reads_tn = self.obj.inner_terms().reads().has(TN) || self.obj.outer_terms().reads().has(TN);
-        let t_nat = teacher.as_deref_mut().filter(|_| reads_tn).map(|t| logits(t, x, y.len()));
+        let batch = self.batch(&dev, teacher.as_deref_mut(), x, y)?;
         clock.lap();
-        let batch = Batch { x, y, t_nat: t_nat.as_ref() };
-        let xa = self.obj.attacks().then(|| self.inner(student, teacher.as_deref_mut(), &batch, rng));
+        let xa = self.obj.attacks().then(|| self.inner(student, teacher.as_deref_mut(), &batch, noise));
         clock.lap();
         let stats = self.outer(student, teacher, opt, &batch, xa.as_ref())?;
         clock.lap();
         Ok(StepStats { seconds: clock.laps(), ..stats })
     }
 
+    /// The batch on the models' device `dev` (copied once; everything after stays there), with the
+    /// teacher's natural logits where either half reads them.
+    pub fn batch<'a>(
+        &self,
+        dev: &Device,
+        teacher: Option<&mut Model>,
+        x: &'a Tensor,
+        y: &'a [usize],
+    ) -> Result<Batch<'a>> {
+        if self.obj.needs_teacher() && teacher.is_none() {
+            return Err(err!("method {} needs a teacher (--teacher)", self.obj.method.name()));
+        }
+        let x = x.on(dev);
+        let reads_tn = self.obj.inner_terms().reads().has(TN) || self.obj.outer_terms().reads().has(TN);
+        let t_nat = teacher.filter(|_| reads_tn).map(|t| logits(t, &x, y.len()));
+        Ok(Batch { x, y, t_nat })
+    }
+
     /// Adversarial examples of the inner objective for the batch: PGD on one tape over x′ that holds
     /// the student's forward and, where the objective reads it, the teacher's, so that one backward
     /// from both logit gradients gives ∇x′ of the whole objective.
-    pub fn inner(&mut self, student: &mut Model, teacher: Option<&mut Model>, b: &Batch, rng: &mut StdRng) -> Tensor {
-        let (terms, cfg) = (self.obj.inner_terms(), self.pgd);
+    pub fn inner(&mut self, student: &mut Model, teacher: Option<&mut Model>, b: &Batch, noise: Noise) -> Tensor {
+        let (terms, cfg, x) = (self.obj.inner_terms(), self.pgd, &*b.x);
         let reads = terms.reads();
-        let mut xa = random_start(b.x, self.obj.start.radius(cfg.eps), rng);
-        let s_nat = reads.has(SN).then(|| logits(student, b.x, b.y.len()));
+        let mut xa = match noise {
+            Noise::Draw(rng) => random_start(x, self.obj.start.radius(cfg.eps), rng),
+            Noise::Given(u) => pgd::start(x, &u.host(), cfg.eps),
+        };
+        let s_nat = reads.has(SN).then(|| logits(student, x, b.y.len()));
         let mut teacher = teacher.filter(|_| reads.has(TA));
         for _ in 0..cfg.steps {
             let tape = &mut self.inner;
@@ -105,7 +130,7 @@ impl Stepper {
             let xv = tape.input(xa.clone());
             let sa = student.forward(tape, &xv, false);
             let ta = teacher.as_deref_mut().map(|t| t.forward(tape, &xv, false));
-            let mut l = fixed(s_nat.as_ref(), b.t_nat);
+            let mut l = fixed(s_nat.as_ref(), b.t_nat.as_ref());
             l.set(SA, &sa.val);
             if let Some(ta) = &ta {
                 l.set(TA, &ta.val);
@@ -113,7 +138,7 @@ impl Stepper {
             let loss = terms.eval(&l, b.y, INNER_GRADS);
             tape.backward(seeds(loss, [(SA, Some(&sa)), (TA, ta.as_ref())]));
             let g = tape.grad(&xv).expect("the inner objective reads the adversarial logits");
-            pgd::step(&mut xa, g, b.x, cfg.step, cfg.eps);
+            pgd::step(&mut xa, g, x, cfg.step, cfg.eps);
         }
         // The last iteration's activations and weights are not needed past here: dropped, they
         // leave the outer pass's memory, and after the update the old weights' cached filters go.
@@ -131,11 +156,12 @@ impl Stepper {
         xa: Option<&Tensor>,
     ) -> Result<StepStats> {
         let (terms, n) = (self.obj.outer_terms(), b.y.len());
-        let reads = terms.reads();
+        let (reads, named) = (terms.reads(), terms.names());
         let tape = &mut self.outer;
         tape.clear();
-        // S(x') first: BatchNorm's running statistics see the adversarial batch first.
-        let mut forward = |x: Option<&Tensor>, set: Logit| match x.filter(|_| reads.has(set)) {
+        // Every student set the formula names, even at weight 0 (its forward moves BatchNorm's
+        // running statistics); S(x') first, so they see the adversarial batch first.
+        let mut forward = |x: Option<&Tensor>, set: Logit| match x.filter(|_| named.has(set)) {
             Some(x) => {
                 let v = tape.input(x.clone());
                 Some(student.forward(tape, &v, true))
@@ -143,12 +169,12 @@ impl Stepper {
             None => None,
         };
         let s_adv = forward(xa, SA);
-        let s_nat = forward(Some(b.x), SN);
+        let s_nat = forward(Some(&b.x), SN);
         let t_adv = match (xa, teacher) {
             (Some(xa), Some(t)) if reads.has(TA) => Some(logits(t, xa, n)),
             _ => None,
         };
-        let mut l = fixed(None, b.t_nat);
+        let mut l = fixed(None, b.t_nat.as_ref());
         for (set, v) in
             [(SN, s_nat.as_ref().map(|v| &*v.val)), (SA, s_adv.as_ref().map(|v| &*v.val)), (TA, t_adv.as_ref())]
         {

@@ -35,6 +35,16 @@ impl Logit {
             Logit::TeacherAdv => "adversarial teacher",
         }
     }
+
+    /// The set's name in an objective's JSON (`Sum::to_json`).
+    pub fn key(self) -> &'static str {
+        match self {
+            Logit::StudentNat => "student_nat",
+            Logit::StudentAdv => "student_adv",
+            Logit::TeacherNat => "teacher_nat",
+            Logit::TeacherAdv => "teacher_adv",
+        }
+    }
 }
 
 /// A set of logit sets (what an objective reads, or where its gradients go).
@@ -124,30 +134,64 @@ impl Term {
     }
 }
 
-/// A weighted sum of terms: an inner or an outer objective. Terms of weight 0 are left out, so they
-/// read nothing.
+/// A weighted sum of terms: an inner or an outer objective, as its formula is written. A term of
+/// weight 0 is evaluated by nobody and reads nothing (`reads`), but it is still part of the formula
+/// (`names`): the outer step forwards every student logit set the formula names, because a
+/// train-mode forward moves BatchNorm's running statistics (ARD's code forwards S(x) at α = 1).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Sum(Vec<(f32, Term)>);
 
 impl Sum {
     pub fn new(terms: impl IntoIterator<Item = (f32, Term)>) -> Sum {
-        Sum(terms.into_iter().filter(|(w, _)| *w != 0.0).collect())
+        Sum(terms.into_iter().collect())
     }
 
+    /// The terms of nonzero weight.
+    fn active(&self) -> impl Iterator<Item = &(f32, Term)> {
+        self.0.iter().filter(|(w, _)| *w != 0.0)
+    }
+
+    /// Whether no term has a nonzero weight.
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.active().next().is_none()
     }
 
-    /// Every logit set some term reads.
+    /// Every logit set some term of nonzero weight reads.
     pub fn reads(&self) -> Reads {
+        self.active().fold(Reads::default(), |r, (_, t)| r.union(Reads::of(&t.operands())))
+    }
+
+    /// Every logit set the formula names, whatever its terms' weights.
+    pub fn names(&self) -> Reads {
         self.0.iter().fold(Reads::default(), |r, (_, t)| r.union(Reads::of(&t.operands())))
+    }
+
+    /// The formula as JSON, for other implementations to evaluate (bench/pytorch_step.py): a list
+    /// of weighted terms `{"weight", "kind": "ce" | "kl" | "introspection", operands, "tau" /
+    /// "beta"}`, the triangle written out as its three KL terms; terms of weight 0 included.
+    pub fn to_json(&self) -> serde_json::Value {
+        use serde_json::json;
+        let kl = |w: f32, a: Logit, b: Logit, tau: f32| json!({"weight": w, "kind": "kl", "a": a.key(), "b": b.key(), "tau": tau});
+        let terms = self.0.iter().flat_map(|&(w, t)| match t {
+            Term::Ce(z) => vec![json!({"weight": w, "kind": "ce", "z": z.key()})],
+            Term::Kl { a, b, tau } => vec![kl(w, a, b, tau)],
+            Term::Introspection { a, b, beta } => {
+                vec![json!({"weight": w, "kind": "introspection", "a": a.key(), "b": b.key(), "beta": beta})]
+            }
+            Term::Triangle { teacher, w: e, tau } => vec![
+                kl(w * e.teacher_adv, teacher, Logit::StudentAdv, tau),
+                kl(w * e.teacher_nat, teacher, Logit::StudentNat, tau),
+                kl(w * e.adv_nat, Logit::StudentAdv, Logit::StudentNat, tau),
+            ],
+        });
+        serde_json::Value::Array(terms.collect())
     }
 
     /// Per-sample values Σ w·term and the gradients of their batch sum for the logit sets in `to`.
     pub fn eval(&self, l: &Logits, y: &[usize], to: Reads) -> Loss {
         let dev = Logit::ALL.iter().find_map(|&s| l.get(s)).map_or(crate::Device::Cpu, Tensor::device);
         let mut loss = Loss { per_sample: Tensor::zeros_on(&[y.len()], &dev), grads: Default::default() };
-        for (w, term) in &self.0 {
+        for (w, term) in self.active() {
             let out = term.eval(l, y);
             loss.per_sample.add_scaled(&out.per_sample, *w);
             for (mut g, set) in out.grads.into_iter().zip(term.operands()).filter(|(_, s)| to.has(*s)) {

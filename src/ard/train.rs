@@ -3,7 +3,7 @@
 //! written atomically after every epoch. The RNG of epoch e is seeded from (seed, e), so the
 //! checkpoint's epoch and seed are the whole RNG state and `--resume` continues bit for bit.
 use super::methods::Objective;
-use super::step::{InnerPgd, Stepper};
+use super::step::{InnerPgd, Noise, Stepper};
 use crate::err;
 use crate::error::{Error, Result};
 use crate::io::augment::{augment, shuffled};
@@ -186,18 +186,20 @@ pub fn train(
                 augment(&mut x, &mut rng);
             }
             opt.cfg.lr = cfg.lr_at(epoch as f64 + i as f64 / iters as f64);
-            let s = stepper.step(student, teacher.as_deref_mut(), &mut opt, &x, &y, &mut rng).map_err(|e| {
-                err!(
-                    "epoch {} batch {}: {e}; stopped{}",
-                    epoch + 1,
-                    i + 1,
-                    if epoch > 0 {
-                        format!(", the checkpoint of epoch {epoch} is kept at {}", ckpt.display())
-                    } else {
-                        String::new()
-                    }
-                )
-            })?;
+            let s = stepper.step(student, teacher.as_deref_mut(), &mut opt, &x, &y, Noise::Draw(&mut rng)).map_err(
+                |e| {
+                    err!(
+                        "epoch {} batch {}: {e}; stopped{}",
+                        epoch + 1,
+                        i + 1,
+                        if epoch > 0 {
+                            format!(", the checkpoint of epoch {epoch} is kept at {}", ckpt.display())
+                        } else {
+                            String::new()
+                        }
+                    )
+                },
+            )?;
             loss_sum += s.loss * y.len() as f64;
             correct += s.correct;
             seen += y.len();

@@ -5,7 +5,7 @@
 //! per kernel module against its CPU twin. The exit status is 0 only when everything asked for
 //! works; each failure is named.
 use mmard::ard::methods::Method;
-use mmard::ard::step::{InnerPgd, Stepper};
+use mmard::ard::step::{InnerPgd, Noise, Stepper};
 use mmard::nn::optim::Sgd;
 use mmard::nn::{Arch, Model};
 use mmard::ops::conv2d::{ConvCfg, conv2d};
@@ -188,7 +188,7 @@ fn training(d: &Device) -> Vec<Run> {
     let mut st = Stepper::new(Method::PgdAt.objective(), InnerPgd { eps: 0.1, step: 0.025, steps: 2 });
     let mut r = StdRng::seed_from_u64(7);
     for _ in 0..2 {
-        st.step(&mut m, None, &mut opt, &x, &y, &mut r).unwrap_or_else(|e| panic!("{e}"));
+        st.step(&mut m, None, &mut opt, &x, &y, Noise::Draw(&mut r)).unwrap_or_else(|e| panic!("{e}"));
     }
     m.params.trainable().map(|id| output(m.params.get(id).to_device(&Device::Cpu))).collect()
 }

@@ -15,19 +15,22 @@ use std::cell::RefCell;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-type Check = Result<(), String>;
+#[path = "method_step.rs"]
+mod method_step;
+
+pub(crate) type Check = Result<(), String>;
 type UnaryOp = fn(&mut Tape, &mmard::Var) -> mmard::Var;
 
 thread_local! {
     static DEVICE: RefCell<Device> = const { RefCell::new(Device::Cpu) };
 }
 
-fn dev() -> Device {
+pub(crate) fn dev() -> Device {
     DEVICE.with(|d| d.borrow().clone())
 }
 
 /// ‖a − b‖ ≤ rel·‖b‖ + abs.
-fn close(what: &str, a: &[f32], b: &[f32], rel: f64, abs: f64) -> Check {
+pub(crate) fn close(what: &str, a: &[f32], b: &[f32], rel: f64, abs: f64) -> Check {
     if a.len() != b.len() {
         return Err(format!("{what}: {} values, reference has {}", a.len(), b.len()));
     }
@@ -81,7 +84,7 @@ fn close_op(what: &str, a: &Tensor, f: &TensorFile, name: &str) -> Check {
     close(what, &a.host(), b.data(), 1e-5, 1e-6 * (b.numel() as f64).sqrt())
 }
 
-fn meta_usize(f: &TensorFile, k: &str) -> Result<usize, String> {
+pub(crate) fn meta_usize(f: &TensorFile, k: &str) -> Result<usize, String> {
     f.meta(k)
         .map_err(|e| e.to_string())?
         .as_u64()
@@ -89,21 +92,25 @@ fn meta_usize(f: &TensorFile, k: &str) -> Result<usize, String> {
         .ok_or(format!("metadata {k} is not a whole number"))
 }
 
-fn meta_f32(f: &TensorFile, k: &str) -> Result<f32, String> {
+pub(crate) fn meta_str(f: &TensorFile, k: &str) -> Result<String, String> {
+    f.meta(k).map_err(|e| e.to_string())?.as_str().map(str::to_owned).ok_or(format!("metadata {k} is not a string"))
+}
+
+pub(crate) fn meta_f32(f: &TensorFile, k: &str) -> Result<f32, String> {
     f.meta(k).map_err(|e| e.to_string())?.as_f64().map(|v| v as f32).ok_or(format!("metadata {k} is not a number"))
 }
 
 /// A reference tensor, on the host.
-fn r(f: &TensorFile, name: &str) -> Result<Tensor, String> {
+pub(crate) fn r(f: &TensorFile, name: &str) -> Result<Tensor, String> {
     f.tensor(name).map_err(|e| e.to_string())
 }
 
 /// An input tensor, on the device under test.
-fn t(f: &TensorFile, name: &str) -> Result<Tensor, String> {
+pub(crate) fn t(f: &TensorFile, name: &str) -> Result<Tensor, String> {
     Ok(r(f, name)?.to_device(&dev()))
 }
 
-fn labels(f: &TensorFile) -> Result<Vec<usize>, String> {
+pub(crate) fn labels(f: &TensorFile) -> Result<Vec<usize>, String> {
     Ok(f.i64s("labels").map_err(|e| e.to_string())?.into_iter().map(|v| v as usize).collect())
 }
 
@@ -212,13 +219,13 @@ fn losses_case(f: &TensorFile) -> Check {
     close_op("kl_student_teacher_t1_grad_teacher", &rev.grads[1], f, "kl_student_teacher_t1_grad_teacher")
 }
 
-/// The case's model, built from its metadata (arch, config, weights, BN constants), and its weights
-/// file. The weights are also run through detection, which must find the same architecture.
-fn case_model(f: &TensorFile, dir: &Path) -> Result<(Model, TensorFile), String> {
-    let name = f.meta("arch").map_err(|e| e.to_string())?;
-    let name = name.as_str().ok_or("metadata arch is not a string")?;
+/// The case's model, built from its metadata (`<side>arch`, `<side>config`, `<side>weights`, BN
+/// constants; `side` is "" or a method case's "student_" / "teacher_"), and its weights file. The
+/// weights are also run through detection, which must find the same architecture.
+pub(crate) fn case_model(f: &TensorFile, dir: &Path, side: &str) -> Result<(Model, TensorFile), String> {
+    let name = meta_str(f, &format!("{side}arch"))?;
     let name = name.parse().map_err(|e: mmard::Error| e.to_string())?;
-    let cfg = f.meta("config").map_err(|e| e.to_string())?;
+    let cfg = f.meta(&format!("{side}config")).map_err(|e| e.to_string())?;
     let arch = Arch::from_config(name, &cfg).map_err(|e| e.to_string())?;
     // What a state_dict cannot say (a DM WideResNet's activation and normalisation) is given as a
     // user would give it, on the command line.
@@ -231,9 +238,7 @@ fn case_model(f: &TensorFile, dir: &Path) -> Result<(Model, TensorFile), String>
         },
         _ => Overrides::default(),
     };
-    let weights = f.meta("weights").map_err(|e| e.to_string())?;
-    let wf = TensorFile::load(dir.join(weights.as_str().ok_or("metadata weights is not a string")?))
-        .map_err(|e| e.to_string())?;
+    let wf = TensorFile::load(dir.join(meta_str(f, &format!("{side}weights"))?)).map_err(|e| e.to_string())?;
     let loaded = Model::from_file(&wf, &unsaid, false).map_err(|e| e.to_string())?;
     if loaded.model.arch != arch {
         return Err(format!("detected {} but the case says {arch}", loaded.model.arch));
@@ -251,7 +256,7 @@ fn case_model(f: &TensorFile, dir: &Path) -> Result<(Model, TensorFile), String>
 }
 
 fn model_case(f: &TensorFile, dir: &Path) -> Check {
-    let (mut m, wf) = case_model(f, dir)?;
+    let (mut m, wf) = case_model(f, dir, "")?;
     let (x, y) = (t(f, "input")?, labels(f)?);
     let n = y.len() as f32;
     // eval: logits and d mean-CE / d input
@@ -307,7 +312,7 @@ fn model_case(f: &TensorFile, dir: &Path) -> Check {
 }
 
 fn pgd_case(f: &TensorFile, dir: &Path) -> Check {
-    let (mut m, _) = case_model(f, dir)?;
+    let (mut m, _) = case_model(f, dir, "")?;
     let (x0, y) = (t(f, "input")?, labels(f)?);
     let (eps, alpha, steps) = (meta_f32(f, "eps")?, meta_f32(f, "alpha")?, meta_usize(f, "steps")?);
     match (
@@ -334,20 +339,21 @@ fn pgd_case(f: &TensorFile, dir: &Path) -> Check {
     if frac >= 0.995 { Ok(()) } else { Err(format!("x_adv: only {:.3}% of pixels within 1e-5", 100.0 * frac)) }
 }
 
-fn sgd_case(f: &TensorFile, dir: &Path) -> Check {
-    let (mut m, _) = case_model(f, dir)?;
-    let (x, y) = (t(f, "input")?, labels(f)?);
-    let cfg = SgdCfg {
+/// The case's SGD settings (lr, momentum, weight_decay, nesterov).
+pub(crate) fn sgd_cfg(f: &TensorFile) -> Result<SgdCfg, String> {
+    let nesterov = f.meta("nesterov").map_err(|e| e.to_string())?.as_bool();
+    Ok(SgdCfg {
         lr: meta_f32(f, "lr")?,
         momentum: meta_f32(f, "momentum")?,
         weight_decay: meta_f32(f, "weight_decay")?,
-        nesterov: f
-            .meta("nesterov")
-            .map_err(|e| e.to_string())?
-            .as_bool()
-            .ok_or("metadata nesterov is not a boolean")?,
-    };
-    let mut opt = Sgd::new(cfg, &m.params);
+        nesterov: nesterov.ok_or("metadata nesterov is not a boolean")?,
+    })
+}
+
+fn sgd_case(f: &TensorFile, dir: &Path) -> Check {
+    let (mut m, _) = case_model(f, dir, "")?;
+    let (x, y) = (t(f, "input")?, labels(f)?);
+    let mut opt = Sgd::new(sgd_cfg(f)?, &m.params);
     let mut losses = Vec::new();
     let mut tape = Tape::new(GradMode::Params);
     for _ in 0..meta_usize(f, "steps")? {
@@ -408,6 +414,7 @@ fn run_case(path: &Path) -> Check {
         "pgd" => pgd_case(&f, dir),
         "sgd_steps" => sgd_case(&f, dir),
         "fab_projection_linf" => projection_case(&f),
+        "method_step" => method_step::method_case(&f, dir),
         other => Err(format!("unknown fixture kind {other:?}")),
     }
 }
@@ -418,8 +425,10 @@ pub fn run_folder(dir: &Path, device: &Device) {
     let mut cases: Vec<PathBuf> = std::fs::read_dir(dir)
         .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
         .map(|e| e.unwrap().path())
+        // `<case>.safetensors` is a case; `<case>.<role>.safetensors` its weights (weights, student, teacher).
         .filter(|p| {
-            p.extension().is_some_and(|e| e == "safetensors") && !p.to_string_lossy().ends_with(".weights.safetensors")
+            p.extension().is_some_and(|e| e == "safetensors")
+                && !p.file_stem().is_some_and(|s| s.to_string_lossy().contains('.'))
         })
         .collect();
     cases.sort();
