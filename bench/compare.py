@@ -48,7 +48,7 @@ def main():
             continue
         common = args + ["--pgd-steps", "10", "--device", a.device, "--repeats", a.repeats, "--json"]
         m = run([a.mmard, "bench", "step"] + common)
-        p = run([a.python, str(HERE / "pytorch_step.py")] + common)
+        p = run([a.python, str(HERE / "pytorch_step.py"), "--mmard", a.mmard] + common)
         print("| " + " | ".join([name] + cells(m, p, mem)) + " |", flush=True)
         if a.jsonl:
             with open(a.jsonl, "a") as f:

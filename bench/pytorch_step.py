@@ -2,11 +2,12 @@
 teacher forward under no_grad, a K-step PGD inner loop taking only the input gradient
 (torch.autograd.grad, parameters frozen, BatchNorm in eval mode), then the outer step (student in
 train mode, backward, SGD with momentum and weight decay). cudnn.benchmark on GPU. The models are
-written here with mmard's architectures and state_dict names.
+written here with mmard's architectures and state_dict names; the method's terms, start, forwards
+and weight decay come from `mmard bench objective` (--mmard), so no coefficient is restated here.
 
 Usage: python bench/pytorch_step.py --student resnet18 --teacher wide_resnet --teacher-config '{"depth":16,"widen":4}' \
-           --method mmard --batch 32 --pgd-steps 10 --input 3x32x32 [--device cpu|cuda] [--repeats 5] [--threads T]"""
-import argparse, json, resource, statistics, sys, time
+           --method mmard --batch 32 --pgd-steps 10 --input 3x32x32 [--device cpu|cuda] [--repeats 5] [--threads T] [--mmard target/release/mmard]"""
+import argparse, json, resource, statistics, subprocess, sys, time
 from pathlib import Path
 import torch, torch.nn as nn, torch.nn.functional as F
 
@@ -97,37 +98,34 @@ def kl(a, b, tau=1.0):
     la, lb = F.log_softmax(a / tau, 1), F.log_softmax(b / tau, 1)
     return (la.exp() * (la - lb)).sum(1)
 
-def inner_loss(method, s_adv, t_adv, s_nat, t_nat, y):
-    if method in ("pgd_at", "ard", "iad"):
-        return F.cross_entropy(s_adv, y, reduction="sum")
-    if method == "trades":
-        return kl(s_nat, s_adv).sum()
-    if method == "rslad":
-        return kl(t_nat, s_adv).sum()
-    if method == "adaad":
-        return kl(t_adv, s_adv).sum()
-    if method == "mmard":
-        return (kl(t_nat, s_adv) + kl(t_nat, t_adv)).sum()
-    raise SystemExit(f"unknown method {method}")
+def objective(mmard, method, eps):
+    """The method as mmard defines it (`mmard bench objective`): its terms, start, forwards and weight decay,
+    so this twin restates no coefficient and times the same work."""
+    out = subprocess.run([mmard, "bench", "objective", "--method", method, "--eps", repr(eps)], capture_output=True, text=True)
+    if out.returncode != 0:
+        raise SystemExit(f"{mmard} bench objective failed: {out.stderr.strip()}")
+    return json.loads(out.stdout)
 
-def outer_loss(method, student, teacher, x, xa, y, t_nat):
-    s_adv = student(xa)
-    if method == "pgd_at":
-        return F.cross_entropy(s_adv, y)
-    if method == "ard":
-        return 900.0 * kl(t_nat, s_adv, 30.0).mean()
-    s_nat = student(x)
-    if method == "trades":
-        return F.cross_entropy(s_nat, y) + 6.0 * kl(s_nat, s_adv).mean()
-    if method == "rslad":
-        return (5 / 6 * kl(t_nat, s_adv) + 1 / 6 * kl(t_nat, s_nat)).mean()
-    if method == "mmard":
-        return (5 / 6 * kl(t_nat, s_adv) + 1 / 6 * kl(t_nat, s_nat) + kl(s_adv, s_nat)).mean()
-    if method == "adaad":
-        with torch.no_grad():
-            t_adv = teacher(xa)
-        return kl(t_adv, s_adv).mean()
-    raise SystemExit(f"unknown method {method}")
+def active(terms):
+    return [t for t in terms if t["weight"] != 0]
+
+def reads(terms):
+    return {v for t in active(terms) for k, v in t.items() if k in ("z", "a", "b")} | \
+        ({"teacher_adv"} if any(t["kind"] == "introspection" for t in active(terms)) else set())
+
+def per_sample(terms, z, y):
+    """Σ weight·term per sample over the terms of nonzero weight (docs/methods.md)."""
+    total = 0
+    for t in active(terms):
+        if t["kind"] == "ce":
+            v = F.cross_entropy(z[t["z"]], y, reduction="none")
+        elif t["kind"] == "kl":
+            v = kl(z[t["a"]], z[t["b"]], t["tau"])
+        else:  # introspection: KL at τ = 1 weighted by 1 − P_T(x')[y]^β, a constant
+            w = 1 - F.softmax(z["teacher_adv"], 1).gather(1, y[:, None])[:, 0].detach() ** t["beta"]
+            v = w * kl(z[t["a"]], z[t["b"]])
+        total = total + t["weight"] * v
+    return total
 
 def main():
     ap = argparse.ArgumentParser()
@@ -138,6 +136,7 @@ def main():
     ap.add_argument("--classes", type=int, default=10); ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--device", default="cpu"); ap.add_argument("--threads", type=int)
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--mmard", default="target/release/mmard", help="the mmard binary whose method definitions are timed")
     ap.add_argument("--tf32", action="store_true", help="allow TF32 in convolutions and matmuls (mmard: --tf32)")
     a = ap.parse_args()
     if a.threads:
@@ -157,30 +156,40 @@ def main():
     teacher = build(a.teacher, a.teacher_config).eval() if a.teacher else None
     if teacher is not None:
         teacher.requires_grad_(False)
-    opt = torch.optim.SGD(student.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4 if a.method == "adaad" else 2e-4)
-    x = torch.rand(a.batch, c, h, w, device=dev); y = torch.randint(0, a.classes, (a.batch,), device=dev)
     eps, step = 8 / 255, 2 / 255
+    obj = objective(a.mmard, a.method, eps)
+    inner_reads, outer_reads = reads(obj["inner_terms"]), reads(obj["outer_terms"])
+    opt = torch.optim.SGD(student.parameters(), lr=0.01, momentum=0.9, weight_decay=obj["weight_decay"])
+    x = torch.rand(a.batch, c, h, w, device=dev); y = torch.randint(0, a.classes, (a.batch,), device=dev)
     sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
     times = {"teacher_forward": [], "inner": [], "outer": []}
     for rep in range(a.repeats + 1):
         sync(); t0 = time.perf_counter()
         with torch.no_grad():
-            t_nat = teacher(x) if teacher is not None else None
+            t_nat = teacher(x) if "teacher_nat" in inner_reads | outer_reads else None
         sync(); t1 = time.perf_counter()
         student.eval(); student.requires_grad_(False)
         with torch.no_grad():
-            s_nat = student(x) if a.method == "trades" else None
-        start = 0.001 if a.method in ("trades", "rslad", "adaad", "mmard") else eps
-        xa = (x + torch.empty_like(x).uniform_(-start, start)).clamp(0, 1)
-        for _ in range(a.pgd_steps):
+            s_nat = student(x) if "student_nat" in inner_reads else None
+        r = obj["start_radius"]
+        xa = (x + torch.empty_like(x).uniform_(-r, r)).clamp(0, 1)
+        for _ in range(a.pgd_steps if inner_reads else 0):
             xa.requires_grad_(True)
-            t_adv = teacher(xa) if a.method in ("adaad", "mmard") else None
-            g, = torch.autograd.grad(inner_loss(a.method, student(xa), t_adv, s_nat, t_nat, y), [xa])
+            z = {"student_adv": student(xa), "student_nat": s_nat, "teacher_nat": t_nat}
+            if "teacher_adv" in inner_reads:
+                z["teacher_adv"] = teacher(xa)
+            g, = torch.autograd.grad(per_sample(obj["inner_terms"], z, y).sum(), [xa])
             xa = torch.min(torch.max(xa.detach() + step * g.sign(), x - eps), x + eps).clamp(0, 1)
         sync(); t2 = time.perf_counter()
         student.train(); student.requires_grad_(True)
         opt.zero_grad(set_to_none=True)
-        outer_loss(a.method, student, teacher, x, xa, y, t_nat).backward()
+        z = {"teacher_nat": t_nat}
+        for f in obj["outer_forwards"]:  # S(x') first, and every set the formula names (BatchNorm's statistics)
+            z[f] = student(xa if f == "student_adv" else x)
+        if "teacher_adv" in outer_reads:
+            with torch.no_grad():
+                z["teacher_adv"] = teacher(xa)
+        per_sample(obj["outer_terms"], z, y).mean().backward()
         opt.step()
         sync(); t3 = time.perf_counter()
         if rep > 0:

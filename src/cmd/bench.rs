@@ -1,9 +1,11 @@
 //! `bench step`: one full distillation step (teacher forward, K-step inner loop, outer step with
 //! the update) on random data, timed by phase; medians over the repeats after one warm-up step.
-//! `bench/pytorch_step.py` times the same step in PyTorch with the same JSON.
+//! `bench/pytorch_step.py` times the same step in PyTorch with the same JSON, evaluating the
+//! objective `bench objective` prints.
+use super::train::ObjectiveArgs;
 use clap::{Args, Subcommand};
 use mmard::ard::methods::Method;
-use mmard::ard::step::{InnerPgd, Stepper};
+use mmard::ard::step::{InnerPgd, Noise, Stepper};
 use mmard::nn::optim::Sgd;
 use mmard::nn::{Arch, ArchName, Model};
 use mmard::ops::sgd::SgdCfg;
@@ -15,7 +17,22 @@ use rand::{RngExt, SeedableRng};
 pub enum BenchCmd {
     /// Time one training step of a method (teacher forward, inner loop, outer step).
     Step(StepArgs),
+    /// Print a method's objective as JSON (its terms, start, forwards, weight decay): the
+    /// definition bench/pytorch_step.py evaluates, so both sides time the same method.
+    Objective(ObjectivePrint),
 }
+
+#[derive(Args)]
+pub struct ObjectivePrint {
+    #[command(flatten)]
+    objective: ObjectiveArgs,
+    /// The L∞ budget the start radius is given for (`bench step` uses 8/255).
+    #[arg(long, default_value_t = STEP_EPS)]
+    eps: f32,
+}
+
+/// The budget and PGD step of `bench step` (CIFAR's 8/255 and 2/255).
+const STEP_EPS: f32 = 8.0 / 255.0;
 
 #[derive(Args)]
 pub struct StepArgs {
@@ -79,7 +96,13 @@ fn peak_rss_mib() -> f64 {
 }
 
 pub fn bench(cmd: &BenchCmd) -> Result<()> {
-    let BenchCmd::Step(a) = cmd;
+    let a = match cmd {
+        BenchCmd::Step(a) => a,
+        BenchCmd::Objective(p) => {
+            println!("{}", p.objective.objective()?.to_json(p.eps));
+            return Ok(());
+        }
+    };
     let dims: Vec<usize> = a
         .input
         .split('x')
@@ -108,7 +131,7 @@ pub fn bench(cmd: &BenchCmd) -> Result<()> {
         Tensor::from_vec(&[a.batch, c, h, w], (0..a.batch * c * h * w).map(|_| rng.random_range(0.0..1.0)).collect())
             .into_device(&dev);
     let y: Vec<usize> = (0..a.batch).map(|_| rng.random_range(0..a.classes)).collect();
-    let pgd = InnerPgd { eps: 8.0 / 255.0, step: 2.0 / 255.0, steps: a.pgd_steps };
+    let pgd = InnerPgd { eps: STEP_EPS, step: STEP_EPS / 4.0, steps: a.pgd_steps };
     let mut opt = Sgd::new(
         SgdCfg { lr: 0.01, momentum: 0.9, weight_decay: obj.method.weight_decay(), nesterov: false },
         &student.params,
@@ -117,7 +140,7 @@ pub fn bench(cmd: &BenchCmd) -> Result<()> {
     stepper.timed = true;
     let (mut tf, mut inner, mut outer, mut peak_dev) = (Vec::new(), Vec::new(), Vec::new(), 0.0f64);
     for rep in 0..=a.repeats {
-        let s = stepper.step(&mut student, teacher.as_mut(), &mut opt, &x, &y, &mut rng)?;
+        let s = stepper.step(&mut student, teacher.as_mut(), &mut opt, &x, &y, Noise::Draw(&mut rng))?;
         let [t, i, o] = s.seconds.expect("a timed step reports its phases");
         peak_dev = peak_dev.max(dev.memory_used_mib());
         if rep > 0 {
