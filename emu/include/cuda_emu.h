@@ -12,6 +12,8 @@
 #include <utility>
 
 #define EMU_API extern "C" __attribute__((visibility("default")))
+// What kernels compiled outside the libcuda stand-in (the tests' own) link against.
+#define EMU_EXPORT __attribute__((visibility("default")))
 
 struct uint3 {
     unsigned x, y, z;
@@ -20,14 +22,14 @@ using dim3 = uint3;
 
 namespace emu {
 // The running thread's coordinates (set by the scheduler before it resumes a fiber).
-extern uint3 thread_idx, block_idx, block_dim, grid_dim;
+extern EMU_EXPORT uint3 thread_idx, block_idx, block_dim, grid_dim;
 
 // Blocks until every thread of the block has reached a barrier; `site` tells barriers apart.
-void barrier(const void* site);
+EMU_EXPORT void barrier(const void* site);
 // The warp-wide exchange behind the shuffles: every lane of the warp puts `bytes` of `v` in and gets
 // the value of lane src(lane) back in `v`.
 enum class Shfl { Down, Xor };
-void shuffle(unsigned mask, void* v, size_t bytes, Shfl kind, unsigned arg, int width, const void* site);
+EMU_EXPORT void shuffle(unsigned mask, void* v, size_t bytes, Shfl kind, unsigned arg, int width, const void* site);
 }  // namespace emu
 
 #define threadIdx (emu::thread_idx)
@@ -77,7 +79,7 @@ struct Kernel {
 };
 
 // Whether p is null or inside (or one past the end of) a live device allocation.
-bool device_pointer_ok(const void* p);
+EMU_EXPORT bool device_pointer_ok(const void* p);
 
 template <class... A, size_t... I>
 void call(void (*f)(A...), void** p, std::index_sequence<I...>) {
