@@ -1,29 +1,42 @@
-//! With `--features cuda`: compiles every `kernels/*.cu` to PTX with nvcc (in parallel) and
-//! embeds it, with the kernel names each module holds, through `$OUT_DIR/kernels.rs`. Without the
-//! feature it does nothing and needs no CUDA.
+//! Reads every kernel's signature from `kernels/*.cu` (a name defined twice fails the build). With
+//! `--features cuda` it also compiles each file to PTX with nvcc (in parallel) and embeds it, with
+//! the kernel names each module holds, through `$OUT_DIR/kernels.rs`, and writes a typed launcher
+//! per kernel to `$OUT_DIR/launchers.rs` (`build/kernels.rs`). Without the feature it needs no CUDA.
 //! nvcc is `$NVCC`, else `nvcc` on PATH, else `$CUDA_HOME/bin/nvcc`; the target is `$CUDA_ARCH`
 //! (default compute_80: PTX that the driver JIT-compiles on Ampere and Hopper).
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::{env, fs, thread};
 
+#[path = "build/kernels.rs"]
+mod kernels;
+
 fn main() {
     println!("cargo:rerun-if-changed=kernels");
+    println!("cargo:rerun-if-changed=build");
     for v in ["NVCC", "CUDA_HOME", "CUDA_ARCH"] {
         println!("cargo:rerun-if-env-changed={v}");
     }
-    if env::var_os("CARGO_FEATURE_CUDA").is_none() {
-        return;
-    }
-    let out = PathBuf::from(env::var("OUT_DIR").unwrap());
-    let nvcc = find_nvcc();
-    let arch = env::var("CUDA_ARCH").unwrap_or_else(|_| "compute_80".into());
     let mut sources: Vec<PathBuf> = fs::read_dir("kernels")
         .expect("kernels/ folder")
         .map(|e| e.unwrap().path())
         .filter(|p| p.extension().is_some_and(|e| e == "cu"))
         .collect();
     sources.sort();
+    // Every build reads the kernels' signatures, so a duplicate name fails even without CUDA.
+    let mut found = Vec::new();
+    for src in &sources {
+        let module = src.file_stem().unwrap().to_string_lossy();
+        found.extend(kernels::parse(&module, &fs::read_to_string(src).unwrap()).unwrap_or_else(|e| panic!("{e}")));
+    }
+    kernels::check_unique(&found).unwrap_or_else(|e| panic!("{e}"));
+    if env::var_os("CARGO_FEATURE_CUDA").is_none() {
+        return;
+    }
+    let out = PathBuf::from(env::var("OUT_DIR").unwrap());
+    fs::write(out.join("launchers.rs"), kernels::launchers(&found)).unwrap();
+    let nvcc = find_nvcc();
+    let arch = env::var("CUDA_ARCH").unwrap_or_else(|_| "compute_80".into());
     let jobs: Vec<_> = sources
         .iter()
         .map(|src| {
@@ -49,13 +62,8 @@ fn main() {
     );
     for job in jobs {
         let ptx = job.join().unwrap().unwrap_or_else(|e| panic!("{e}"));
-        let names: Vec<String> = fs::read_to_string(&ptx)
-            .unwrap()
-            .lines()
-            .filter_map(|l| l.trim().strip_prefix(".visible .entry "))
-            .map(|l| format!("{:?}", l.trim_end_matches('(').trim()))
-            .collect();
         let module = ptx.file_stem().unwrap().to_string_lossy().into_owned();
+        let names: Vec<String> = found.iter().filter(|k| k.module == module).map(|k| format!("{:?}", k.name)).collect();
         table +=
             &format!("    ({module:?}, include_str!({:?}), &[{}]),\n", ptx.display().to_string(), names.join(", "));
     }

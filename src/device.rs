@@ -2,6 +2,19 @@
 //! `Tensor::gpu()`, so call sites do not change with the device.
 use crate::error::{Error, Result};
 
+/// The GPU half of an op: when `$t` lives on a GPU, binds its `Arc<Gpu>` to `$g` and returns
+/// `$body` from the enclosing function; the CPU code after it runs otherwise. Without
+/// `--features cuda` it expands to nothing, so the CPU build needs no CUDA.
+#[macro_export]
+macro_rules! on_gpu {
+    ($t:expr, |$g:ident| $body:expr) => {
+        #[cfg(feature = "cuda")]
+        if let Some($g) = $t.gpu().cloned() {
+            return $body;
+        }
+    };
+}
+
 #[derive(Clone, Debug)]
 pub enum Device {
     Cpu,

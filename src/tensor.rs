@@ -165,12 +165,10 @@ impl Tensor {
     /// `self += other`, elementwise.
     pub fn add_assign(&mut self, other: &Tensor) {
         assert_eq!(self.shape, other.shape, "add_assign: shapes differ");
-        #[cfg(feature = "cuda")]
-        if let Some(g) = self.gpu().cloned() {
+        crate::on_gpu!(self, |g| {
             let n = self.numel() as i32;
-            crate::launch!(g, "add_assign", g.grid(n as usize), self.cu_mut(), other.cu(), &n);
-            return;
-        }
+            crate::cuda::kernels::add_assign(&g, g.grid(n as usize), self.cu_mut(), other.cu(), n);
+        });
         for (a, b) in self.data_mut().iter_mut().zip(other.data()) {
             *a += b;
         }
@@ -178,24 +176,20 @@ impl Tensor {
 
     /// `self *= k`, elementwise.
     pub fn scale(&mut self, k: f32) {
-        #[cfg(feature = "cuda")]
-        if let Some(g) = self.gpu().cloned() {
+        crate::on_gpu!(self, |g| {
             let n = self.numel() as i32;
-            crate::launch!(g, "scale", g.grid(n as usize), self.cu_mut(), &k, &n);
-            return;
-        }
+            crate::cuda::kernels::scale(&g, g.grid(n as usize), self.cu_mut(), k, n);
+        });
         self.data_mut().iter_mut().for_each(|v| *v *= k);
     }
 
     /// `self += k * other`, elementwise.
     pub fn add_scaled(&mut self, other: &Tensor, k: f32) {
         assert_eq!(self.shape, other.shape, "add_scaled: shapes differ");
-        #[cfg(feature = "cuda")]
-        if let Some(g) = self.gpu().cloned() {
+        crate::on_gpu!(self, |g| {
             let n = self.numel() as i32;
-            crate::launch!(g, "axpy", g.grid(n as usize), self.cu_mut(), other.cu(), &k, &n);
-            return;
-        }
+            crate::cuda::kernels::axpy(&g, g.grid(n as usize), self.cu_mut(), other.cu(), k, n);
+        });
         self.data_mut().iter_mut().zip(other.data()).for_each(|(a, b)| *a += k * b);
     }
 

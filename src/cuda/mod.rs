@@ -3,6 +3,7 @@
 //! machine without a driver, GPU, cuBLAS or cuDNN gets an error that names what is missing.
 mod conv;
 mod memory;
+pub mod shape;
 
 pub use conv::ConvPlan;
 pub use memory::Buf;
@@ -16,6 +17,12 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 mod ptx {
     include!(concat!(env!("OUT_DIR"), "/kernels.rs"));
+}
+
+/// One typed launcher per kernel of `kernels/*.cu`, generated from its signature by build.rs:
+/// `kernels::pgd_step(&gpu, cfg, x_adv, grad, x0, alpha, eps, n)`.
+pub mod kernels {
+    include!(concat!(env!("OUT_DIR"), "/launchers.rs"));
 }
 
 const LIBS_HINT: &str = "put the folders holding the CUDA libraries on LD_LIBRARY_PATH (with PyTorch installed by pip: \
@@ -140,15 +147,14 @@ impl Gpu {
         self.funcs.get(name).unwrap_or_else(|| panic!("kernel {name} is not in kernels/*.cu"))
     }
 
-    /// A grid-stride launch over `n` elements: enough 256-thread blocks to fill the GPU, no more.
+    /// A grid-stride launch over `n` elements on this GPU (`shape::grid`).
     pub fn grid(&self, n: usize) -> LaunchConfig {
-        let blocks = n.div_ceil(256).clamp(1, self.sms as usize * 8) as u32;
-        LaunchConfig { grid_dim: (blocks, 1, 1), block_dim: (256, 1, 1), shared_mem_bytes: 0 }
+        shape::grid(n, self.sms)
     }
 
-    /// One 256-thread block per item (per-channel reductions).
+    /// One block per item (`shape::per_block`).
     pub fn per_block(&self, items: usize) -> LaunchConfig {
-        LaunchConfig { grid_dim: (items.max(1) as u32, 1, 1), block_dim: (256, 1, 1), shared_mem_bytes: 0 }
+        shape::per_block(items)
     }
 
     /// Total minus free device memory, in MiB.
@@ -161,20 +167,4 @@ impl Gpu {
     pub fn sync(&self) {
         self.stream.synchronize().unwrap_or_else(|e| panic!("cuda:{}: {e}", self.ordinal));
     }
-}
-
-/// Launches a kernel of `kernels/*.cu` on the GPU's stream: `launch!(gpu, "name", cfg, args...)`,
-/// each argument a `&CudaSlice`, `&mut CudaSlice` or a reference to a scalar.
-#[macro_export]
-macro_rules! launch {
-    ($gpu:expr, $name:literal, $cfg:expr, $($arg:expr),* $(,)?) => {{
-        use cudarc::driver::PushKernelArg;
-        let gpu: &$crate::cuda::Gpu = &$gpu;
-        let cfg: cudarc::driver::LaunchConfig = $cfg;
-        let mut b = gpu.stream.launch_builder(gpu.func($name));
-        $( b.arg($arg); )*
-        // SAFETY: the argument list follows the kernel's signature in kernels/*.cu, and every
-        // launcher checks the sizes it passes against the buffers.
-        unsafe { b.launch(cfg) }.unwrap_or_else(|e| panic!("CUDA kernel {} failed on cuda:{}: {e}", $name, gpu.ordinal));
-    }};
 }

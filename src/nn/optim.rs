@@ -38,14 +38,9 @@ impl Sgd {
     #[cfg(feature = "cuda")]
     fn step_cuda(&mut self, g: &crate::cuda::Gpu, params: &mut ParamStore, tape: &Tape, ids: &[usize]) {
         use crate::ops::sgd::{Tables, update_cuda};
-        use cudarc::driver::{DevicePtr, DevicePtrMut};
-        let s = &g.stream;
-        let mut t = Tables { params: Vec::new(), grads: Vec::new(), bufs: Vec::new(), lens: Vec::new() };
+        let mut t = Tables::default();
         for &id in ids {
-            t.params.push(params.get_mut(id).cu_mut().device_ptr_mut(s).0);
-            t.grads.push(tape.param_grad(id).unwrap().cu().device_ptr(s).0);
-            t.bufs.push(self.bufs[id].as_mut().unwrap().cu_mut().device_ptr_mut(s).0);
-            t.lens.push(params.get(id).numel() as i32);
+            t.push(g, params.get_mut(id), tape.param_grad(id).unwrap(), self.bufs[id].as_mut().unwrap());
         }
         update_cuda(g, &t, self.cfg);
     }

@@ -232,11 +232,10 @@ fn bn(tape: &mut Tape, x: &Var, gamma: &Param, beta: &Param, stats: Stats, eps: 
         train,
         relu_out: relu.then(|| y.clone()),
     };
-    #[cfg(feature = "cuda")]
-    if x.val.gpu().is_some() {
+    crate::on_gpu!(x.val, |_g| {
         let (y, s) = cuda::forward(&x.val, &gamma.val, &beta.val, stats, eps, relu);
-        return tape.record(y, &[x], true, |y| node(Saved::Cuda(s), y));
-    }
+        tape.record(y, &[x], true, |y| node(Saved::Cuda(s), y))
+    });
     let (mean, var) = match stats {
         Stats::Batch { running_mean, running_var, momentum } => {
             let (mean, var) = batch_stats(&x.val);
@@ -258,7 +257,6 @@ fn bn(tape: &mut Tape, x: &Var, gamma: &Param, beta: &Param, stats: Stats, eps: 
 mod cuda {
     use super::Stats as Which;
     use crate::cuda::Gpu;
-    use crate::launch;
     use crate::tensor::Tensor;
     use cudarc::driver::CudaSlice;
     use std::sync::Arc;
@@ -276,32 +274,37 @@ mod cuda {
         let mut s = Stats { mean: g.zeros(c), invstd: g.zeros(c) };
         match which {
             Which::Batch { running_mean, running_var, momentum } => {
-                launch!(
-                    g,
-                    "bn_batch_stats",
+                crate::cuda::kernels::bn_batch_stats(
+                    &g,
                     g.per_block(c),
                     x.cu(),
-                    &ni,
-                    &ci,
-                    &hw,
-                    &eps,
-                    &momentum,
+                    ni,
+                    ci,
+                    hw,
+                    eps,
+                    momentum,
                     &mut s.mean,
                     &mut s.invstd,
                     running_mean.cu_mut(),
-                    running_var.cu_mut()
+                    running_var.cu_mut(),
                 );
             }
-            Which::Running { mean, var } => {
-                launch!(g, "bn_running_stats", g.grid(c), mean.cu(), var.cu(), &eps, &ci, &mut s.mean, &mut s.invstd)
-            }
+            Which::Running { mean, var } => crate::cuda::kernels::bn_running_stats(
+                &g,
+                g.grid(c),
+                mean.cu(),
+                var.cu(),
+                eps,
+                ci,
+                &mut s.mean,
+                &mut s.invstd,
+            ),
         }
         let total = x.numel() as i32;
         let mut y = g.empty(x.numel());
         let r = relu as i32;
-        launch!(
-            g,
-            "bn_normalize",
+        crate::cuda::kernels::bn_normalize(
+            &g,
             g.grid(x.numel()),
             x.cu(),
             &mut y,
@@ -309,10 +312,10 @@ mod cuda {
             &s.invstd,
             gamma.cu(),
             beta.cu(),
-            &ci,
-            &hw,
-            &total,
-            &r
+            ci,
+            hw,
+            total,
+            r,
         );
         (Tensor::from_cuda(&g, x.shape(), y), s)
     }
@@ -334,29 +337,27 @@ mod cuda {
         let (mut sg, mut sgx) = (g.zeros::<f64>(c), g.zeros::<f64>(c));
         let (mut dg, mut db) = (Tensor::zeros_on(&[c], &x.device()), Tensor::zeros_on(&[c], &x.device()));
         if train || params {
-            launch!(
-                g,
-                "bn_bwd_sums",
+            crate::cuda::kernels::bn_bwd_sums(
+                &g,
                 g.per_block(c),
                 x.cu(),
                 gy.cu(),
                 &s.mean,
                 &s.invstd,
-                &ni,
-                &ci,
-                &hw,
+                ni,
+                ci,
+                hw,
                 &mut sg,
                 &mut sgx,
                 dg.cu_mut(),
-                db.cu_mut()
+                db.cu_mut(),
             );
         }
         let dx = need_x.then(|| {
             let mut dx = g.empty(x.numel());
             let t = train as i32;
-            launch!(
-                g,
-                "bn_bwd_data",
+            crate::cuda::kernels::bn_bwd_data(
+                &g,
                 g.grid(x.numel()),
                 x.cu(),
                 gy.cu(),
@@ -366,11 +367,11 @@ mod cuda {
                 gamma.cu(),
                 &sg,
                 &sgx,
-                &t,
-                &ci,
-                &hw,
-                &total,
-                &m
+                t,
+                ci,
+                hw,
+                total,
+                m,
             );
             Tensor::from_cuda(&g, x.shape(), dx)
         });

@@ -136,11 +136,10 @@ pub fn forward_fused(
     relu: bool,
 ) -> Tensor {
     let p = Plan::new(x.shape(), w.shape(), cfg);
-    #[cfg(feature = "cuda")]
-    if x.gpu().is_some() {
+    crate::on_gpu!(x, |_g| {
         assert!(bn.is_none(), "conv2d: the fused BatchNorm epilogue runs on the CPU only");
-        return cuda::forward(x, w, b, cfg, relu);
-    }
+        cuda::forward(x, w, b, cfg, relu)
+    });
     let g = p.geom;
     let shape = [p.n, p.cout, g.oh, g.ow];
     let epi = Epilogue { bias: b.map(|b| b.data()), bn, relu };
@@ -216,10 +215,7 @@ pub fn backward(
     need_w: bool,
 ) -> (Option<Tensor>, Option<Tensor>) {
     let p = Plan::new(x.shape(), w.shape(), cfg);
-    #[cfg(feature = "cuda")]
-    if x.gpu().is_some() {
-        return cuda::backward(x, w, gy, cfg, need_x, need_w);
-    }
+    crate::on_gpu!(x, |_g| cuda::backward(x, w, gy, cfg, need_x, need_w));
     let g = p.geom;
     if p.is_depthwise() {
         let dx = need_x.then(|| {
@@ -334,13 +330,12 @@ pub fn backward(
 /// Bias gradient: the sum of `gy` over images and pixels.
 pub fn bias_grad(gy: &Tensor) -> Tensor {
     let (n, c, h, w) = gy.dims4();
-    #[cfg(feature = "cuda")]
-    if let Some(g) = gy.gpu().cloned() {
+    crate::on_gpu!(gy, |g| {
         let mut gb = Tensor::zeros_on(&[c], &gy.device());
         let (ni, ci, hw) = (n as i32, c as i32, (h * w) as i32);
-        crate::launch!(g, "bias_grad_planes", g.per_block(c), gy.cu(), gb.cu_mut(), &ni, &ci, &hw);
-        return gb;
-    }
+        crate::cuda::kernels::bias_grad_planes(&g, g.per_block(c), gy.cu(), gb.cu_mut(), ni, ci, hw);
+        gb
+    });
     let sums: Vec<f32> = (0..c)
         .into_par_iter()
         .map(|co| {
@@ -371,8 +366,8 @@ mod cuda {
         let numel = p.out.iter().product::<usize>();
         let (c, hw, total, r) = (p.out[1] as i32, (p.out[2] * p.out[3]) as i32, numel as i32, relu as i32);
         match b {
-            Some(b) => crate::launch!(g, "bias_act_planes", g.grid(numel), &mut y, b.cu(), &c, &hw, &total, &r),
-            None if relu => crate::launch!(g, "relu_in_place", g.grid(numel), &mut y, &total),
+            Some(b) => crate::cuda::kernels::bias_act_planes(&g, g.grid(numel), &mut y, b.cu(), c, hw, total, r),
+            None if relu => crate::cuda::kernels::relu_in_place(&g, g.grid(numel), &mut y, total),
             None => {}
         }
         Tensor::from_cuda(&g, &p.out, y)

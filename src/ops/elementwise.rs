@@ -10,10 +10,7 @@ use std::sync::Arc;
 const CHUNK: usize = 1 << 14;
 
 pub fn relu_forward(x: &Tensor) -> Tensor {
-    #[cfg(feature = "cuda")]
-    if x.gpu().is_some() {
-        return cuda::relu_fwd(x);
-    }
+    crate::on_gpu!(x, |_g| cuda::relu_fwd(x));
     // NaN stays NaN (as in PyTorch): a diverged run must show up in its loss.
     let y = x.data().par_iter().with_min_len(CHUNK).map(|&v| if v < 0.0 { 0.0 } else { v }).collect();
     Tensor::from_vec(x.shape(), y)
@@ -21,10 +18,7 @@ pub fn relu_forward(x: &Tensor) -> Tensor {
 
 /// `gy` where the ReLU's output was positive, 0 elsewhere (PyTorch's convention at 0).
 pub fn relu_backward(y: &Tensor, gy: &Tensor) -> Tensor {
-    #[cfg(feature = "cuda")]
-    if y.gpu().is_some() {
-        return cuda::relu_bwd(y, gy);
-    }
+    crate::on_gpu!(y, |_g| cuda::relu_bwd(y, gy));
     // A select, not a conditional store, so it vectorises.
     let gx = y
         .data()
@@ -58,10 +52,7 @@ impl Backward for AddNode {
 
 pub fn add(tape: &mut Tape, a: &Var, b: &Var) -> Var {
     assert_eq!(a.shape(), b.shape(), "add: shapes differ");
-    #[cfg(feature = "cuda")]
-    if a.val.gpu().is_some() {
-        return tape.record(cuda::add(&a.val, &b.val), &[a, b], false, |_| AddNode);
-    }
+    crate::on_gpu!(a.val, |_g| tape.record(cuda::add(&a.val, &b.val), &[a, b], false, |_| AddNode));
     let y = a.val.data().par_iter().zip(b.val.data().par_iter()).with_min_len(CHUNK).map(|(x, y)| x + y).collect();
     tape.record(Tensor::from_vec(a.shape(), y), &[a, b], false, |_| AddNode)
 }
@@ -72,20 +63,14 @@ fn sigmoid(x: f32) -> f64 {
 }
 
 pub fn swish_forward(x: &Tensor) -> Tensor {
-    #[cfg(feature = "cuda")]
-    if x.gpu().is_some() {
-        return cuda::swish_fwd(x);
-    }
+    crate::on_gpu!(x, |_g| cuda::swish_fwd(x));
     let y = x.data().par_iter().with_min_len(CHUNK).map(|&v| (v as f64 * sigmoid(v)) as f32).collect();
     Tensor::from_vec(x.shape(), y)
 }
 
 /// gy · σ(x)(1 + x(1 − σ(x))), the slope of x·σ(x).
 pub fn swish_backward(x: &Tensor, gy: &Tensor) -> Tensor {
-    #[cfg(feature = "cuda")]
-    if x.gpu().is_some() {
-        return cuda::swish_bwd(x, gy);
-    }
+    crate::on_gpu!(x, |_g| cuda::swish_bwd(x, gy));
     let slope = |v: f32| {
         let s = sigmoid(v);
         s * (1.0 + v as f64 * (1.0 - s))
@@ -148,26 +133,24 @@ fn per_channel(x: &Tensor, div: &Tensor, sub: Option<&Tensor>) -> Tensor {
         c,
         div.numel()
     );
-    #[cfg(feature = "cuda")]
-    if let Some(g) = x.gpu().cloned() {
+    crate::on_gpu!(x, |g| {
         let (ci, hw, n, has) = (c as i32, (h * w) as i32, x.numel() as i32, sub.is_some() as i32);
         let mut y = g.empty(x.numel());
         let zero = g.zeros::<f32>(1);
-        crate::launch!(
-            g,
-            "standardize",
+        crate::cuda::kernels::standardize(
+            &g,
             g.grid(x.numel()),
             x.cu(),
             sub.map_or(&zero, |s| s.cu()),
             div.cu(),
             &mut y,
-            &ci,
-            &hw,
-            &n,
-            &has
+            ci,
+            hw,
+            n,
+            has,
         );
-        return Tensor::from_cuda(&g, x.shape(), y);
-    }
+        Tensor::from_cuda(&g, x.shape(), y)
+    });
     let hw = h * w;
     Tensor::written(x.shape(), |y| {
         y.par_chunks_mut(hw).zip(x.data().par_chunks(hw)).enumerate().with_min_len(super::grain(hw)).for_each(
@@ -184,41 +167,40 @@ fn per_channel(x: &Tensor, div: &Tensor, sub: Option<&Tensor>) -> Tensor {
 
 #[cfg(feature = "cuda")]
 mod cuda {
-    use crate::launch;
     use crate::tensor::Tensor;
 
     pub fn relu_fwd(x: &Tensor) -> Tensor {
         let (g, n) = (x.gpu().unwrap().clone(), x.numel() as i32);
         let mut y = g.empty(x.numel());
-        launch!(g, "relu_fwd", g.grid(x.numel()), x.cu(), &mut y, &n);
+        crate::cuda::kernels::relu_fwd(&g, g.grid(x.numel()), x.cu(), &mut y, n);
         Tensor::from_cuda(&g, x.shape(), y)
     }
 
     pub fn relu_bwd(y: &Tensor, gy: &Tensor) -> Tensor {
         let (g, n) = (y.gpu().unwrap().clone(), y.numel() as i32);
         let mut gx = g.empty(y.numel());
-        launch!(g, "relu_bwd", g.grid(y.numel()), y.cu(), gy.cu(), &mut gx, &n);
+        crate::cuda::kernels::relu_bwd(&g, g.grid(y.numel()), y.cu(), gy.cu(), &mut gx, n);
         Tensor::from_cuda(&g, y.shape(), gx)
     }
 
     pub fn swish_fwd(x: &Tensor) -> Tensor {
         let (g, n) = (x.gpu().unwrap().clone(), x.numel() as i32);
         let mut y = g.empty(x.numel());
-        launch!(g, "swish_fwd", g.grid(x.numel()), x.cu(), &mut y, &n);
+        crate::cuda::kernels::swish_fwd(&g, g.grid(x.numel()), x.cu(), &mut y, n);
         Tensor::from_cuda(&g, x.shape(), y)
     }
 
     pub fn swish_bwd(x: &Tensor, gy: &Tensor) -> Tensor {
         let (g, n) = (x.gpu().unwrap().clone(), x.numel() as i32);
         let mut gx = g.empty(x.numel());
-        launch!(g, "swish_bwd", g.grid(x.numel()), x.cu(), gy.cu(), &mut gx, &n);
+        crate::cuda::kernels::swish_bwd(&g, g.grid(x.numel()), x.cu(), gy.cu(), &mut gx, n);
         Tensor::from_cuda(&g, x.shape(), gx)
     }
 
     pub fn add(a: &Tensor, b: &Tensor) -> Tensor {
         let (g, n) = (a.gpu().unwrap().clone(), a.numel() as i32);
         let mut y = g.empty(a.numel());
-        launch!(g, "add_fwd", g.grid(a.numel()), a.cu(), b.cu(), &mut y, &n);
+        crate::cuda::kernels::add_fwd(&g, g.grid(a.numel()), a.cu(), b.cu(), &mut y, n);
         Tensor::from_cuda(&g, a.shape(), y)
     }
 }

@@ -9,10 +9,7 @@ use std::sync::Arc;
 pub fn forward(x: &Tensor, w: &Tensor, b: &Tensor) -> Tensor {
     let ((n, fin), (fout, fin2)) = (x.dims2(), w.dims2());
     assert_eq!(fin, fin2, "linear: input has {fin} features, weight expects {fin2}");
-    #[cfg(feature = "cuda")]
-    if x.gpu().is_some() {
-        return cuda::forward(x, w, b);
-    }
+    crate::on_gpu!(x, |_g| cuda::forward(x, w, b));
     let mut y: Vec<f32> = (0..n).flat_map(|_| b.data().iter().copied()).collect();
     sgemm(n, fout, fin, Mat::rows(x.data(), fin), Mat::t(w.data(), fin), &mut y, fout, true, true);
     Tensor::from_vec(&[n, fout], y)
@@ -26,10 +23,7 @@ pub fn backward(
     need_x: bool,
     need_w: bool,
 ) -> (Option<Tensor>, Option<(Tensor, Tensor)>) {
-    #[cfg(feature = "cuda")]
-    if x.gpu().is_some() {
-        return cuda::backward(x, w, gy, need_x, need_w);
-    }
+    crate::on_gpu!(x, |_g| cuda::backward(x, w, gy, need_x, need_w));
     let ((n, fin), (fout, _)) = (x.dims2(), w.dims2());
     let dx = need_x.then(|| {
         let mut dx = Tensor::zeros(&[n, fin]);
@@ -68,7 +62,6 @@ pub fn linear(tape: &mut Tape, x: &Var, w: &Param, b: &Param) -> Var {
 /// yᵀ = W·xᵀ and so on.
 #[cfg(feature = "cuda")]
 mod cuda {
-    use crate::launch;
     use crate::tensor::Tensor;
     use cudarc::cublas::sys::cublasOperation_t::{CUBLAS_OP_N as N, CUBLAS_OP_T as T};
     use cudarc::cublas::{Gemm, GemmConfig};
@@ -115,7 +108,7 @@ mod cuda {
         let ((n, fin), (fout, _)) = (x.dims2(), w.dims2());
         let mut y = g.empty(n * fout);
         let (ni, fo) = (n as i32, fout as i32);
-        launch!(g, "fill_rows", g.grid(n * fout), &mut y, b.cu(), &ni, &fo);
+        crate::cuda::kernels::fill_rows(&g, g.grid(n * fout), &mut y, b.cu(), ni, fo);
         // yᵀ [fout, n] += W [fout, fin] · xᵀ [fin, n]
         gemm(x, true, false, fout, n, fin, w.cu(), fin, x.cu(), fin, &mut y, 1.0);
         Tensor::from_cuda(&g, &[n, fout], y)
@@ -143,7 +136,7 @@ mod cuda {
             gemm(x, false, true, fin, fout, n, x.cu(), fin, gy.cu(), fout, &mut dw, 0.0);
             let mut db = g.empty(fout);
             let (ni, fo) = (n as i32, fout as i32);
-            launch!(g, "col_sums", g.grid(fout), gy.cu(), &mut db, &ni, &fo);
+            crate::cuda::kernels::col_sums(&g, g.grid(fout), gy.cu(), &mut db, ni, fo);
             (Tensor::from_cuda(&g, &[fout, fin], dw), Tensor::from_cuda(&g, &[fout], db))
         });
         (dx, dwb)

@@ -44,12 +44,10 @@ impl LossOut {
 /// Row i (of `w.len()` rows) of `t` times `w[i]`.
 fn scale_rows(t: &mut Tensor, w: &[f32]) {
     let cols = (t.numel() / w.len().max(1)).max(1);
-    #[cfg(feature = "cuda")]
-    if let Some(g) = t.gpu().cloned() {
+    crate::on_gpu!(t, |g| {
         let (wd, rows, c) = (g.upload(w), w.len() as i32, cols as i32);
-        crate::launch!(g, "scale_rows", g.grid(t.numel()), t.cu_mut(), &wd, &rows, &c);
-        return;
-    }
+        crate::cuda::kernels::scale_rows(&g, g.grid(t.numel()), t.cu_mut(), &wd, rows, c);
+    });
     t.data_mut().chunks_mut(cols).zip(w).for_each(|(row, w)| row.iter_mut().for_each(|v| *v *= w));
 }
 
@@ -107,10 +105,7 @@ pub fn cross_entropy(logits: &Tensor, labels: &[usize]) -> LossOut {
     let (n, c) = logits.dims2();
     assert_eq!(labels.len(), n, "cross_entropy: {n} rows, {} labels", labels.len());
     assert!(labels.iter().all(|&l| l < c), "cross_entropy: a label is out of range for {c} classes");
-    #[cfg(feature = "cuda")]
-    if logits.gpu().is_some() {
-        return cuda::cross_entropy(logits, labels);
-    }
+    crate::on_gpu!(logits, |_g| cuda::cross_entropy(logits, labels));
     let mut g = Tensor::zeros(&[n, c]);
     let per_sample = (0..n)
         .map(|i| {
@@ -128,10 +123,7 @@ pub fn cross_entropy(logits: &Tensor, labels: &[usize]) -> LossOut {
 /// KL(softmax(a/τ) ‖ softmax(b/τ)) per sample; gradients for a, then b.
 pub fn kl_div(a: &Tensor, b: &Tensor, tau: f32) -> LossOut {
     check_same(&[a, b]);
-    #[cfg(feature = "cuda")]
-    if a.gpu().is_some() {
-        return cuda::kl_div(a, b, tau);
-    }
+    crate::on_gpu!(a, |_g| cuda::kl_div(a, b, tau));
     let (n, c) = a.dims2();
     let (mut ga, mut gb) = (Tensor::zeros(&[n, c]), Tensor::zeros(&[n, c]));
     let per_sample = (0..n)
@@ -164,10 +156,7 @@ pub struct Triangle {
 /// teacher, robust-student and natural-student logits as the vertices; gradients in that order.
 pub fn triangle(t: &Tensor, s_adv: &Tensor, s_nat: &Tensor, w: Triangle, tau: f32) -> LossOut {
     check_same(&[t, s_adv, s_nat]);
-    #[cfg(feature = "cuda")]
-    if t.gpu().is_some() {
-        return cuda::triangle(t, s_adv, s_nat, w, tau);
-    }
+    crate::on_gpu!(t, |_g| cuda::triangle(t, s_adv, s_nat, w, tau));
     let (n, c) = t.dims2();
     let mut g = [Tensor::zeros(&[n, c]), Tensor::zeros(&[n, c]), Tensor::zeros(&[n, c])];
     let per_sample = (0..n)
@@ -185,7 +174,6 @@ pub fn triangle(t: &Tensor, s_adv: &Tensor, s_nat: &Tensor, w: Triangle, tau: f3
 #[cfg(feature = "cuda")]
 mod cuda {
     use super::{LossOut, Triangle};
-    use crate::launch;
     use crate::tensor::Tensor;
 
     /// Per-sample values and `k` zeroed gradient buffers for logits like `z`.
@@ -200,7 +188,7 @@ mod cuda {
         let (g, n, c, mut grads, mut ps) = outputs(z, 1);
         let y = g.upload(&labels.iter().map(|&l| l as i32).collect::<Vec<_>>());
         let (ni, ci) = (n as i32, c as i32);
-        launch!(g, "cross_entropy", g.grid(n), z.cu(), &y, ps.cu_mut(), grads[0].cu_mut(), &ni, &ci);
+        crate::cuda::kernels::cross_entropy(&g, g.grid(n), z.cu(), &y, ps.cu_mut(), grads[0].cu_mut(), ni, ci);
         LossOut { per_sample: ps, grads }
     }
 
@@ -208,7 +196,7 @@ mod cuda {
         let (g, n, c, mut grads, mut ps) = outputs(a, 2);
         let (ni, ci) = (n as i32, c as i32);
         let [ga, gb] = grads.get_disjoint_mut([0, 1]).unwrap();
-        launch!(g, "kl_div", g.grid(n), a.cu(), b.cu(), &tau, ps.cu_mut(), ga.cu_mut(), gb.cu_mut(), &ni, &ci);
+        crate::cuda::kernels::kl_div(&g, g.grid(n), a.cu(), b.cu(), tau, ps.cu_mut(), ga.cu_mut(), gb.cu_mut(), ni, ci);
         LossOut { per_sample: ps, grads }
     }
 
@@ -217,8 +205,7 @@ mod cuda {
         let (ni, ci) = (n as i32, c as i32);
         let [gt, gsa, gsn] = grads.get_disjoint_mut([0, 1, 2]).unwrap();
         #[rustfmt::skip]
-        launch!(g, "triangle", g.grid(n), t.cu(), sa.cu(), sn.cu(), &w.teacher_adv, &w.teacher_nat, &w.adv_nat, &tau,
-                ps.cu_mut(), gt.cu_mut(), gsa.cu_mut(), gsn.cu_mut(), &ni, &ci);
+        crate::cuda::kernels::triangle(&g, g.grid(n), t.cu(), sa.cu(), sn.cu(), w.teacher_adv, w.teacher_nat, w.adv_nat, tau, ps.cu_mut(), gt.cu_mut(), gsa.cu_mut(), gsn.cu_mut(), ni, ci);
         LossOut { per_sample: ps, grads }
     }
 }

@@ -23,19 +23,18 @@ fn frame(src: &Tensor, p: Pad, grow: bool) -> Tensor {
     let (h, w) = if grow { (sh, sw) } else { (sh - p.top - p.bottom, sw - p.left - p.right) };
     let (ph, pw) = (h + p.top + p.bottom, w + p.left + p.right);
     let shape = if grow { [n, c, ph, pw] } else { [n, c, h, w] };
-    #[cfg(feature = "cuda")]
-    if let Some(g) = src.gpu().cloned() {
+    crate::on_gpu!(src, |g| {
         let total = shape.iter().product::<usize>();
         let mut out = g.empty(total);
         let a = [h, w, p.top, p.left, ph, pw, total].map(|v| v as i32);
         let [h, w, top, left, ph, pw, total_i] = a;
         if grow {
-            crate::launch!(g, "pad2d", g.grid(total), src.cu(), &mut out, &h, &w, &top, &left, &ph, &pw, &total_i);
+            crate::cuda::kernels::pad2d(&g, g.grid(total), src.cu(), &mut out, h, w, top, left, ph, pw, total_i);
         } else {
-            crate::launch!(g, "crop2d", g.grid(total), src.cu(), &mut out, &h, &w, &top, &left, &ph, &pw, &total_i);
+            crate::cuda::kernels::crop2d(&g, g.grid(total), src.cu(), &mut out, h, w, top, left, ph, pw, total_i);
         }
-        return Tensor::from_cuda(&g, &shape, out);
-    }
+        Tensor::from_cuda(&g, &shape, out)
+    });
     let mut out = Tensor::zeros(&shape);
     let (big, small) = ((ph, pw), (h, w));
     let sd = src.data();

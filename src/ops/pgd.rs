@@ -29,25 +29,22 @@ pub fn pgd_step(x_adv: &mut [f32], grad: &[f32], x0: &[f32], alpha: f32, eps: f3
 /// `pgd_step` on whole tensors, on their device.
 pub fn step(x_adv: &mut Tensor, grad: &Tensor, x0: &Tensor, alpha: f32, eps: f32) {
     assert!(x_adv.shape() == grad.shape() && x_adv.shape() == x0.shape(), "pgd step: shapes differ");
-    #[cfg(feature = "cuda")]
-    if let Some(g) = x_adv.gpu().cloned() {
+    crate::on_gpu!(x_adv, |g| {
         let n = x_adv.numel() as i32;
-        crate::launch!(g, "pgd_step", g.grid(n as usize), x_adv.cu_mut(), grad.cu(), x0.cu(), &alpha, &eps, &n);
-        return;
-    }
+        crate::cuda::kernels::pgd_step(&g, g.grid(n as usize), x_adv.cu_mut(), grad.cu(), x0.cu(), alpha, eps, n);
+    });
     pgd_step(x_adv.data_mut(), grad.data(), x0.data(), alpha, eps);
 }
 
 /// `project(x0 + u, x0, eps)` elementwise, on `x0`'s device; `u` is the host-drawn noise.
 pub fn start(x0: &Tensor, u: &[f32], eps: f32) -> Tensor {
     assert_eq!(x0.numel(), u.len(), "pgd start: noise of the wrong size");
-    #[cfg(feature = "cuda")]
-    if let Some(g) = x0.gpu().cloned() {
+    crate::on_gpu!(x0, |g| {
         let (n, u) = (u.len() as i32, g.upload(u));
         let mut xa = g.empty(u.len());
-        crate::launch!(g, "pgd_start", g.grid(n as usize), &mut xa, x0.cu(), &u, &eps, &n);
-        return Tensor::from_cuda(&g, x0.shape(), xa);
-    }
+        crate::cuda::kernels::pgd_start(&g, g.grid(n as usize), &mut xa, x0.cu(), &u, eps, n);
+        Tensor::from_cuda(&g, x0.shape(), xa)
+    });
     Tensor::from_vec(x0.shape(), x0.data().iter().zip(u).map(|(&v, &u)| project(v + u, v, eps)).collect())
 }
 

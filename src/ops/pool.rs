@@ -130,20 +130,16 @@ impl Backward for MaxPoolNode {
 }
 
 pub fn maxpool2(tape: &mut Tape, x: &Var) -> Var {
-    #[cfg(feature = "cuda")]
-    if x.val.gpu().is_some() {
+    crate::on_gpu!(x.val, |_g| {
         let (y, idx) = cuda::maxpool2_forward(&x.val);
-        return tape.record(y, &[x], false, |_| MaxPoolNode { x_shape: x.shape().to_vec(), idx: Argmax::Cuda(idx) });
-    }
+        tape.record(y, &[x], false, |_| MaxPoolNode { x_shape: x.shape().to_vec(), idx: Argmax::Cuda(idx) })
+    });
     let (y, idx) = maxpool2_forward(&x.val);
     tape.record(y, &[x], false, |_| MaxPoolNode { x_shape: x.shape().to_vec(), idx: Argmax::Cpu(idx) })
 }
 
 pub fn avgpool_forward(x: &Tensor) -> Tensor {
-    #[cfg(feature = "cuda")]
-    if x.gpu().is_some() {
-        return cuda::avgpool_forward(x);
-    }
+    crate::on_gpu!(x, |_g| cuda::avgpool_forward(x));
     let (n, c, h, w) = x.dims4();
     let means = x
         .data()
@@ -155,10 +151,7 @@ pub fn avgpool_forward(x: &Tensor) -> Tensor {
 }
 
 pub fn avgpool_backward(x_shape: &[usize], gy: &Tensor) -> Tensor {
-    #[cfg(feature = "cuda")]
-    if gy.gpu().is_some() {
-        return cuda::avgpool_backward(x_shape, gy);
-    }
+    crate::on_gpu!(gy, |_g| cuda::avgpool_backward(x_shape, gy));
     let hw = x_shape[2] * x_shape[3];
     let mut gx = Tensor::zeros(x_shape);
     gx.data_mut()
@@ -184,7 +177,6 @@ pub fn avgpool(tape: &mut Tape, x: &Var) -> Var {
 
 #[cfg(feature = "cuda")]
 mod cuda {
-    use crate::launch;
     use crate::tensor::Tensor;
     use cudarc::driver::CudaSlice;
 
@@ -194,7 +186,7 @@ mod cuda {
         let outs = n * c * (h / 2) * (w / 2);
         let (mut y, mut idx) = (g.empty(outs), g.zeros::<u32>(outs));
         let (hi, wi, planes) = (h as i32, w as i32, (n * c) as i32);
-        launch!(g, "maxpool2_fwd", g.grid(outs), x.cu(), &mut y, &mut idx, &hi, &wi, &planes);
+        crate::cuda::kernels::maxpool2_fwd(&g, g.grid(outs), x.cu(), &mut y, &mut idx, hi, wi, planes);
         (Tensor::from_cuda(&g, &[n, c, h / 2, w / 2], y), idx)
     }
 
@@ -202,7 +194,7 @@ mod cuda {
         let g = gy.gpu().unwrap().clone();
         let mut gx = Tensor::zeros_on(x_shape, &gy.device());
         let (hi, wi, planes) = (x_shape[2] as i32, x_shape[3] as i32, (x_shape[0] * x_shape[1]) as i32);
-        launch!(g, "maxpool2_bwd", g.grid(gy.numel()), gy.cu(), idx, gx.cu_mut(), &hi, &wi, &planes);
+        crate::cuda::kernels::maxpool2_bwd(&g, g.grid(gy.numel()), gy.cu(), idx, gx.cu_mut(), hi, wi, planes);
         gx
     }
 
@@ -212,7 +204,7 @@ mod cuda {
         let mut y = Tensor::zeros_on(&[n, c], &x.device());
         let (hw, planes) = ((h * w) as i32, (n * c) as i32);
         // one warp per plane
-        launch!(g, "avgpool_fwd", g.grid(n * c * 32), x.cu(), y.cu_mut(), &hw, &planes);
+        crate::cuda::kernels::avgpool_fwd(&g, g.grid(n * c * 32), x.cu(), y.cu_mut(), hw, planes);
         y
     }
 
@@ -220,7 +212,7 @@ mod cuda {
         let g = gy.gpu().unwrap().clone();
         let mut gx = Tensor::zeros_on(x_shape, &gy.device());
         let (hw, planes) = ((x_shape[2] * x_shape[3]) as i32, (x_shape[0] * x_shape[1]) as i32);
-        launch!(g, "avgpool_bwd", g.grid(gx.numel()), gy.cu(), gx.cu_mut(), &hw, &planes);
+        crate::cuda::kernels::avgpool_bwd(&g, g.grid(gx.numel()), gy.cu(), gx.cu_mut(), hw, planes);
         gx
     }
 }

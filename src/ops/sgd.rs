@@ -32,11 +32,26 @@ pub fn sgd_update(p: &mut [f32], g: &[f32], buf: &mut [f32], c: SgdCfg) {
 /// Device pointers of the tensors one GPU launch updates: tensor k is `params[k]`, `grads[k]`,
 /// `bufs[k]`, with `lens[k]` values.
 #[cfg(feature = "cuda")]
+#[derive(Default)]
 pub struct Tables {
-    pub params: Vec<u64>,
-    pub grads: Vec<u64>,
-    pub bufs: Vec<u64>,
-    pub lens: Vec<i32>,
+    params: Vec<u64>,
+    grads: Vec<u64>,
+    bufs: Vec<u64>,
+    lens: Vec<i32>,
+}
+
+#[cfg(feature = "cuda")]
+impl Tables {
+    /// Adds a parameter, its gradient and its momentum buffer (all on the GPU `g`).
+    pub fn push(&mut self, g: &crate::cuda::Gpu, p: &mut crate::Tensor, grad: &crate::Tensor, buf: &mut crate::Tensor) {
+        use cudarc::driver::{DevicePtr, DevicePtrMut};
+        assert!(p.numel() == grad.numel() && p.numel() == buf.numel(), "sgd: lengths differ");
+        let s = &g.stream;
+        self.params.push(p.cu_mut().device_ptr_mut(s).0);
+        self.grads.push(grad.cu().device_ptr(s).0);
+        self.bufs.push(buf.cu_mut().device_ptr_mut(s).0);
+        self.lens.push(p.numel() as i32);
+    }
 }
 
 /// One launch of `kernels/sgd.cu` over every tensor of `t`.
@@ -47,7 +62,7 @@ pub fn update_cuda(g: &crate::cuda::Gpu, t: &Tables, c: SgdCfg) {
     let nesterov = c.nesterov as i32;
     let mut cfg = g.grid(longest as usize);
     cfg.grid_dim.1 = t.lens.len() as u32;
-    crate::launch!(g, "sgd_update", cfg, &ps, &gs, &bs, &lens, &c.lr, &c.momentum, &c.weight_decay, &nesterov);
+    crate::cuda::kernels::sgd_update(g, cfg, &ps, &gs, &bs, &lens, c.lr, c.momentum, c.weight_decay, nesterov);
 }
 
 #[cfg(test)]
