@@ -185,7 +185,7 @@ int launch(Dir d, const char* call, cudnnContext* h, const void* alpha, const vo
 int find_ex(Dir d, const char* call, cudnnContext* h, const cudnnTensorStruct* xD, const cudnnFilterStruct* wD,
             const cudnnConvolutionStruct* cD, const cudnnTensorStruct* yD, const void* a, const void* b, void* out,
             int requested, int* returned, AlgoPerf* perf, void* ws, size_t ws_size) {
-    if (!h || h->magic != CUDNN_MAGIC) return CUDNN_STATUS_BAD_PARAM;
+    if (!h || h->magic != CUDNN_MAGIC || requested <= 0 || !returned || !perf) return CUDNN_STATUS_BAD_PARAM;
     ConvProblem p;
     if (int st = resolve_conv(xD, wD, cD, yD, &p)) return st;
     const bool fits = ws && ws_size >= workspace_bytes(d, p);
