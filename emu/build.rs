@@ -8,7 +8,10 @@ use std::process::Command;
 use std::{env, fs};
 
 /// -ffp-contract=off: no fused multiply-adds, like nvcc --fmad=false in the real build.
-const FLAGS: &[&str] = &["-O2", "-fPIC", "-ffp-contract=off", "-std=c++17", "-fvisibility=hidden", "-g"];
+/// -fstack-clash-protection: a kernel's large locals touch every page, so they hit the guard page
+/// below a thread's stack instead of writing past it.
+const FLAGS: &[&str] =
+    &["-O2", "-fPIC", "-ffp-contract=off", "-fstack-clash-protection", "-std=c++17", "-fvisibility=hidden", "-g"];
 
 fn main() {
     let here = PathBuf::from(env::var("CARGO_MANIFEST_DIR").unwrap());

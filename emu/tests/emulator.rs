@@ -17,7 +17,8 @@ fn program(name: &str) -> PathBuf {
     let exe = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("emu-{name}"));
     if !built.iter().any(|b| b == name) {
         let o = Command::new("g++")
-            .args(["-O1", "-g", "-std=c++17", "-ffp-contract=off", "-x", "c++", "-include", "cuda_emu.h"])
+            .args(["-O1", "-g", "-std=c++17", "-ffp-contract=off", "-fstack-clash-protection", "-x", "c++"])
+            .args(["-include", "cuda_emu.h"])
             .arg("-I")
             .arg(here.join("include"))
             .arg(here.join("tests").join(format!("{name}.cpp")))
@@ -89,8 +90,19 @@ fn barrier_reached_by_part_of_a_block_stops() {
 }
 
 #[test]
+fn barriers_at_different_places_stop() {
+    must_abort("divergent_barrier", &["divergent_barriers(", "wait at different __syncthreads"]);
+}
+
+#[test]
 fn shuffle_reached_by_part_of_a_warp_stops() {
     must_abort("partial_shuffle", &["shuffle_in_branch(", "a shuffle is reached by 16 of its 32 lanes"]);
+    must_abort("partial_warp", &["bn_batch_stats(", "over a warp of 16 lanes"]);
+}
+
+#[test]
+fn stack_overflow_stops() {
+    must_abort("stack_overflow", &["large_locals(", "stack overflow"]);
 }
 
 #[test]

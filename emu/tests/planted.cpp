@@ -37,6 +37,26 @@ __global__ void barrier_after_return(float* y) {
 }
 EMU_REGISTER(barrier_after_return);
 
+// The two halves of the block wait at two different barriers.
+__global__ void divergent_barriers(float* y) {
+    if (threadIdx.x < 32) {
+        y[threadIdx.x] = 1.f;
+        __syncthreads();
+    } else {
+        __syncthreads();
+        y[threadIdx.x] = 2.f;
+    }
+}
+EMU_REGISTER(divergent_barriers);
+
+// 128 KiB of locals: more than a thread's 64 KiB stack.
+__global__ void large_locals(float* y) {
+    volatile float big[32768];
+    for (int i = 0; i < 32768; i++) big[i] = (float)i;
+    y[threadIdx.x] = big[threadIdx.x];
+}
+EMU_REGISTER(large_locals);
+
 // Half a warp shuffles with a full mask.
 __global__ void shuffle_in_branch(float* y) {
     float v = threadIdx.x;
@@ -86,6 +106,23 @@ static void partial_barrier() {
 static void partial_shuffle() {
     CUdeviceptr y = upload(std::vector<float>(64));
     OK(launch(function("shuffle_in_branch"), {1, 1, 1}, {64, 1, 1}, y));
+}
+
+static void divergent_barrier() {
+    CUdeviceptr y = upload(std::vector<float>(64));
+    OK(launch(function("divergent_barriers"), {1, 1, 1}, {64, 1, 1}, y));
+}
+
+static void stack_overflow() {
+    CUdeviceptr y = upload(std::vector<float>(32));
+    OK(launch(function("large_locals"), {1, 1, 1}, {32, 1, 1}, y));
+}
+
+// bn_batch_stats' block_sum shuffles over whole warps; a 48-thread block has half a warp.
+static void partial_warp() {
+    CUdeviceptr x = upload(std::vector<float>(48)), d = upload(std::vector<double>(1));
+    CUdeviceptr f = upload(std::vector<float>(1));
+    OK(launch(function("bn_batch_stats"), {1, 1, 1}, {48, 1, 1}, x, 1, 1, 48, 1e-5f, 0.1f, d, d, f, f));
 }
 
 static void block_too_large() {
@@ -166,6 +203,9 @@ int main(int argc, char** argv) {
         {"out_of_bounds", out_of_bounds},
         {"partial_barrier", partial_barrier},
         {"partial_shuffle", partial_shuffle},
+        {"divergent_barrier", divergent_barrier},
+        {"stack_overflow", stack_overflow},
+        {"partial_warp", partial_warp},
         {"block_too_large", block_too_large},
         {"grid_too_large", grid_too_large},
         {"wrong_formula", wrong_formula},
