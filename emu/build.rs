@@ -37,9 +37,12 @@ fn main() {
     let runtime: Vec<PathBuf> = sources.iter().filter(|p| !blas.contains(p) && !dnn.contains(p)).cloned().collect();
 
     let mut cuda_objs: Vec<PathBuf> = runtime.iter().map(|s| compile(s, &obj, &include, &[])).collect();
-    for wrapper in kernel_wrappers(&kernels, &obj) {
-        let emu_h = include.join("cuda_emu.h");
-        cuda_objs.push(compile(&wrapper, &obj, &include, &["-include".as_ref(), emu_h.as_os_str()]));
+    let emu_h = include.join("cuda_emu.h");
+    for (wrapper, stem) in kernel_wrappers(&kernels, &obj) {
+        // Each file's __shared__ variables in a section of their own (see cuda_emu.h).
+        let section = format!("-DEMU_SHARED=emu_shared_{stem}");
+        let extra = ["-include".as_ref(), emu_h.as_os_str(), section.as_ref()];
+        cuda_objs.push(compile(&wrapper, &obj, &include, &extra));
     }
     link(&cuda_objs, &lib, "libcuda.so.1", "libcuda.so", &here, false);
     for (srcs, soname, plain) in [(blas, "libcublas.so.13", "libcublas.so"), (dnn, "libcudnn.so.9", "libcudnn.so")] {
@@ -77,12 +80,19 @@ fn kernel_names(text: &str) -> Vec<String> {
 
 /// One C++ file per kernels/X.cu: the file inside a namespace of its own (file-local helpers of two
 /// files may share a name, as nvcc allows), then a registration of each of its kernels.
-fn kernel_wrappers(kernels: &Path, obj: &Path) -> Vec<PathBuf> {
+/// Returns each wrapper with the file's stem made an identifier.
+fn kernel_wrappers(kernels: &Path, obj: &Path) -> Vec<(PathBuf, String)> {
     let mut owner: BTreeMap<String, PathBuf> = BTreeMap::new();
     let mut wrappers = Vec::new();
     for cu in sorted(kernels, ".cu") {
         let text = fs::read_to_string(&cu).unwrap();
-        let stem = cu.file_stem().unwrap().to_string_lossy().into_owned();
+        let stem: String = cu
+            .file_stem()
+            .unwrap()
+            .to_string_lossy()
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+            .collect();
         let mut w = format!("namespace mmard_kernels_{stem} {{\n#include \"{}\"\n", cu.display());
         for name in kernel_names(&text) {
             if let Some(first) = owner.insert(name.clone(), cu.clone()) {
@@ -95,7 +105,7 @@ fn kernel_wrappers(kernels: &Path, obj: &Path) -> Vec<PathBuf> {
         if fs::read_to_string(&path).ok().as_deref() != Some(w.as_str()) {
             fs::write(&path, w).unwrap();
         }
-        wrappers.push(path);
+        wrappers.push((path, stem));
     }
     wrappers
 }

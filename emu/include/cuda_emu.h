@@ -42,9 +42,17 @@ constexpr int warpSize = 32;
 #define __device__
 #define __host__
 #define __forceinline__ inline __attribute__((always_inline))
-// One section for all __shared__ variables, so the runtime can poison it before every block
-// (CUDA leaves shared memory undefined; stale or unset values must not look plausible).
-#define __shared__ static __attribute__((section("emu_shared")))
+// The __shared__ variables go to one section per kernel file (EMU_SHARED, set per file by the
+// build), so the runtime can poison them before every block (CUDA leaves shared memory undefined;
+// stale or unset values must not look plausible) and check their size against the device's limit.
+#ifndef EMU_SHARED
+#define EMU_SHARED emu_shared
+#endif
+#define EMU_STR_(x) #x
+#define EMU_STR(x) EMU_STR_(x)
+#define EMU_CAT_(a, b) a##b
+#define EMU_CAT(a, b) EMU_CAT_(a, b)
+#define __shared__ static __attribute__((section(EMU_STR(EMU_SHARED))))
 
 // noinline: the return address names the call site, so a barrier reached at two places is caught.
 __attribute__((noinline)) inline void __syncthreads() { emu::barrier(__builtin_return_address(0)); }
@@ -69,7 +77,7 @@ namespace emu {
 struct Kernel {
     const char* name;
     unsigned arity;
-    // The __shared__ variables of the module that holds the kernel (poisoned before each block).
+    // The __shared__ variables of the kernel's file (poisoned before each block).
     char *shared_begin, *shared_end;
     void (*run)(void** params);
     // The index of the first pointer argument that is neither null nor inside a live allocation, or -1.
@@ -136,12 +144,12 @@ Kernel kernel(const char* name, char* shared_begin, char* shared_end) {
 }
 }  // namespace emu
 
-// The bounds of this module's emu_shared section, from the linker (null where it has none).
-extern "C" char __start_emu_shared[] __attribute__((weak, visibility("hidden")));
-extern "C" char __stop_emu_shared[] __attribute__((weak, visibility("hidden")));
-
-// Makes a kernel launchable by name (the build generates these for kernels/*.cu; tests write them).
+// Makes a kernel launchable by name (the build generates these for kernels/*.cu; tests write them),
+// with the bounds of its EMU_SHARED section from the linker (null where there is none).
 EMU_API void emu_register_kernel(const emu::Kernel* k);
-#define EMU_REGISTER(f)                                                                            \
-    static const emu::Kernel emu_kernel_##f = emu::kernel<&f>(#f, __start_emu_shared, __stop_emu_shared); \
+#define EMU_REGISTER(f)                                                                           \
+    extern "C" char EMU_CAT(__start_, EMU_SHARED)[] __attribute__((weak, visibility("hidden"))); \
+    extern "C" char EMU_CAT(__stop_, EMU_SHARED)[] __attribute__((weak, visibility("hidden")));  \
+    static const emu::Kernel emu_kernel_##f =                                                     \
+        emu::kernel<&f>(#f, EMU_CAT(__start_, EMU_SHARED), EMU_CAT(__stop_, EMU_SHARED));         \
     static const int emu_registered_##f = (emu_register_kernel(&emu_kernel_##f), 0)

@@ -41,7 +41,7 @@ std::vector<std::string> entries(const char* ptx) {
 }
 
 // Real CUDA would reject these with an error code; here they stop the program like a fault does.
-void check_launch(uint3 g, uint3 b, unsigned shared_bytes) {
+void check_launch(const Kernel* k, uint3 g, uint3 b, unsigned shared_bytes) {
     unsigned long long threads = (unsigned long long)b.x * b.y * b.z;
     if (b.x == 0 || b.y == 0 || b.z == 0 || g.x == 0 || g.y == 0 || g.z == 0)
         die("launch with an empty grid (%u,%u,%u) or block (%u,%u,%u)", g.x, g.y, g.z, b.x, b.y, b.z);
@@ -52,9 +52,11 @@ void check_launch(uint3 g, uint3 b, unsigned shared_bytes) {
     if (g.x > max_grid_x || g.y > max_grid_yz || g.z > max_grid_yz)
         die("grid (%u,%u,%u) exceeds the device's limits (x up to %u, y and z up to %u)", g.x, g.y, g.z, max_grid_x,
             max_grid_yz);
-    if (shared_bytes > max_shared_per_block)
-        die("%u bytes of dynamic shared memory exceed the device's %u per block", shared_bytes,
-            max_shared_per_block);
+    size_t static_bytes = k->shared_end - k->shared_begin;
+    if (static_bytes + shared_bytes > max_shared_per_block)
+        die("%zu bytes of static shared memory (every __shared__ variable of the kernel's file) and %u dynamic "
+            "exceed the device's %u per block",
+            static_bytes, shared_bytes, max_shared_per_block);
 }
 }  // namespace
 }  // namespace emu
@@ -126,7 +128,7 @@ CU_API CUresult cuLaunchKernel(CUfunction f, unsigned gx, unsigned gy, unsigned 
     if (extra || (!params && f->arity > 0)) return CUDA_ERROR_INVALID_VALUE;
     emu::running = f;
     emu::running_params = params;
-    emu::check_launch({gx, gy, gz}, {bx, by, bz}, shared_bytes);
+    emu::check_launch(f, {gx, gy, gz}, {bx, by, bz}, shared_bytes);
     int bad = f->bad_pointer(params);
     if (bad >= 0) {
         uint64_t p = *static_cast<uint64_t*>(params[bad]);

@@ -109,6 +109,7 @@ fn stack_overflow_stops() {
 fn launches_beyond_the_limits_stop() {
     must_abort("block_too_large", &["block (2048,1,1) exceeds the device's limits"]);
     must_abort("grid_too_large", &["grid (1,70000,1) exceeds the device's limits"]);
+    must_abort("shared_too_large", &["large_shared(", "52000 bytes of static shared memory"]);
 }
 
 #[test]

@@ -57,6 +57,19 @@ __global__ void large_locals(float* y) {
 }
 EMU_REGISTER(large_locals);
 
+// 52 KB of shared memory, in a section of its own (as if in a file of its own).
+#undef EMU_SHARED
+#define EMU_SHARED emu_shared_big
+__global__ void large_shared(float* y) {
+    __shared__ float big[13000];
+    big[threadIdx.x] = 1.f;
+    __syncthreads();
+    y[threadIdx.x] = big[31 - threadIdx.x];
+}
+EMU_REGISTER(large_shared);
+#undef EMU_SHARED
+#define EMU_SHARED emu_shared
+
 // Half a warp shuffles with a full mask.
 __global__ void shuffle_in_branch(float* y) {
     float v = threadIdx.x;
@@ -123,6 +136,11 @@ static void partial_warp() {
     CUdeviceptr x = upload(std::vector<float>(48)), d = upload(std::vector<double>(1));
     CUdeviceptr f = upload(std::vector<float>(1));
     OK(launch(function("bn_batch_stats"), {1, 1, 1}, {48, 1, 1}, x, 1, 1, 48, 1e-5f, 0.1f, d, d, f, f));
+}
+
+static void shared_too_large() {
+    CUdeviceptr y = upload(std::vector<float>(32));
+    OK(launch(function("large_shared"), {1, 1, 1}, {32, 1, 1}, y));
 }
 
 static void block_too_large() {
@@ -208,6 +226,7 @@ int main(int argc, char** argv) {
         {"partial_warp", partial_warp},
         {"block_too_large", block_too_large},
         {"grid_too_large", grid_too_large},
+        {"shared_too_large", shared_too_large},
         {"wrong_formula", wrong_formula},
         {"swapped_arguments", swapped_arguments},
         {"swapped_buffers", swapped_buffers},
