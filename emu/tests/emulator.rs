@@ -65,6 +65,12 @@ fn project_kernels_match_references_under_two_seeds() {
 }
 
 #[test]
+fn shuffles_follow_cuda() {
+    let o = run("shuffles", &[], 1);
+    assert!(o.status.success(), "{:?}: {}", o.status, stderr(&o));
+}
+
+#[test]
 fn missing_barrier_is_caught() {
     // Poisoned shared memory and a seeded warp order: the race shows as a wrong or seed-dependent sum.
     let runs: Vec<Output> = (1..=3).map(|s| run("planted", &["race"], s)).collect();
