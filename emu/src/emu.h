@@ -1,5 +1,7 @@
 // What the parts of the emulated driver share: device memory, the block scheduler, the reports.
 #pragma once
+#include <pthread.h>
+
 #include <cstdint>
 #include <mutex>
 
@@ -32,6 +34,8 @@ void run_grid(uint3 grid, uint3 block);
 // The launch being run (also for reports): null outside a kernel.
 extern const Kernel* running;
 extern void** running_params;
+// The OS thread that runs it (a fault on another thread is not the kernel's).
+extern pthread_t running_on;
 // The thread being run, or -1 between threads.
 extern long running_thread;
 // Whether addr lies in a guard page below a fiber's stack.

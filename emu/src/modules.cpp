@@ -128,6 +128,7 @@ CU_API CUresult cuLaunchKernel(CUfunction f, unsigned gx, unsigned gy, unsigned 
     if (extra || (!params && f->arity > 0)) return CUDA_ERROR_INVALID_VALUE;
     emu::running = f;
     emu::running_params = params;
+    emu::running_on = pthread_self();
     emu::check_launch(f, {gx, gy, gz}, {bx, by, bz}, shared_bytes);
     int bad = f->bad_pointer(params);
     if (bad >= 0) {

@@ -14,9 +14,9 @@ namespace {
 struct sigaction previous_segv, previous_bus;
 
 // Writes "mmard-emu: kernel(args): block (..) thread (..): " (as much as is known) into buf.
-size_t prefix(char* buf, size_t len) {
+size_t prefix(char* buf, size_t len, bool in_kernel) {
     size_t at = snprintf(buf, len, "mmard-emu: ");
-    if (!running) return at;
+    if (!in_kernel) return at;
     at += snprintf(buf + at, len - at, "%s(", running->name);
     if (at < len) running->describe(running_params, buf + at, len - at);
     at = strlen(buf);
@@ -36,7 +36,7 @@ size_t prefix(char* buf, size_t len) {
 
 void on_fault(int sig, siginfo_t* info, void* uctx) {
     uint64_t addr = (uint64_t)info->si_addr;
-    bool in_kernel = running != nullptr;
+    bool in_kernel = running != nullptr && pthread_equal(running_on, pthread_self());
     char where[256];
     describe_address(addr, where, sizeof where);
     bool near_device = strncmp(where, "not near", 8) != 0;
@@ -48,7 +48,7 @@ void on_fault(int sig, siginfo_t* info, void* uctx) {
     auto* uc = static_cast<ucontext_t*>(uctx);
     const char* kind = uc->uc_mcontext.gregs[REG_ERR] & 2 ? "write" : "read";
     char buf[2048];
-    size_t at = prefix(buf, sizeof buf);
+    size_t at = prefix(buf, sizeof buf, in_kernel);
     if (in_stack_guard(addr))
         at += snprintf(buf + at, sizeof buf - at, "stack overflow (a thread's stack is 64 KiB) at 0x%llx",
                        (unsigned long long)addr);
@@ -61,7 +61,7 @@ void on_fault(int sig, siginfo_t* info, void* uctx) {
 
 void die(const char* fmt, ...) {
     char buf[2048];
-    size_t at = prefix(buf, sizeof buf);
+    size_t at = prefix(buf, sizeof buf, running != nullptr);
     va_list ap;
     va_start(ap, fmt);
     at += vsnprintf(buf + at, sizeof buf - at, fmt, ap);

@@ -48,6 +48,7 @@ namespace emu {
 uint3 thread_idx, block_idx, block_dim, grid_dim;
 const Kernel* running = nullptr;
 void** running_params = nullptr;
+pthread_t running_on;
 long running_thread = -1;
 
 namespace {
