@@ -65,6 +65,12 @@ fn project_kernels_match_references_under_two_seeds() {
 }
 
 #[test]
+fn driver_calls_answer_like_the_driver() {
+    let o = run("driver_api", &[], 1);
+    assert!(o.status.success(), "{:?}: {}", o.status, stderr(&o));
+}
+
+#[test]
 fn shuffles_follow_cuda() {
     let o = run("shuffles", &[], 1);
     assert!(o.status.success(), "{:?}: {}", o.status, stderr(&o));
