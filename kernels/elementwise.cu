@@ -1,5 +1,5 @@
-// Pointwise ops, the twins of src/ops/elementwise.rs: ReLU (NaN stays NaN, as in PyTorch) and the
-// residual add.
+// Pointwise ops, the twins of src/ops/elementwise.rs: ReLU (NaN stays NaN, as in PyTorch), the
+// residual add, Swish (in double, rounded once) and the per-channel standardisation.
 #include "common.cuh"
 
 extern "C" __global__ void relu_fwd(const float* x, float* y, int n) {

@@ -217,7 +217,7 @@ fn fused_losses_pgd_and_sgd() {
             vec![
                 loss::cross_entropy(&z[0], &y).weighted(&w),
                 loss::kl_div(&z[0], &z[1], 1.0),
-                loss::kl_div(&z[0], &z[1], 30.0).scaled(0.5),
+                loss::kl_div(&z[0], &z[1], 30.0).weighted(&w),
                 loss::triangle(&z[0], &z[1], &z[2], tri, 4.0),
             ]
         };

@@ -22,11 +22,6 @@ impl Logit {
         matches!(self, Logit::TeacherNat | Logit::TeacherAdv)
     }
 
-    /// Whether it is computed at x' (and so changes in the inner loop).
-    pub fn is_adversarial(self) -> bool {
-        matches!(self, Logit::StudentAdv | Logit::TeacherAdv)
-    }
-
     fn describe(self) -> &'static str {
         match self {
             Logit::StudentNat => "natural student",
@@ -222,7 +217,8 @@ impl Loss {
         self.grads[l as usize].as_ref()
     }
 
-    /// Values and gradients divided by `n`: the batch mean.
+    /// Gradients divided by `n`, those of the batch mean (`value` computes the mean of the
+    /// per-sample values itself).
     pub fn mean(mut self, n: usize) -> Loss {
         let k = 1.0 / n.max(1) as f32;
         self.grads.iter_mut().flatten().for_each(|g| g.scale(k));

@@ -14,6 +14,18 @@ use mmard::ops::loss::Triangle;
 use mmard::{Result, err};
 use std::path::PathBuf;
 
+mmard::named_enum! { "schedule",
+/// The learning-rate schedule (`--schedule`).
+pub enum ScheduleKind {
+    /// The rate times --gamma at each of --milestones.
+    Step = "step",
+    /// From --lr down to 0 along a half cosine over the epochs.
+    Cosine = "cosine",
+    /// --lr throughout.
+    Constant = "constant",
+}
+}
+
 /// Flags of the training loop, shared by train and distill.
 #[derive(Args, Clone)]
 pub struct LoopArgs {
@@ -33,9 +45,9 @@ pub struct LoopArgs {
     /// Default: the method's (2e-4; 5e-4 for adaad).
     #[arg(long)]
     pub weight_decay: Option<f32>,
-    /// step | cosine | constant
+    /// The learning-rate schedule.
     #[arg(long, default_value = "step")]
-    pub schedule: String,
+    pub schedule: ScheduleKind,
     /// Epochs at which a step schedule multiplies the rate by --gamma (default: 50% and 75% of --epochs).
     #[arg(long, value_delimiter = ',')]
     pub milestones: Option<Vec<usize>>,
@@ -216,15 +228,14 @@ impl LoopArgs {
         if eps.is_nan() || eps < 0.0 || self.steps == 0 && objective.attacks() {
             return Err(err!("--eps must be ≥ 0 and --steps ≥ 1 for adversarial training (got {eps}, {})", self.steps));
         }
-        let schedule = match self.schedule.as_str() {
-            "constant" => Schedule::Constant,
-            "cosine" => Schedule::Cosine,
-            "step" => {
+        let schedule = match self.schedule {
+            ScheduleKind::Constant => Schedule::Constant,
+            ScheduleKind::Cosine => Schedule::Cosine,
+            ScheduleKind::Step => {
                 // A milestone at epoch 0 would only lower the starting rate: short runs get none.
                 let default = [self.epochs / 2, self.epochs * 3 / 4].into_iter().filter(|&m| m > 0).collect();
                 Schedule::Step { milestones: self.milestones.clone().unwrap_or(default), gamma: self.gamma }
             }
-            s => return Err(err!("--schedule `{s}`: expected step, cosine or constant")),
         };
         let augment = self.augment.unwrap_or(matches!(self.data.dataset, DatasetKind::Cifar10 | DatasetKind::Cifar100));
         Ok(TrainCfg {
@@ -283,13 +294,17 @@ impl LoopArgs {
 }
 
 pub fn train(a: &TrainArgs) -> Result<()> {
-    if !matches!(a.objective.method, Method::Natural | Method::PgdAt | Method::Trades) {
+    let objective = a.objective.objective()?;
+    if objective.needs_teacher() {
+        let alone: Vec<&str> =
+            Method::ALL.iter().filter(|m| !m.objective().needs_teacher()).map(|m| m.name()).collect();
         return Err(err!(
-            "`train` takes --method natural, pgd_at or trades; {} needs a teacher: use `mmard distill`",
+            "`train` takes a method without a teacher (--method {}); {} reads one: use `mmard distill`",
+            alone.join(", "),
             a.objective.method.name()
         ));
     }
-    let cfg = a.run.cfg(a.objective.objective()?)?;
+    let cfg = a.run.cfg(objective)?;
     let mut model = super::placed(Model::new(&a.new_arch.arch(a.arch, a.run.data.dataset)?, Some(a.run.seed)));
     a.run.run(&cfg, &mut model, None)
 }

@@ -33,12 +33,6 @@ impl LossOut {
         }
         self
     }
-
-    /// Multiplies the gradients by `k`, e.g. 1/N for a batch mean.
-    pub fn scaled(mut self, k: f32) -> Self {
-        self.grads.iter_mut().for_each(|g| g.scale(k));
-        self
-    }
 }
 
 /// Row i (of `w.len()` rows) of `t` times `w[i]`.
