@@ -2,9 +2,22 @@
 //! resume bit for bit, a NaN loss stops with a clear error, the RunDir holds what it promises.
 use mmard::ard::methods::Method;
 use mmard::ard::step::InnerPgd;
-use mmard::ard::train::{RunDir, Schedule, TrainCfg, train};
+use mmard::ard::train::{EpochReport, OnEpoch, RunDir, Schedule, TrainCfg};
 use mmard::io::datasets::Dataset;
 use mmard::nn::{Arch, Model};
+
+/// The loop, with a closure answering its epochs.
+fn train(
+    cfg: &TrainCfg,
+    student: &mut Model,
+    teacher: Option<&mut Model>,
+    data: &Dataset,
+    dir: &RunDir,
+    resume: bool,
+    on_epoch: impl FnMut(&EpochReport, &mut Model) -> mmard::Result<serde_json::Value>,
+) -> mmard::Result<()> {
+    mmard::ard::train::train(cfg, student, teacher, data, dir, resume, &mut OnEpoch(on_epoch))
+}
 
 const ARCH: Arch = Arch::SmallCnn { in_channels: 1, size: 8, widths: [4, 8, 8], classes: 3 };
 

@@ -145,9 +145,33 @@ fn load_checkpoint(path: &Path, model: &mut Model, opt: &mut Sgd, cfg: &TrainCfg
     meta("epochs_done")?.parse().map_err(|_| at("metadata `epochs_done` is not a number".into()))
 }
 
+/// The epoch so far, after each batch: mean loss, training accuracy (%) and images per second.
+pub struct Running {
+    pub loss: f64,
+    pub accuracy: f64,
+    pub images_per_s: f64,
+}
+
+/// Where the loop reports (the library draws nothing; the CLI draws a bar): after every batch, and
+/// after every epoch, whose returned JSON (an evaluation, say) joins the epoch's metrics line.
+pub trait Progress {
+    /// Batch `done` of `of` of epoch `epoch` (from 1) has finished.
+    fn batch(&mut self, _epoch: usize, _done: usize, _of: usize, _running: &Running) {}
+    fn epoch(&mut self, report: &EpochReport, student: &mut Model) -> Result<serde_json::Value>;
+}
+
+/// A `Progress` that answers only epochs, with a closure.
+pub struct OnEpoch<F>(pub F);
+
+impl<F: FnMut(&EpochReport, &mut Model) -> Result<serde_json::Value>> Progress for OnEpoch<F> {
+    fn epoch(&mut self, report: &EpochReport, student: &mut Model) -> Result<serde_json::Value> {
+        (self.0)(report, student)
+    }
+}
+
 /// Trains `student` for `cfg.epochs` on `data`, writing into `dir`. With `resume`, an existing
-/// checkpoint in `dir` is continued (it must come from the same configuration). `on_epoch` sees
-/// each finished epoch (progress output, evaluation).
+/// checkpoint in `dir` is continued (it must come from the same configuration). `progress` hears of
+/// every batch and epoch.
 pub fn train(
     cfg: &TrainCfg,
     student: &mut Model,
@@ -155,7 +179,7 @@ pub fn train(
     data: &Dataset,
     dir: &RunDir,
     resume: bool,
-    mut on_epoch: impl FnMut(&EpochReport, &mut Model) -> Result<serde_json::Value>,
+    progress: &mut impl Progress,
 ) -> Result<()> {
     cfg.objective.validate()?;
     if cfg.batch == 0 || data.is_empty() {
@@ -179,39 +203,24 @@ pub fn train(
         let mut rng = StdRng::seed_from_u64(cfg.seed.wrapping_mul(0x9E37_79B9_7F4A_7C15).wrapping_add(epoch as u64));
         let order = shuffled(data.len(), &mut rng);
         let (mut loss_sum, mut correct, mut seen) = (0.0, 0usize, 0usize);
-        let bar = progress_bar(iters, epoch + 1, cfg.epochs);
         for (i, idx) in order.chunks(cfg.batch).enumerate() {
             let (mut x, y) = data.batch(idx);
             if cfg.augment {
                 augment(&mut x, &mut rng);
             }
             opt.cfg.lr = cfg.lr_at(epoch as f64 + i as f64 / iters as f64);
-            let s = stepper.step(student, teacher.as_deref_mut(), &mut opt, &x, &y, Noise::Draw(&mut rng)).map_err(
-                |e| {
-                    err!(
-                        "epoch {} batch {}: {e}; stopped{}",
-                        epoch + 1,
-                        i + 1,
-                        if epoch > 0 {
-                            format!(", the checkpoint of epoch {epoch} is kept at {}", ckpt.display())
-                        } else {
-                            String::new()
-                        }
-                    )
-                },
-            )?;
+            let s = stepper.step(student, teacher.as_deref_mut(), &mut opt, &x, &y, Noise::Draw(&mut rng));
+            let s = s.map_err(|e| stopped(e, epoch, i, &ckpt))?;
             loss_sum += s.loss * y.len() as f64;
             correct += s.correct;
             seen += y.len();
-            bar.inc(1);
-            bar.set_message(format!(
-                "loss {:.4}  acc {:.1}%  {:.0} img/s",
-                loss_sum / seen as f64,
-                100.0 * correct as f64 / seen as f64,
-                seen as f64 / started.elapsed().as_secs_f64()
-            ));
+            let running = Running {
+                loss: loss_sum / seen as f64,
+                accuracy: 100.0 * correct as f64 / seen as f64,
+                images_per_s: seen as f64 / started.elapsed().as_secs_f64(),
+            };
+            progress.batch(epoch + 1, i + 1, iters, &running);
         }
-        bar.finish_and_clear();
         let n = data.len() as f64;
         let report = EpochReport {
             epoch: epoch + 1,
@@ -221,7 +230,7 @@ pub fn train(
             seconds: started.elapsed().as_secs_f64(),
         };
         save_checkpoint(&ckpt, student, &opt, epoch + 1, cfg)?;
-        let extra = on_epoch(&report, student)?;
+        let extra = progress.epoch(&report, student)?;
         let mut line = serde_json::json!({
             "epoch": report.epoch, "lr": report.lr, "loss": report.loss, "train_acc": report.train_acc,
             "seconds": report.seconds, "images_per_s": n / report.seconds,
@@ -234,15 +243,14 @@ pub fn train(
     student.save(dir.weights())
 }
 
-/// A bar on stderr (hidden when stderr is not a terminal).
-fn progress_bar(iters: usize, epoch: usize, epochs: usize) -> indicatif::ProgressBar {
-    let bar = indicatif::ProgressBar::new(iters as u64);
-    let style =
-        indicatif::ProgressStyle::with_template("epoch {prefix} [{bar:30}] {pos}/{len} {msg} ({elapsed} < {eta})")
-            .expect("a valid template");
-    bar.set_style(style.progress_chars("=> "));
-    bar.set_prefix(format!("{epoch}/{epochs}"));
-    bar
+/// The error of a step that failed at batch `i` of epoch `epoch` (from 0), naming the checkpoint
+/// that stays.
+fn stopped(e: Error, epoch: usize, i: usize, ckpt: &Path) -> Error {
+    let kept = match epoch {
+        0 => String::new(),
+        _ => format!(", the checkpoint of epoch {epoch} is kept at {}", ckpt.display()),
+    };
+    err!("epoch {} batch {}: {e}; stopped{kept}", epoch + 1, i + 1)
 }
 
 fn append_line(path: &Path, line: &str) -> Result<()> {

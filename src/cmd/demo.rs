@@ -3,6 +3,7 @@
 //! clean / PGD-20 / APGD-CE accuracy side by side. The teacher ships inside the binary (made by the
 //! command in `TEACHER_RECIPE`); `--train-teacher` makes it from scratch instead.
 use super::data::DataArgs;
+use super::progress::Bar;
 use clap::Args;
 use mmard::Result;
 use mmard::ard::attack::{Attack, robust_accuracy};
@@ -76,7 +77,7 @@ pub fn demo(a: &DemoArgs) -> Result<()> {
     let train_set = data(a.limit).load(Split::Train)?;
     let test = data(a.eval).load(Split::Test)?;
     let (x, y) = test.batch(&(0..test.len()).collect::<Vec<_>>());
-    let quiet = |_: &_, _: &mut Model| Ok(serde_json::Value::Null);
+    let quiet = |epochs| Bar::new(epochs, |_: &_, _: &mut Model| Ok(serde_json::Value::Null));
 
     let mut teacher = super::placed(if a.train_teacher {
         eprintln!("training the teacher: mmard train {TEACHER_RECIPE}");
@@ -85,7 +86,15 @@ pub fn demo(a: &DemoArgs) -> Result<()> {
             &Arch::SmallCnn { in_channels: 1, size: 28, widths: [32, 64, 128], classes: 10 },
             Some(0),
         ));
-        train(&cfg(Method::PgdAt, 3, 0, 0.1), &mut t, None, &full, &RunDir(a.out.join("teacher")), false, quiet)?;
+        train(
+            &cfg(Method::PgdAt, 3, 0, 0.1),
+            &mut t,
+            None,
+            &full,
+            &RunDir(a.out.join("teacher")),
+            false,
+            &mut quiet(3),
+        )?;
         t
     } else {
         Model::from_file(&TensorFile::from_bytes("embedded teacher", TEACHER)?, &Overrides::default(), true)?.model
@@ -113,7 +122,7 @@ pub fn demo(a: &DemoArgs) -> Result<()> {
             &train_set,
             &RunDir(a.out.join(method.name())),
             false,
-            quiet,
+            &mut quiet(a.epochs),
         )?;
         let secs = t0.elapsed().as_secs_f64();
         rows.push((method.name().to_string(), evaluate(&mut s, &x, &y, a.seed)?, secs));

@@ -4,6 +4,7 @@ pub mod data;
 pub mod demo;
 pub mod doctor;
 pub mod eval;
+pub mod progress;
 pub mod report;
 pub mod train;
 pub mod weights;

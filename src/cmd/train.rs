@@ -14,6 +14,8 @@ use mmard::ops::loss::Triangle;
 use mmard::{Result, err};
 use std::path::PathBuf;
 
+use super::progress::Bar;
+
 mmard::named_enum! { "schedule",
 /// The learning-rate schedule (`--schedule`).
 pub enum ScheduleKind {
@@ -272,7 +274,7 @@ impl LoopArgs {
             cfg.pgd.eps,
             self.out.display()
         );
-        tr::train(cfg, student, teacher, &train, &dir, self.resume, |r, m| {
+        let mut bar = Bar::new(cfg.epochs, |r: &tr::EpochReport, m: &mut Model| {
             let mut line = format!(
                 "epoch {}/{}: loss {:.4}, train acc {:.1}%, lr {:.4}, {:.0} s",
                 r.epoch, cfg.epochs, r.loss, r.train_acc, r.lr, r.seconds
@@ -287,7 +289,8 @@ impl LoopArgs {
             };
             eprintln!("{line}");
             Ok(extra)
-        })?;
+        });
+        tr::train(cfg, student, teacher, &train, &dir, self.resume, &mut bar)?;
         eprintln!("weights: {}", dir.weights().display());
         Ok(())
     }
