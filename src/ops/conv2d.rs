@@ -230,101 +230,99 @@ pub fn backward(
         });
         return (dx, dw);
     }
+    let dx = need_x.then(|| backward_data(&p, w, gy, x.shape()));
+    let dw = need_w.then(|| backward_filter(&p, x, w, gy));
+    (dx, dw)
+}
+
+/// dx by im2col GEMMs (or Winograd where the plan says so): each chunk of images writes its own
+/// slice of dx.
+fn backward_data(p: &Plan, w: &Arc<Tensor>, gy: &Tensor, x_shape: &[usize]) -> Tensor {
+    let g = p.geom;
     let (kd, opix, img) = (p.kdim(), p.opix(), g.c * g.h * g.w);
-    let (xd, wd, gyd) = (x.data(), w.data(), gy.data());
+    let (wd, gyd) = (w.data(), gy.data());
     let par = !p.side_by_side;
     let chunk_out = p.nb * p.cout * opix;
     let direct = opix >= DIRECT_MIN_PIXELS;
-    // dx: each chunk of images writes its own slice of dx.
-    let dx = need_x.then(|| {
-        if p.is_winograd(false) {
-            return Tensor::written(x.shape(), |dx| winograd::backward_data(gyd, w, p.winograd(), dx));
-        }
-        let mut dx = Tensor::zeros(x.shape());
-        dx.data_mut().par_chunks_mut(p.nb * img).enumerate().for_each(|(ci, dxc)| {
-            p.with_scratch(|col, buf| {
-                let nb = dxc.len() / img;
-                let cols = nb * opix;
-                let gyc = &gyd[ci * chunk_out..][..nb * p.cout * opix];
-                if !direct {
-                    gather(gyc, buf, p.cout, opix, nb);
-                }
-                for gi in 0..p.groups() {
-                    // dcol[kd, cols] = W_g^T[kd, og] · gy_g[og, cols], folded back into dx; large
-                    // maps read each image's gy rows in place (one GEMM per image, as in forward)
-                    let wg = Mat::t(&wd[gi * p.og * kd..][..p.og * kd], kd);
-                    if direct {
-                        for n in 0..nb {
-                            let gyn = Mat::rows(&gyc[(n * p.cout + gi * p.og) * opix..][..p.og * opix], opix);
-                            sgemm(kd, opix, p.og, wg, gyn, &mut col[n * opix..kd * cols], cols, false, par);
-                        }
-                    } else {
-                        let gyg = Mat::rows(&buf[gi * p.og * cols..][..p.og * cols], cols);
-                        sgemm(kd, cols, p.og, wg, gyg, col, cols, false, par);
-                    }
-                    col2im(col, &g, gi * p.cg, p.cg, nb, dxc);
-                }
-            })
-        });
-        dx
-    });
-    // dW: each chunk accumulates a partial filter gradient, transposed ([group][kd][og]); the
-    // partials are summed, then transposed into place.
-    let dw = need_w.then(|| {
-        let chunks: Vec<usize> = (0..p.n).step_by(p.nb).collect();
-        let partial = |n0: usize| {
-            let nb = p.nb.min(p.n - n0);
+    if p.is_winograd(false) {
+        return Tensor::written(x_shape, |dx| winograd::backward_data(gyd, w, p.winograd(), dx));
+    }
+    let mut dx = Tensor::zeros(x_shape);
+    dx.data_mut().par_chunks_mut(p.nb * img).enumerate().for_each(|(ci, dxc)| {
+        p.with_scratch(|col, buf| {
+            let nb = dxc.len() / img;
             let cols = nb * opix;
-            let mut dwt = vec![0.0; w.numel()];
-            p.with_scratch(|col, buf| {
-                // gy and col both lie with the pixels (the GEMM's reduction) contiguous. The GEMM
-                // crate wants its left operand column-major and repacks one that is not value by
-                // value; given a row-major destination it swaps the operands, so col was the one
-                // repacked (3-5x oneDNN's time on ResNet-18's 64-channel layer). So gy, 1/k² of
-                // col's size, is transposed to [cols, cout], and the destination is dWᵀ
-                // (column-major), which the crate takes as it is.
-                for n in 0..nb {
-                    let (s, d) = (
-                        &gyd[(n0 + n) * p.cout * opix..][..p.cout * opix],
-                        &mut buf[n * opix * p.cout..][..opix * p.cout],
-                    );
-                    if par { par_transpose(s, p.cout, d) } else { transpose(s, p.cout, d) }
+            let gyc = &gyd[ci * chunk_out..][..nb * p.cout * opix];
+            if !direct {
+                gather(gyc, buf, p.cout, opix, nb);
+            }
+            for gi in 0..p.groups() {
+                // dcol[kd, cols] = W_g^T[kd, og] · gy_g[og, cols], folded back into dx; large
+                // maps read each image's gy rows in place (one GEMM per image, as in forward)
+                let wg = Mat::t(&wd[gi * p.og * kd..][..p.og * kd], kd);
+                if direct {
+                    for n in 0..nb {
+                        let gyn = Mat::rows(&gyc[(n * p.cout + gi * p.og) * opix..][..p.og * opix], opix);
+                        sgemm(kd, opix, p.og, wg, gyn, &mut col[n * opix..kd * cols], cols, false, par);
+                    }
+                } else {
+                    let gyg = Mat::rows(&buf[gi * p.og * cols..][..p.og * cols], cols);
+                    sgemm(kd, cols, p.og, wg, gyg, col, cols, false, par);
                 }
-                for gi in 0..p.groups() {
-                    // dW_g[og, kd] += gy_g[og, cols] · colᵀ[cols, kd], into dWᵀ
-                    im2col(&xd[n0 * img..], &g, gi * p.cg, p.cg, nb, col);
-                    let gyt = Mat { data: &buf[gi * p.og..p.cout * cols], rs: 1, cs: p.cout };
-                    let colt = Mat { data: &col[..kd * cols], rs: 1, cs: cols };
-                    sgemm_strided(
-                        p.og,
-                        kd,
-                        cols,
-                        gyt,
-                        colt,
-                        &mut dwt[gi * p.og * kd..][..p.og * kd],
-                        (1, p.og),
-                        true,
-                        par,
-                    );
-                }
-            });
-            dwt
-        };
-        // Summed in chunk order, not by a parallel reduce whose grouping depends on scheduling:
-        // training must be bit-for-bit repeatable.
-        let mut partials = chunks.par_iter().map(|&n0| partial(n0)).collect::<Vec<_>>().into_iter();
-        let mut sum = partials.next().unwrap_or_else(|| vec![0.0; w.numel()]);
-        for part in partials {
-            sum.par_chunks_mut(1 << 14)
-                .zip(part.par_chunks(1 << 14))
-                .for_each(|(a, b)| a.iter_mut().zip(b).for_each(|(a, b)| *a += b));
-        }
-        let per_group = p.og * kd;
-        Tensor::written(w.shape(), |dw| {
-            dw.chunks_mut(per_group).zip(sum.chunks(per_group)).for_each(|(d, s)| par_transpose(s, kd, d))
+                col2im(col, &g, gi * p.cg, p.cg, nb, dxc);
+            }
         })
     });
-    (dx, dw)
+    dx
+}
+
+/// dW by im2col GEMMs: each chunk accumulates a partial filter gradient, transposed
+/// ([group][kd][og]); the partials are summed, then transposed into place.
+fn backward_filter(p: &Plan, x: &Tensor, w: &Arc<Tensor>, gy: &Tensor) -> Tensor {
+    let g = p.geom;
+    let (kd, opix, img) = (p.kdim(), p.opix(), g.c * g.h * g.w);
+    let (xd, gyd) = (x.data(), gy.data());
+    let par = !p.side_by_side;
+    let chunks: Vec<usize> = (0..p.n).step_by(p.nb).collect();
+    let partial = |n0: usize| {
+        let nb = p.nb.min(p.n - n0);
+        let cols = nb * opix;
+        let mut dwt = vec![0.0; w.numel()];
+        p.with_scratch(|col, buf| {
+            // gy and col both lie with the pixels (the GEMM's reduction) contiguous. The GEMM
+            // crate wants its left operand column-major and repacks one that is not value by
+            // value; given a row-major destination it swaps the operands, so col was the one
+            // repacked (3-5x oneDNN's time on ResNet-18's 64-channel layer). So gy, 1/k² of
+            // col's size, is transposed to [cols, cout], and the destination is dWᵀ
+            // (column-major), which the crate takes as it is.
+            for n in 0..nb {
+                let (s, d) =
+                    (&gyd[(n0 + n) * p.cout * opix..][..p.cout * opix], &mut buf[n * opix * p.cout..][..opix * p.cout]);
+                if par { par_transpose(s, p.cout, d) } else { transpose(s, p.cout, d) }
+            }
+            for gi in 0..p.groups() {
+                // dW_g[og, kd] += gy_g[og, cols] · colᵀ[cols, kd], into dWᵀ
+                im2col(&xd[n0 * img..], &g, gi * p.cg, p.cg, nb, col);
+                let gyt = Mat { data: &buf[gi * p.og..p.cout * cols], rs: 1, cs: p.cout };
+                let colt = Mat { data: &col[..kd * cols], rs: 1, cs: cols };
+                sgemm_strided(p.og, kd, cols, gyt, colt, &mut dwt[gi * p.og * kd..][..p.og * kd], (1, p.og), true, par);
+            }
+        });
+        dwt
+    };
+    // Summed in chunk order, not by a parallel reduce whose grouping depends on scheduling:
+    // training must be bit-for-bit repeatable.
+    let mut partials = chunks.par_iter().map(|&n0| partial(n0)).collect::<Vec<_>>().into_iter();
+    let mut sum = partials.next().unwrap_or_else(|| vec![0.0; w.numel()]);
+    for part in partials {
+        sum.par_chunks_mut(1 << 14)
+            .zip(part.par_chunks(1 << 14))
+            .for_each(|(a, b)| a.iter_mut().zip(b).for_each(|(a, b)| *a += b));
+    }
+    let per_group = p.og * kd;
+    Tensor::written(w.shape(), |dw| {
+        dw.chunks_mut(per_group).zip(sum.chunks(per_group)).for_each(|(d, s)| par_transpose(s, kd, d))
+    })
 }
 
 /// Bias gradient: the sum of `gy` over images and pixels.
