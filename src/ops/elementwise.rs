@@ -9,37 +9,100 @@ use std::sync::Arc;
 
 const CHUNK: usize = 1 << 14;
 
-pub fn relu_forward(x: &Tensor) -> Tensor {
-    crate::on_gpu!(x, |_g| cuda::relu_fwd(x));
-    // NaN stays NaN (as in PyTorch): a diverged run must show up in its loss.
-    let y = x.data().par_iter().with_min_len(CHUNK).map(|&v| if v < 0.0 { 0.0 } else { v }).collect();
-    Tensor::from_vec(x.shape(), y)
+/// A pointwise activation, written once as its value and its slope; the CPU loops, the GPU
+/// launches and the tape node follow from it. ReLU's slope reads its output, Swish's its input.
+#[derive(Clone, Copy)]
+enum Unary {
+    Relu,
+    Swish,
 }
 
-/// `gy` where the ReLU's output was positive, 0 elsewhere (PyTorch's convention at 0).
-pub fn relu_backward(y: &Tensor, gy: &Tensor) -> Tensor {
-    crate::on_gpu!(y, |_g| cuda::relu_bwd(y, gy));
-    // A select, not a conditional store, so it vectorises.
-    let gx = y
-        .data()
-        .par_iter()
-        .zip(gy.data().par_iter())
-        .with_min_len(CHUNK)
-        .map(|(&y, &g)| if y <= 0.0 { 0.0 } else { g })
-        .collect();
-    Tensor::from_vec(y.shape(), gx)
+/// max(x, 0); NaN stays NaN (as in PyTorch): a diverged run must show up in its loss.
+fn relu_value(v: f32) -> f32 {
+    if v < 0.0 { 0.0 } else { v }
 }
 
-struct ReluNode(Arc<Tensor>);
+/// `g` where the ReLU's output `y` was positive, 0 elsewhere (PyTorch's convention at 0); a select,
+/// not a conditional store, so the loop vectorises.
+fn relu_slope(y: f32, g: f32) -> f32 {
+    if y <= 0.0 { 0.0 } else { g }
+}
 
-impl Backward for ReluNode {
-    fn backward(&self, gy: &Tensor, _: &[bool], _: bool) -> Grads {
-        Grads { inputs: vec![Some(relu_backward(&self.0, gy))], params: Vec::new() }
+/// σ(x) in f64: Swish's value and slope are rounded once from it (the fixtures' reference is f64).
+fn sigmoid(x: f32) -> f64 {
+    1.0 / (1.0 + (-(x as f64)).exp())
+}
+
+/// x·σ(x).
+fn swish_value(v: f32) -> f32 {
+    (v as f64 * sigmoid(v)) as f32
+}
+
+/// g · σ(x)(1 + x(1 − σ(x))), the slope of x·σ(x).
+fn swish_slope(x: f32, g: f32) -> f32 {
+    let s = sigmoid(x);
+    (g as f64 * (s * (1.0 + x as f64 * (1.0 - s)))) as f32
+}
+
+/// `f` of every value (the op is monomorphised per activation, so each loop vectorises alone).
+fn map(x: &Tensor, f: impl Fn(f32) -> f32 + Sync) -> Tensor {
+    Tensor::from_vec(x.shape(), x.data().par_iter().with_min_len(CHUNK).map(|&v| f(v)).collect())
+}
+
+/// `f(saved, gy)` of every pair of values.
+fn map2(saved: &Tensor, gy: &Tensor, f: impl Fn(f32, f32) -> f32 + Sync) -> Tensor {
+    let gx = saved.data().par_iter().zip(gy.data().par_iter()).with_min_len(CHUNK).map(|(&s, &g)| f(s, g)).collect();
+    Tensor::from_vec(saved.shape(), gx)
+}
+
+impl Unary {
+    fn forward(self, x: &Tensor) -> Tensor {
+        crate::on_gpu!(x, |_g| cuda::unary_fwd(self, x));
+        match self {
+            Unary::Relu => map(x, relu_value),
+            Unary::Swish => map(x, swish_value),
+        }
+    }
+
+    /// The input gradient from what the slope reads (the output for ReLU, the input for Swish).
+    fn backward(self, saved: &Tensor, gy: &Tensor) -> Tensor {
+        crate::on_gpu!(saved, |_g| cuda::unary_bwd(self, saved, gy));
+        match self {
+            Unary::Relu => map2(saved, gy, relu_slope),
+            Unary::Swish => map2(saved, gy, swish_slope),
+        }
+    }
+
+    fn record(self, tape: &mut Tape, x: &Var) -> Var {
+        tape.record(self.forward(&x.val), &[x], false, |y| {
+            UnaryNode(self, if matches!(self, Unary::Relu) { y.clone() } else { x.val.clone() })
+        })
     }
 }
 
+struct UnaryNode(Unary, Arc<Tensor>);
+
+impl Backward for UnaryNode {
+    fn backward(&self, gy: &Tensor, _: &[bool], _: bool) -> Grads {
+        Grads { inputs: vec![Some(self.0.backward(&self.1, gy))], params: Vec::new() }
+    }
+}
+
+pub fn relu_forward(x: &Tensor) -> Tensor {
+    Unary::Relu.forward(x)
+}
+
+/// `gy` where the ReLU's output `y` was positive, 0 elsewhere.
+pub fn relu_backward(y: &Tensor, gy: &Tensor) -> Tensor {
+    Unary::Relu.backward(y, gy)
+}
+
 pub fn relu(tape: &mut Tape, x: &Var) -> Var {
-    tape.record(relu_forward(&x.val), &[x], false, |y| ReluNode(y.clone()))
+    Unary::Relu.record(tape, x)
+}
+
+pub fn swish(tape: &mut Tape, x: &Var) -> Var {
+    Unary::Swish.record(tape, x)
 }
 
 struct AddNode;
@@ -55,46 +118,6 @@ pub fn add(tape: &mut Tape, a: &Var, b: &Var) -> Var {
     crate::on_gpu!(a.val, |_g| tape.record(cuda::add(&a.val, &b.val), &[a, b], false, |_| AddNode));
     let y = a.val.data().par_iter().zip(b.val.data().par_iter()).with_min_len(CHUNK).map(|(x, y)| x + y).collect();
     tape.record(Tensor::from_vec(a.shape(), y), &[a, b], false, |_| AddNode)
-}
-
-/// σ(x) in f64: the swish value and slope are rounded once from it (the fixtures' reference is f64).
-fn sigmoid(x: f32) -> f64 {
-    1.0 / (1.0 + (-(x as f64)).exp())
-}
-
-pub fn swish_forward(x: &Tensor) -> Tensor {
-    crate::on_gpu!(x, |_g| cuda::swish_fwd(x));
-    let y = x.data().par_iter().with_min_len(CHUNK).map(|&v| (v as f64 * sigmoid(v)) as f32).collect();
-    Tensor::from_vec(x.shape(), y)
-}
-
-/// gy · σ(x)(1 + x(1 − σ(x))), the slope of x·σ(x).
-pub fn swish_backward(x: &Tensor, gy: &Tensor) -> Tensor {
-    crate::on_gpu!(x, |_g| cuda::swish_bwd(x, gy));
-    let slope = |v: f32| {
-        let s = sigmoid(v);
-        s * (1.0 + v as f64 * (1.0 - s))
-    };
-    let gx = x
-        .data()
-        .par_iter()
-        .zip(gy.data().par_iter())
-        .with_min_len(CHUNK)
-        .map(|(&v, &g)| (g as f64 * slope(v)) as f32)
-        .collect();
-    Tensor::from_vec(x.shape(), gx)
-}
-
-struct SwishNode(Arc<Tensor>);
-
-impl Backward for SwishNode {
-    fn backward(&self, gy: &Tensor, _: &[bool], _: bool) -> Grads {
-        Grads { inputs: vec![Some(swish_backward(&self.0, gy))], params: Vec::new() }
-    }
-}
-
-pub fn swish(tape: &mut Tape, x: &Var) -> Var {
-    tape.record(swish_forward(&x.val), &[x], false, |_| SwishNode(x.val.clone()))
 }
 
 /// Per-channel constants of an input normalisation.
@@ -167,34 +190,30 @@ fn per_channel(x: &Tensor, div: &Tensor, sub: Option<&Tensor>) -> Tensor {
 
 #[cfg(feature = "cuda")]
 mod cuda {
+    use super::Unary;
+    use crate::cuda::kernels;
     use crate::tensor::Tensor;
 
-    pub fn relu_fwd(x: &Tensor) -> Tensor {
+    pub fn unary_fwd(op: Unary, x: &Tensor) -> Tensor {
         let (g, n) = (x.gpu().unwrap().clone(), x.numel() as i32);
         let mut y = g.empty(x.numel());
-        crate::cuda::kernels::relu_fwd(&g, g.grid(x.numel()), x.cu(), &mut y, n);
+        let launch = match op {
+            Unary::Relu => kernels::relu_fwd,
+            Unary::Swish => kernels::swish_fwd,
+        };
+        launch(&g, g.grid(x.numel()), x.cu(), &mut y, n);
         Tensor::from_cuda(&g, x.shape(), y)
     }
 
-    pub fn relu_bwd(y: &Tensor, gy: &Tensor) -> Tensor {
-        let (g, n) = (y.gpu().unwrap().clone(), y.numel() as i32);
-        let mut gx = g.empty(y.numel());
-        crate::cuda::kernels::relu_bwd(&g, g.grid(y.numel()), y.cu(), gy.cu(), &mut gx, n);
-        Tensor::from_cuda(&g, y.shape(), gx)
-    }
-
-    pub fn swish_fwd(x: &Tensor) -> Tensor {
-        let (g, n) = (x.gpu().unwrap().clone(), x.numel() as i32);
-        let mut y = g.empty(x.numel());
-        crate::cuda::kernels::swish_fwd(&g, g.grid(x.numel()), x.cu(), &mut y, n);
-        Tensor::from_cuda(&g, x.shape(), y)
-    }
-
-    pub fn swish_bwd(x: &Tensor, gy: &Tensor) -> Tensor {
-        let (g, n) = (x.gpu().unwrap().clone(), x.numel() as i32);
-        let mut gx = g.empty(x.numel());
-        crate::cuda::kernels::swish_bwd(&g, g.grid(x.numel()), x.cu(), gy.cu(), &mut gx, n);
-        Tensor::from_cuda(&g, x.shape(), gx)
+    pub fn unary_bwd(op: Unary, saved: &Tensor, gy: &Tensor) -> Tensor {
+        let (g, n) = (saved.gpu().unwrap().clone(), saved.numel() as i32);
+        let mut gx = g.empty(saved.numel());
+        let launch = match op {
+            Unary::Relu => kernels::relu_bwd,
+            Unary::Swish => kernels::swish_bwd,
+        };
+        launch(&g, g.grid(saved.numel()), saved.cu(), gy.cu(), &mut gx, n);
+        Tensor::from_cuda(&g, saved.shape(), gx)
     }
 
     pub fn add(a: &Tensor, b: &Tensor) -> Tensor {
