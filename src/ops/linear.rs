@@ -9,10 +9,10 @@ use std::sync::Arc;
 pub fn forward(x: &Tensor, w: &Tensor, b: &Tensor) -> Tensor {
     let ((n, fin), (fout, fin2)) = (x.dims2(), w.dims2());
     assert_eq!(fin, fin2, "linear: input has {fin} features, weight expects {fin2}");
-    crate::on_gpu!(x, |_g| cuda::forward(x, w, b));
-    let mut y: Vec<f32> = (0..n).flat_map(|_| b.data().iter().copied()).collect();
-    sgemm(n, fout, fin, Mat::rows(x.data(), fin), Mat::t(w.data(), fin), &mut y, fout, true, true);
-    Tensor::from_vec(&[n, fout], y)
+    let mut y = bias_rows(b, n);
+    // y [n, fout] += x [n, fin] · Wᵀ
+    matmul(&mut y, x, false, w, true, (n, fout, fin), true);
+    y
 }
 
 /// (dx, dW, db), the first only when `need_x`, the others only when `need_w`.
@@ -23,20 +23,56 @@ pub fn backward(
     need_x: bool,
     need_w: bool,
 ) -> (Option<Tensor>, Option<(Tensor, Tensor)>) {
-    crate::on_gpu!(x, |_g| cuda::backward(x, w, gy, need_x, need_w));
     let ((n, fin), (fout, _)) = (x.dims2(), w.dims2());
     let dx = need_x.then(|| {
-        let mut dx = Tensor::zeros(&[n, fin]);
-        sgemm(n, fin, fout, Mat::rows(gy.data(), fout), Mat::rows(w.data(), fin), dx.data_mut(), fin, false, true);
+        // dx [n, fin] = gy [n, fout] · W [fout, fin]
+        let mut dx = Tensor::zeros_on(&[n, fin], &x.device());
+        matmul(&mut dx, gy, false, w, false, (n, fin, fout), false);
         dx
     });
     let dwb = need_w.then(|| {
-        let mut dw = Tensor::zeros(&[fout, fin]);
-        sgemm(fout, fin, n, Mat::t(gy.data(), fout), Mat::rows(x.data(), fin), dw.data_mut(), fin, false, true);
-        let db = (0..fout).map(|o| (0..n).map(|i| gy.data()[i * fout + o] as f64).sum::<f64>() as f32).collect();
-        (dw, Tensor::from_vec(&[fout], db))
+        // dW [fout, fin] = gyᵀ [fout, n] · x [n, fin]
+        let mut dw = Tensor::zeros_on(&[fout, fin], &x.device());
+        matmul(&mut dw, gy, true, x, false, (fout, fin, n), false);
+        (dw, column_sums(gy))
     });
     (dx, dwb)
+}
+
+/// `c` [m, n] = (or += with `acc`) op(a) · op(b) on row-major tensors, on their device, where
+/// op(a) is [m, k] (`a` stored [k, m] when `ta`) and op(b) is [k, n] (`b` stored [n, k] when `tb`).
+/// `c` starts as zeros or, with `acc`, as what it adds to.
+fn matmul(c: &mut Tensor, a: &Tensor, ta: bool, b: &Tensor, tb: bool, (m, n, k): (usize, usize, usize), acc: bool) {
+    crate::on_gpu!(a, |_g| cuda::matmul(c, a, ta, b, tb, (m, n, k), acc));
+    let a = if ta { Mat::t(a.data(), m) } else { Mat::rows(a.data(), k) };
+    let b = if tb { Mat::t(b.data(), k) } else { Mat::rows(b.data(), n) };
+    sgemm(m, n, k, a, b, c.data_mut(), n, acc, true);
+}
+
+/// `n` rows, each the bias `b`.
+fn bias_rows(b: &Tensor, n: usize) -> Tensor {
+    crate::on_gpu!(b, |g| {
+        let fout = b.numel();
+        let mut y = g.empty(n * fout);
+        crate::cuda::kernels::fill_rows(&g, g.grid(n * fout), &mut y, b.cu(), n as i32, fout as i32);
+        Tensor::from_cuda(&g, &[n, fout], y)
+    });
+    Tensor::from_vec(&[n, b.numel()], (0..n).flat_map(|_| b.data().iter().copied()).collect())
+}
+
+/// The sum of each column of `g` [rows, cols], in f64 (the bias gradient).
+fn column_sums(g: &Tensor) -> Tensor {
+    let (rows, cols) = g.dims2();
+    crate::on_gpu!(g, |gpu| {
+        let mut db = gpu.empty(cols);
+        crate::cuda::kernels::col_sums(&gpu, gpu.grid(cols), g.cu(), &mut db, rows as i32, cols as i32);
+        Tensor::from_cuda(&gpu, &[cols], db)
+    });
+    let d = g.data();
+    Tensor::from_vec(
+        &[cols],
+        (0..cols).map(|o| (0..rows).map(|i| d[i * cols + o] as f64).sum::<f64>() as f32).collect(),
+    )
 }
 
 struct LinearNode {
@@ -58,88 +94,42 @@ pub fn linear(tape: &mut Tape, x: &Var, w: &Param, b: &Param) -> Var {
     tape.record(y, &[x], true, |_| LinearNode { x: x.val.clone(), w: w.clone(), b_id: b.id })
 }
 
-/// cuBLAS is column-major: a row-major [r, c] matrix is its transpose there, so y = x·Wᵀ becomes
-/// yᵀ = W·xᵀ and so on.
+/// cuBLAS is column-major: a row-major [r, c] matrix is its transpose there, so c = op(a)·op(b)
+/// becomes cᵀ = op(b)ᵀ·op(a)ᵀ.
 #[cfg(feature = "cuda")]
 mod cuda {
     use crate::tensor::Tensor;
     use cudarc::cublas::sys::cublasOperation_t::{CUBLAS_OP_N as N, CUBLAS_OP_T as T};
     use cudarc::cublas::{Gemm, GemmConfig};
-    use cudarc::driver::CudaSlice;
 
-    /// C (col-major m×n, ld m) = beta·C + op(A)·op(B).
-    #[allow(clippy::too_many_arguments)]
-    fn gemm(
-        x: &Tensor,
+    pub fn matmul(
+        c: &mut Tensor,
+        a: &Tensor,
         ta: bool,
+        b: &Tensor,
         tb: bool,
-        m: usize,
-        n: usize,
-        k: usize,
-        a: &CudaSlice<f32>,
-        lda: usize,
-        b: &CudaSlice<f32>,
-        ldb: usize,
-        c: &mut CudaSlice<f32>,
-        beta: f32,
+        (m, n, k): (usize, usize, usize),
+        acc: bool,
     ) {
-        let g = x.gpu().unwrap();
+        let g = a.gpu().unwrap().clone();
         // cuBLAS works on whatever context is current on this thread
         g.stream.context().bind_to_thread().unwrap_or_else(|e| panic!("cuda:{}: {e}", g.ordinal));
         let op = |t| if t { T } else { N };
         let cfg = GemmConfig {
-            transa: op(ta),
-            transb: op(tb),
-            m: m as i32,
-            n: n as i32,
+            transa: op(tb),
+            transb: op(ta),
+            m: n as i32,
+            n: m as i32,
             k: k as i32,
             alpha: 1.0f32,
-            lda: lda as i32,
-            ldb: ldb as i32,
-            beta,
-            ldc: m as i32,
+            lda: if tb { k } else { n } as i32,
+            ldb: if ta { m } else { k } as i32,
+            // k = 0 leaves C as it is (reference BLAS): zeros from the caller, or the sum so far
+            beta: if acc { 1.0 } else { 0.0 },
+            ldc: n as i32,
         };
         // SAFETY: the shapes were checked against the buffers by the callers.
-        unsafe { g.blas.gemm(cfg, a, b, c) }.unwrap_or_else(|e| panic!("cuBLAS sgemm failed: {e}"));
-    }
-
-    pub fn forward(x: &Tensor, w: &Tensor, b: &Tensor) -> Tensor {
-        let g = x.gpu().unwrap().clone();
-        let ((n, fin), (fout, _)) = (x.dims2(), w.dims2());
-        let mut y = g.empty(n * fout);
-        let (ni, fo) = (n as i32, fout as i32);
-        crate::cuda::kernels::fill_rows(&g, g.grid(n * fout), &mut y, b.cu(), ni, fo);
-        // yᵀ [fout, n] += W [fout, fin] · xᵀ [fin, n]
-        gemm(x, true, false, fout, n, fin, w.cu(), fin, x.cu(), fin, &mut y, 1.0);
-        Tensor::from_cuda(&g, &[n, fout], y)
-    }
-
-    pub fn backward(
-        x: &Tensor,
-        w: &Tensor,
-        gy: &Tensor,
-        need_x: bool,
-        need_w: bool,
-    ) -> (Option<Tensor>, Option<(Tensor, Tensor)>) {
-        let g = x.gpu().unwrap().clone();
-        let ((n, fin), (fout, _)) = (x.dims2(), w.dims2());
-        let dx = need_x.then(|| {
-            // dxᵀ [fin, n] = Wᵀ [fin, fout] · gyᵀ [fout, n]
-            let mut dx = g.empty(n * fin);
-            gemm(x, false, false, fin, n, fout, w.cu(), fin, gy.cu(), fout, &mut dx, 0.0);
-            Tensor::from_cuda(&g, &[n, fin], dx)
-        });
-        let dwb = need_w.then(|| {
-            // dWᵀ [fin, fout] = xᵀ [fin, n] · gy [n, fout]
-            // an empty batch (k = 0) leaves C to cuBLAS's discretion: zeros, not garbage
-            let mut dw = if n == 0 { g.zeros(fout * fin) } else { g.empty(fout * fin) };
-            gemm(x, false, true, fin, fout, n, x.cu(), fin, gy.cu(), fout, &mut dw, 0.0);
-            let mut db = g.empty(fout);
-            let (ni, fo) = (n as i32, fout as i32);
-            crate::cuda::kernels::col_sums(&g, g.grid(fout), gy.cu(), &mut db, ni, fo);
-            (Tensor::from_cuda(&g, &[fout, fin], dw), Tensor::from_cuda(&g, &[fout], db))
-        });
-        (dx, dwb)
+        unsafe { g.blas.gemm(cfg, b.cu(), a.cu(), c.cu_mut()) }.unwrap_or_else(|e| panic!("cuBLAS sgemm failed: {e}"));
     }
 }
 
