@@ -17,6 +17,8 @@ pub use error::{Error, Result};
 pub use tape::{GradMode, Tape, Var};
 pub use tensor::Tensor;
 pub mod ard;
+pub mod attack;
 pub mod io;
 pub mod nn;
 pub mod report;
+pub mod samples;

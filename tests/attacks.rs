@@ -6,11 +6,11 @@ mod attack_setup;
 
 use attack_setup::{EPS, N, confident, correct, setup};
 use mmard::Tensor;
-use mmard::ard::attack::apgd::checkpoints;
-use mmard::ard::attack::losses::{cw_margin, dlr_targeted};
-use mmard::ard::attack::{Attack, AttackLoss, Pgd, robust_accuracy};
-use mmard::ard::grad::logits;
+use mmard::attack::apgd::checkpoints;
+use mmard::attack::losses::{cw_margin, dlr_targeted};
+use mmard::attack::{Attack, AttackLoss, Pgd, robust_accuracy};
 use mmard::nn::Model;
+use mmard::nn::eval::logits;
 use mmard::ops::loss::{LossOut, cross_entropy};
 use rand::SeedableRng;
 use rand::rngs::StdRng;

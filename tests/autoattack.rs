@@ -6,7 +6,7 @@
 mod attack_setup;
 
 use attack_setup::{EPS, N, confident, correct, model_and_images, setup};
-use mmard::ard::attack::{Attack, AutoAttack, robust_accuracy};
+use mmard::attack::{Attack, AutoAttack, robust_accuracy};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 
@@ -48,7 +48,7 @@ fn at_eps_zero_aa_is_the_clean_accuracy() {
 #[test]
 fn a_model_without_robustness_falls_to_zero() {
     let (mut model, x) = model_and_images(0.0);
-    let y = mmard::ard::rows::predictions(&mmard::ard::grad::logits(&mut model, &x, N));
+    let y = mmard::nn::eval::predictions(&mmard::nn::eval::logits(&mut model, &x, N));
     let r = AutoAttack { eps: 0.3, batch: N, seed: 0 }.run(&mut model, &x, &y, |_| {});
     assert_eq!(r.clean, 100.0);
     assert_eq!(r.accuracy(), 0.0, "stages: {:?}", r.stages);

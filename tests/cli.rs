@@ -27,8 +27,8 @@ fn weights(name: &str) -> Vec<(String, Vec<usize>, Values)> {
 /// definition of each enum (`named_enum!`, `Attack`'s table), and a wrong name is refused with them.
 #[test]
 fn help_lists_every_name_the_parsers_accept() {
-    use mmard::ard::attack::Attack;
     use mmard::ard::methods::{Inner, Method, Outer};
+    use mmard::attack::Attack;
     use mmard::nn::ArchName;
     let archs: Vec<_> = ArchName::ALL.iter().map(|a| a.name()).collect();
     let methods: Vec<_> = Method::ALL.iter().map(|m| m.name()).collect();

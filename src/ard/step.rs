@@ -3,17 +3,17 @@
 //! frozen), then the outer step on a Params-mode tape (student BN in train mode) and the SGD
 //! update. Each phase computes exactly the logit sets its objective reads (`methods.rs`). Tested in
 //! `tests/train.rs` and, on a GPU, `tests/cuda_parity.rs` (a whole step against the CPU).
-use super::grad::logits;
 use super::methods::{INNER_GRADS, OUTER_GRADS, Objective};
-use super::rows::{correct, random_start};
 use super::terms::Logit::{self, StudentAdv as SA, StudentNat as SN, TeacherAdv as TA, TeacherNat as TN};
 use super::terms::{Logits, Loss};
 use crate::Device;
 use crate::err;
 use crate::error::Result;
 use crate::nn::Model;
+use crate::nn::eval::{correct, logits};
 use crate::nn::optim::Sgd;
 use crate::ops::pgd;
+use crate::samples::random_start;
 use crate::tape::{GradMode, Tape, Var};
 use crate::tensor::Tensor;
 use rand::rngs::StdRng;

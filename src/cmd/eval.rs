@@ -2,12 +2,11 @@
 use super::data::DataArgs;
 use super::weights::ArchArgs;
 use clap::Args;
-use mmard::ard::attack::{Attack, AutoAttack, robust_accuracy};
-use mmard::ard::grad::logits;
-use mmard::ard::rows::{correct, predictions};
+use mmard::attack::{Attack, AutoAttack, robust_accuracy};
 use mmard::io::datasets::{Dataset, Split};
 use mmard::io::safetensors::{self as st, TensorFile, Values};
 use mmard::nn::Model;
+use mmard::nn::eval::{correct, logits, predictions};
 use mmard::{Result, Tensor, err};
 use rand::SeedableRng;
 use rand::rngs::StdRng;

@@ -133,7 +133,7 @@ pub fn predict(
             input.display()
         );
     }
-    let logits = mmard::ard::grad::logits(&mut model, &x, batch_size).into_vec();
+    let logits = mmard::nn::eval::logits(&mut model, &x, batch_size).into_vec();
     let classes = model.arch.classes();
     let n = x.shape()[0];
     let meta = [("arch".to_string(), model.arch.to_string())].into_iter().collect();

@@ -1,11 +1,13 @@
 //! Layers and the blocks they make (`layers`, `blocks`), the six architectures with their PyTorch
 //! state_dict names (one file each; none imports another), their configurations (`arch`) and their
 //! detection from a weights file (`detect`), the model that runs one (`model`, the only file that
-//! knows them all), its tensors (`params`) and SGD (`optim`).
+//! knows them all), its tensors (`params`), SGD (`optim`), and a classifier in evaluation (`eval`:
+//! logits in chunks, predictions, input gradients).
 pub mod arch;
 mod blocks;
 pub mod detect;
 mod dm_wide_resnet;
+pub mod eval;
 pub mod layers;
 mod mobilenet_v2;
 pub mod model;

@@ -2,8 +2,7 @@
 //! `tests/autoattack.rs`).
 #![allow(dead_code)]
 use mmard::Tensor;
-use mmard::ard::grad::logits;
-use mmard::ard::rows::predictions;
+use mmard::nn::eval::{logits, predictions};
 use mmard::nn::{Arch, Model};
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};

@@ -8,9 +8,9 @@
 //! from an Input-mode tape; the projection runs on the host, a row per thread. Tests: the
 //! projection against the reference's outputs (the `fab_projection_linf` fixture, `tests/parity.rs`)
 //! and brute force (below); the attack in `tests/attacks.rs` and `scripts/compare_autoattack.py`.
-use crate::ard::grad::{input_grad, logits};
-use crate::ard::rows::{gather, misclassified, sample_len};
 use crate::nn::Model;
+use crate::nn::eval::{input_grad, logits, misclassified};
+use crate::samples::{gather, sample_len};
 use crate::tape::{GradMode, Tape};
 use crate::tensor::Tensor;
 use rayon::prelude::*;

@@ -3,10 +3,10 @@
 //! misclassified iterate. Tested in `tests/attacks.rs` and against torchattacks
 //! (`scripts/compare_torchattacks.py`).
 use super::losses::AttackLoss;
-use crate::ard::grad::logits;
-use crate::ard::rows::{copy_sample, misclassified, random_start, sample_len};
 use crate::nn::Model;
+use crate::nn::eval::{logits, misclassified};
 use crate::ops::pgd::pgd_step;
+use crate::samples::{copy_sample, random_start, sample_len};
 use crate::tape::{GradMode, Tape};
 use crate::tensor::Tensor;
 use rand::rngs::StdRng;

@@ -1,8 +1,8 @@
 //! What the attacks maximise, per sample, with the gradient of the batch sum w.r.t. the logits:
 //! cross-entropy, the Carlini–Wagner margin and APGD-T's targeted DLR loss. Tested in
 //! `tests/attacks.rs` (values by hand, gradients by finite differences).
-use crate::ard::grad::input_grad;
 use crate::nn::Model;
+use crate::nn::eval::input_grad;
 use crate::ops::loss::{self, LossOut};
 use crate::tape::Tape;
 use crate::tensor::Tensor;

@@ -6,9 +6,9 @@
 //! (points wrong on clean data count as broken). The reference's sanity checks are warnings.
 //! Tests: `tests/attacks.rs`; against the reference in `scripts/compare_autoattack.py`.
 use super::{apgd, fab, square};
-use crate::ard::grad::logits;
-use crate::ard::rows::{gather, misclassified, predictions, sample_len};
 use crate::nn::Model;
+use crate::nn::eval::{logits, misclassified, predictions};
+use crate::samples::{gather, sample_len};
 use crate::tensor::Tensor;
 use rand::SeedableRng;
 use rand::rngs::StdRng;

@@ -7,9 +7,9 @@
 //! (`torch_rng.rs`) in the reference's order, so with the same seed they are the reference's.
 //! Tests: `tests/attacks.rs`; against the reference in `scripts/compare_autoattack.py`.
 use super::torch_rng::TorchRng;
-use crate::ard::grad::logits;
-use crate::ard::rows::{gather, misclassified, sample_len};
 use crate::nn::Model;
+use crate::nn::eval::{logits, misclassified};
+use crate::samples::{gather, sample_len};
 use crate::tensor::Tensor;
 
 /// Square on the batch `x` with labels `y`: per sample, the clean image unless the search found a

@@ -2,10 +2,11 @@
 //! CW∞ (`pgd.rs`), APGD-CE and APGD-T (`apgd.rs`), FAB-T (`fab.rs`), Square (`square.rs`, drawing
 //! from PyTorch's stream, `torch_rng.rs`) and AutoAttack's standard protocol over the last four
 //! (`autoattack.rs`), on the losses of `losses.rs`. Imports point down: this file knows the
-//! attacks, they know the losses and `ard::rows`, nothing knows this file.
+//! attacks, they know the losses, `nn::eval` and `samples`, nothing in the family knows this file;
+//! nothing here knows `ard` (the training step imports the attacks' helpers, not the attacks).
 //!
 //! Rules every attack follows (tested in `tests/attacks.rs`):
-//! - the model runs with BatchNorm in eval mode, gradients come from `ard::grad::input_grad`;
+//! - the model runs with BatchNorm in eval mode, gradients come from `nn::eval::input_grad`;
 //! - steps follow the gradient of the batch *sum* of a per-sample loss, so a sample's path does not
 //!   depend on the rest of its batch;
 //! - points are projected with the f32 ops of `ops::pgd::pgd_step`, so ‖x_adv − x‖∞ ≤ ε and
@@ -26,10 +27,10 @@ pub use autoattack::AutoAttack;
 pub use losses::AttackLoss;
 pub use pgd::Pgd;
 
-use crate::ard::grad::logits;
-use crate::ard::rows::{correct, gather};
 use crate::error::{Error, Result};
 use crate::nn::Model;
+use crate::nn::eval::{correct, logits};
+use crate::samples::gather;
 use crate::tensor::Tensor;
 use clap::builder::{PossibleValue, TypedValueParser};
 use rand::rngs::StdRng;

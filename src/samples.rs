@@ -1,32 +1,10 @@
-//! Per-sample bookkeeping on batches (NCHW on the host, or logits on either device), shared by the
-//! attacks and the training step: predictions, which samples are misclassified, random starts in
-//! the ε-ball, and gathering or overwriting single samples. Tested through `tests/attacks.rs`.
+//! The samples of a batch (NCHW on the host), shared by the attacks and the training step: how many
+//! values one holds, gathering and overwriting single samples, and random starts in the ε-ball.
+//! Tested through `tests/attacks.rs`.
 use crate::ops::pgd;
 use crate::tensor::Tensor;
 use rand::RngExt;
 use rand::rngs::StdRng;
-
-/// The predicted class of every row of `logits` (the first one on ties).
-pub fn predictions(logits: &Tensor) -> Vec<usize> {
-    let (n, c) = logits.dims2();
-    let all = logits.host();
-    (0..n)
-        .map(|i| {
-            let z = &all[i * c..][..c];
-            (1..c).fold(0, |best, j| if z[j] > z[best] { j } else { best })
-        })
-        .collect()
-}
-
-/// Whether each sample's prediction differs from its label.
-pub fn misclassified(logits: &Tensor, y: &[usize]) -> Vec<bool> {
-    predictions(logits).iter().zip(y).map(|(p, t)| p != t).collect()
-}
-
-/// How many samples the logits classify as labelled.
-pub fn correct(logits: &Tensor, y: &[usize]) -> usize {
-    misclassified(logits, y).iter().filter(|&&m| !m).count()
-}
 
 /// `x` plus uniform noise in [−r, r], projected onto the ball of radius `r` and [0, 1]. The noise is
 /// drawn on the host, so a seed gives the same start on every device.

@@ -10,10 +10,10 @@
 //! and starts are uniform in the ball, as PGD's (the reference rescales its uniform noise so that
 //! the largest coordinate reaches ε).
 use super::losses::AttackLoss;
-use crate::ard::grad::logits;
-use crate::ard::rows::{copy_sample, gather, misclassified, random_start, sample_len};
 use crate::nn::Model;
+use crate::nn::eval::{logits, misclassified};
 use crate::ops::pgd::{pgd_step, project};
+use crate::samples::{copy_sample, gather, random_start, sample_len};
 use crate::tape::{GradMode, Tape};
 use crate::tensor::Tensor;
 use rand::rngs::StdRng;
