@@ -7,6 +7,8 @@ use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 use std::sync::Arc;
 
+pub mod checks;
+
 /// What one run gives: the output, each input's gradient, each parameter's gradient.
 pub struct Run {
     pub out: Tensor,
@@ -14,8 +16,9 @@ pub struct Run {
     pub param_grads: Vec<Option<Tensor>>,
 }
 
-/// A tensor of sums of two uniform draws in (−scale, scale), the same for a seed on every device.
-pub fn randn(rng: &mut StdRng, shape: &[usize], scale: f32) -> Tensor {
+/// A tensor of sums of two uniform draws in (−scale, scale) (a triangular law on (−2·scale,
+/// 2·scale)), the same for a seed on every device.
+pub fn triangular(rng: &mut StdRng, shape: &[usize], scale: f32) -> Tensor {
     let n = shape.iter().product();
     Tensor::from_vec(
         shape,
@@ -39,7 +42,7 @@ pub fn run(
     let ps: Vec<Param> =
         params.iter().enumerate().map(|(id, p)| Param { id, val: Arc::new(p.to_device(dev)) }).collect();
     let y = f(&mut tape, &vs, &ps);
-    let gy = randn(&mut StdRng::seed_from_u64(99), y.shape(), gy_scale).to_device(dev);
+    let gy = triangular(&mut StdRng::seed_from_u64(99), y.shape(), gy_scale).to_device(dev);
     let out = host(&y.val);
     tape.backward(vec![(&y, gy)]);
     Run {

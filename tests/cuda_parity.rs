@@ -19,7 +19,7 @@ use mmard::ops::loss::{self, Triangle};
 use mmard::ops::sgd::SgdCfg;
 use mmard::ops::{batchnorm, elementwise, linear, pgd, pool};
 use mmard::tape::{GradMode, Param, Tape, Var};
-use mmard::twin::{self, randn};
+use mmard::twin::{self, triangular};
 use mmard::{Device, Tensor};
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
@@ -92,11 +92,11 @@ fn convolutions_at_resnet18_and_wrn34_shapes() {
         ("grouped", 8, 16, 12, 24, 3, 1, 4, false),
     ];
     for (name, n, cin, size, cout, k, stride, groups, bias) in cases {
-        let x = randn(&mut rng, &[n, cin, size, size], 1.0);
+        let x = triangular(&mut rng, &[n, cin, size, size], 1.0);
         let mut params =
-            vec![randn(&mut rng, &[cout, cin / groups, k, k], (1.0 / (cin / groups * k * k) as f32).sqrt())];
+            vec![triangular(&mut rng, &[cout, cin / groups, k, k], (1.0 / (cin / groups * k * k) as f32).sqrt())];
         if bias {
-            params.push(randn(&mut rng, &[cout], 0.5));
+            params.push(triangular(&mut rng, &[cout], 0.5));
         }
         let cfg = ConvCfg { stride, pad: k / 2, groups };
         both(name, &dev, &[x], &params, 1.0, 1e-5, |t, v, p| conv2d(t, &v[0], &p[0], p.get(1), cfg));
@@ -108,9 +108,9 @@ fn batchnorm_relu_add_pool_linear() {
     let Some(dev) = gpu() else { return };
     let mut rng = StdRng::seed_from_u64(2);
     for (n, c, s) in [(32, 64, 32), (16, 640, 8), (128, 16, 14)] {
-        let x = randn(&mut rng, &[n, c, s, s], 2.0);
-        let gb = vec![randn(&mut rng, &[c], 0.5), randn(&mut rng, &[c], 0.5)];
-        let (rm, rv) = (randn(&mut rng, &[c], 0.3), Tensor::full(&[c], 1.5));
+        let x = triangular(&mut rng, &[n, c, s, s], 2.0);
+        let gb = vec![triangular(&mut rng, &[c], 0.5), triangular(&mut rng, &[c], 0.5)];
+        let (rm, rv) = (triangular(&mut rng, &[c], 0.3), Tensor::full(&[c], 1.5));
         let runs: [Tensor; 2] = [rm.clone(), rv.clone()];
         // train mode: outputs, gradients and the running statistics it moved
         let mut moved = Vec::new();
@@ -190,14 +190,14 @@ fn batchnorm_relu_add_pool_linear() {
         }
         same("bn eval, input gradient only", &moved[3].0, &moved[2].0, 1e-6);
         both("relu", &dev, std::slice::from_ref(&x), &[], 1.0, 0.0, |t, v, _| elementwise::relu(t, &v[0]));
-        let x2 = randn(&mut rng, &[n, c, s, s], 1.0);
+        let x2 = triangular(&mut rng, &[n, c, s, s], 1.0);
         both("add", &dev, &[x.clone(), x2], &[], 1.0, 0.0, |t, v, _| elementwise::add(t, &v[0], &v[1]));
         both("maxpool", &dev, std::slice::from_ref(&x), &[], 1.0, 0.0, |t, v, _| pool::maxpool2(t, &v[0]));
         both("avgpool", &dev, std::slice::from_ref(&x), &[], 1.0, 1e-6, |t, v, _| pool::avgpool(t, &v[0]));
     }
     for (n, fin, fout) in [(128, 512, 10), (32, 640, 100)] {
-        let x = randn(&mut rng, &[n, fin], 1.0);
-        let p = vec![randn(&mut rng, &[fout, fin], 0.05), randn(&mut rng, &[fout], 0.1)];
+        let x = triangular(&mut rng, &[n, fin], 1.0);
+        let p = vec![triangular(&mut rng, &[fout, fin], 0.05), triangular(&mut rng, &[fout], 0.1)];
         both("linear", &dev, &[x], &p, 1.0, 1e-5, |t, v, p| linear::linear(t, &v[0], &p[0], &p[1]));
     }
 }
@@ -207,7 +207,7 @@ fn fused_losses_pgd_and_sgd() {
     let Some(dev) = gpu() else { return };
     let mut rng = StdRng::seed_from_u64(3);
     for (n, c) in [(128, 10), (64, 100)] {
-        let z: Vec<Tensor> = (0..3).map(|_| randn(&mut rng, &[n, c], 3.0)).collect();
+        let z: Vec<Tensor> = (0..3).map(|_| triangular(&mut rng, &[n, c], 3.0)).collect();
         let y: Vec<usize> = (0..n).map(|_| rng.random_range(0..c)).collect();
         let w: Vec<f32> = (0..n).map(|_| rng.random_range(0.0..1.0)).collect();
         let on = |d: &Device| z.iter().map(|t| t.to_device(d)).collect::<Vec<_>>();
@@ -231,7 +231,7 @@ fn fused_losses_pgd_and_sgd() {
     // PGD: the fused step and the random start are exact (same f32 operations, same noise).
     let x0 = Tensor::from_vec(&[16, 3, 32, 32], (0..16 * 3 * 1024).map(|_| rng.random_range(0.0..1.0)).collect());
     let u: Vec<f32> = (0..x0.numel()).map(|_| rng.random_range(-0.03..0.03)).collect();
-    let g = randn(&mut rng, x0.shape(), 1.0);
+    let g = triangular(&mut rng, x0.shape(), 1.0);
     let mut xs = Vec::new();
     for d in [Device::Cpu, dev.clone()] {
         let x0d = x0.to_device(&d);
@@ -372,4 +372,13 @@ fn autoattack_on_the_gpu_matches_the_cpu() {
         assert!((0.0..=1.0).contains(&a) && (a - c).abs() <= attack_setup::EPS + f32::EPSILON, "{a} from {c}");
     }
     assert_eq!(attack_setup::correct(&mut gpu_model, &g.x_adv, &y), g.robust);
+}
+
+/// The doctor's checks (`mmard::twin::checks`), one per kernel module, as `mmard doctor` runs them.
+#[test]
+fn every_kernel_module_as_the_doctor_checks_it() {
+    let Some(dev) = gpu() else { return };
+    for c in mmard::twin::checks::all() {
+        c.compare(&dev).unwrap_or_else(|e| panic!("{}: {e}", c.module));
+    }
 }

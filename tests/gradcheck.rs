@@ -14,14 +14,15 @@ use std::sync::Arc;
 const H: f32 = 1e-2;
 const SAMPLES: usize = 24;
 
-fn randn(rng: &mut StdRng, shape: &[usize], scale: f32) -> Tensor {
+/// Values drawn uniformly from (−scale, scale).
+fn uniform(rng: &mut StdRng, shape: &[usize], scale: f32) -> Tensor {
     let n = shape.iter().product();
     Tensor::from_vec(shape, (0..n).map(|_| rng.random_range(-1.0f32..1.0) * scale).collect())
 }
 
 /// Values whose magnitudes are at least `gap`, so no finite-difference step crosses zero.
 fn away_from_zero(rng: &mut StdRng, shape: &[usize], gap: f32) -> Tensor {
-    let mut t = randn(rng, shape, 1.0);
+    let mut t = uniform(rng, shape, 1.0);
     t.data_mut().iter_mut().for_each(|v| *v = v.signum() * (v.abs() + gap));
     t
 }
@@ -44,7 +45,7 @@ fn gradcheck(name: &str, inputs: Vec<Tensor>, params: Vec<Tensor>, op: &Op) {
     let mut tape = Tape::new(GradMode::Params);
     let vars: Vec<Var> = inputs.iter().map(|t| tape.var(t.clone())).collect();
     let y = op(&mut tape, &vars, &params_of(&params));
-    let r = randn(&mut rng, y.shape(), 1.0);
+    let r = uniform(&mut rng, y.shape(), 1.0);
     tape.backward(vec![(&y, r.clone())]);
     let analytic: Vec<Tensor> = vars
         .iter()
@@ -82,10 +83,10 @@ fn conv_case(
     bias: bool,
 ) {
     let mut rng = StdRng::seed_from_u64(1);
-    let x = randn(&mut rng, &[n, cin, hw, hw], 1.0);
-    let mut params = vec![randn(&mut rng, &[cout, cin / groups, k, k], 0.5)];
+    let x = uniform(&mut rng, &[n, cin, hw, hw], 1.0);
+    let mut params = vec![uniform(&mut rng, &[cout, cin / groups, k, k], 0.5)];
     if bias {
-        params.push(randn(&mut rng, &[cout], 0.5));
+        params.push(uniform(&mut rng, &[cout], 0.5));
     }
     let cfg = ConvCfg { stride, pad: k / 2, groups };
     gradcheck(name, vec![x], params, &move |t, v, p| conv2d(t, &v[0], &p[0], p.get(1), cfg));
@@ -125,8 +126,8 @@ fn conv2d_large_maps_grouped_with_bias() {
     for (hw, stride) in [(16, 1), (32, 2)] {
         let (n, cin, cout, k, groups) = (2, 4, 6, 3, 2);
         let mut rng = StdRng::seed_from_u64(7);
-        let x = randn(&mut rng, &[n, cin, hw, hw], 1.0);
-        let (w, b) = (Arc::new(randn(&mut rng, &[cout, cin / groups, k, k], 0.5)), randn(&mut rng, &[cout], 0.5));
+        let x = uniform(&mut rng, &[n, cin, hw, hw], 1.0);
+        let (w, b) = (Arc::new(uniform(&mut rng, &[cout, cin / groups, k, k], 0.5)), uniform(&mut rng, &[cout], 0.5));
         let cfg = ConvCfg { stride, pad: 1, groups };
         let y = mmard::ops::conv2d::forward(&x, &w, Some(&b), cfg);
         let oh = (hw + 2 - k) / stride + 1;
@@ -167,8 +168,8 @@ fn conv2d_depthwise() {
 #[test]
 fn batchnorm_train_and_eval() {
     let mut rng = StdRng::seed_from_u64(2);
-    let x = randn(&mut rng, &[3, 4, 3, 3], 2.0);
-    let params = vec![randn(&mut rng, &[4], 0.5), randn(&mut rng, &[4], 0.5)];
+    let x = uniform(&mut rng, &[3, 4, 3, 3], 2.0);
+    let params = vec![uniform(&mut rng, &[4], 0.5), uniform(&mut rng, &[4], 0.5)];
     gradcheck("bn train", vec![x.clone()], params.clone(), &|t, v, p| {
         let (mut m, mut s) = (Tensor::zeros(&[4]), Tensor::full(&[4], 1.0));
         batchnorm::batch_norm(
@@ -180,7 +181,7 @@ fn batchnorm_train_and_eval() {
             1e-5,
         )
     });
-    let (rm, rv) = (randn(&mut rng, &[4], 0.3), Tensor::from_vec(&[4], vec![0.5, 1.0, 1.5, 2.0]));
+    let (rm, rv) = (uniform(&mut rng, &[4], 0.3), Tensor::from_vec(&[4], vec![0.5, 1.0, 1.5, 2.0]));
     gradcheck("bn eval", vec![x], params, &move |t, v, p| {
         batchnorm::batch_norm(t, &v[0], &p[0], &p[1], Stats::Running { mean: &rm, var: &rv }, 1e-5)
     });
@@ -192,11 +193,11 @@ fn batchnorm_train_and_eval() {
 #[test]
 fn bn_relu_is_bn_then_relu() {
     let mut rng = StdRng::seed_from_u64(5);
-    let x = randn(&mut rng, &[3, 4, 5, 5], 2.0);
-    let gy = randn(&mut rng, &[3, 4, 5, 5], 1.0);
+    let x = uniform(&mut rng, &[3, 4, 5, 5], 2.0);
+    let gy = uniform(&mut rng, &[3, 4, 5, 5], 1.0);
     let (gamma, beta) = (
-        Param { id: 0, val: Arc::new(randn(&mut rng, &[4], 0.5)) },
-        Param { id: 1, val: Arc::new(randn(&mut rng, &[4], 0.5)) },
+        Param { id: 0, val: Arc::new(uniform(&mut rng, &[4], 0.5)) },
+        Param { id: 1, val: Arc::new(uniform(&mut rng, &[4], 0.5)) },
     );
     for train in [true, false] {
         let mut outs = Vec::new();
@@ -236,7 +237,7 @@ fn bn_relu_is_bn_then_relu() {
 #[test]
 fn relu_and_add() {
     let mut rng = StdRng::seed_from_u64(3);
-    let (a, b) = (away_from_zero(&mut rng, &[2, 3, 4, 4], 0.05), randn(&mut rng, &[2, 3, 4, 4], 1.0));
+    let (a, b) = (away_from_zero(&mut rng, &[2, 3, 4, 4], 0.05), uniform(&mut rng, &[2, 3, 4, 4], 1.0));
     gradcheck("relu", vec![a.clone()], vec![], &|t, v, _| elementwise::relu(t, &v[0]));
     gradcheck("add", vec![a, b], vec![], &|t, v, _| elementwise::add(t, &v[0], &v[1]));
 }
@@ -244,7 +245,7 @@ fn relu_and_add() {
 #[test]
 fn swish_standardize_and_pad() {
     let mut rng = StdRng::seed_from_u64(9);
-    let x = randn(&mut rng, &[2, 3, 5, 4], 3.0);
+    let x = uniform(&mut rng, &[2, 3, 5, 4], 3.0);
     gradcheck("swish", vec![x.clone()], vec![], &|t, v, _| elementwise::swish(t, &v[0]));
     let s = elementwise::Standardize { mean: vec![0.49, 0.48, 0.45], std: vec![0.25, 0.24, 0.26] };
     gradcheck("standardize", vec![x.clone()], vec![], &move |t, v, _| elementwise::standardize(t, &v[0], &s));
@@ -270,8 +271,8 @@ fn pooling_and_flatten() {
 #[test]
 fn linear_layer() {
     let mut rng = StdRng::seed_from_u64(5);
-    let x = randn(&mut rng, &[4, 7], 1.0);
-    gradcheck("linear", vec![x], vec![randn(&mut rng, &[3, 7], 0.5), randn(&mut rng, &[3], 0.5)], &|t, v, p| {
+    let x = uniform(&mut rng, &[4, 7], 1.0);
+    gradcheck("linear", vec![x], vec![uniform(&mut rng, &[3, 7], 0.5), uniform(&mut rng, &[3], 0.5)], &|t, v, p| {
         linear::linear(t, &v[0], &p[0], &p[1])
     });
 }
@@ -301,7 +302,7 @@ fn loss_gradcheck(name: &str, sets: Vec<Tensor>, f: &dyn Fn(&[Tensor]) -> loss::
 #[test]
 fn losses() {
     let mut rng = StdRng::seed_from_u64(8);
-    let (a, b, c) = (randn(&mut rng, &[5, 6], 2.0), randn(&mut rng, &[5, 6], 2.0), randn(&mut rng, &[5, 6], 2.0));
+    let (a, b, c) = (uniform(&mut rng, &[5, 6], 2.0), uniform(&mut rng, &[5, 6], 2.0), uniform(&mut rng, &[5, 6], 2.0));
     let labels = [0, 5, 2, 2, 4];
     loss_gradcheck("cross_entropy", vec![a.clone()], &|s| loss::cross_entropy(&s[0], &labels));
     for tau in [1.0, 4.0] {
