@@ -94,25 +94,26 @@ fn main() {
     if let Cmd::Doctor = cli.cmd {
         std::process::exit(cmd::doctor::doctor(&cli.device, cli.tf32));
     }
-    match mmard::Device::open(&cli.device, cli.tf32) {
-        Ok(d) => cmd::configure(d, !cli.no_fold),
+    let place = match mmard::Device::open(&cli.device, cli.tf32) {
+        Ok(device) => mmard::nn::Placement { device, fold: !cli.no_fold },
         Err(e) => {
             eprintln!("error: {e}");
             std::process::exit(1);
         }
-    }
+    };
+    let p = &place;
     let result = match cli.cmd {
-        Cmd::Inspect { file, arch } => cmd::weights::inspect(&file, &arch),
+        Cmd::Inspect { file, arch } => cmd::weights::inspect(&file, &arch, p),
         Cmd::Predict { weights, input, tensor, output, batch_size, arch } => {
-            cmd::weights::predict(&weights, &input, &tensor, &output, batch_size, &arch)
+            cmd::weights::predict(&weights, &input, &tensor, &output, batch_size, &arch, p)
         }
-        Cmd::Train(a) => cmd::train::train(&a),
-        Cmd::Distill(a) => cmd::train::distill(&a),
-        Cmd::Eval(a) => cmd::eval::eval(&a),
-        Cmd::Attack(a) => cmd::eval::attack(&a),
-        Cmd::Demo(a) => cmd::demo::demo(&a),
+        Cmd::Train(a) => cmd::train::train(&a, p),
+        Cmd::Distill(a) => cmd::train::distill(&a, p),
+        Cmd::Eval(a) => cmd::eval::eval(&a, p),
+        Cmd::Attack(a) => cmd::eval::attack(&a, p),
+        Cmd::Demo(a) => cmd::demo::demo(&a, p),
         Cmd::Report(a) => cmd::report::report(&a),
-        Cmd::Bench(b) => cmd::bench::bench(&b),
+        Cmd::Bench(b) => cmd::bench::bench(&b, p),
         Cmd::Doctor => unreachable!("handled before the device is opened"),
     };
     if let Err(e) = result {

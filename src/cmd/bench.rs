@@ -7,7 +7,7 @@ use clap::{Args, Subcommand};
 use mmard::ard::methods::Method;
 use mmard::ard::step::{InnerPgd, Noise, Stepper};
 use mmard::nn::optim::Sgd;
-use mmard::nn::{Arch, ArchName, Model};
+use mmard::nn::{Arch, ArchName, Model, Placement};
 use mmard::ops::sgd::SgdCfg;
 use mmard::{Result, Tensor, err};
 use rand::rngs::StdRng;
@@ -95,7 +95,7 @@ fn peak_rss_mib() -> f64 {
     kb.unwrap_or(0.0) / 1024.0
 }
 
-pub fn bench(cmd: &BenchCmd) -> Result<()> {
+pub fn bench(cmd: &BenchCmd, p: &Placement) -> Result<()> {
     let a = match cmd {
         BenchCmd::Step(a) => a,
         BenchCmd::Objective(p) => {
@@ -115,9 +115,9 @@ pub fn bench(cmd: &BenchCmd) -> Result<()> {
         return Err(err!("--batch and --repeats must be at least 1"));
     }
     let obj = a.method.objective();
-    let mut student = super::placed(Model::new(&arch(a.student, &a.student_config, (c, h), a.classes)?, Some(1)));
+    let mut student = p.place(Model::new(&arch(a.student, &a.student_config, (c, h), a.classes)?, Some(1)));
     let mut teacher = match (&a.teacher, obj.needs_teacher()) {
-        (Some(t), _) => Some(super::placed(Model::new(&arch(*t, &a.teacher_config, (c, h), a.classes)?, Some(2)))),
+        (Some(t), _) => Some(p.place(Model::new(&arch(*t, &a.teacher_config, (c, h), a.classes)?, Some(2)))),
         (None, true) => return Err(err!("--method {} needs --teacher", a.method.name())),
         (None, false) => None,
     };
@@ -126,7 +126,7 @@ pub fn bench(cmd: &BenchCmd) -> Result<()> {
         t.check_input(&[a.batch, c, h, w])?;
     }
     let mut rng = StdRng::seed_from_u64(0);
-    let dev = super::device();
+    let dev = p.device.clone();
     let x =
         Tensor::from_vec(&[a.batch, c, h, w], (0..a.batch * c * h * w).map(|_| rng.random_range(0.0..1.0)).collect())
             .into_device(&dev);

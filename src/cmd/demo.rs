@@ -12,7 +12,7 @@ use mmard::ard::train::{RunDir, Schedule, TrainCfg, train};
 use mmard::attack::{Attack, robust_accuracy};
 use mmard::io::datasets::{DatasetKind, Split};
 use mmard::io::safetensors::TensorFile;
-use mmard::nn::{Arch, Model, Overrides};
+use mmard::nn::{Arch, Model, Overrides, Placement};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use std::path::PathBuf;
@@ -70,7 +70,7 @@ fn evaluate(m: &mut Model, x: &mmard::Tensor, y: &[usize], seed: u64) -> Result<
     Ok(out)
 }
 
-pub fn demo(a: &DemoArgs) -> Result<()> {
+pub fn demo(a: &DemoArgs, p: &Placement) -> Result<()> {
     let started = Instant::now();
     let data =
         |limit| DataArgs { dataset: DatasetKind::FashionMnist, data_dir: a.data_dir.clone(), limit: Some(limit) };
@@ -79,10 +79,10 @@ pub fn demo(a: &DemoArgs) -> Result<()> {
     let (x, y) = test.batch(&(0..test.len()).collect::<Vec<_>>());
     let quiet = |epochs| Bar::new(epochs, |_: &_, _: &mut Model| Ok(serde_json::Value::Null));
 
-    let mut teacher = super::placed(if a.train_teacher {
+    let mut teacher = p.place(if a.train_teacher {
         eprintln!("training the teacher: mmard train {TEACHER_RECIPE}");
         let full = data(30000).load(Split::Train)?;
-        let mut t = super::placed(Model::new(
+        let mut t = p.place(Model::new(
             &Arch::SmallCnn { in_channels: 1, size: 28, widths: [32, 64, 128], classes: 10 },
             Some(0),
         ));
@@ -112,7 +112,7 @@ pub fn demo(a: &DemoArgs) -> Result<()> {
     for method in [Method::Natural, Method::Rslad, Method::Mmard] {
         let t0 = Instant::now();
         eprintln!("{}: training …", method.name());
-        let mut s = super::placed(Model::new(&student, Some(a.seed)));
+        let mut s = p.place(Model::new(&student, Some(a.seed)));
         let lr = if method == Method::Natural { 0.05 } else { 0.1 };
         let t = method.objective().needs_teacher().then_some(&mut teacher);
         train(

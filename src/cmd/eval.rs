@@ -5,8 +5,8 @@ use clap::Args;
 use mmard::attack::{Attack, AutoAttack, robust_accuracy};
 use mmard::io::datasets::{Dataset, Split};
 use mmard::io::safetensors::{self as st, TensorFile, Values};
-use mmard::nn::Model;
 use mmard::nn::eval::{correct, logits, predictions};
+use mmard::nn::{Model, Placement};
 use mmard::{Result, Tensor, err};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
@@ -128,8 +128,8 @@ pub fn quick_eval(model: &mut Model, d: &Dataset, eps: f32, seed: u64) -> Result
     Ok((clean, pgd))
 }
 
-pub fn eval(a: &EvalArgs) -> Result<()> {
-    let mut model = a.arch.load(&TensorFile::load(&a.weights)?)?;
+pub fn eval(a: &EvalArgs, p: &Placement) -> Result<()> {
+    let mut model = a.arch.load(&TensorFile::load(&a.weights)?, p)?;
     let d = a.data.load(Split::Test)?;
     model
         .check_input(&[1, d.c, d.h, d.w])
@@ -162,8 +162,8 @@ pub fn eval(a: &EvalArgs) -> Result<()> {
     Ok(())
 }
 
-pub fn attack(a: &AttackArgs) -> Result<()> {
-    let mut model = a.arch.load(&TensorFile::load(&a.weights)?)?;
+pub fn attack(a: &AttackArgs, p: &Placement) -> Result<()> {
+    let mut model = a.arch.load(&TensorFile::load(&a.weights)?, p)?;
     let f = TensorFile::load(&a.input)?;
     let x = f.tensor(&a.tensor)?;
     model.check_input(x.shape()).map_err(|e| err!("{}: tensor `{}`: {e}", a.input.display(), a.tensor))?;

@@ -9,7 +9,7 @@ use mmard::ard::terms::Logit;
 use mmard::ard::train::{self as tr, RunDir, Schedule, TrainCfg};
 use mmard::io::datasets::{DatasetKind, Split};
 use mmard::io::safetensors::TensorFile;
-use mmard::nn::{Activation, Arch, ArchName, Model, Overrides};
+use mmard::nn::{Activation, Arch, ArchName, Model, Overrides, Placement};
 use mmard::ops::loss::Triangle;
 use mmard::{Result, err};
 use std::path::PathBuf;
@@ -296,7 +296,7 @@ impl LoopArgs {
     }
 }
 
-pub fn train(a: &TrainArgs) -> Result<()> {
+pub fn train(a: &TrainArgs, p: &Placement) -> Result<()> {
     let objective = a.objective.objective()?;
     if objective.needs_teacher() {
         let alone: Vec<&str> =
@@ -308,11 +308,11 @@ pub fn train(a: &TrainArgs) -> Result<()> {
         ));
     }
     let cfg = a.run.cfg(objective)?;
-    let mut model = super::placed(Model::new(&a.new_arch.arch(a.arch, a.run.data.dataset)?, Some(a.run.seed)));
+    let mut model = p.place(Model::new(&a.new_arch.arch(a.arch, a.run.data.dataset)?, Some(a.run.seed)));
     a.run.run(&cfg, &mut model, None)
 }
 
-pub fn distill(a: &DistillArgs) -> Result<()> {
+pub fn distill(a: &DistillArgs, p: &Placement) -> Result<()> {
     let cfg = a.run.cfg(a.objective.objective()?)?;
     let file = TensorFile::load(&a.teacher)?;
     let unsaid = Overrides {
@@ -321,8 +321,8 @@ pub fn distill(a: &DistillArgs) -> Result<()> {
         std: a.teacher_std.clone(),
         ..Default::default()
     };
-    let mut teacher = load_model(&file, &unsaid, false)?;
-    let mut student = super::placed(Model::new(&a.new_arch.arch(a.student, a.run.data.dataset)?, Some(a.run.seed)));
+    let mut teacher = load_model(&file, &unsaid, false, p)?;
+    let mut student = p.place(Model::new(&a.new_arch.arch(a.student, a.run.data.dataset)?, Some(a.run.seed)));
     if teacher.arch.classes() != student.arch.classes() || teacher.arch.in_channels() != student.arch.in_channels() {
         return Err(err!(
             "teacher {} and student {} disagree on classes or input channels",

@@ -2,7 +2,7 @@
 use clap::Args;
 use mmard::io::safetensors::{self as st, TensorFile, Values};
 use mmard::nn::model::{Loaded, summarize};
-use mmard::nn::{Activation, ArchName, Model, Overrides};
+use mmard::nn::{Activation, ArchName, Model, Overrides, Placement};
 use mmard::{Result, err};
 use std::path::Path;
 
@@ -59,7 +59,7 @@ impl Unsaid {
 
 /// The model of a weights file, placed on the device, printing the tensors it does not use and what
 /// detection assumed.
-pub fn load_model(file: &TensorFile, o: &Overrides, strict: bool) -> Result<Model> {
+pub fn load_model(file: &TensorFile, o: &Overrides, strict: bool, p: &Placement) -> Result<Model> {
     let Loaded { model, extra, notices } = Model::from_file(file, o, strict)?;
     if !extra.is_empty() {
         eprintln!(
@@ -73,7 +73,7 @@ pub fn load_model(file: &TensorFile, o: &Overrides, strict: bool) -> Result<Mode
     for n in notices {
         eprintln!("notice: {}: {n}", file.path.display());
     }
-    Ok(super::placed(model))
+    Ok(p.place(model))
 }
 
 impl ArchArgs {
@@ -91,12 +91,12 @@ impl ArchArgs {
     }
 
     /// The model of a weights file (see `load_model`).
-    pub fn load(&self, file: &TensorFile) -> Result<Model> {
-        load_model(file, &self.overrides(), self.strict)
+    pub fn load(&self, file: &TensorFile, p: &Placement) -> Result<Model> {
+        load_model(file, &self.overrides(), self.strict, p)
     }
 }
 
-pub fn inspect(path: &Path, args: &ArchArgs) -> Result<()> {
+pub fn inspect(path: &Path, args: &ArchArgs, p: &Placement) -> Result<()> {
     let file = TensorFile::load(path)?;
     let width = file.tensors.keys().map(String::len).max().unwrap_or(0).max(4);
     println!("{:<width$}  {:<5}  shape", "name", "dtype");
@@ -105,7 +105,7 @@ pub fn inspect(path: &Path, args: &ArchArgs) -> Result<()> {
     }
     let scalars: usize = file.tensors.values().map(|s| s.shape.iter().product::<usize>()).sum();
     println!("\n{} tensors, {scalars} values", file.tensors.len());
-    match args.load(&file) {
+    match args.load(&file, p) {
         Ok(m) => println!("architecture: {}\nparameters: {} trainable", m.arch, m.params.param_count()),
         Err(e) if args.strict => return Err(e),
         Err(e) => println!("architecture: not recognised: {e}"),
@@ -120,11 +120,12 @@ pub fn predict(
     output: &Path,
     batch_size: usize,
     args: &ArchArgs,
+    p: &Placement,
 ) -> Result<()> {
     if batch_size == 0 {
         return Err(err!("--batch-size must be at least 1"));
     }
-    let mut model = args.load(&TensorFile::load(weights)?)?;
+    let mut model = args.load(&TensorFile::load(weights)?, p)?;
     let x = TensorFile::load(input)?.tensor(tensor)?;
     model.check_input(x.shape()).map_err(|e| err!("{}: tensor `{tensor}`: {e}", input.display()))?;
     if let Some(v) = x.data().iter().find(|v| !(0.0..=1.0).contains(*v)) {

@@ -19,4 +19,4 @@ mod small_cnn;
 mod wide_resnet;
 
 pub use arch::{Activation, Arch, ArchName, Overrides};
-pub use model::Model;
+pub use model::{Model, Placement};

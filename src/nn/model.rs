@@ -24,6 +24,23 @@ pub struct Model {
     pub fold: bool,
 }
 
+/// Where models run and how: the device, and whether eval-mode BatchNorm folds into the convolution
+/// before it. The CLI makes one from `--device` and `--no-fold` and hands it to every command.
+#[derive(Clone, Debug)]
+pub struct Placement {
+    pub device: crate::Device,
+    pub fold: bool,
+}
+
+impl Placement {
+    /// `m`, moved to the device, folding as chosen.
+    pub fn place(&self, mut m: Model) -> Model {
+        m.to_device(&self.device);
+        m.fold = self.fold;
+        m
+    }
+}
+
 /// What loading a weights file found beside the model's own tensors.
 pub struct Loaded {
     pub model: Model,
