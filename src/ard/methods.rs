@@ -8,7 +8,7 @@
 use super::terms::{Logit, Reads, Sum, Term};
 use crate::err;
 use crate::error::Result;
-use crate::ops::loss::Triangle;
+pub use crate::ops::loss::Triangle;
 use Logit::{StudentAdv as SA, StudentNat as SN, TeacherAdv as TA, TeacherNat as TN};
 
 crate::named_enum! { "method",

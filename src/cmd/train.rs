@@ -3,14 +3,13 @@ use super::data::DataArgs;
 use super::eval::quick_eval;
 use super::weights::load_model;
 use clap::Args;
-use mmard::ard::methods::{Inner, Method, Objective, Outer};
+use mmard::ard::methods::{Inner, Method, Objective, Outer, Triangle};
 use mmard::ard::step::InnerPgd;
 use mmard::ard::terms::Logit;
 use mmard::ard::train::{self as tr, RunDir, Schedule, TrainCfg};
 use mmard::io::datasets::{DatasetKind, Split};
 use mmard::io::safetensors::TensorFile;
 use mmard::nn::{Activation, Arch, ArchName, Model, Overrides, Placement};
-use mmard::ops::loss::Triangle;
 use mmard::{Result, err};
 use std::path::PathBuf;
 

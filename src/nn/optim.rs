@@ -1,7 +1,8 @@
 //! SGD over a model's trainable parameters: one fused update per tensor on the CPU (`ops::sgd`),
 //! one launch for all of them on a GPU.
 use super::params::ParamStore;
-use crate::ops::sgd::{SgdCfg, sgd_update};
+pub use crate::ops::sgd::SgdCfg;
+use crate::ops::sgd::sgd_update;
 use crate::tape::Tape;
 use crate::tensor::Tensor;
 
