@@ -1,8 +1,38 @@
 //! Blocks shared by several architectures: ResNet-18's four stages (ResNet-18 and
-//! PreActResNet-18) and the pre-activation block (PreActResNet-18 and WideResNet). Tested through
+//! PreActResNet-18), the pre-activation block (PreActResNet-18 and WideResNet) and the WideResNet
+//! layout (both WideResNets). Tested through
 //! the model fixtures (`tests/parity.rs`).
 use super::layers::{Bn, Builder, Conv, ConvBn, Ctx};
 use crate::tape::Var;
+
+/// One block of a WideResNet: its group and index in the group, channels and stride.
+pub struct WideBlock {
+    pub group: usize,
+    pub index: usize,
+    pub cin: usize,
+    pub cout: usize,
+    pub stride: usize,
+}
+
+/// A WideResNet-depth-widen's channels (stem, then its three groups) and its blocks in order. Both
+/// WideResNets (TRADES' and DeepMind's) lay their blocks out this way and differ only in the
+/// blocks and names.
+pub fn wide_layout(depth: usize, widen: usize) -> ([usize; 4], Vec<WideBlock>) {
+    let ch = [16, 16 * widen, 32 * widen, 64 * widen];
+    let n = (depth - 4) / 6;
+    let blocks = (0..3)
+        .flat_map(|group| (0..n).map(move |index| (group, index)))
+        .map(|(group, index)| {
+            let (cin, stride) = match (group, index) {
+                (0, 0) => (ch[0], 1),
+                (g, 0) => (ch[g], 2),
+                (g, _) => (ch[g + 1], 1),
+            };
+            WideBlock { group, index, cin, cout: ch[group + 1], stride }
+        })
+        .collect();
+    (ch, blocks)
+}
 
 /// The four stages of two blocks each, with names layer{1..4}.{0,1}; `make` builds one block.
 pub fn stages<B>(

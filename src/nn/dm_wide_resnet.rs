@@ -5,6 +5,7 @@
 //! convolution reads its input padded by 0 left/top and 1 right/bottom; the activation is ReLU or
 //! Swish; the head is an 8×8 average pool.
 use super::arch::Activation;
+use super::blocks::wide_layout;
 use super::layers::{Bn, Builder, Conv, ConvBn, Ctx, Linear, Net};
 use crate::ops::elementwise::{Standardize, standardize, swish};
 use crate::ops::pad::{Pad, pad2d};
@@ -87,16 +88,12 @@ impl DmWideResNet {
         act: Activation,
         input: Standardize,
     ) -> Self {
-        let ch = [16, 16 * width, 32 * width, 64 * width];
-        let n = (depth - 4) / 6;
+        let (ch, layout) = wide_layout(depth, width);
         let init_conv = b.conv("init_conv", in_channels, ch[0], 3, 1, 1);
-        let mut blocks = Vec::new();
-        for g in 0..3 {
-            for i in 0..n {
-                let (cin, stride) = if i == 0 { (ch[g], if g == 0 { 1 } else { 2 }) } else { (ch[g + 1], 1) };
-                blocks.push(Block::new(b, &format!("layer.{g}.block.{i}"), cin, ch[g + 1], stride));
-            }
-        }
+        let blocks = layout
+            .into_iter()
+            .map(|k| Block::new(b, &format!("layer.{}.block.{}", k.group, k.index), k.cin, k.cout, k.stride))
+            .collect();
         DmWideResNet {
             input,
             init_conv,

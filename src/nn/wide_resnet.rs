@@ -1,7 +1,7 @@
 //! WideResNet-depth-widen, RobustBench / TRADES names: conv1, block{1,2,3}.layer.i.{bn1,conv1,bn2,
 //! conv2,convShortcut}, bn1, fc. TRADES checkpoints also carry an unused `sub_block1`; the loader
 //! reports it as extra.
-use super::blocks::PreActBlock;
+use super::blocks::{PreActBlock, wide_layout};
 use super::layers::{Bn, Builder, Conv, Ctx, Linear, Net};
 use crate::ops::pool::avgpool;
 use crate::tape::Var;
@@ -15,24 +15,21 @@ pub struct WideResNet {
 
 impl WideResNet {
     pub fn new(b: &mut Builder, in_channels: usize, depth: usize, widen: usize, classes: usize) -> Self {
-        let ch = [16, 16 * widen, 32 * widen, 64 * widen];
-        let n = (depth - 4) / 6;
+        let (ch, layout) = wide_layout(depth, widen);
         let conv1 = b.conv("conv1", in_channels, ch[0], 3, 1, 1);
-        let mut blocks = Vec::new();
-        for g in 0..3 {
-            for i in 0..n {
-                let (cin, cout) = (if i == 0 { ch[g] } else { ch[g + 1] }, ch[g + 1]);
-                let stride = if i == 0 && g > 0 { 2 } else { 1 };
-                blocks.push(PreActBlock::new(
+        let blocks = layout
+            .into_iter()
+            .map(|k| {
+                PreActBlock::new(
                     b,
-                    &format!("block{}.layer.{i}", g + 1),
-                    cin,
-                    cout,
-                    stride,
+                    &format!("block{}.layer.{}", k.group + 1, k.index),
+                    k.cin,
+                    k.cout,
+                    k.stride,
                     "convShortcut",
-                ));
-            }
-        }
+                )
+            })
+            .collect();
         WideResNet { conv1, blocks, bn1: b.bn("bn1", ch[3]), fc: b.linear("fc", ch[3], classes) }
     }
 }
