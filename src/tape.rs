@@ -160,6 +160,12 @@ impl Tape {
         v.slot.and_then(|s| self.grads[s].as_ref())
     }
 
+    /// The gradient of a leaf value after `backward`, moved out of the tape (a later `grad` of it
+    /// is `None`).
+    pub fn take_grad(&mut self, v: &Var) -> Option<Tensor> {
+        v.slot.and_then(|s| self.grads[s].take())
+    }
+
     /// The gradient of parameter `id` after `backward`, if it received one.
     pub fn param_grad(&self, id: ParamId) -> Option<&Tensor> {
         self.param_grads.get(id).and_then(Option::as_ref)
@@ -177,5 +183,32 @@ fn accumulate(dst: &mut Option<Tensor>, g: Tensor) {
     match dst {
         Some(d) => d.add_assign(&g),
         None => *dst = Some(g),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::nn::{Arch, Model};
+    use crate::ops::loss;
+
+    /// The inner loop's round trip (`ard::step`): the tape takes x′, backward, the gradient is taken
+    /// out, and once cleared the tape holds x′ no more, so it comes back without a copy.
+    #[test]
+    fn input_comes_back_unshared_after_clear() {
+        let arch = Arch::SmallCnn { in_channels: 1, size: 28, widths: [4, 8, 8], classes: 10 };
+        let mut m = Model::new(&arch, Some(0));
+        let x = Tensor::from_vec(&[2, 1, 28, 28], (0..2 * 28 * 28).map(|i| (i % 17) as f32 / 17.0).collect());
+        let mut tape = Tape::new(GradMode::Input);
+        let xv = tape.input(x.clone());
+        let logits = m.forward(&mut tape, &xv, false);
+        let g = loss::cross_entropy(&logits.val, &[3, 7]).grads.remove(0);
+        tape.backward(vec![(&logits, g)]);
+        let before = tape.grad(&xv).cloned();
+        assert_eq!(tape.take_grad(&xv).map(Tensor::into_vec), before.map(Tensor::into_vec));
+        assert!(tape.grad(&xv).is_none(), "take_grad leaves nothing behind");
+        tape.clear();
+        let back = Arc::try_unwrap(xv.val).expect("a cleared tape shares no input");
+        assert_eq!(back.into_vec(), x.into_vec());
     }
 }

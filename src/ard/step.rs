@@ -18,6 +18,7 @@ use crate::tape::{GradMode, Tape, Var};
 use crate::tensor::Tensor;
 use rand::rngs::StdRng;
 use std::borrow::Cow;
+use std::sync::Arc;
 use std::time::Instant;
 
 /// The inner loop's L∞ PGD: budget, step size and number of steps.
@@ -126,8 +127,8 @@ impl Stepper {
         let mut teacher = teacher.filter(|_| reads.has(TA));
         for _ in 0..cfg.steps {
             let tape = &mut self.inner;
-            tape.clear();
-            let xv = tape.input(xa.clone());
+            // The tape owns x′ for the pass and gives it back after, so no iteration copies it.
+            let xv = tape.input(xa);
             let sa = student.forward(tape, &xv, false);
             let ta = teacher.as_deref_mut().map(|t| t.forward(tape, &xv, false));
             let mut l = fixed(s_nat.as_ref(), b.t_nat.as_ref());
@@ -137,12 +138,14 @@ impl Stepper {
             }
             let loss = terms.eval(&l, b.y, INNER_GRADS);
             tape.backward(seeds(loss, [(SA, Some(&sa)), (TA, ta.as_ref())]));
-            let g = tape.grad(&xv).expect("the inner objective reads the adversarial logits");
-            pgd::step(&mut xa, g, x, cfg.step, cfg.eps);
+            let g = tape.take_grad(&xv).expect("the inner objective reads the adversarial logits");
+            // Cleared, the tape lets go of the ops that kept x′ for their backward (x′ comes back
+            // unshared) and of the activations and weights (after the last iteration they leave
+            // the outer pass's memory, and after the update the old weights' cached filters go).
+            tape.clear();
+            xa = Arc::unwrap_or_clone(xv.val);
+            pgd::step(&mut xa, &g, x, cfg.step, cfg.eps);
         }
-        // The last iteration's activations and weights are not needed past here: dropped, they
-        // leave the outer pass's memory, and after the update the old weights' cached filters go.
-        self.inner.clear();
         xa
     }
 
