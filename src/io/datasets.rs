@@ -1,15 +1,17 @@
-//! Image-classification datasets as the CLI reads them: MNIST / Fashion-MNIST idx files (raw or
-//! .gz) and CIFAR-10 / CIFAR-100, binary or Python version, unpacked or in their .tar.gz (see
-//! `cifar.rs`). Images come out N×C×H×W f32 in [0, 1] (byte / 255). Every error names the file
-//! and what was expected; bad files never panic.
-use super::cifar::load_cifar;
-use crate::err;
-use crate::error::{Error, Result};
+//! The dataset registry: the image-classification datasets the CLI reads, their shapes, classes
+//! and customary budgets, where their files usually lie and how to get them. MNIST / Fashion-MNIST
+//! are idx files (raw or .gz), CIFAR-10 / CIFAR-100 the binary or Python version, unpacked or in
+//! their .tar.gz; the readers of those formats sit below (`formats/`). Images come out N×C×H×W
+//! f32 in [0, 1] (byte / 255). Every error names the file and what was expected; bad files never
+//! panic.
+use super::formats::cifar::{self, Cifar};
+use super::formats::idx;
+use super::formats::split::Wanted;
+use crate::error::Result;
 use crate::tensor::Tensor;
-use flate2::read::GzDecoder;
-use std::fs;
-use std::io::Read;
 use std::path::{Path, PathBuf};
+
+pub use super::formats::split::Split;
 
 crate::named_enum! { "dataset",
 /// A dataset by the name `--dataset` takes.
@@ -23,12 +25,6 @@ pub enum DatasetKind {
     /// Fashion-MNIST (idx files, raw or .gz).
     FashionMnist = "fashion-mnist",
 }
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Split {
-    Train,
-    Test,
 }
 
 impl DatasetKind {
@@ -101,11 +97,13 @@ impl Dataset {
     /// Reads one split of `kind` from `dir` (see the module comment for the formats); for CIFAR,
     /// `dir` may also be the .tar.gz itself.
     pub fn load(kind: DatasetKind, dir: &Path, split: Split) -> Result<Dataset> {
-        let (images, labels) = match kind {
-            DatasetKind::Mnist | DatasetKind::FashionMnist => load_idx(kind, dir, split)?,
-            DatasetKind::Cifar10 | DatasetKind::Cifar100 => load_cifar(kind, dir, split)?,
-        };
         let (c, h, w) = kind.shape();
+        let want = Wanted { split, classes: kind.classes(), hint: kind.hint() };
+        let (images, labels) = match kind {
+            DatasetKind::Mnist | DatasetKind::FashionMnist => idx::load(dir, &want, [h, w])?,
+            DatasetKind::Cifar10 => cifar::load(Cifar::Ten, dir, &want)?,
+            DatasetKind::Cifar100 => cifar::load(Cifar::Hundred, dir, &want)?,
+        };
         Ok(Dataset { images, labels, c, h, w, classes: kind.classes() })
     }
 
@@ -137,107 +135,4 @@ impl Dataset {
     fn image_len(&self) -> usize {
         self.c * self.h * self.w
     }
-}
-
-pub(super) fn to_unit(b: &u8) -> f32 {
-    *b as f32 / 255.0
-}
-
-pub(super) fn missing(kind: DatasetKind, file: &str, searched: &str) -> Error {
-    err!("{file} not found in {searched}; {}", kind.hint())
-}
-
-fn read(path: &Path) -> Result<Vec<u8>> {
-    fs::read(path).map_err(|e| Error::io(path, e))
-}
-
-/// MNIST-style idx files: `{train,t10k}-{images-idx3,labels-idx1}-ubyte`, raw or `.gz`.
-fn load_idx(kind: DatasetKind, dir: &Path, split: Split) -> Result<(Vec<f32>, Vec<usize>)> {
-    let prefix = match split {
-        Split::Train => "train",
-        Split::Test => "t10k",
-    };
-    let (_, h, w) = kind.shape();
-    let (img_path, img_bytes) = read_maybe_gz(kind, dir, &format!("{prefix}-images-idx3-ubyte"))?;
-    let (lbl_path, lbl_bytes) = read_maybe_gz(kind, dir, &format!("{prefix}-labels-idx1-ubyte"))?;
-    let (n_img, pixels) = idx_body(&img_path, &img_bytes, &[h, w])?;
-    let (n_lbl, label_bytes) = idx_body(&lbl_path, &lbl_bytes, &[])?;
-    if n_img != n_lbl {
-        return Err(err!(
-            "{} holds {n_img} images but {} holds {n_lbl} labels; expected the same count",
-            img_path.display(),
-            lbl_path.display()
-        ));
-    }
-    let classes = kind.classes();
-    let labels = label_bytes
-        .iter()
-        .enumerate()
-        .map(|(i, &y)| match y as usize {
-            y if y < classes => Ok(y),
-            y => Err(err!("{}: label {y} at index {i}, expected < {classes}", lbl_path.display())),
-        })
-        .collect::<Result<_>>()?;
-    Ok((pixels.iter().map(to_unit).collect(), labels))
-}
-
-/// Reads `dir/name`, or else `dir/name.gz` decompressed; returns the path actually read.
-fn read_maybe_gz(kind: DatasetKind, dir: &Path, name: &str) -> Result<(PathBuf, Vec<u8>)> {
-    let raw = dir.join(name);
-    if raw.is_file() {
-        let bytes = read(&raw)?;
-        return Ok((raw, bytes));
-    }
-    let gz = dir.join(format!("{name}.gz"));
-    if !gz.is_file() {
-        return Err(missing(kind, &format!("{name} (or {name}.gz)"), &dir.display().to_string()));
-    }
-    let mut bytes = Vec::new();
-    GzDecoder::new(&read(&gz)?[..])
-        .read_to_end(&mut bytes)
-        .map_err(|e| err!("{}: corrupt or truncated gzip stream ({e})", gz.display()))?;
-    Ok((gz, bytes))
-}
-
-/// Checks an unsigned-byte idx file holding items of shape `dims` (header: magic, count, dims,
-/// each a big-endian u32) against its size; returns the count and the data after the header.
-fn idx_body<'a>(path: &Path, bytes: &'a [u8], dims: &[usize]) -> Result<(usize, &'a [u8])> {
-    // Magic 0x0000_08NN: 0x08 = unsigned bytes, NN = number of dimensions (count + item dims).
-    let magic = 0x0800 + 1 + dims.len();
-    let what = if dims.is_empty() { "labels" } else { "images" };
-    let header = 4 * (2 + dims.len());
-    let word =
-        |i: usize| u32::from_be_bytes([bytes[4 * i], bytes[4 * i + 1], bytes[4 * i + 2], bytes[4 * i + 3]]) as usize;
-    // The magic first, however short the file: it tells a labels file put where images belong.
-    if bytes.len() >= 4 && word(0) != magic {
-        return Err(err!(
-            "{}: magic number {:#010x}, expected {magic:#010x} (idx {what} file)",
-            path.display(),
-            word(0)
-        ));
-    }
-    if bytes.len() < header {
-        return Err(err!(
-            "{}: {} bytes, too short for an idx header ({header} bytes expected)",
-            path.display(),
-            bytes.len()
-        ));
-    }
-    let n = word(1);
-    let found: Vec<usize> = (0..dims.len()).map(|i| word(2 + i)).collect();
-    if found != dims {
-        return Err(err!("{}: {what} of {found:?}, expected {dims:?}", path.display()));
-    }
-    // u64: a corrupt count must not overflow the arithmetic.
-    let item: usize = dims.iter().product();
-    let expected = header as u64 + n as u64 * item as u64;
-    if bytes.len() as u64 != expected {
-        let verdict = if (bytes.len() as u64) < expected { "truncated" } else { "oversized" };
-        return Err(err!(
-            "{}: {verdict}: header says {n} {what} ({header} + {n} × {item} = {expected} bytes expected), found {} bytes",
-            path.display(),
-            bytes.len()
-        ));
-    }
-    Ok((n, &bytes[header..]))
 }

@@ -10,8 +10,9 @@
 //!
 //! An archive is read in one pass, decoding the split's members as they stream by; its first
 //! member of either version decides which version it is.
+use super::cifar_binary::{Batch, binary_batch};
 use super::cifar_pickle::pickle_batch;
-use super::datasets::{DatasetKind, Split, missing, to_unit};
+use super::split::{Split, Wanted, to_unit};
 use crate::err;
 use crate::error::{Error, Result};
 use flate2::read::GzDecoder;
@@ -19,13 +20,11 @@ use std::fs::File;
 use std::io::{self, BufReader, Read};
 use std::path::Path;
 
-/// Values in one image: 1024 R, then 1024 G, then 1024 B, rows within each (already C×H×W).
-pub(super) const PIXELS: usize = 3 * 32 * 32;
-
-/// One file of a split: `n` images of `PIXELS` bytes and their labels.
-pub(super) struct Batch {
-    pub pixels: Vec<u8>,
-    pub labels: Vec<usize>,
+/// Which CIFAR: the two differ in their files' names and in how records hold labels.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Cifar {
+    Ten,
+    Hundred,
 }
 
 /// How one version stores a split.
@@ -45,10 +44,10 @@ enum Format {
     Pickle { labels_key: &'static str },
 }
 
-/// The binary and the Python version of `kind`'s `split`, in search order.
-fn versions(kind: DatasetKind, split: Split) -> [Version; 2] {
+/// The binary and the Python version of `set`'s `split`, in search order.
+fn versions(set: Cifar, split: Split) -> [Version; 2] {
     let train = split == Split::Train;
-    if kind == DatasetKind::Cifar100 {
+    if set == Cifar::Hundred {
         let file = if train { "train" } else { "test" };
         return [
             Version {
@@ -86,9 +85,10 @@ fn versions(kind: DatasetKind, split: Split) -> [Version; 2] {
     ]
 }
 
-/// Reads `split` of `kind` from `path` (see the module comment for where it looks).
-pub(super) fn load_cifar(kind: DatasetKind, path: &Path, split: Split) -> Result<(Vec<f32>, Vec<usize>)> {
-    let versions = versions(kind, split);
+/// Reads the split `want` names of `set` from `path` (see the module comment for where it looks),
+/// as values in [0, 1] and classes.
+pub fn load(set: Cifar, path: &Path, want: &Wanted) -> Result<(Vec<f32>, Vec<usize>)> {
+    let versions = versions(set, want.split);
     let folder = || {
         versions
             .iter()
@@ -96,16 +96,15 @@ pub(super) fn load_cifar(kind: DatasetKind, path: &Path, split: Split) -> Result
             .find(|(v, dir)| dir.join(&v.files[0]).is_file())
     };
     let batches = if path.is_file() {
-        from_archive(kind, &versions, path)?
+        from_archive(want, &versions, path)?
     } else if let Some((v, dir)) = folder() {
-        from_folder(kind, v, &dir)?
+        from_folder(want, v, &dir)?
     } else if let Some(archive) = versions.iter().map(|v| path.join(v.archive)).find(|a| a.is_file()) {
-        from_archive(kind, &versions, &archive)?
+        from_archive(want, &versions, &archive)?
     } else {
         let [bin, py] = &versions;
         let d = path.display();
-        return Err(missing(
-            kind,
+        return Err(want.missing(
             &format!("{} or {}", bin.files[0], py.files[0]),
             &format!(
                 "{d}, {} or {}, nor {} or {} in {d}",
@@ -124,23 +123,23 @@ pub(super) fn load_cifar(kind: DatasetKind, path: &Path, split: Split) -> Result
     Ok((images, labels))
 }
 
-fn from_folder(kind: DatasetKind, v: &Version, dir: &Path) -> Result<Vec<Batch>> {
+fn from_folder(want: &Wanted, v: &Version, dir: &Path) -> Result<Vec<Batch>> {
     v.files
         .iter()
         .map(|name| {
             let path = dir.join(name);
             if !path.is_file() {
-                return Err(missing(kind, name, &dir.display().to_string()));
+                return Err(want.missing(name, &dir.display().to_string()));
             }
             let file = File::open(&path).map_err(|e| Error::io(&path, e))?;
-            decode(v.format, kind, &path.display().to_string(), BufReader::new(file))
+            decode(v.format, want.classes, &path.display().to_string(), BufReader::new(file))
         })
         .collect()
 }
 
 /// The split's files out of a `.tar.gz` of either version, in `files` order whatever the order of
 /// the members; reading stops once all are found.
-fn from_archive(kind: DatasetKind, versions: &[Version; 2], archive: &Path) -> Result<Vec<Batch>> {
+fn from_archive(want: &Wanted, versions: &[Version; 2], archive: &Path) -> Result<Vec<Batch>> {
     let file = File::open(archive).map_err(|e| Error::io(archive, e))?;
     let corrupt = |e: io::Error| {
         err!(
@@ -164,7 +163,7 @@ fn from_archive(kind: DatasetKind, versions: &[Version; 2], archive: &Path) -> R
         let Some((vi, fi)) = found else { continue };
         chosen = Some(vi);
         let origin = format!("{} (member {member})", archive.display());
-        slots[fi] = Some(decode(versions[vi].format, kind, &origin, entry)?);
+        slots[fi] = Some(decode(versions[vi].format, want.classes, &origin, entry)?);
         if slots.iter().all(Option::is_some) {
             break;
         }
@@ -207,36 +206,13 @@ fn member_index(v: &Version, member: &str) -> Option<usize> {
 }
 
 /// One file's images and labels; `origin` names it in errors.
-fn decode(format: Format, kind: DatasetKind, origin: &str, mut reader: impl Read) -> Result<Batch> {
+fn decode(format: Format, classes: usize, origin: &str, mut reader: impl Read) -> Result<Batch> {
     match format {
-        Format::Pickle { labels_key } => pickle_batch(origin, reader, labels_key, kind.classes()),
+        Format::Pickle { labels_key } => pickle_batch(origin, reader, labels_key, classes),
         Format::Binary { label_bytes } => {
             let mut bytes = Vec::new();
             reader.read_to_end(&mut bytes).map_err(|e| err!("{origin}: read failed, corrupt or truncated ({e})"))?;
-            binary_batch(origin, &bytes, label_bytes, kind.classes())
+            binary_batch(origin, &bytes, label_bytes, classes)
         }
     }
-}
-
-fn binary_batch(origin: &str, bytes: &[u8], label_bytes: usize, classes: usize) -> Result<Batch> {
-    let record = label_bytes + PIXELS;
-    if bytes.is_empty() || !bytes.len().is_multiple_of(record) {
-        return Err(err!(
-            "{origin}: {} bytes, expected a whole number of {record}-byte records ({label_bytes} label byte(s) + {PIXELS} pixels; \
-             {} bytes for 10000 records)",
-            bytes.len(),
-            10000 * record
-        ));
-    }
-    let mut pixels = Vec::with_capacity(bytes.len() / record * PIXELS);
-    let mut labels = Vec::with_capacity(bytes.len() / record);
-    for (i, r) in bytes.chunks_exact(record).enumerate() {
-        let y = r[label_bytes - 1] as usize;
-        if y >= classes {
-            return Err(err!("{origin}: record {i} has label {y}, expected < {classes}"));
-        }
-        labels.push(y);
-        pixels.extend_from_slice(&r[label_bytes..]);
-    }
-    Ok(Batch { pixels, labels })
 }

@@ -1,7 +1,7 @@
 //! One batch of CIFAR's Python version: a pickled dict (protocol 2, written by Python 2, so its
 //! keys are `str`, which serde-pickle hands over as bytes; a Python 3 re-pickle has `str` keys)
 //! with `data`, a numpy uint8 array of N×3072 pixels, and a list of N labels.
-use super::cifar::{Batch, PIXELS};
+use super::cifar_binary::{Batch, PIXELS};
 use crate::err;
 use crate::error::Result;
 use serde_pickle::{DeOptions, Error, ErrorCode, HashableValue, Value};
@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::io::Read;
 
 /// Decodes the batch from `reader`, labels from `labels_key`; `origin` names the file in errors.
-pub(super) fn pickle_batch(origin: &str, reader: impl Read, labels_key: &str, classes: usize) -> Result<Batch> {
+pub fn pickle_batch(origin: &str, reader: impl Read, labels_key: &str, classes: usize) -> Result<Batch> {
     // A numpy array pickles as `_reconstruct(ndarray, ...)` then BUILD with its state
     // (version, shape, dtype, fortran order, raw bytes): keep_restore_state puts that state
     // tuple where the array was. numpy's class objects would otherwise fail the decode.
