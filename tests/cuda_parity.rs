@@ -8,9 +8,9 @@ mod attack_setup;
 #[path = "common/parity_cases.rs"]
 mod parity_cases;
 
-use mmard::ard::attack::AutoAttack;
 use mmard::ard::methods::Method;
 use mmard::ard::step::{InnerPgd, Noise, Stepper};
+use mmard::attack::AutoAttack;
 use mmard::nn::ArchName;
 use mmard::nn::optim::Sgd;
 use mmard::nn::{Arch, Model};

@@ -6,7 +6,3 @@ pub mod methods;
 pub mod step;
 pub mod terms;
 pub mod train;
-
-/// The attacks' old path, kept only until tests/common/parity_cases.rs and tests/cuda_parity.rs
-/// import `mmard::attack`; nothing else uses it.
-pub use crate::attack;

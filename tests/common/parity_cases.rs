@@ -2,7 +2,7 @@
 //! tolerances of the fixtures' README, on any device: inputs and models go to the device
 //! `run_folder` is given, results come back to the host for the comparison. Used by
 //! `tests/parity.rs` (CPU) and `tests/cuda_parity.rs` (GPU).
-use mmard::ard::attack::fab;
+use mmard::attack::fab;
 use mmard::io::safetensors::TensorFile;
 use mmard::nn::optim::Sgd;
 use mmard::nn::{Arch, Model, Overrides};
