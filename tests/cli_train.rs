@@ -1,6 +1,10 @@
-//! train, distill, eval and attack from the command line, on a tiny synthetic Fashion-MNIST.
-use std::path::Path;
+//! train, distill, eval and attack from the command line, on a tiny synthetic Fashion-MNIST. The
+//! teacher and the student the tests share are trained once, by the first test that needs them.
+use mmard::io::datasets::{Dataset, DatasetKind, Split};
+use mmard::io::safetensors::{TensorFile, Values, save};
+use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::OnceLock;
 
 fn mmard(args: &[&str]) -> (bool, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_mmard")).args(args).output().unwrap();
@@ -32,19 +36,35 @@ fn write_fmnist(dir: &Path, n: u32) {
     }
 }
 
-#[test]
-fn train_distill_eval_attack() {
-    let tmp = tempfile::tempdir().unwrap();
-    let data = tmp.path().join("data");
-    std::fs::create_dir(&data).unwrap();
-    write_fmnist(&data, 60);
-    let d = data.to_str().unwrap();
-    let run = |name: &str| tmp.path().join(name).to_str().unwrap().to_string();
-    let common = [
+/// The data the tests share, 60 images a split, in a folder under the target's temporary folder
+/// (emptied at the start of each run and kept after it, to be looked at when a test fails).
+fn data_dir() -> &'static str {
+    static DATA: OnceLock<String> = OnceLock::new();
+    DATA.get_or_init(|| {
+        let data = shared_root().join("data");
+        std::fs::create_dir_all(&data).unwrap();
+        write_fmnist(&data, 60);
+        data.to_str().unwrap().into()
+    })
+}
+
+fn shared_root() -> PathBuf {
+    static ROOT: OnceLock<PathBuf> = OnceLock::new();
+    ROOT.get_or_init(|| {
+        let root = Path::new(env!("CARGO_TARGET_TMPDIR")).join("cli_train");
+        let _ = std::fs::remove_dir_all(&root);
+        root
+    })
+    .clone()
+}
+
+/// The settings of every train and distill run: two tiny steps an epoch, a quick evaluation.
+fn common(data: &str) -> [&str; 14] {
+    [
         "--dataset",
         "fashion-mnist",
         "--data-dir",
-        d,
+        data,
         "--schedule",
         "constant",
         "--batch-size",
@@ -55,75 +75,122 @@ fn train_distill_eval_attack() {
         "20",
         "--widths",
         "4,8,8",
-    ];
+    ]
+}
 
-    let teacher = run("teacher");
-    let mut args = vec!["train", "--method", "pgd_at", "--arch", "small_cnn", "--out", &teacher, "--epochs", "2"];
-    args.extend(common);
-    let (ok, _, err) = mmard(&args);
-    assert!(ok, "{err}");
-    assert!(err.contains("epoch 2/2") && err.contains("PGD-20"), "{err}");
-    let weights = format!("{teacher}/model.safetensors");
-    let metrics = std::fs::read_to_string(format!("{teacher}/metrics.jsonl")).unwrap();
+/// A finished run: its folder and what it printed on stderr.
+struct Run {
+    dir: String,
+    stderr: String,
+}
+
+impl Run {
+    fn weights(&self) -> String {
+        format!("{}/model.safetensors", self.dir)
+    }
+}
+
+/// A small_cnn adversarially trained (PGD-AT) for 2 epochs.
+fn teacher() -> &'static Run {
+    static TEACHER: OnceLock<Run> = OnceLock::new();
+    TEACHER.get_or_init(|| {
+        let dir = shared_root().join("teacher").to_str().unwrap().to_string();
+        let mut args = vec!["train", "--method", "pgd_at", "--arch", "small_cnn", "--out", &dir, "--epochs", "2"];
+        args.extend(common(data_dir()));
+        let (ok, _, stderr) = mmard(&args);
+        assert!(ok, "{stderr}");
+        Run { dir, stderr }
+    })
+}
+
+/// RSLAD with MMARD's inner loop from `teacher()` into a small_cnn in `out`, for `epochs` in all.
+fn distill(out: &str, epochs: &str, resume: bool) -> (bool, String, String) {
+    let weights = teacher().weights();
+    let mut args = vec![
+        "distill",
+        "--method",
+        "rslad",
+        "--inner",
+        "mmard",
+        "--teacher",
+        &weights,
+        "--student",
+        "small_cnn",
+        "--out",
+        out,
+        "--epochs",
+        epochs,
+    ];
+    if resume {
+        args.push("--resume");
+    }
+    args.extend(common(data_dir()));
+    mmard(&args)
+}
+
+/// The student `distill` makes in 2 epochs.
+fn student() -> &'static Run {
+    static STUDENT: OnceLock<Run> = OnceLock::new();
+    STUDENT.get_or_init(|| {
+        let dir = shared_root().join("student").to_str().unwrap().to_string();
+        let (ok, _, stderr) = distill(&dir, "2", false);
+        assert!(ok, "{stderr}");
+        Run { dir, stderr }
+    })
+}
+
+#[test]
+fn train_writes_weights_and_a_metrics_line_an_epoch() {
+    let t = teacher();
+    assert!(t.stderr.contains("epoch 2/2") && t.stderr.contains("PGD-20"), "{}", t.stderr);
+    assert!(Path::new(&t.weights()).is_file());
+    let metrics = std::fs::read_to_string(format!("{}/metrics.jsonl", t.dir)).unwrap();
     assert_eq!(metrics.lines().count(), 2);
     assert!(metrics.contains("\"test_pgd20\""), "{metrics}");
+}
 
-    // train refuses distillation methods; distill plugs MMARD's inner loop into RSLAD
+#[test]
+fn train_refuses_distillation_methods() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("x");
+    let out = out.to_str().unwrap();
     let (ok, _, err) =
-        mmard(&["train", "--method", "rslad", "--arch", "small_cnn", "--out", &run("x"), "--data-dir", d]);
+        mmard(&["train", "--method", "rslad", "--arch", "small_cnn", "--out", out, "--data-dir", data_dir()]);
     assert!(!ok && err.contains("mmard distill"), "{err}");
-    let student = run("student");
-    let mut args = vec![
-        "distill",
-        "--method",
-        "rslad",
-        "--inner",
-        "mmard",
-        "--teacher",
-        &weights,
-        "--student",
-        "small_cnn",
-        "--out",
-        &student,
-        "--epochs",
-        "2",
-    ];
-    args.extend(common);
-    let (ok, _, err) = mmard(&args);
-    assert!(ok, "{err}");
+}
 
-    // resume past the end extends the run by one epoch
-    let mut args = vec![
-        "distill",
-        "--method",
-        "rslad",
-        "--inner",
-        "mmard",
-        "--teacher",
-        &weights,
-        "--student",
-        "small_cnn",
-        "--out",
-        &student,
-        "--resume",
-        "--epochs",
-        "3",
-    ];
-    args.extend(common);
-    let (ok, _, err) = mmard(&args);
+#[test]
+fn distill_writes_the_student() {
+    let s = student();
+    assert!(s.stderr.contains("epoch 2/2"), "{}", s.stderr);
+    assert!(Path::new(&s.weights()).is_file());
+}
+
+#[test]
+fn resume_past_the_end_extends_the_run_by_one_epoch() {
+    // On a copy of the student, which the other tests read.
+    let tmp = tempfile::tempdir().unwrap();
+    for entry in std::fs::read_dir(&student().dir).unwrap() {
+        let path = entry.unwrap().path();
+        std::fs::copy(&path, tmp.path().join(path.file_name().unwrap())).unwrap();
+    }
+    let (ok, _, err) = distill(tmp.path().to_str().unwrap(), "3", true);
     assert!(ok, "{err}");
     assert!(err.contains("epoch 3/3") && !err.contains("epoch 1/3"), "{err}");
+}
 
-    let json = run("eval.json");
-    let sw = format!("{student}/model.safetensors");
+#[test]
+fn eval_prints_every_attack_and_writes_the_autoattack_record() {
+    let tmp = tempfile::tempdir().unwrap();
+    let json = tmp.path().join("eval.json");
     let (ok, out, err) = mmard(&[
         "eval",
         "--weights",
-        &sw,
+        &student().weights(),
         "--dataset",
         "fashion-mnist",
         "--data-dir",
-        d,
+        data_dir(),
         "--limit",
         "30",
         "--attacks",
@@ -133,7 +200,7 @@ fn train_distill_eval_attack() {
         "--seed",
         "4",
         "--json",
-        &json,
+        json.to_str().unwrap(),
     ]);
     assert!(ok, "{err}");
     assert!(out.contains("apgd-t") && out.contains("after square"), "{out}");
@@ -150,28 +217,38 @@ fn train_distill_eval_attack() {
     let accs: Vec<f64> = stages.iter().map(|s| s["accuracy"].as_f64().unwrap()).collect();
     assert!(accs.windows(2).all(|w| w[1] <= w[0]) && accs.last() == j["aa"].as_f64().as_ref(), "{p}");
     assert_eq!(stages[0]["attack"], "apgd-ce");
-    let (ok, _, err) = mmard(&["eval", "--weights", &sw, "--data-dir", d, "--limit", "5", "--eps=-0.1"]);
+}
+
+#[test]
+fn eval_refuses_a_negative_eps() {
+    let sw = student().weights();
+    let (ok, _, err) = mmard(&["eval", "--weights", &sw, "--data-dir", data_dir(), "--limit", "5", "--eps=-0.1"]);
     assert!(!ok && err.contains("--eps must be ≥ 0"), "{err}");
+}
 
-    let (ok, out, err) = mmard(&[
-        "attack",
-        "--weights",
-        &weights,
-        "--input",
-        &run("none.safetensors"),
-        "--eps",
-        "0.1",
-        "--output",
-        &run("adv.safetensors"),
-    ]);
+/// `mmard attack` with the teacher's weights and ε = 0.1, from `input` into `output`, with `more`.
+fn attack(input: &Path, output: &Path, more: &[&str]) -> (bool, String, String) {
+    let weights = teacher().weights();
+    let (input, output) = (input.to_str().unwrap(), output.to_str().unwrap());
+    let mut args = vec!["attack", "--weights", &weights, "--input", input, "--eps", "0.1", "--output", output];
+    args.extend(more);
+    mmard(&args)
+}
+
+#[test]
+fn attack_names_a_missing_input() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (ok, out, err) = attack(&tmp.path().join("none.safetensors"), &tmp.path().join("adv.safetensors"), &[]);
     assert!(!ok && err.contains("none.safetensors"), "{out}{err}");
+}
 
-    // attack: a batch with labels in, adversarial examples within ε out
-    use mmard::io::datasets::{Dataset, DatasetKind, Split};
-    use mmard::io::safetensors::{TensorFile, Values, save};
-    let test = Dataset::load(DatasetKind::FashionMnist, &data, Split::Test).unwrap();
+/// `mmard attack --attack <attack_name>` on a batch of 12 test images with their labels: adversarial
+/// examples within ε = 0.1 of them come out, beside the labels.
+fn attack_writes_examples_within_eps(attack_name: &str) {
+    let tmp = tempfile::tempdir().unwrap();
+    let (batch, adv) = (tmp.path().join("batch.safetensors"), tmp.path().join("adv.safetensors"));
+    let test = Dataset::load(DatasetKind::FashionMnist, Path::new(data_dir()), Split::Test).unwrap();
     let (x, y) = test.batch(&(0..12).collect::<Vec<_>>());
-    let batch = run("batch.safetensors");
     save(
         &batch,
         &[
@@ -181,35 +258,26 @@ fn train_distill_eval_attack() {
         None,
     )
     .unwrap();
-    let adv = run("adv.safetensors");
-    for attack in ["apgd-ce", "aa"] {
-        let (ok, out, err) = mmard(&[
-            "attack",
-            "--weights",
-            &weights,
-            "--input",
-            &batch,
-            "--attack",
-            attack,
-            "--eps",
-            "0.1",
-            "--output",
-            &adv,
-            "--batch-size",
-            "5",
-            "--aa-batch",
-            "7",
-        ]);
-        assert!(ok && out.contains("of 12 still classified correctly"), "{attack}: {out}{err}");
-        let f = TensorFile::load(&adv).unwrap();
-        let xa = f.tensor("adversarial").unwrap();
-        assert_eq!(xa.shape(), x.shape());
-        assert!(
-            xa.data().iter().zip(x.data()).all(|(a, b)| (a - b).abs() <= 0.1 + 1e-6 && (0.0..=1.0).contains(a)),
-            "{attack}"
-        );
-        assert_eq!(f.i64s("labels").unwrap(), y.iter().map(|&v| v as i64).collect::<Vec<_>>());
-    }
+    let (ok, out, err) = attack(&batch, &adv, &["--attack", attack_name, "--batch-size", "5", "--aa-batch", "7"]);
+    assert!(ok && out.contains("of 12 still classified correctly"), "{attack_name}: {out}{err}");
+    let f = TensorFile::load(&adv).unwrap();
+    let xa = f.tensor("adversarial").unwrap();
+    assert_eq!(xa.shape(), x.shape());
+    assert!(
+        xa.data().iter().zip(x.data()).all(|(a, b)| (a - b).abs() <= 0.1 + 1e-6 && (0.0..=1.0).contains(a)),
+        "{attack_name}"
+    );
+    assert_eq!(f.i64s("labels").unwrap(), y.iter().map(|&v| v as i64).collect::<Vec<_>>());
+}
+
+#[test]
+fn attack_apgd_ce_writes_examples_within_eps() {
+    attack_writes_examples_within_eps("apgd-ce");
+}
+
+#[test]
+fn attack_aa_writes_examples_within_eps() {
+    attack_writes_examples_within_eps("aa");
 }
 
 #[test]
