@@ -41,6 +41,13 @@ pub struct Stage {
     pub seconds: f64,
 }
 
+/// What a run reports as it goes (the library draws nothing; the CLI draws a bar): the points a
+/// stage has attacked so far, and each stage as it ends.
+pub enum Event<'a> {
+    Points { stage: &'static str, done: usize, of: usize },
+    Stage(&'a Stage),
+}
+
 /// What a run found.
 pub struct Report {
     /// Percent classified correctly on the clean images.
@@ -65,9 +72,9 @@ fn percent(flags: &[bool]) -> f64 {
 }
 
 impl AutoAttack {
-    /// Runs the protocol on `x` (NCHW in [0, 1], on the host) with labels `y`. `on_stage` sees each
-    /// stage as it ends; a progress bar on stderr counts the points each stage has attacked.
-    pub fn run(&self, model: &mut Model, x: &Tensor, y: &[usize], mut on_stage: impl FnMut(&Stage)) -> Report {
+    /// Runs the protocol on `x` (NCHW in [0, 1], on the host) with labels `y`, telling `on_event`
+    /// of its progress.
+    pub fn run(&self, model: &mut Model, x: &Tensor, y: &[usize], mut on_event: impl FnMut(Event)) -> Report {
         let n = y.len();
         let batch = self.batch.max(1);
         let mut warnings = checks(model, &x.rows(0, n.min(batch)), &y[..n.min(batch)]);
@@ -87,7 +94,7 @@ impl AutoAttack {
                 break;
             }
             let started = Instant::now();
-            let bar = progress(name, idx.len());
+            let mut done = 0;
             for part in idx.chunks(batch) {
                 let (xb, yb): (Tensor, Vec<usize>) = (gather(x, part), part.iter().map(|&i| y[i]).collect());
                 let adv = self.stage(name, model, &xb, &yb);
@@ -96,11 +103,11 @@ impl AutoAttack {
                     robust[i] = false;
                     x_adv.data_mut()[i * per..][..per].copy_from_slice(&adv.data()[r * per..][..per]);
                 }
-                bar.inc(part.len() as u64);
+                done += part.len();
+                on_event(Event::Points { stage: name, done, of: idx.len() });
             }
-            bar.finish_and_clear();
             let stage = Stage { name, accuracy: percent(&robust), seconds: started.elapsed().as_secs_f64() };
-            on_stage(&stage);
+            on_event(Event::Stage(&stage));
             stages.push(stage);
         }
         warnings.extend(square_check(clean, &stages));
@@ -118,16 +125,6 @@ impl AutoAttack {
             other => unreachable!("no AutoAttack stage {other}"),
         }
     }
-}
-
-fn progress(name: &str, points: usize) -> indicatif::ProgressBar {
-    let bar = indicatif::ProgressBar::new(points as u64);
-    let style =
-        indicatif::ProgressStyle::with_template("{prefix:>8} [{bar:30}] {pos}/{len} points ({elapsed} < {eta})")
-            .expect("a valid template");
-    bar.set_style(style.progress_chars("=> "));
-    bar.set_prefix(name.to_string());
-    bar
 }
 
 /// The reference's checks (`checks.py`) on the first batch, as warnings: a randomised model,

@@ -23,7 +23,7 @@ pub mod pgd;
 pub mod square;
 mod torch_rng;
 
-pub use autoattack::AutoAttack;
+pub use autoattack::{AutoAttack, Event, Stage};
 pub use losses::AttackLoss;
 pub use pgd::Pgd;
 

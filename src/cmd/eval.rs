@@ -1,5 +1,6 @@
 //! `eval` and `attack`: accuracy under the evaluation protocol's attacks, and adversarial examples.
 use super::data::DataArgs;
+use super::progress::aa_bar;
 use super::weights::ArchArgs;
 use clap::Args;
 use mmard::attack::{Attack, AutoAttack, robust_accuracy};
@@ -106,7 +107,8 @@ fn autoattack(
     seed: u64,
 ) -> (f64, serde_json::Value) {
     let aa = AutoAttack { eps, batch, seed };
-    let report = aa.run(model, x, y, |s| println!("  after {:<7} {:>8.2}% {:>9.1}", s.name, s.accuracy, s.seconds));
+    let report =
+        aa.run(model, x, y, aa_bar(|s| println!("  after {:<7} {:>8.2}% {:>9.1}", s.name, s.accuracy, s.seconds)));
     for w in &report.warnings {
         eprintln!("warning: AutoAttack: {w}");
     }
@@ -190,9 +192,12 @@ pub fn attack(a: &AttackArgs, p: &Placement) -> Result<()> {
     let xa = match attack {
         // The protocol batches the points itself (--aa-batch).
         Attack::Aa { batch, seed } => {
-            let report = AutoAttack { eps: a.eps, batch, seed }.run(&mut model, &x, &y, |s| {
-                println!("after {}: {:.2}% robust ({:.1} s)", s.name, s.accuracy, s.seconds)
-            });
+            let report = AutoAttack { eps: a.eps, batch, seed }.run(
+                &mut model,
+                &x,
+                &y,
+                aa_bar(|s| println!("after {}: {:.2}% robust ({:.1} s)", s.name, s.accuracy, s.seconds)),
+            );
             report.warnings.iter().for_each(|w| eprintln!("warning: AutoAttack: {w}"));
             report.x_adv
         }

@@ -1,8 +1,35 @@
-//! The training loop's progress on stderr: a bar per epoch (indicatif hides it when stderr is not a
-//! terminal) with the running loss, accuracy and speed, and the caller's work at each epoch's end.
+//! Progress on stderr (indicatif hides a bar when stderr is not a terminal): the training loop's bar
+//! per epoch with the running loss, accuracy and speed, and AutoAttack's bar per stage.
 use mmard::Result;
 use mmard::ard::train::{EpochReport, Progress, Running};
+use mmard::attack::{Event, Stage};
 use mmard::nn::Model;
+
+/// A handler of AutoAttack's events: a bar of the points each stage has attacked, and `on_stage`
+/// for each finished stage.
+pub fn aa_bar(mut on_stage: impl FnMut(&Stage)) -> impl FnMut(Event) {
+    let mut bar: Option<indicatif::ProgressBar> = None;
+    move |e| match e {
+        Event::Points { stage, done, of } => {
+            let b = bar.get_or_insert_with(|| {
+                let style = indicatif::ProgressStyle::with_template(
+                    "{prefix:>8} [{bar:30}] {pos}/{len} points ({elapsed} < {eta})",
+                )
+                .expect("a valid template");
+                let b = indicatif::ProgressBar::new(of as u64).with_style(style.progress_chars("=> "));
+                b.set_prefix(stage);
+                b
+            });
+            b.set_position(done as u64);
+        }
+        Event::Stage(s) => {
+            if let Some(b) = bar.take() {
+                b.finish_and_clear();
+            }
+            on_stage(s);
+        }
+    }
+}
 
 pub struct Bar<F> {
     epochs: usize,
