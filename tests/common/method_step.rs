@@ -114,7 +114,7 @@ fn objective(f: &TensorFile) -> Result<Objective, String> {
 
 /// x′ of `n` independent samples: every sample but at most one has at least 99.5% of its pixels
 /// within 1e-5 (a max-pool or ReLU tie within float32 rounding can move one whole sample).
-fn x_adv_rule(what: &str, a: &[f32], b: &[f32], n: usize) -> Check {
+pub(crate) fn x_adv_rule(what: &str, a: &[f32], b: &[f32], n: usize) -> Check {
     let per = b.len() / n.max(1);
     if a.len() != b.len() || per * n != b.len() {
         return Err(format!("{what}: {} values, reference has {} for {n} samples", a.len(), b.len()));

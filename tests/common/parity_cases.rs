@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 #[path = "method_step.rs"]
-mod method_step;
+pub(crate) mod method_step;
 
 pub(crate) type Check = Result<(), String>;
 type UnaryOp = fn(&mut Tape, &mmard::Var) -> mmard::Var;
