@@ -97,8 +97,8 @@ fn peak_rss_mib() -> f64 {
 pub fn bench(cmd: &BenchCmd, p: &Placement) -> Result<()> {
     let a = match cmd {
         BenchCmd::Step(a) => a,
-        BenchCmd::Objective(p) => {
-            println!("{}", p.objective.objective()?.to_json(p.eps));
+        BenchCmd::Objective(o) => {
+            println!("{}", o.objective.objective()?.to_json(o.eps));
             return Ok(());
         }
     };

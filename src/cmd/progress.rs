@@ -5,21 +5,22 @@ use mmard::ard::train::{EpochReport, Progress, Running};
 use mmard::attack::{Event, Stage};
 use mmard::nn::Model;
 
+/// A bar of `len` steps named `prefix`, drawn by `template` followed by the time spent and left.
+fn new_bar(len: usize, prefix: &str, template: &str) -> indicatif::ProgressBar {
+    let style = indicatif::ProgressStyle::with_template(&format!("{template} ({{elapsed}} < {{eta}})"))
+        .expect("a valid template");
+    let bar = indicatif::ProgressBar::new(len as u64).with_style(style.progress_chars("=> "));
+    bar.set_prefix(prefix.to_string());
+    bar
+}
+
 /// A handler of AutoAttack's events: a bar of the points each stage has attacked, and `on_stage`
 /// for each finished stage.
 pub fn aa_bar(mut on_stage: impl FnMut(&Stage)) -> impl FnMut(Event) {
     let mut bar: Option<indicatif::ProgressBar> = None;
     move |e| match e {
         Event::Points { stage, done, of } => {
-            let b = bar.get_or_insert_with(|| {
-                let style = indicatif::ProgressStyle::with_template(
-                    "{prefix:>8} [{bar:30}] {pos}/{len} points ({elapsed} < {eta})",
-                )
-                .expect("a valid template");
-                let b = indicatif::ProgressBar::new(of as u64).with_style(style.progress_chars("=> "));
-                b.set_prefix(stage);
-                b
-            });
+            let b = bar.get_or_insert_with(|| new_bar(of, stage, "{prefix:>8} [{bar:30}] {pos}/{len} points"));
             b.set_position(done as u64);
         }
         Event::Stage(s) => {
@@ -48,13 +49,7 @@ impl<F: FnMut(&EpochReport, &mut Model) -> Result<serde_json::Value>> Progress f
     fn batch(&mut self, epoch: usize, done: usize, of: usize, r: &Running) {
         let epochs = self.epochs;
         let bar = self.bar.get_or_insert_with(|| {
-            let style = indicatif::ProgressStyle::with_template(
-                "epoch {prefix} [{bar:30}] {pos}/{len} {msg} ({elapsed} < {eta})",
-            )
-            .expect("a valid template");
-            let bar = indicatif::ProgressBar::new(of as u64).with_style(style.progress_chars("=> "));
-            bar.set_prefix(format!("{epoch}/{epochs}"));
-            bar
+            new_bar(of, &format!("{epoch}/{epochs}"), "epoch {prefix} [{bar:30}] {pos}/{len} {msg}")
         });
         bar.set_position(done as u64);
         bar.set_message(format!("loss {:.4}  acc {:.1}%  {:.0} img/s", r.loss, r.accuracy, r.images_per_s));
