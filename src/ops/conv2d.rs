@@ -70,9 +70,9 @@ impl Plan {
     fn is_depthwise(&self) -> bool {
         self.cg == 1 && self.og == 1
     }
-    /// Whether a 3×3 stride-1 convolution takes Winograd F(2×2, 3×3) (`winograd.rs`) for the
-    /// forward (`forward`) or the input gradient. Measured on 2 cores, Winograd / im2col ms,
-    /// forward then input gradient:
+    /// The Winograd layer (`winograd/`, tile size by `Kind::fewest_multiplies`) of a 3×3 stride-1
+    /// convolution that takes it for the forward (`forward`) or the input gradient. Measured on 2
+    /// cores with F(2×2) tiles, Winograd / im2col ms, forward then input gradient:
     /// - Both ways from `WINOGRAD_CHANNELS` a side: 32 → 32 at 32×32, batch 32: 1.8 / 2.0, 1.8 / 2.9.
     /// - The forward stays on im2col with 16 input channels, where the transforms outweigh the
     ///   multiplies saved (16 → 160: 4.7 / 3.7).
@@ -81,16 +81,14 @@ impl Plan {
     ///   channels (16 → 16: 1.0 / 1.2; 16 → 32 at 14×14, batch 128: 1.2 / 2.0). From 64 output
     ///   channels im2col's GEMM is efficient and wins (16 → 64: 2.9 / 2.3; 16 → 160: 6.9 / 4.6).
     ///   Fewer than 16 output channels were not measured and stay on im2col.
-    fn is_winograd(&self, forward: bool) -> bool {
+    fn winograd(&self, forward: bool) -> Option<winograd::Layer> {
         let (g, cin, cout) = (self.geom, self.cg, self.cout);
         let both_ways = cin.min(cout) >= WINOGRAD_CHANNELS;
         let narrow_gradient =
             !forward && cin >= WINOGRAD_GRAD_MIN && (WINOGRAD_GRAD_MIN..=WINOGRAD_CHANNELS).contains(&cout);
-        g.k == 3 && g.stride == 1 && g.pad <= 2 && self.groups() == 1 && (both_ways || narrow_gradient)
-    }
-    fn winograd(&self) -> winograd::Layer {
-        let g = self.geom;
-        winograd::Layer { n: self.n, cin: self.cg, cout: self.cout, h: g.h, w: g.w, pad: g.pad }
+        let kind = winograd::Kind::fewest_multiplies(g.oh, g.ow);
+        (g.k == 3 && g.stride == 1 && g.pad <= 2 && self.groups() == 1 && (both_ways || narrow_gradient))
+            .then_some(winograd::Layer { n: self.n, cin, cout, h: g.h, w: g.w, pad: g.pad, kind })
     }
     /// Runs `f` with scratch for one chunk: the column matrix, and `cout·nb·opix` values for the
     /// GEMM output (forward), gy gathered (input gradient) or gyᵀ (filter gradient).
@@ -143,8 +141,8 @@ pub fn forward_fused(
     let g = p.geom;
     let shape = [p.n, p.cout, g.oh, g.ow];
     let epi = Epilogue { bias: b.map(|b| b.data()), bn, relu };
-    if p.is_winograd(true) {
-        return Tensor::written(&shape, |y| winograd::forward(x.data(), w, p.winograd(), epi, y));
+    if let Some(l) = p.winograd(true) {
+        return Tensor::written(&shape, |y| winograd::forward(x.data(), w, l, epi, y));
     }
     if p.is_depthwise() {
         let mut y = Tensor::zeros(&shape);
@@ -244,8 +242,8 @@ fn backward_data(p: &Plan, w: &Arc<Tensor>, gy: &Tensor, x_shape: &[usize]) -> T
     let par = !p.side_by_side;
     let chunk_out = p.nb * p.cout * opix;
     let direct = opix >= DIRECT_MIN_PIXELS;
-    if p.is_winograd(false) {
-        return Tensor::written(x_shape, |dx| winograd::backward_data(gyd, w, p.winograd(), dx));
+    if let Some(l) = p.winograd(false) {
+        return Tensor::written(x_shape, |dx| winograd::backward_data(gyd, w, l, dx));
     }
     let mut dx = Tensor::zeros(x_shape);
     dx.data_mut().par_chunks_mut(p.nb * img).enumerate().for_each(|(ci, dxc)| {
