@@ -21,46 +21,47 @@ EVAL=(--dataset fashion-mnist --limit 500 --eps 0.1 --attacks clean,pgd20,aa --a
 VERSION="$($M --version) ${MMARD_COMMIT:-$(git rev-parse --short HEAD 2>/dev/null || echo unknown)}"
 mkdir -p "$RUNS" results
 
-# name|teacher|arguments of `mmard train` or `mmard distill`
+# name|part of the study (methods, plug, ablation, sensitivity; the report groups by it)|teacher|
+# arguments of `mmard train` or `mmard distill`
 configs=(
-  "natural||train --method natural --lr 0.05 --arch small_cnn"
-  "pgd_at||train --method pgd_at --arch small_cnn"
-  "trades||train --method trades --arch small_cnn"
-  "ard|shipped|distill --method ard"
-  "iad|shipped|distill --method iad"
-  "rslad|shipped|distill --method rslad"
-  "adaad|shipped|distill --method adaad"
-  "mmard|shipped|distill --method mmard"
+  "natural|methods||train --method natural --lr 0.05 --arch small_cnn"
+  "pgd_at|methods||train --method pgd_at --arch small_cnn"
+  "trades|methods||train --method trades --arch small_cnn"
+  "ard|methods|shipped|distill --method ard"
+  "iad|methods|shipped|distill --method iad"
+  "rslad|methods|shipped|distill --method rslad"
+  "adaad|methods|shipped|distill --method adaad"
+  "mmard|methods|shipped|distill --method mmard"
   # plug-and-play: MMARD's inner objective, its triangle outer objective (weights 5/6, 1/6, 1), both
   # (rslad with both halves is mmard; the host method's coefficients apply to the plugged half,
   # but ARD's τ = 30 would flatten the triangle's KL terms, so with MMARD's outer it takes MMARD's τ = 1)
-  "ard+inner|shipped|distill --method ard --inner mmard"
-  "ard+outer|shipped|distill --method ard --outer triangle --tau 1"
-  "ard+both|shipped|distill --method ard --inner mmard --outer triangle --tau 1"
-  "iad+inner|shipped|distill --method iad --inner mmard"
-  "iad+outer|shipped|distill --method iad --outer triangle"
-  "iad+both|shipped|distill --method iad --inner mmard --outer triangle"
-  "rslad+inner|shipped|distill --method rslad --inner mmard"
-  "rslad+outer|shipped|distill --method rslad --tri 0.83333333,0.16666667,1"
-  "adaad+inner|shipped|distill --method adaad --inner mmard"
-  "adaad+outer|shipped|distill --method adaad --outer triangle"
-  "adaad+both|shipped|distill --method adaad --inner mmard --outer triangle"
+  "ard+inner|plug|shipped|distill --method ard --inner mmard"
+  "ard+outer|plug|shipped|distill --method ard --outer triangle --tau 1"
+  "ard+both|plug|shipped|distill --method ard --inner mmard --outer triangle --tau 1"
+  "iad+inner|plug|shipped|distill --method iad --inner mmard"
+  "iad+outer|plug|shipped|distill --method iad --outer triangle"
+  "iad+both|plug|shipped|distill --method iad --inner mmard --outer triangle"
+  "rslad+inner|plug|shipped|distill --method rslad --inner mmard"
+  "rslad+outer|plug|shipped|distill --method rslad --tri 0.83333333,0.16666667,1"
+  "adaad+inner|plug|shipped|distill --method adaad --inner mmard"
+  "adaad+outer|plug|shipped|distill --method adaad --outer triangle"
+  "adaad+both|plug|shipped|distill --method adaad --inner mmard --outer triangle"
   # ablations (inner only = rslad+inner, outer only = rslad+outer; λ = 0 is rslad+outer, c = 0 rslad+inner)
-  "mmard-lambda0.5|shipped|distill --method mmard --lambda 0.5"
-  "mmard-lambda2|shipped|distill --method mmard --lambda 2"
-  "mmard-c0.5|shipped|distill --method mmard --tri 0.83333333,0.16666667,0.5"
-  "mmard-c2|shipped|distill --method mmard --tri 0.83333333,0.16666667,2"
+  "mmard-lambda0.5|ablation|shipped|distill --method mmard --lambda 0.5"
+  "mmard-lambda2|ablation|shipped|distill --method mmard --lambda 2"
+  "mmard-c0.5|ablation|shipped|distill --method mmard --tri 0.83333333,0.16666667,0.5"
+  "mmard-c2|ablation|shipped|distill --method mmard --tri 0.83333333,0.16666667,2"
   # teacher sensitivity: the shipped teacher (widths 32/64/128), two smaller ones by the same recipe,
   # and a less robust one of the shipped width (a fifth of the images, one epoch)
-  "rslad@w8|w8|distill --method rslad"
-  "adaad@w8|w8|distill --method adaad"
-  "mmard@w8|w8|distill --method mmard"
-  "rslad@w16|w16|distill --method rslad"
-  "adaad@w16|w16|distill --method adaad"
-  "mmard@w16|w16|distill --method mmard"
-  "rslad@weak|weak|distill --method rslad"
-  "adaad@weak|weak|distill --method adaad"
-  "mmard@weak|weak|distill --method mmard"
+  "rslad@w8|sensitivity|w8|distill --method rslad"
+  "adaad@w8|sensitivity|w8|distill --method adaad"
+  "mmard@w8|sensitivity|w8|distill --method mmard"
+  "rslad@w16|sensitivity|w16|distill --method rslad"
+  "adaad@w16|sensitivity|w16|distill --method adaad"
+  "mmard@w16|sensitivity|w16|distill --method mmard"
+  "rslad@weak|sensitivity|weak|distill --method rslad"
+  "adaad@weak|sensitivity|weak|distill --method adaad"
+  "mmard@weak|sensitivity|weak|distill --method mmard"
 )
 
 # The teachers of the sensitivity study, PGD-AT SmallCNNs: name|the rest of their recipe.
@@ -76,7 +77,7 @@ needed() {
   [ -z "${ONLY:-}" ] && return 0
   local c name t
   for c in "${configs[@]}"; do
-    IFS='|' read -r name t _ <<< "$c"
+    IFS='|' read -r name _ t _ <<< "$c"
     [ "$t" = "$1" ] && wanted "$name" && return 0
   done
   return 1
@@ -95,17 +96,19 @@ for t in "${teachers[@]}"; do
   fi
 done
 
-# One result file: eval.json of a model, its training time and metrics, and the commands.
-record() { # out, name, seed, train command, run folder or "", weights, teacher name or ""
-  local out=$1 name=$2 seed=$3 train_cmd=$4 dir=$5 weights=$6 teacher=$7
+# One result file: eval.json of a model, its part of the study and method (as `mmard report` reads
+# them), its training time and metrics, and the commands.
+record() { # out, name, part, seed, train command, run folder or "", weights, teacher name or ""
+  local out=$1 name=$2 part=$3 seed=$4 train_cmd=$5 dir=$6 weights=$7 teacher=$8
+  local method; method=$(sed -E 's/.*--method ([a-z_]+).*/\1/' <<< "$train_cmd")
   local eval_cmd="mmard eval --weights $weights ${EVAL[*]} --seed $seed"
   local started; started=$(date +%s)
   $M eval --weights "$weights" "${EVAL[@]}" --seed "$seed" --json "$out.eval" > "$out.eval.txt"
-  python3 - "$out" "$name" "$seed" "$train_cmd" "$eval_cmd" "$dir" "$VERSION" "$(( $(date +%s) - started ))" "$teacher" <<'PY'
+  python3 - "$out" "$name" "$part" "$method" "$seed" "$train_cmd" "$eval_cmd" "$dir" "$VERSION" "$(( $(date +%s) - started ))" "$teacher" <<'PY'
 import json, sys, pathlib
-out, name, seed, train_cmd, eval_cmd, d, version, eval_s, teacher = sys.argv[1:10]
+out, name, part, method, seed, train_cmd, eval_cmd, d, version, eval_s, teacher = sys.argv[1:12]
 r = json.load(open(out + ".eval"))
-rec = {"config": name, "seed": int(seed), "clean": r["clean"], "pgd20": r["pgd20"], "aa": r["aa"],
+rec = {"config": name, "part": part, "method": method, "seed": int(seed), "clean": r["clean"], "pgd20": r["pgd20"], "aa": r["aa"],
        "aa_stages": r["aa_protocol"]["stages"], "eps": r["eps"], "n": r["n"], "train_command": train_cmd,
        "eval_command": eval_cmd, "eval_seconds": float(eval_s), "mmard": version}
 if teacher:
@@ -123,7 +126,7 @@ for t in "${teachers[@]}"; do
   { [ -f "$res" ] || ! needed "$w"; } && continue
   cmd="mmard train $(recipe "$w")"; dir=$RUNS/teacher-$w
   [ "$w" = shipped ] && cmd="shipped ($cmd)" && dir=""
-  record "$res" "teacher-$w" 0 "$cmd" "$dir" "$(teacher "$w")" ""
+  record "$res" "teacher-$w" teacher 0 "$cmd" "$dir" "$(teacher "$w")" "$w"
   echo "teacher $w: $(python3 -c "import json; r=json.load(open('$res')); print(r['clean'], r['pgd20'], r['aa'])")"
 done
 
@@ -131,7 +134,7 @@ seeds=("$@")
 [ ${#seeds[@]} -gt 0 ] || seeds=(0 1 2)
 for seed in "${seeds[@]}"; do
   for c in "${configs[@]}"; do
-    IFS='|' read -r name t args <<< "$c"
+    IFS='|' read -r name part t args <<< "$c"
     dir=$RUNS/$name-s$seed; res=results/$name-s$seed.json
     { [ -f "$res" ] || ! wanted "$name"; } && continue
     extra=()
@@ -141,7 +144,7 @@ for seed in "${seeds[@]}"; do
     # shellcheck disable=SC2086
     $M $args "${extra[@]}" "${COMMON[@]}" --seed "$seed" --out "$dir" 2> "$dir.log" || { cat "$dir.log"; exit 1; }
     echo $(( $(date +%s) - started )) > "$dir/seconds"
-    record "$res" "$name" "$seed" "mmard $args ${extra[*]} ${COMMON[*]} --seed $seed" "$dir" "$dir/model.safetensors" "$t"
+    record "$res" "$name" "$part" "$seed" "mmard $args ${extra[*]} ${COMMON[*]} --seed $seed" "$dir" "$dir/model.safetensors" "$t"
     echo "$name seed $seed: $(python3 -c "import json; r=json.load(open('$res')); print(r['clean'], r['pgd20'], r['aa'], r['train_seconds'])")"
   done
 done

@@ -8,15 +8,19 @@ fn mmard(args: &[&str]) -> (bool, String, String) {
     (out.status.success(), String::from_utf8_lossy(&out.stdout).into(), String::from_utf8_lossy(&out.stderr).into())
 }
 
-fn result(dir: &Path, config: &str, seed: u64, figures: [f64; 3], teacher: Option<&str>) {
+/// A result file as scripts/study.sh writes it, under a name that means nothing: the report reads
+/// the config, part, method and teacher from the fields alone.
+fn result(dir: &Path, (config, part, method): (&str, &str, &str), seed: u64, figures: [f64; 3], teacher: Option<&str>) {
     let mut r = serde_json::json!({
-        "config": config, "seed": seed, "clean": figures[0], "pgd20": figures[1], "aa": figures[2], "train_seconds": 10.0,
+        "config": config, "part": part, "method": method, "seed": seed,
+        "clean": figures[0], "pgd20": figures[1], "aa": figures[2], "train_seconds": 10.0,
         "metrics": [{"epoch": 1, "loss": 1.5, "test_clean": 60.0, "test_pgd20": 40.0}, {"epoch": 2, "loss": 1.1, "test_clean": 65.0, "test_pgd20": 44.0}],
     });
     if let Some(t) = teacher {
         r["teacher"] = t.into();
     }
-    std::fs::write(dir.join(format!("{config}-s{seed}.json")), r.to_string()).unwrap();
+    let n = std::fs::read_dir(dir).unwrap().count();
+    std::fs::write(dir.join(format!("run{n}.json")), r.to_string()).unwrap();
 }
 
 #[test]
@@ -26,17 +30,17 @@ fn report_makes_tables_and_plots() {
     std::fs::create_dir(&res).unwrap();
     for seed in 0..3 {
         let s = seed as f64;
-        result(&res, "rslad", seed, [74.0 + s, 51.0, 47.0 + s], Some("big"));
-        result(&res, "mmard", seed, [73.0, 52.0 - s, 49.0], Some("big"));
-        result(&res, "rslad@small", seed, [70.0, 45.0, 42.0], Some("small"));
-        result(&res, "mmard@small", seed, [70.0, 47.0, 45.0], Some("small"));
-        result(&res, "rslad+inner", seed, [73.0, 51.0, 48.0], Some("big"));
-        result(&res, "mmard-lambda2", seed, [72.0, 51.0, 48.5], Some("big"));
+        result(&res, ("rslad", "methods", "rslad"), seed, [74.0 + s, 51.0, 47.0 + s], Some("big"));
+        result(&res, ("mmard", "methods", "mmard"), seed, [73.0, 52.0 - s, 49.0], Some("big"));
+        result(&res, ("rslad@small", "sensitivity", "rslad"), seed, [70.0, 45.0, 42.0], Some("small"));
+        result(&res, ("mmard@small", "sensitivity", "mmard"), seed, [70.0, 47.0, 45.0], Some("small"));
+        result(&res, ("rslad+inner", "plug", "rslad"), seed, [73.0, 51.0, 48.0], Some("big"));
+        result(&res, ("mmard-lambda2", "ablation", "mmard"), seed, [72.0, 51.0, 48.5], Some("big"));
     }
     for (t, aa) in [("big", 60.0), ("small", 50.0)] {
-        let r =
-            serde_json::json!({"config": format!("teacher-{t}"), "seed": 0, "clean": 75.0, "pgd20": 62.0, "aa": aa});
-        std::fs::write(res.join(format!("teacher-{t}.json")), r.to_string()).unwrap();
+        let r = serde_json::json!({"config": format!("teacher-{t}"), "part": "teacher", "teacher": t, "seed": 0,
+            "clean": 75.0, "pgd20": 62.0, "aa": aa});
+        std::fs::write(res.join(format!("t-{t}.json")), r.to_string()).unwrap();
     }
     // a bare run folder: curves only
     let run = tmp.path().join("natural-s0");
@@ -92,9 +96,18 @@ fn missing_and_broken_inputs_are_named() {
     std::fs::write(&bad, "{\"clean\": 70").unwrap();
     let (ok, _, err) = run(&[&bad]);
     assert!(!ok && err.contains("bad-s0.json") && err.contains("not valid JSON"), "{err}");
-    std::fs::write(&bad, "{\"clean\": 70, \"pgd20\": 50}").unwrap();
+    let fields = "\"config\": \"rslad\", \"method\": \"rslad\", \"seed\": 0";
+    std::fs::write(&bad, format!("{{{fields}, \"part\": \"methods\", \"clean\": 70, \"pgd20\": 50}}")).unwrap();
     let (ok, _, err) = run(&[&bad]);
     assert!(!ok && err.contains("bad-s0.json") && err.contains("`aa`"), "{err}");
+    // the part of the study is stated, never guessed from the name
+    std::fs::write(&bad, format!("{{{fields}, \"clean\": 70, \"pgd20\": 50, \"aa\": 40}}")).unwrap();
+    let (ok, _, err) = run(&[&bad]);
+    assert!(!ok && err.contains("bad-s0.json") && err.contains("`part`"), "{err}");
+    std::fs::write(&bad, format!("{{{fields}, \"part\": \"main\", \"clean\": 70, \"pgd20\": 50, \"aa\": 40}}"))
+        .unwrap();
+    let (ok, _, err) = run(&[&bad]);
+    assert!(!ok && err.contains("part `main`") && err.contains("methods, plug"), "{err}");
     // a run killed while writing its metrics: the half line is named
     let partial = d.join("rslad-s1");
     std::fs::create_dir(&partial).unwrap();

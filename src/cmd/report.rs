@@ -5,7 +5,8 @@ use std::path::PathBuf;
 
 #[derive(Args)]
 pub struct ReportArgs {
-    /// Result files (results/<config>-s<seed>.json), folders of them, or run folders (metrics.jsonl).
+    /// Result files of scripts/study.sh (JSON naming their config, part of the study, method, seed
+    /// and figures), folders of them, or run folders (metrics.jsonl: curves only).
     #[arg(required = true)]
     pub inputs: Vec<PathBuf>,
     /// Folder for report.md and the SVG plots.

@@ -2,10 +2,9 @@
 //! files (`results/<config>-s<seed>.json`, as `scripts/study.sh` writes them: the run's clean,
 //! PGD-20 and AutoAttack accuracy, its teacher, its metrics per epoch), folders of them, and run
 //! folders (`metrics.jsonl`, `model.safetensors`: training curves only). Runs of one config are
-//! summarised over their seeds as mean ± sample standard deviation. Configs are named by the study's
-//! convention: `<method>@<teacher>` for the teacher-sensitivity runs, `<method>+<half>` for a
-//! plugged half, `<method>-<variant>` for an ablation, `teacher-<name>` for a teacher's own figures.
-//! `page.rs` writes the Markdown, `plots.rs` the SVGs. Tests: `tests/report.rs`.
+//! summarised over their seeds as mean ± sample standard deviation. A result file says which part of
+//! the study it belongs to (`part`, `Part`) and its base method (`method`); nothing is read from
+//! names. `page.rs` writes the Markdown, `plots.rs` the SVGs. Tests: `tests/report.rs`.
 mod page;
 mod plots;
 
@@ -24,11 +23,42 @@ pub struct Epoch {
     pub test_pgd20: Option<f64>,
 }
 
-/// One run: its config and seed, its evaluation (absent for a bare run folder), its curves.
+/// The part of a study a result file belongs to, as its `part` says.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Part {
+    /// every method against the main teacher
+    Methods,
+    /// a method with one of MMARD's halves plugged in
+    Plug,
+    /// MMARD with a coefficient changed
+    Ablation,
+    /// a method against another teacher
+    Sensitivity,
+    /// a teacher's own figures
+    Teacher,
+}
+
+impl Part {
+    const ALL: [(Part, &'static str); 5] = [
+        (Part::Methods, "methods"),
+        (Part::Plug, "plug"),
+        (Part::Ablation, "ablation"),
+        (Part::Sensitivity, "sensitivity"),
+        (Part::Teacher, "teacher"),
+    ];
+    fn parse(s: &str) -> Option<Part> {
+        Part::ALL.iter().find(|(_, n)| *n == s).map(|(p, _)| *p)
+    }
+}
+
+/// One run: its config and seed, its part of the study and base method (absent for a bare run
+/// folder, which has training curves only), its evaluation, its curves.
 #[derive(Clone, Debug)]
 pub struct Run {
     pub config: String,
     pub seed: u64,
+    pub part: Option<Part>,
+    pub method: Option<String>,
     pub teacher: Option<String>,
     /// clean, PGD-20, AutoAttack accuracy (percent) on the evaluation images.
     pub eval: Option<[f64; 3]>,
@@ -59,6 +89,8 @@ impl Spread {
 #[derive(Clone, Debug)]
 pub struct Config {
     pub name: String,
+    pub part: Option<Part>,
+    pub method: Option<String>,
     pub teacher: Option<String>,
     pub runs: Vec<Run>,
     /// clean, PGD-20, AA over the runs that have them.
@@ -134,12 +166,13 @@ pub fn load(inputs: &[PathBuf]) -> Result<Study> {
             .then(|| std::array::from_fn(|k| Spread::of(&evals.iter().map(|e| e[k]).collect::<Vec<_>>())));
         let secs: Vec<f64> = runs.iter().filter_map(|r| r.train_seconds).collect();
         let train_seconds = (!secs.is_empty()).then(|| Spread::of(&secs));
-        Config { name, teacher: runs[0].teacher.clone(), runs, figures, train_seconds }
+        let (part, method, teacher) = (runs[0].part, runs[0].method.clone(), runs[0].teacher.clone());
+        Config { name, part, method, teacher, runs, figures, train_seconds }
     });
     let mut configs: Vec<Config> = configs.collect();
     // in the order the methods are listed (natural, pgd_at, …, mmard), then by name
     let rank = |c: &Config| {
-        let base = c.name.split(['@', '+', '-']).next().unwrap_or_default();
+        let base = c.method.as_deref().unwrap_or_default();
         crate::ard::methods::Method::ALL.iter().position(|m| m.name() == base).unwrap_or(usize::MAX)
     };
     configs.sort_by(|a, b| rank(a).cmp(&rank(b)).then_with(|| a.name.cmp(&b.name)));
@@ -161,21 +194,34 @@ fn number(v: &Value, key: &str, path: &Path) -> Result<f64> {
     })
 }
 
+/// A text field of a result file, named in the error when missing.
+fn text<'a>(v: &'a Value, key: &str, path: &Path) -> Result<&'a str> {
+    v.get(key).and_then(Value::as_str).ok_or_else(|| {
+        Error::Msg(format!(
+            "{}: `{key}` is missing or not text (a result file of scripts/study.sh has config, part, method and \
+             teacher, part one of methods, plug, ablation, sensitivity, teacher)",
+            path.display()
+        ))
+    })
+}
+
 fn result_file(path: &Path, runs: &mut Vec<Run>, teachers: &mut BTreeMap<String, [f64; 3]>) -> Result<()> {
     let v = read_json(path)?;
-    let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
-    let config = v.get("config").and_then(Value::as_str).map(str::to_string).unwrap_or_else(|| stem.clone());
+    let config = text(&v, "config", path)?.to_string();
+    let part = text(&v, "part", path)?;
+    let part = Part::parse(part).ok_or_else(|| {
+        let names: Vec<&str> = Part::ALL.iter().map(|(_, n)| *n).collect();
+        Error::Msg(format!("{}: part `{part}` is none of {}", path.display(), names.join(", ")))
+    })?;
     let eval = [number(&v, "clean", path)?, number(&v, "pgd20", path)?, number(&v, "aa", path)?];
-    if let Some(name) = config.strip_prefix("teacher-") {
-        teachers.insert(name.to_string(), eval);
+    if part == Part::Teacher {
+        teachers.insert(text(&v, "teacher", path)?.to_string(), eval);
         return Ok(());
     }
-    let seed = match v.get("seed") {
-        Some(s) => s.as_u64().ok_or_else(|| Error::Msg(format!("{}: `seed` is not a whole number", path.display())))?,
-        None => stem.rsplit_once("-s").and_then(|(_, s)| s.parse().ok()).ok_or_else(|| {
-            Error::Msg(format!("{}: no `seed`, and the file is not named <config>-s<seed>.json", path.display()))
-        })?,
-    };
+    let seed = v
+        .get("seed")
+        .and_then(Value::as_u64)
+        .ok_or_else(|| Error::Msg(format!("{}: `seed` is missing or not a whole number", path.display())))?;
     let epochs = match v.get("metrics") {
         Some(Value::Array(lines)) => lines
             .iter()
@@ -185,10 +231,13 @@ fn result_file(path: &Path, runs: &mut Vec<Run>, teachers: &mut BTreeMap<String,
         Some(_) => return Err(Error::Msg(format!("{}: `metrics` is not a list of epochs", path.display()))),
         None => Vec::new(),
     };
+    let teacher = v.get("teacher").map(|_| text(&v, "teacher", path)).transpose()?.map(str::to_string);
     runs.push(Run {
         config,
         seed,
-        teacher: v.get("teacher").and_then(Value::as_str).map(str::to_string),
+        part: Some(part),
+        method: Some(text(&v, "method", path)?.to_string()),
+        teacher,
         eval: Some(eval),
         train_seconds: v.get("train_seconds").and_then(Value::as_f64),
         epochs,
@@ -236,5 +285,6 @@ fn run_folder(dir: &Path) -> Result<Run> {
         Some(cs) => cs,
         None => (name, 0),
     };
-    Ok(Run { config, seed, teacher: None, eval: None, train_seconds: None, epochs, source: dir.to_path_buf() })
+    let source = dir.to_path_buf();
+    Ok(Run { config, seed, part: None, method: None, teacher: None, eval: None, train_seconds: None, epochs, source })
 }

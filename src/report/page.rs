@@ -1,7 +1,7 @@
 //! The report's Markdown: a table per section of the study (mean ± std over seeds), the teachers,
 //! the teacher-sensitivity slopes, MMARD's settings against the best baseline, and the plots.
 use super::plots::{Plot, TeacherPoint, sections, sensitivity};
-use super::{Config, Spread, Study};
+use super::{Config, Part, Spread, Study};
 use std::fmt::Write;
 
 fn cell(s: Spread) -> String {
@@ -71,7 +71,7 @@ pub fn markdown(study: &Study, plots: &[Plot]) -> String {
 /// the AA gap exceeds twice its standard error.
 fn against_baseline(out: &mut String, study: &Study) {
     let main: Vec<&Config> =
-        study.configs.iter().filter(|c| c.figures.is_some() && !c.name.contains(['@', '+', '-'])).collect();
+        study.configs.iter().filter(|c| c.figures.is_some() && c.part == Some(Part::Methods)).collect();
     let Some(best) = main.iter().filter(|c| c.name != "mmard").max_by(|a, b| aa(a).mean.total_cmp(&aa(b).mean)) else {
         return;
     };
@@ -79,7 +79,13 @@ fn against_baseline(out: &mut String, study: &Study) {
         .configs
         .iter()
         .filter(|c| {
-            c.figures.is_some() && !c.name.contains('@') && (c.name.starts_with("mmard") || c.name.contains('+'))
+            let mmard = c.method.as_deref() == Some("mmard");
+            c.figures.is_some()
+                && match c.part {
+                    Some(Part::Methods | Part::Ablation) => mmard,
+                    Some(Part::Plug) => true,
+                    _ => false,
+                }
         })
         .collect();
     if mmard.is_empty() {

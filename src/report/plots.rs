@@ -1,7 +1,7 @@
 //! The report's SVGs (plotters' SVG backend: text is drawn by the viewer, so no font is needed
 //! here): training curves, accuracy bars with error bars over seeds for each section of the study,
 //! and student against teacher robustness for the teacher-sensitivity runs.
-use super::{Config, Spread, Study};
+use super::{Config, Part, Spread, Study};
 use crate::error::{Error, Result};
 use plotters::prelude::*;
 use std::path::Path;
@@ -12,37 +12,27 @@ pub struct Plot {
     pub title: String,
 }
 
-/// The sections of a study, by the config naming convention (see `report`): each is a title, a
-/// key for its plot's file name, and the configs it shows, each plugged or ablated method's own
-/// row before its variants.
+/// The sections of a study, by each config's part: a title, a key for its plot's file name, and the
+/// configs it shows, each plugged or ablated method's own row before its variants.
 pub fn sections(study: &Study) -> Vec<(&'static str, &'static str, Vec<&Config>)> {
     let evaluated: Vec<&Config> = study.configs.iter().filter(|c| c.figures.is_some()).collect();
-    let base_of = |c: &Config| {
-        c.name.split(['@', '+']).next().unwrap_or(&c.name).split('-').next().unwrap_or(&c.name).to_string()
-    };
-    let kind = |c: &Config| {
-        if c.name.contains('@') {
-            2
-        } else if c.name.contains('+') {
-            1
-        } else if c.name.contains('-') && !c.name.starts_with("teacher-") {
-            3
-        } else {
-            0
-        }
-    };
     let mut out = Vec::new();
-    for (k, title, key) in [(0, "Every method", "methods"), (1, "Plug-and-play", "plug"), (3, "Ablations", "ablations")]
-    {
-        let members: Vec<&Config> = evaluated.iter().copied().filter(|c| kind(c) == k).collect();
+    for (part, title, key) in [
+        (Part::Methods, "Every method", "methods"),
+        (Part::Plug, "Plug-and-play", "plug"),
+        (Part::Ablation, "Ablations", "ablations"),
+    ] {
+        let members: Vec<&Config> = evaluated.iter().copied().filter(|c| c.part == Some(part)).collect();
         if members.is_empty() {
             continue;
         }
         // the plugged or ablated methods' own rows come first, for comparison
         let mut shown: Vec<&Config> = Vec::new();
-        if k != 0 {
+        if part != Part::Methods {
             for m in &members {
-                if let Some(b) = evaluated.iter().find(|c| c.name == base_of(m) && kind(c) == 0)
+                if let Some(b) = evaluated
+                    .iter()
+                    .find(|c| c.part == Some(Part::Methods) && c.method.is_some() && c.method == m.method)
                     && !shown.iter().any(|s| s.name == b.name)
                 {
                     shown.push(b);
@@ -75,7 +65,7 @@ pub fn draw(study: &Study, dir: &Path) -> Result<Vec<Plot>> {
             title: format!("{title}: clean, PGD-20 and AutoAttack accuracy (mean ± std over seeds)"),
         });
     }
-    if !study.teachers.is_empty() && study.configs.iter().any(|c| c.name.contains('@')) {
+    if !study.teachers.is_empty() && study.configs.iter().any(|c| c.part == Some(Part::Sensitivity)) {
         let file = "teachers.svg".to_string();
         teachers(study, &dir.join(&file))?;
         plots.push(Plot {
@@ -318,11 +308,8 @@ pub fn sensitivity(study: &Study) -> Vec<(String, Vec<TeacherPoint>)> {
     for c in &study.configs {
         let (Some(f), Some(t)) = (c.figures, c.teacher.as_ref()) else { continue };
         let Some(teacher) = study.teachers.get(t) else { continue };
-        let method = c.name.split('@').next().unwrap_or(&c.name).to_string();
-        if method.contains(['+', '-']) {
-            continue;
-        }
-        by_method.entry(method).or_default().push((t.clone(), teacher[2], f[2]));
+        let (Some(Part::Methods | Part::Sensitivity), Some(method)) = (c.part, &c.method) else { continue };
+        by_method.entry(method.clone()).or_default().push((t.clone(), teacher[2], f[2]));
     }
     by_method
         .into_iter()
