@@ -1,7 +1,7 @@
 //! `train` and `distill`: one training loop, with or without a teacher.
 use super::data::DataArgs;
 use super::eval::quick_eval;
-use super::weights::load_model;
+use super::weights::{TeacherUnsaid, load_model};
 use clap::Args;
 use mmard::ard::methods::{Inner, Method, Objective, Outer, Triangle};
 use mmard::ard::step::InnerPgd;
@@ -9,7 +9,7 @@ use mmard::ard::terms::Logit;
 use mmard::ard::train::{self as tr, RunDir, Schedule, TrainCfg};
 use mmard::io::datasets::{DatasetKind, Split};
 use mmard::io::safetensors::TensorFile;
-use mmard::nn::{Activation, Arch, ArchName, Model, Overrides, Placement};
+use mmard::nn::{Activation, Arch, ArchName, Model, Placement};
 use mmard::{Result, err};
 use std::path::PathBuf;
 
@@ -202,16 +202,8 @@ pub struct DistillArgs {
     /// Teacher weights (a PyTorch state_dict or RobustBench checkpoint; architecture detected).
     #[arg(long)]
     pub teacher: PathBuf,
-    /// Activation of a dm_wide_resnet teacher (its RobustBench entry names it).
-    #[arg(long)]
-    pub teacher_activation: Option<Activation>,
-    /// Per-channel mean a dm_wide_resnet teacher standardises its input with (default:
-    /// RobustBench's CIFAR-10 constants for 10 classes, CIFAR-100's for 100).
-    #[arg(long, value_delimiter = ',')]
-    pub teacher_mean: Option<Vec<f32>>,
-    /// Per-channel std of that standardisation (same defaults).
-    #[arg(long, value_delimiter = ',')]
-    pub teacher_std: Option<Vec<f32>>,
+    #[command(flatten)]
+    pub teacher_unsaid: TeacherUnsaid,
     /// Student architecture.
     #[arg(long)]
     pub student: ArchName,
@@ -314,13 +306,7 @@ pub fn train(a: &TrainArgs, p: &Placement) -> Result<()> {
 pub fn distill(a: &DistillArgs, p: &Placement) -> Result<()> {
     let cfg = a.run.cfg(a.objective.objective()?)?;
     let file = TensorFile::load(&a.teacher)?;
-    let unsaid = Overrides {
-        activation: a.teacher_activation,
-        mean: a.teacher_mean.clone(),
-        std: a.teacher_std.clone(),
-        ..Default::default()
-    };
-    let mut teacher = load_model(&file, &unsaid, false, p)?;
+    let mut teacher = load_model(&file, &a.teacher_unsaid.overrides(), false, p)?;
     let mut student = p.place(Model::new(&a.new_arch.arch(a.student, a.run.data.dataset)?, Some(a.run.seed)));
     if teacher.arch.classes() != student.arch.classes() || teacher.arch.in_channels() != student.arch.in_channels() {
         return Err(err!(

@@ -35,27 +35,34 @@ pub struct ArchArgs {
     strict: bool,
 }
 
-/// What a RobustBench checkpoint does not say about its model (a DeepMind WideResNet's activation,
-/// its input normalisation); files that mmard wrote say it in their metadata.
-#[derive(Args, Clone, Default)]
-pub struct Unsaid {
-    /// Activation of a dm_wide_resnet (its RobustBench entry names it).
-    #[arg(long)]
-    pub activation: Option<Activation>,
-    /// Per-channel mean a dm_wide_resnet standardises its input with (default: RobustBench's
-    /// CIFAR-10 constants for 10 classes, CIFAR-100's for 100).
-    #[arg(long, value_delimiter = ',')]
-    pub mean: Option<Vec<f32>>,
-    /// Per-channel std of that standardisation (same defaults).
-    #[arg(long, value_delimiter = ',')]
-    pub std: Option<Vec<f32>>,
-}
+/// Declares the flags for what a RobustBench checkpoint does not say about its model (a DeepMind
+/// WideResNet's activation, its input normalisation; files that mmard wrote say it in their
+/// metadata), named `--<prefix>activation`, `--<prefix>mean`, `--<prefix>std`, for `whose` model.
+macro_rules! unsaid {
+    ($name:ident, $prefix:literal, $whose:literal) => {
+        #[derive(Args, Clone, Default)]
+        pub struct $name {
+            #[arg(long = concat!($prefix, "activation"),
+                  help = concat!("Activation of a dm_wide_resnet", $whose, " (its RobustBench entry names it)"))]
+            pub activation: Option<Activation>,
+            #[arg(long = concat!($prefix, "mean"), value_delimiter = ',',
+                  help = concat!("Per-channel mean a dm_wide_resnet", $whose, " standardises its input with \
+                                  (default: RobustBench's CIFAR-10 constants for 10 classes, CIFAR-100's for 100)"))]
+            pub mean: Option<Vec<f32>>,
+            #[arg(long = concat!($prefix, "std"), value_delimiter = ',',
+                  help = "Per-channel std of that standardisation (same defaults)")]
+            pub std: Option<Vec<f32>>,
+        }
 
-impl Unsaid {
-    pub fn overrides(&self) -> Overrides {
-        Overrides { activation: self.activation, mean: self.mean.clone(), std: self.std.clone(), ..Default::default() }
-    }
+        impl $name {
+            pub fn overrides(&self) -> Overrides {
+                Overrides { activation: self.activation, mean: self.mean.clone(), std: self.std.clone(), ..Default::default() }
+            }
+        }
+    };
 }
+unsaid!(Unsaid, "", "");
+unsaid!(TeacherUnsaid, "teacher-", " teacher");
 
 /// The model of a weights file, placed on the device, printing the tensors it does not use and what
 /// detection assumed.
