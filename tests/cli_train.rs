@@ -294,3 +294,32 @@ fn missing_dataset_says_how_to_get_it() {
     let (ok, _, err) = mmard(&["eval", "--weights", "w.safetensors", "--dataset", "svhn"]);
     assert!(!ok && err.contains("svhn") && err.contains("fashion-mnist"), "{err}");
 }
+
+/// A DeepMind WideResNet teacher's activation is not in its file: distill asks for
+/// `--teacher-activation`, and with it loads the teacher (then refuses this 3-channel teacher for
+/// a 1-channel student).
+#[test]
+fn distill_takes_the_teacher_activation_from_its_flag() {
+    let teacher =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/model_dm_wrn10_1_swish.weights.safetensors");
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().to_str().unwrap();
+    let base = [
+        "distill",
+        "--method",
+        "rslad",
+        "--teacher",
+        teacher.to_str().unwrap(),
+        "--student",
+        "small_cnn",
+        "--out",
+        out,
+    ];
+    let mut args = base.to_vec();
+    args.extend(common(data_dir()));
+    let (ok, _, err) = mmard(&args);
+    assert!(!ok && err.contains("--teacher-activation"), "{err}");
+    args.extend(["--teacher-activation", "swish"]);
+    let (ok, _, err) = mmard(&args);
+    assert!(!ok && err.contains("disagree on classes or input channels") && err.contains("swish"), "{err}");
+}
