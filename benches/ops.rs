@@ -7,7 +7,7 @@
 //! memory-bound group also run on the GPU in a `--features cuda` build on a machine with one.
 //! `bench/pytorch_ops.py` times the same work in PyTorch for the side-by-side in BENCHMARKS.md.
 use criterion::{BatchSize, BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use mmard::nn::{Arch, Model};
+use mmard::nn::{Arch, Model, ResNet18Cfg};
 use mmard::ops::batchnorm::{self, Stats};
 use mmard::ops::conv2d::{ConvCfg, backward, forward};
 use mmard::ops::gemm::Mat;
@@ -109,7 +109,7 @@ fn sgemm_ceiling(c: &mut Criterion) {
 fn resnet18(c: &mut Criterion) {
     let mut g = c.benchmark_group("resnet18_b32");
     g.sample_size(10);
-    let mut m = Model::new(&Arch::ResNet18 { in_channels: 3, width: 64, classes: 10 }, Some(0));
+    let mut m = Model::new(&Arch::ResNet18(ResNet18Cfg { in_channels: 3, width: 64, classes: 10 }), Some(0));
     let x = filled(&[BATCH, 3, 32, 32]).data().iter().map(|v| v + 0.5).collect::<Vec<_>>();
     let x = Tensor::from_vec(&[BATCH, 3, 32, 32], x);
     let y: Vec<usize> = (0..BATCH).map(|i| i % 10).collect();

@@ -189,14 +189,14 @@ fn accumulate(dst: &mut Option<Tensor>, g: Tensor) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::nn::{Arch, Model};
+    use crate::nn::{Arch, Model, SmallCnnCfg};
     use crate::ops::loss;
 
     /// The inner loop's round trip (`ard::step`): the tape takes x′, backward, the gradient is taken
     /// out, and once cleared the tape holds x′ no more, so it comes back without a copy.
     #[test]
     fn input_comes_back_unshared_after_clear() {
-        let arch = Arch::SmallCnn { in_channels: 1, size: 28, widths: [4, 8, 8], classes: 10 };
+        let arch = Arch::SmallCnn(SmallCnnCfg { in_channels: 1, size: 28, widths: [4, 8, 8], classes: 10 });
         let mut m = Model::new(&arch, Some(0));
         let x = Tensor::from_vec(&[2, 1, 28, 28], (0..2 * 28 * 28).map(|i| (i % 17) as f32 / 17.0).collect());
         let mut tape = Tape::new(GradMode::Input);

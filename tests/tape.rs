@@ -1,11 +1,11 @@
 //! The tape's modes on a whole model: what gets a gradient and what is never computed.
 use mmard::Tensor;
-use mmard::nn::{Arch, Model};
+use mmard::nn::{Arch, Model, SmallCnnCfg};
 use mmard::ops::loss;
 use mmard::tape::{GradMode, Tape};
 
 fn setup() -> (Model, Tensor, Vec<usize>) {
-    let arch = Arch::SmallCnn { in_channels: 1, size: 28, widths: [4, 8, 8], classes: 10 };
+    let arch = Arch::SmallCnn(SmallCnnCfg { in_channels: 1, size: 28, widths: [4, 8, 8], classes: 10 });
     let x = Tensor::from_vec(&[2, 1, 28, 28], (0..2 * 28 * 28).map(|i| (i % 17) as f32 / 17.0).collect());
     (Model::new(&arch, Some(0)), x, vec![3, 7])
 }

@@ -4,7 +4,7 @@ use mmard::ard::methods::Method;
 use mmard::ard::step::InnerPgd;
 use mmard::ard::train::{EpochReport, OnEpoch, RunDir, Schedule, TrainCfg};
 use mmard::io::datasets::Dataset;
-use mmard::nn::{Arch, Model};
+use mmard::nn::{Arch, Model, SmallCnnCfg};
 
 /// The loop, with a closure answering its epochs.
 fn train(
@@ -19,7 +19,7 @@ fn train(
     mmard::ard::train::train(cfg, student, teacher, data, dir, resume, &mut OnEpoch(on_epoch))
 }
 
-const ARCH: Arch = Arch::SmallCnn { in_channels: 1, size: 8, widths: [4, 8, 8], classes: 3 };
+const ARCH: Arch = Arch::SmallCnn(SmallCnnCfg { in_channels: 1, size: 8, widths: [4, 8, 8], classes: 3 });
 
 /// Class k images are bright in row band k: easy to learn, hard to memorise by accident.
 fn data(n: usize) -> Dataset {
@@ -195,7 +195,7 @@ fn distills_from_a_dm_wide_resnet_teacher() {
         &serde_json::json!({"depth": 10, "width": 1, "activation": "swish", "classes": 3, "mean": [0.5, 0.5, 0.5], "std": [0.25, 0.25, 0.25]}),
     )
     .unwrap();
-    let student = Arch::SmallCnn { in_channels: 3, size: 32, widths: [4, 8, 8], classes: 3 };
+    let student = Arch::SmallCnn(SmallCnnCfg { in_channels: 3, size: 32, widths: [4, 8, 8], classes: 3 });
     // 3-channel 32×32 images: the row bands of `data`, on every channel and on a 32-pixel grid.
     let small = data(48);
     let images: Vec<f32> =

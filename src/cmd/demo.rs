@@ -12,7 +12,7 @@ use mmard::ard::train::{RunDir, Schedule, TrainCfg, train};
 use mmard::attack::{Attack, robust_accuracy};
 use mmard::io::datasets::{DatasetKind, Split};
 use mmard::io::safetensors::TensorFile;
-use mmard::nn::{Arch, Model, Overrides, Placement};
+use mmard::nn::{Arch, Model, Overrides, Placement, SmallCnnCfg};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use std::path::PathBuf;
@@ -83,7 +83,7 @@ pub fn demo(a: &DemoArgs, p: &Placement) -> Result<()> {
         eprintln!("training the teacher: mmard train {TEACHER_RECIPE}");
         let full = data(30000).load(Split::Train)?;
         let mut t = p.place(Model::new(
-            &Arch::SmallCnn { in_channels: 1, size: 28, widths: [32, 64, 128], classes: 10 },
+            &Arch::SmallCnn(SmallCnnCfg { in_channels: 1, size: 28, widths: [32, 64, 128], classes: 10 }),
             Some(0),
         ));
         train(
@@ -99,7 +99,7 @@ pub fn demo(a: &DemoArgs, p: &Placement) -> Result<()> {
     } else {
         Model::from_file(&TensorFile::from_bytes("embedded teacher", TEACHER)?, &Overrides::default(), true)?.model
     });
-    let student = Arch::SmallCnn { in_channels: 1, size: 28, widths: [16, 32, 64], classes: 10 };
+    let student = Arch::SmallCnn(SmallCnnCfg { in_channels: 1, size: 28, widths: [16, 32, 64], classes: 10 });
     eprintln!(
         "teacher {}; students {} on {} Fashion-MNIST images, {} epochs, ε = 0.1",
         teacher.arch,

@@ -1,25 +1,17 @@
 //! The supported architectures and their configurations, from a name and a JSON config (fixtures,
-//! the CLI, the metadata mmard saves); `detect.rs` reads them from a weights file.
+//! the CLI, the metadata mmard saves); `detect.rs` reads them from a weights file. Each
+//! architecture states its own facts (`Spec`) in its own file; `archs!` lists them.
+use super::detect::Shapes;
+use super::layers::{Builder, Net};
 use crate::error::{Error, Result};
 use serde_json::Value;
 
-crate::named_enum! { "architecture",
-/// The architectures by name: what `--arch`, `--student`, `--teacher`, configs and messages accept.
-pub enum ArchName {
-    /// Three conv-BN-ReLU-maxpool stages and a linear layer.
-    SmallCnn = "small_cnn",
-    /// CIFAR ResNet-18 (RSLAD / ARD names).
-    ResNet18 = "resnet18",
-    /// PreActResNet-18 (RobustBench names).
-    PreActResNet18 = "preact_resnet18",
-    /// WideResNet-depth-widen (RobustBench / TRADES names).
-    WideResNet = "wide_resnet",
-    /// CIFAR MobileNetV2 (RSLAD / ARD names).
-    MobileNetV2 = "mobilenet_v2",
-    /// RobustBench's DeepMind WideResNet (DMWideResNet: init_conv, layer.K.block.I, logits).
-    DmWideResNet = "dm_wide_resnet",
-}
-}
+pub use super::dm_wide_resnet::DmWideResNetCfg;
+pub use super::mobilenet_v2::MobileNetV2Cfg;
+pub use super::preact_resnet18::PreActResNet18Cfg;
+pub use super::resnet18::ResNet18Cfg;
+pub use super::small_cnn::SmallCnnCfg;
+pub use super::wide_resnet::WideResNetCfg;
 
 crate::named_enum! { "activation",
 /// The activation of a DeepMind WideResNet (a constructor argument: not in its state_dict).
@@ -37,52 +29,6 @@ pub const CIFAR10_STD: [f32; 3] = [0.2471, 0.2435, 0.2616];
 pub const CIFAR100_MEAN: [f32; 3] = [0.5071, 0.4865, 0.4409];
 pub const CIFAR100_STD: [f32; 3] = [0.2673, 0.2564, 0.2762];
 
-#[derive(Clone, Debug, PartialEq)]
-pub enum Arch {
-    /// conv3x3-BN-ReLU-maxpool2 three times, then a linear layer on the (size/8)² map.
-    SmallCnn {
-        in_channels: usize,
-        size: usize,
-        widths: [usize; 3],
-        classes: usize,
-    },
-    /// CIFAR ResNet-18 (3x3 stem, no max-pool), stage widths width·{1,2,4,8}.
-    ResNet18 {
-        in_channels: usize,
-        width: usize,
-        classes: usize,
-    },
-    PreActResNet18 {
-        in_channels: usize,
-        width: usize,
-        classes: usize,
-    },
-    /// WideResNet-depth-widen (depth = 6n + 4), RobustBench / TRADES names.
-    WideResNet {
-        in_channels: usize,
-        depth: usize,
-        widen: usize,
-        classes: usize,
-    },
-    /// CIFAR MobileNetV2 (stride-1 stem and first stages).
-    MobileNetV2 {
-        in_channels: usize,
-        classes: usize,
-    },
-    /// DeepMind WideResNet-depth-width (depth = 6n + 4): pre-activation blocks whose stride-2
-    /// convolutions pad 0 left/top and 1 right/bottom, ReLU or Swish, the input standardised inside
-    /// the model by per-channel `mean` and `std`, an 8×8 average-pool head (32×32 inputs).
-    DmWideResNet {
-        in_channels: usize,
-        depth: usize,
-        width: usize,
-        classes: usize,
-        activation: Activation,
-        mean: Vec<f32>,
-        std: Vec<f32>,
-    },
-}
-
 /// Config values given on the command line; each replaces the detected one.
 #[derive(Clone, Debug, Default)]
 pub struct Overrides {
@@ -98,63 +44,132 @@ pub struct Overrides {
     pub std: Option<Vec<f32>>,
 }
 
-impl Arch {
-    pub fn kind(&self) -> ArchName {
-        match self {
-            Arch::SmallCnn { .. } => ArchName::SmallCnn,
-            Arch::ResNet18 { .. } => ArchName::ResNet18,
-            Arch::PreActResNet18 { .. } => ArchName::PreActResNet18,
-            Arch::WideResNet { .. } => ArchName::WideResNet,
-            Arch::MobileNetV2 { .. } => ArchName::MobileNetV2,
-            Arch::DmWideResNet { .. } => ArchName::DmWideResNet,
+/// What an architecture says about itself, in its own file: its name, its config (as JSON, with
+/// defaults), what makes a config invalid, how its state_dict is recognised and what the tensor
+/// shapes say of its config, the input sides it takes, and its network. `archs!` below lists every
+/// architecture once, and `Arch` dispatches to them.
+pub trait Spec: Sized {
+    const NAME: ArchName;
+    fn in_channels(&self) -> usize;
+    fn classes(&self) -> usize;
+    /// From a JSON config; absent fields take the usual defaults.
+    fn from_config(c: &Fields) -> Result<Self>;
+    /// The config as JSON, in the fixtures' vocabulary.
+    fn config(&self) -> Value;
+    /// What is wrong with the config beyond classes or input channels of 0, if anything.
+    fn invalid(&self) -> Option<String> {
+        None
+    }
+    /// Whether a state_dict's names are this architecture's (and no other's).
+    fn recognises(t: &Shapes) -> bool;
+    /// The config that the tensor names and shapes imply.
+    fn read(t: &Shapes) -> Result<Value>;
+    /// Why an `h × w` input does not fit, if it does not.
+    fn misfit(&self, h: usize, w: usize) -> Option<String> {
+        (h < 8 || w < 8).then(|| "images must be at least 8x8".to_string())
+    }
+    fn build(&self, b: &mut Builder) -> Box<dyn Net>;
+}
+
+/// A JSON config being read: each field or its default, the field named in errors.
+pub struct Fields<'a>(pub &'a Value);
+
+impl Fields<'_> {
+    pub fn get(&self, k: &str) -> Option<&Value> {
+        self.0.get(k)
+    }
+    /// A whole number, or `default` when absent.
+    pub fn count(&self, k: &str, default: usize) -> Result<usize> {
+        match self.get(k) {
+            None => Ok(default),
+            Some(v) => v
+                .as_u64()
+                .map(|v| v as usize)
+                .ok_or_else(|| Error::Msg(format!("config `{k}`: expected a whole number, found {v}"))),
         }
     }
+    /// `classes`, 10 by default.
+    pub fn classes(&self) -> Result<usize> {
+        self.count("classes", 10)
+    }
+}
 
+/// Every architecture once: its `ArchName` (the name the command line, configs and messages use,
+/// with its description) and its `Spec`.
+macro_rules! archs {
+    ($($(#[doc = $doc:literal])* $V:ident($S:ty) = $name:literal),* $(,)?) => {
+        crate::named_enum! { "architecture",
+        /// The architectures by name: what `--arch`, `--student`, `--teacher`, configs and messages accept.
+        pub enum ArchName { $($(#[doc = $doc])* $V = $name),* }
+        }
+
+        /// An architecture and its config.
+        #[derive(Clone, Debug, PartialEq)]
+        pub enum Arch { $($V($S)),* }
+
+        $(impl From<$S> for Arch {
+            fn from(s: $S) -> Arch {
+                Arch::$V(s)
+            }
+        })*
+
+        impl Arch {
+            pub fn kind(&self) -> ArchName {
+                match self { $(Arch::$V(_) => <$S as Spec>::NAME),* }
+            }
+            pub fn classes(&self) -> usize {
+                match self { $(Arch::$V(s) => s.classes()),* }
+            }
+            pub fn in_channels(&self) -> usize {
+                match self { $(Arch::$V(s) => s.in_channels()),* }
+            }
+            /// The config as JSON, in the fixtures' vocabulary.
+            pub fn config(&self) -> Value {
+                match self { $(Arch::$V(s) => s.config()),* }
+            }
+            fn invalid(&self) -> Option<String> {
+                match self { $(Arch::$V(s) => s.invalid()),* }
+            }
+            /// Why an `h × w` input does not fit, if it does not.
+            pub fn misfit(&self, h: usize, w: usize) -> Option<String> {
+                match self { $(Arch::$V(s) => s.misfit(h, w)),* }
+            }
+            pub fn build(&self, b: &mut Builder) -> Box<dyn Net> {
+                match self { $(Arch::$V(s) => s.build(b)),* }
+            }
+            fn parse(name: ArchName, cfg: &Fields) -> Result<Arch> {
+                match name { $(ArchName::$V => Ok(Arch::$V(<$S>::from_config(cfg)?))),* }
+            }
+            /// The architecture whose names a state_dict has.
+            pub fn recognise(t: &Shapes) -> Option<ArchName> {
+                [$((<$S as Spec>::NAME, <$S>::recognises(t))),*].into_iter().find(|(_, yes)| *yes).map(|(n, _)| n)
+            }
+            /// The config that the tensor names and shapes of architecture `name` imply.
+            pub fn read(name: ArchName, t: &Shapes) -> Result<Value> {
+                match name { $(ArchName::$V => <$S>::read(t)),* }
+            }
+        }
+    };
+}
+
+archs! {
+    /// Three conv-BN-ReLU-maxpool stages and a linear layer.
+    SmallCnn(SmallCnnCfg) = "small_cnn",
+    /// CIFAR ResNet-18 (RSLAD / ARD names).
+    ResNet18(ResNet18Cfg) = "resnet18",
+    /// PreActResNet-18 (RobustBench names).
+    PreActResNet18(PreActResNet18Cfg) = "preact_resnet18",
+    /// WideResNet-depth-widen (RobustBench / TRADES names).
+    WideResNet(WideResNetCfg) = "wide_resnet",
+    /// CIFAR MobileNetV2 (RSLAD / ARD names).
+    MobileNetV2(MobileNetV2Cfg) = "mobilenet_v2",
+    /// RobustBench's DeepMind WideResNet (DMWideResNet: init_conv, layer.K.block.I, logits).
+    DmWideResNet(DmWideResNetCfg) = "dm_wide_resnet",
+}
+
+impl Arch {
     pub fn name(&self) -> &'static str {
         self.kind().name()
-    }
-
-    pub fn classes(&self) -> usize {
-        match *self {
-            Arch::SmallCnn { classes, .. }
-            | Arch::ResNet18 { classes, .. }
-            | Arch::PreActResNet18 { classes, .. }
-            | Arch::WideResNet { classes, .. }
-            | Arch::MobileNetV2 { classes, .. }
-            | Arch::DmWideResNet { classes, .. } => classes,
-        }
-    }
-
-    pub fn in_channels(&self) -> usize {
-        match *self {
-            Arch::SmallCnn { in_channels, .. }
-            | Arch::ResNet18 { in_channels, .. }
-            | Arch::PreActResNet18 { in_channels, .. }
-            | Arch::WideResNet { in_channels, .. }
-            | Arch::MobileNetV2 { in_channels, .. }
-            | Arch::DmWideResNet { in_channels, .. } => in_channels,
-        }
-    }
-
-    /// The config as JSON, in the fixtures' vocabulary.
-    pub fn config(&self) -> Value {
-        use serde_json::json;
-        match *self {
-            Arch::DmWideResNet { in_channels, depth, width, classes, activation, ref mean, ref std } => json!({
-                "in_channels": in_channels, "depth": depth, "width": width, "classes": classes,
-                "activation": activation.name(), "mean": mean, "std": std,
-            }),
-            Arch::SmallCnn { in_channels, size, widths, classes } => {
-                json!({"in_channels": in_channels, "size": size, "widths": widths, "classes": classes})
-            }
-            Arch::ResNet18 { in_channels, width, classes } | Arch::PreActResNet18 { in_channels, width, classes } => {
-                json!({"in_channels": in_channels, "width": width, "classes": classes})
-            }
-            Arch::WideResNet { in_channels, depth, widen, classes } => {
-                json!({"in_channels": in_channels, "depth": depth, "widen": widen, "classes": classes})
-            }
-            Arch::MobileNetV2 { in_channels, classes } => json!({"in_channels": in_channels, "classes": classes}),
-        }
     }
 
     /// The metadata mmard writes beside the tensors of a model (and of a checkpoint), which
@@ -167,98 +182,16 @@ impl Arch {
     /// ResNet width 64, WRN-34-10, DM WRN-28-10 with RobustBench's mean and std for its class count,
     /// SmallCNN widths 32/64/128 on 28x28x1). A DM WideResNet's activation has no default.
     pub fn from_config(name: ArchName, cfg: &Value) -> Result<Arch> {
-        let get = |k: &str, default: usize| -> Result<usize> {
-            match cfg.get(k) {
-                None => Ok(default),
-                Some(v) => v
-                    .as_u64()
-                    .map(|v| v as usize)
-                    .ok_or_else(|| Error::Msg(format!("config `{k}`: expected a whole number, found {v}"))),
+        let arch = Arch::parse(name, &Fields(cfg))?;
+        let problem = match arch.invalid() {
+            None if arch.classes() == 0 || arch.in_channels() == 0 => {
+                Some("classes and in_channels must be positive".to_string())
             }
+            p => p,
         };
-        let widths = match cfg.get("widths") {
-            None => [32, 64, 128],
-            Some(v) => serde_json::from_value(v.clone())
-                .map_err(|_| Error::Msg(format!("config `widths`: expected three whole numbers, found {v}")))?,
-        };
-        let classes = get("classes", 10)?;
-        let arch = match name {
-            ArchName::SmallCnn => {
-                Arch::SmallCnn { in_channels: get("in_channels", 1)?, size: get("size", 28)?, widths, classes }
-            }
-            ArchName::ResNet18 => {
-                Arch::ResNet18 { in_channels: get("in_channels", 3)?, width: get("width", 64)?, classes }
-            }
-            ArchName::PreActResNet18 => {
-                Arch::PreActResNet18 { in_channels: get("in_channels", 3)?, width: get("width", 64)?, classes }
-            }
-            ArchName::WideResNet => Arch::WideResNet {
-                in_channels: get("in_channels", 3)?,
-                depth: get("depth", 34)?,
-                widen: get("widen", 10)?,
-                classes,
-            },
-            ArchName::MobileNetV2 => Arch::MobileNetV2 { in_channels: get("in_channels", 3)?, classes },
-            ArchName::DmWideResNet => {
-                let activation = match cfg.get("activation") {
-                    Some(Value::String(a)) => a.parse()?,
-                    Some(v) => {
-                        return Err(Error::Msg(format!("config `activation`: expected relu or swish, found {v}")));
-                    }
-                    None => return Err(Error::Msg(NO_ACTIVATION.into())),
-                };
-                let floats = |k: &str, default: Option<[f32; 3]>| -> Result<Vec<f32>> {
-                    match (cfg.get(k), default) {
-                        (Some(v), _) => serde_json::from_value(v.clone())
-                            .map_err(|_| Error::Msg(format!("config `{k}`: expected a list of numbers, found {v}"))),
-                        (None, Some(d)) => Ok(d.to_vec()),
-                        (None, None) => Err(Error::Msg(format!(
-                            "dm_wide_resnet: no `{k}` for {classes} classes (RobustBench's constants are for 10 and 100): pass --mean and --std"
-                        ))),
-                    }
-                };
-                let (mean, std) = robustbench_constants(classes).unzip();
-                Arch::DmWideResNet {
-                    in_channels: get("in_channels", 3)?,
-                    depth: get("depth", 28)?,
-                    width: get("width", 10)?,
-                    classes,
-                    activation,
-                    mean: floats("mean", mean)?,
-                    std: floats("std", std)?,
-                }
-            }
-        };
-        arch.validate()?;
-        Ok(arch)
-    }
-
-    fn validate(&self) -> Result<()> {
-        let bad = |msg: String| Err(Error::Msg(format!("{}: {msg}", self.name())));
-        match *self {
-            Arch::DmWideResNet { depth, width, .. } if depth < 10 || (depth - 4) % 6 != 0 || width == 0 => {
-                bad(format!("depth {depth} must be 6n+4 (n ≥ 1) and width {width} ≥ 1"))
-            }
-            Arch::DmWideResNet { in_channels, ref mean, ref std, .. }
-                if mean.len() != in_channels
-                    || std.len() != in_channels
-                    || std.iter().any(|&s| s.is_nan() || s <= 0.0) =>
-            {
-                bad(format!("mean {mean:?} and std {std:?} need one value per input channel ({in_channels}), std > 0"))
-            }
-            Arch::WideResNet { depth, widen, .. } if depth < 10 || (depth - 4) % 6 != 0 || widen == 0 => {
-                bad(format!("depth {depth} must be 6n+4 (n ≥ 1) and widen {widen} ≥ 1"))
-            }
-            Arch::SmallCnn { size, widths, .. } if size < 8 || widths.contains(&0) => {
-                bad(format!("size {size} must be ≥ 8 and widths {widths:?} positive"))
-            }
-            Arch::ResNet18 { width: 0, .. } | Arch::PreActResNet18 { width: 0, .. } => {
-                bad("width must be positive".into())
-            }
-            _ if self.classes() == 0 || self.in_channels() == 0 => {
-                bad("classes and in_channels must be positive".into())
-            }
-            _ => Ok(()),
+        match problem {
+            Some(p) => Err(Error::Msg(format!("{name}: {p}"))),
+            None => Ok(arch),
         }
     }
 }

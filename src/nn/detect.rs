@@ -25,7 +25,10 @@ pub fn detect(t: &BTreeMap<String, Stored>, meta: &HashMap<String, String>, o: &
                 Some(n) => n,
                 None => guess_name(t)?,
             };
-            (name, from_names(name, t)?)
+            match Arch::read(name, &Shapes { t, name: Some(name) })? {
+                Value::Object(cfg) => (name, cfg),
+                v => return Err(Error::Msg(format!("{name}: the config read from the tensors is {v}, not an object"))),
+            }
         }
     };
     let mut set = |k: &str, v: Option<Value>| {
@@ -68,82 +71,41 @@ fn saved(meta: &HashMap<String, String>) -> Option<(ArchName, Map<String, Value>
     }
 }
 
-/// The config that the tensor names and shapes of architecture `name` imply.
-fn from_names(name: ArchName, t: &BTreeMap<String, Stored>) -> Result<Map<String, Value>> {
-    let dims = |k: &str| -> Result<&[usize]> {
-        t.get(k)
-            .map(|s| s.shape.as_slice())
-            .ok_or_else(|| Error::Missing { name: k.into(), hint: format!(" (needed to read the {name} config)") })
-    };
-    let dim = |k: &str, i: usize| -> Result<usize> {
-        let d = dims(k)?;
-        d.get(i).copied().ok_or_else(|| Error::Msg(format!("tensor `{k}`: shape {d:?} has no dimension {i}")))
-    };
-    let blocks = |f: &dyn Fn(usize) -> String| (0..).take_while(|&i| t.contains_key(&f(i))).count();
-    let mut cfg = Map::new();
-    let mut set = |k: &str, v: Value| {
-        cfg.insert(k.into(), v);
-    };
-    let stem = if name == ArchName::DmWideResNet { "init_conv.weight" } else { "conv1.weight" };
-    set("in_channels", dim(stem, 1)?.into());
-    match name {
-        ArchName::SmallCnn => {
-            let widths = [dim("conv1.weight", 0)?, dim("conv2.weight", 0)?, dim("conv3.weight", 0)?];
-            let side = ((dim("fc.weight", 1)? / widths[2]) as f64).sqrt().round() as usize;
-            if widths[2] * side * side != dim("fc.weight", 1)? {
-                return Err(Error::Msg(format!(
-                    "small_cnn: fc.weight {:?} does not fit a square map of {} channels",
-                    dims("fc.weight")?,
-                    widths[2]
-                )));
-            }
-            // Sides 8s..8s+7 give the same network; prefer the datasets' 28 and 32.
-            let size = [28, 32].into_iter().find(|&s| s / 8 == side).unwrap_or(8 * side);
-            set("size", size.into());
-            set("widths", widths.to_vec().into());
-            set("classes", dim("fc.weight", 0)?.into());
-        }
-        ArchName::ResNet18 | ArchName::PreActResNet18 => {
-            set("width", dim("conv1.weight", 0)?.into());
-            set("classes", dim("linear.weight", 0)?.into());
-        }
-        ArchName::WideResNet => {
-            let n = blocks(&|i| format!("block1.layer.{i}.conv1.weight"));
-            set("depth", (6 * n + 4).into());
-            set("widen", (dim("block1.layer.0.conv1.weight", 0)? / 16).into());
-            set("classes", dim("fc.weight", 0)?.into());
-        }
-        ArchName::MobileNetV2 => set("classes", dim("linear.weight", 0)?.into()),
-        ArchName::DmWideResNet => {
-            let n = blocks(&|i| format!("layer.0.block.{i}.conv_0.weight"));
-            set("depth", (6 * n + 4).into());
-            set("width", (dim("layer.0.block.0.conv_0.weight", 0)? / 16).into());
-            set("classes", dim("logits.weight", 0)?.into());
-        }
+/// The tensors of a state_dict as an architecture reads its config from them; errors name the
+/// tensor and the architecture.
+pub struct Shapes<'a> {
+    t: &'a BTreeMap<String, Stored>,
+    name: Option<ArchName>,
+}
+
+impl Shapes<'_> {
+    pub fn has(&self, k: &str) -> bool {
+        self.t.contains_key(k)
     }
-    Ok(cfg)
+    pub fn dims(&self, k: &str) -> Result<&[usize]> {
+        let hint = match self.name {
+            Some(name) => format!(" (needed to read the {name} config)"),
+            None => String::new(),
+        };
+        self.t.get(k).map(|s| s.shape.as_slice()).ok_or_else(|| Error::Missing { name: k.into(), hint })
+    }
+    pub fn dim(&self, k: &str, i: usize) -> Result<usize> {
+        let d = self.dims(k)?;
+        d.get(i).copied().ok_or_else(|| Error::Msg(format!("tensor `{k}`: shape {d:?} has no dimension {i}")))
+    }
+    /// How many of `name(0)`, `name(1)`, … are present, from 0 on.
+    pub fn count(&self, name: impl Fn(usize) -> String) -> usize {
+        (0..).take_while(|&i| self.has(&name(i))).count()
+    }
 }
 
 /// Which architecture a state_dict's names belong to.
 fn guess_name(t: &BTreeMap<String, Stored>) -> Result<ArchName> {
-    let has = |k: &str| t.contains_key(k);
-    Ok(if has("init_conv.weight") && has("layer.0.block.0.conv_0.weight") {
-        ArchName::DmWideResNet
-    } else if has("block1.layer.0.conv1.weight") {
-        ArchName::WideResNet
-    } else if has("layers.0.conv1.weight") {
-        ArchName::MobileNetV2
-    } else if has("layer1.0.conv1.weight") && has("bn.weight") {
-        ArchName::PreActResNet18
-    } else if has("layer1.0.conv1.weight") {
-        ArchName::ResNet18
-    } else if has("conv3.weight") && has("fc.weight") {
-        ArchName::SmallCnn
-    } else {
-        return Err(Error::Msg(format!(
+    Arch::recognise(&Shapes { t, name: None }).ok_or_else(|| {
+        Error::Msg(format!(
             "cannot tell the architecture from the tensor names (first: {:?}); pass --arch {}",
             t.keys().take(3).collect::<Vec<_>>(),
             ArchName::list("|")
-        )));
+        ))
     })
 }

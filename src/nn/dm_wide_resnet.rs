@@ -4,13 +4,16 @@
 //! The input is standardised inside the model; blocks are pre-activation ones whose stride-2
 //! convolution reads its input padded by 0 left/top and 1 right/bottom; the activation is ReLU or
 //! Swish; the head is an 8×8 average pool.
-use super::arch::Activation;
+use super::arch::{Activation, ArchName, Fields, NO_ACTIVATION, Spec, robustbench_constants};
 use super::blocks::wide_layout;
+use super::detect::Shapes;
 use super::layers::{Bn, Builder, Conv, ConvBn, Ctx, Linear, Net};
+use crate::error::{Error, Result};
 use crate::ops::elementwise::{Standardize, standardize, swish};
 use crate::ops::pad::{Pad, pad2d};
 use crate::ops::pool::avgpool;
 use crate::tape::Var;
+use serde_json::{Value, json};
 
 /// The padding of a stride-2 block's first convolution (TensorFlow's `SAME`).
 const SAME_STRIDE_2: Pad = Pad { top: 0, bottom: 1, left: 0, right: 1 };
@@ -116,5 +119,92 @@ impl Net for DmWideResNet {
         // an 8×8 average pool on the 8×8 map of a 32×32 input (`Model::check_input`)
         let h = avgpool(cx.tape, &h);
         self.logits.fwd(cx, &h)
+    }
+}
+
+/// DeepMind WideResNet-depth-width (depth = 6n + 4): pre-activation blocks whose stride-2
+/// convolutions pad 0 left/top and 1 right/bottom, ReLU or Swish, the input standardised inside
+/// the model by per-channel `mean` and `std`, an 8×8 average-pool head (32×32 inputs).
+#[derive(Clone, Debug, PartialEq)]
+pub struct DmWideResNetCfg {
+    pub in_channels: usize,
+    pub depth: usize,
+    pub width: usize,
+    pub classes: usize,
+    pub activation: Activation,
+    pub mean: Vec<f32>,
+    pub std: Vec<f32>,
+}
+
+impl Spec for DmWideResNetCfg {
+    const NAME: ArchName = ArchName::DmWideResNet;
+    fn in_channels(&self) -> usize {
+        self.in_channels
+    }
+    fn classes(&self) -> usize {
+        self.classes
+    }
+    /// WRN-28-10 by default, with RobustBench's mean and std for its class count; the activation
+    /// has no default.
+    fn from_config(c: &Fields) -> Result<Self> {
+        let activation = match c.get("activation") {
+            Some(Value::String(a)) => a.parse()?,
+            Some(v) => return Err(Error::Msg(format!("config `activation`: expected relu or swish, found {v}"))),
+            None => return Err(Error::Msg(NO_ACTIVATION.into())),
+        };
+        let classes = c.classes()?;
+        let floats = |k: &str, default: Option<[f32; 3]>| -> Result<Vec<f32>> {
+            match (c.get(k), default) {
+                (Some(v), _) => serde_json::from_value(v.clone())
+                    .map_err(|_| Error::Msg(format!("config `{k}`: expected a list of numbers, found {v}"))),
+                (None, Some(d)) => Ok(d.to_vec()),
+                (None, None) => Err(Error::Msg(format!(
+                    "dm_wide_resnet: no `{k}` for {classes} classes (RobustBench's constants are for 10 and 100): pass --mean and --std"
+                ))),
+            }
+        };
+        let (mean, std) = robustbench_constants(classes).unzip();
+        Ok(DmWideResNetCfg {
+            in_channels: c.count("in_channels", 3)?,
+            depth: c.count("depth", 28)?,
+            width: c.count("width", 10)?,
+            classes,
+            activation,
+            mean: floats("mean", mean)?,
+            std: floats("std", std)?,
+        })
+    }
+    fn config(&self) -> Value {
+        let DmWideResNetCfg { in_channels, depth, width, classes, activation, mean, std } = self;
+        json!({"in_channels": in_channels, "depth": depth, "width": width, "classes": classes,
+               "activation": activation.name(), "mean": mean, "std": std})
+    }
+    fn invalid(&self) -> Option<String> {
+        let DmWideResNetCfg { in_channels, depth, width, mean, std, .. } = self;
+        if *depth < 10 || (depth - 4) % 6 != 0 || *width == 0 {
+            Some(format!("depth {depth} must be 6n+4 (n ≥ 1) and width {width} ≥ 1"))
+        } else if mean.len() != *in_channels || std.len() != *in_channels || std.iter().any(|&s| s.is_nan() || s <= 0.0)
+        {
+            Some(format!("mean {mean:?} and std {std:?} need one value per input channel ({in_channels}), std > 0"))
+        } else {
+            None
+        }
+    }
+    fn recognises(t: &Shapes) -> bool {
+        t.has("init_conv.weight") && t.has("layer.0.block.0.conv_0.weight")
+    }
+    /// Depth, width and classes; the activation, mean and std are not in the tensors.
+    fn read(t: &Shapes) -> Result<Value> {
+        let depth = 6 * t.count(|i| format!("layer.0.block.{i}.conv_0.weight")) + 4;
+        let width = t.dim("layer.0.block.0.conv_0.weight", 0)? / 16;
+        let (in_channels, classes) = (t.dim("init_conv.weight", 1)?, t.dim("logits.weight", 0)?);
+        Ok(json!({"in_channels": in_channels, "depth": depth, "width": width, "classes": classes}))
+    }
+    fn misfit(&self, h: usize, w: usize) -> Option<String> {
+        ((h, w) != (32, 32)).then(|| "dm_wide_resnet's 8x8 average-pool head needs 32x32 images".to_string())
+    }
+    fn build(&self, b: &mut Builder) -> Box<dyn Net> {
+        let input = Standardize { mean: self.mean.clone(), std: self.std.clone() };
+        Box::new(DmWideResNet::new(b, self.in_channels, self.depth, self.width, self.classes, self.activation, input))
     }
 }

@@ -1,8 +1,12 @@
 //! CIFAR MobileNetV2 (stride-1 stem and first stages), names as in the RSLAD / ARD code:
 //! conv1, bn1, layers.i.{conv1,bn1,conv2,bn2,conv3,bn3,shortcut.0,shortcut.1}, conv2, bn2, linear.
+use super::arch::{ArchName, Fields, Spec};
+use super::detect::Shapes;
 use super::layers::{Builder, ConvBn, Ctx, Linear, Net};
+use crate::error::Result;
 use crate::ops::pool::avgpool;
 use crate::tape::Var;
+use serde_json::{Value, json};
 
 /// (expansion, out channels, blocks, first stride) per stage.
 const CFG: [(usize, usize, usize, usize); 7] =
@@ -83,5 +87,37 @@ impl Net for MobileNetV2 {
         let h = self.head.fwd(cx, &h, true);
         let h = avgpool(cx.tape, &h);
         self.linear.fwd(cx, &h)
+    }
+}
+
+/// CIFAR MobileNetV2 (stride-1 stem and first stages).
+#[derive(Clone, Debug, PartialEq)]
+pub struct MobileNetV2Cfg {
+    pub in_channels: usize,
+    pub classes: usize,
+}
+
+impl Spec for MobileNetV2Cfg {
+    const NAME: ArchName = ArchName::MobileNetV2;
+    fn in_channels(&self) -> usize {
+        self.in_channels
+    }
+    fn classes(&self) -> usize {
+        self.classes
+    }
+    fn from_config(c: &Fields) -> Result<Self> {
+        Ok(MobileNetV2Cfg { in_channels: c.count("in_channels", 3)?, classes: c.classes()? })
+    }
+    fn config(&self) -> Value {
+        json!({"in_channels": self.in_channels, "classes": self.classes})
+    }
+    fn recognises(t: &Shapes) -> bool {
+        t.has("layers.0.conv1.weight")
+    }
+    fn read(t: &Shapes) -> Result<Value> {
+        Ok(json!({"in_channels": t.dim("conv1.weight", 1)?, "classes": t.dim("linear.weight", 0)?}))
+    }
+    fn build(&self, b: &mut Builder) -> Box<dyn Net> {
+        Box::new(MobileNetV2::new(b, self.in_channels, self.classes))
     }
 }

@@ -1,8 +1,9 @@
 //! Layers and the blocks they make (`layers`, `blocks`), the six architectures with their PyTorch
-//! state_dict names (one file each; none imports another), their configurations (`arch`) and their
-//! detection from a weights file (`detect`), the model that runs one (`model`, the only file that
-//! knows them all), its tensors (`params`), SGD (`optim`), and a classifier in evaluation (`eval`:
-//! logits in chunks, predictions, input gradients).
+//! state_dict names (one file each: the network, and its `Spec`: name, config, detection, builder;
+//! none imports another), the list of them and their configurations (`arch`, the only place that
+//! names them all), detection from a weights file (`detect`), the model that runs one (`model`),
+//! its tensors (`params`), SGD (`optim`), and a classifier in evaluation (`eval`: logits in chunks,
+//! predictions, input gradients).
 pub mod arch;
 mod blocks;
 pub mod detect;
@@ -18,5 +19,8 @@ mod resnet18;
 mod small_cnn;
 mod wide_resnet;
 
-pub use arch::{Activation, Arch, ArchName, Overrides};
+pub use arch::{
+    Activation, Arch, ArchName, DmWideResNetCfg, MobileNetV2Cfg, Overrides, PreActResNet18Cfg, ResNet18Cfg,
+    SmallCnnCfg, WideResNetCfg,
+};
 pub use model::{Model, Placement};

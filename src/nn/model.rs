@@ -3,13 +3,8 @@ use super::arch::{Arch, Overrides};
 use super::detect::{Detected, detect};
 use super::layers::{Builder, Ctx, Net};
 use super::params::ParamStore;
-use super::{
-    dm_wide_resnet::DmWideResNet, mobilenet_v2::MobileNetV2, preact_resnet18::PreActResNet18, resnet18::ResNet18,
-    small_cnn::SmallCnn, wide_resnet::WideResNet,
-};
 use crate::error::{Error, Result};
 use crate::io::safetensors::{self as st, TensorFile};
-use crate::ops::elementwise::Standardize;
 use crate::tape::{Tape, Var};
 use std::path::Path;
 
@@ -54,25 +49,7 @@ impl Model {
     /// A fresh model: PyTorch's default initialisation from `seed`, or all zeros when `None`.
     pub fn new(arch: &Arch, seed: Option<u64>) -> Model {
         let mut b = Builder::new(seed);
-        let net: Box<dyn Net> = match *arch {
-            Arch::SmallCnn { in_channels, size, widths, classes } => {
-                Box::new(SmallCnn::new(&mut b, in_channels, size, widths, classes))
-            }
-            Arch::ResNet18 { in_channels, width, classes } => {
-                Box::new(ResNet18::new(&mut b, in_channels, width, classes))
-            }
-            Arch::PreActResNet18 { in_channels, width, classes } => {
-                Box::new(PreActResNet18::new(&mut b, in_channels, width, classes))
-            }
-            Arch::WideResNet { in_channels, depth, widen, classes } => {
-                Box::new(WideResNet::new(&mut b, in_channels, depth, widen, classes))
-            }
-            Arch::MobileNetV2 { in_channels, classes } => Box::new(MobileNetV2::new(&mut b, in_channels, classes)),
-            Arch::DmWideResNet { in_channels, depth, width, classes, activation, ref mean, ref std } => {
-                let input = Standardize { mean: mean.clone(), std: std.clone() };
-                Box::new(DmWideResNet::new(&mut b, in_channels, depth, width, classes, activation, input))
-            }
-        };
+        let net = arch.build(&mut b);
         Model { arch: arch.clone(), params: b.store, net, bn_momentum: 0.1, bn_eps: 1e-5, fold: true }
     }
 
@@ -128,18 +105,10 @@ impl Model {
         if ch != c {
             return Err(Error::Msg(format!("input: {} expects {c} channels, found shape {s:?}", self.arch)));
         }
-        if let Arch::SmallCnn { size, .. } = self.arch {
-            if h / 8 != size / 8 || w / 8 != size / 8 {
-                return Err(Error::Msg(format!("input: small_cnn built for {size}x{size} images, found shape {s:?}")));
-            }
-        } else if matches!(self.arch, Arch::DmWideResNet { .. }) && (h, w) != (32, 32) {
-            return Err(Error::Msg(format!(
-                "input: dm_wide_resnet's 8x8 average-pool head needs 32x32 images, found shape {s:?}"
-            )));
-        } else if h < 8 || w < 8 {
-            return Err(Error::Msg(format!("input: images must be at least 8x8, found shape {s:?}")));
+        match self.arch.misfit(h, w) {
+            Some(why) => Err(Error::Msg(format!("input: {why}, found shape {s:?}"))),
+            None => Ok(()),
         }
-        Ok(())
     }
 
     /// Runs the network on `x`, recording on `tape` as its mode asks. `bn_train` selects batch

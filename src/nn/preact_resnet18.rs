@@ -1,9 +1,14 @@
 //! PreActResNet-18, RobustBench names: conv1, layer{1..4}.{0,1}.{bn1,conv1,bn2,conv2,shortcut.0},
 //! bn, linear. The projection shortcut reads the pre-activated input, as in the reference.
+use super::arch::{ArchName, Fields, Spec};
 use super::blocks::{PreActBlock, stages};
+use super::detect::Shapes;
 use super::layers::{Bn, Builder, Conv, Ctx, Linear, Net};
+use super::resnet18::ResNet18Cfg;
+use crate::error::Result;
 use crate::ops::pool::avgpool;
 use crate::tape::Var;
+use serde_json::Value;
 
 pub struct PreActResNet18 {
     conv1: Conv,
@@ -30,5 +35,38 @@ impl Net for PreActResNet18 {
         let h = self.bn.relu(cx, &h);
         let h = avgpool(cx.tape, &h);
         self.linear.fwd(cx, &h)
+    }
+}
+
+/// PreActResNet-18 (RobustBench), pre-activation blocks and a final BN: ResNet-18's config, read
+/// from the same tensors.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PreActResNet18Cfg(pub ResNet18Cfg);
+
+impl Spec for PreActResNet18Cfg {
+    const NAME: ArchName = ArchName::PreActResNet18;
+    fn in_channels(&self) -> usize {
+        self.0.in_channels
+    }
+    fn classes(&self) -> usize {
+        self.0.classes
+    }
+    fn from_config(c: &Fields) -> Result<Self> {
+        ResNet18Cfg::from_config(c).map(Self)
+    }
+    fn config(&self) -> Value {
+        self.0.config()
+    }
+    fn invalid(&self) -> Option<String> {
+        self.0.invalid()
+    }
+    fn recognises(t: &Shapes) -> bool {
+        t.has("layer1.0.conv1.weight") && t.has("bn.weight")
+    }
+    fn read(t: &Shapes) -> Result<Value> {
+        ResNet18Cfg::read(t)
+    }
+    fn build(&self, b: &mut Builder) -> Box<dyn Net> {
+        Box::new(PreActResNet18::new(b, self.0.in_channels, self.0.width, self.0.classes))
     }
 }

@@ -1,9 +1,13 @@
 //! CIFAR ResNet-18 (post-activation BasicBlocks), names as in the RSLAD / ARD code:
 //! conv1, bn1, layer{1..4}.{0,1}.{conv1,bn1,conv2,bn2,shortcut.0,shortcut.1}, linear.
+use super::arch::{ArchName, Fields, Spec};
 use super::blocks::stages;
+use super::detect::Shapes;
 use super::layers::{Builder, ConvBn, Ctx, Linear, Net};
+use crate::error::Result;
 use crate::ops::pool::avgpool;
 use crate::tape::Var;
+use serde_json::{Value, json};
 
 struct Block {
     conv1: ConvBn,
@@ -56,5 +60,44 @@ impl Net for ResNet18 {
         }
         let h = avgpool(cx.tape, &h);
         self.linear.fwd(cx, &h)
+    }
+}
+
+/// CIFAR ResNet-18 (3x3 stem, no max-pool), post-activation blocks.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ResNet18Cfg {
+    pub in_channels: usize,
+    /// the stem's width; stages are width·{1, 2, 4, 8}
+    pub width: usize,
+    pub classes: usize,
+}
+
+impl Spec for ResNet18Cfg {
+    const NAME: ArchName = ArchName::ResNet18;
+    fn in_channels(&self) -> usize {
+        self.in_channels
+    }
+    fn classes(&self) -> usize {
+        self.classes
+    }
+    fn from_config(c: &Fields) -> Result<Self> {
+        Ok(ResNet18Cfg { in_channels: c.count("in_channels", 3)?, width: c.count("width", 64)?, classes: c.classes()? })
+    }
+    fn config(&self) -> Value {
+        json!({"in_channels": self.in_channels, "width": self.width, "classes": self.classes})
+    }
+    fn invalid(&self) -> Option<String> {
+        (self.width == 0).then(|| "width must be positive".to_string())
+    }
+    fn recognises(t: &Shapes) -> bool {
+        // PreActResNet-18 has the same blocks and a final `bn`
+        t.has("layer1.0.conv1.weight") && !t.has("bn.weight")
+    }
+    fn read(t: &Shapes) -> Result<Value> {
+        let (in_channels, width) = (t.dim("conv1.weight", 1)?, t.dim("conv1.weight", 0)?);
+        Ok(json!({"in_channels": in_channels, "width": width, "classes": t.dim("linear.weight", 0)?}))
+    }
+    fn build(&self, b: &mut Builder) -> Box<dyn Net> {
+        Box::new(ResNet18::new(b, self.in_channels, self.width, self.classes))
     }
 }

@@ -5,7 +5,7 @@ use super::{Run, triangular};
 use crate::ard::methods::Method;
 use crate::ard::step::{InnerPgd, Stepper};
 use crate::nn::optim::Sgd;
-use crate::nn::{Arch, Model};
+use crate::nn::{Arch, Model, SmallCnnCfg};
 use crate::ops::conv2d::{ConvCfg, conv2d};
 use crate::ops::loss::{self, Triangle};
 use crate::ops::sgd::SgdCfg;
@@ -174,7 +174,7 @@ fn pgd_steps(d: &Device, x: &Tensor) -> Run {
 /// holds where a ReLU input within rounding of 0 flips in train-mode BatchNorm (the model fixtures
 /// allow 2e-2 of a gradient for that; two steps move the parameters by a few percent).
 fn training(d: &Device) -> Vec<Run> {
-    let arch = Arch::SmallCnn { in_channels: 1, size: 12, widths: [8, 8, 8], classes: 10 };
+    let arch = Arch::SmallCnn(SmallCnnCfg { in_channels: 1, size: 12, widths: [8, 8, 8], classes: 10 });
     let mut rng = StdRng::seed_from_u64(2);
     let x = triangular(&mut rng, &[8, 1, 12, 12], 0.5);
     let x = Tensor::from_vec(x.shape(), x.host().iter().map(|v| v.abs().min(1.0)).collect()).to_device(d);

@@ -3,7 +3,7 @@
 #![allow(dead_code)]
 use mmard::Tensor;
 use mmard::nn::eval::{logits, predictions};
-use mmard::nn::{Arch, Model};
+use mmard::nn::{Arch, Model, SmallCnnCfg};
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 
@@ -25,7 +25,7 @@ pub fn setup() -> (Model, Tensor, Vec<usize>) {
 /// that every image is class 0 with a margin that takes a large eps, where the loss surface is no
 /// longer nearly linear, to break.
 pub fn model_and_images(bias: f32) -> (Model, Tensor) {
-    let arch = Arch::SmallCnn { in_channels: 1, size: 28, widths: [8, 16, 16], classes: 10 };
+    let arch = Arch::SmallCnn(SmallCnnCfg { in_channels: 1, size: 28, widths: [8, 16, 16], classes: 10 });
     let mut model = Model::new(&arch, Some(1));
     let fc = model.params.id("fc.weight").unwrap();
     model.params.get_mut(fc).data_mut().iter_mut().for_each(|w| *w *= 30.0);

@@ -5,7 +5,7 @@
 use mmard::attack::fab;
 use mmard::io::safetensors::TensorFile;
 use mmard::nn::optim::Sgd;
-use mmard::nn::{Arch, Model, Overrides};
+use mmard::nn::{Arch, DmWideResNetCfg, Model, Overrides};
 use mmard::ops::conv2d::{ConvCfg, conv2d};
 use mmard::ops::sgd::SgdCfg;
 use mmard::ops::{batchnorm, linear, loss, pgd, pool};
@@ -230,7 +230,7 @@ pub(crate) fn case_model(f: &TensorFile, dir: &Path, side: &str) -> Result<(Mode
     // What a state_dict cannot say (a DM WideResNet's activation and normalisation) is given as a
     // user would give it, on the command line.
     let unsaid = match &arch {
-        Arch::DmWideResNet { activation, mean, std, .. } => Overrides {
+        Arch::DmWideResNet(DmWideResNetCfg { activation, mean, std, .. }) => Overrides {
             activation: Some(*activation),
             mean: Some(mean.clone()),
             std: Some(std.clone()),
@@ -306,8 +306,12 @@ fn model_case(f: &TensorFile, dir: &Path) -> Check {
         // DM WideResNet's normalisation constants are buffers outside its state_dict.
         let ours = match (m.params.id(bname), &m.arch, bname) {
             (Some(id), _, _) => m.params.get(id).clone(),
-            (None, Arch::DmWideResNet { mean, .. }, "mean") => Tensor::from_vec(&[mean.len()], mean.clone()),
-            (None, Arch::DmWideResNet { std, .. }, "std") => Tensor::from_vec(&[std.len()], std.clone()),
+            (None, Arch::DmWideResNet(DmWideResNetCfg { mean, .. }), "mean") => {
+                Tensor::from_vec(&[mean.len()], mean.clone())
+            }
+            (None, Arch::DmWideResNet(DmWideResNetCfg { std, .. }), "std") => {
+                Tensor::from_vec(&[std.len()], std.clone())
+            }
             _ => r(&wf, bname)?,
         };
         close(k, &ours.host(), r(f, k)?.data(), 1e-4, 0.0)?;
