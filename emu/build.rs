@@ -2,7 +2,12 @@
 //! driver API and the runtime, with every `kernels/*.cu` compiled as C++ and registered by name),
 //! and `libcublas.so.13` / `libcudnn.so.9` from `src/cublas*.cpp` / `src/cudnn*.cpp` where those
 //! exist. The folder is baked into the `mmard-emu` binary and the tests as `MMARD_EMU_LIB_DIR`.
-use std::collections::BTreeMap;
+// The main crate's reader of kernel signatures: the emulator registers exactly the kernels that
+// the launchers call, by the same parse (its launcher generator is the main crate's alone).
+#[allow(dead_code)]
+#[path = "../build/kernels.rs"]
+mod kernels;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::{env, fs};
@@ -26,6 +31,7 @@ fn main() {
         println!("cargo:rerun-if-changed={}", here.join(p).display());
     }
     println!("cargo:rerun-if-changed={}", kernels.display());
+    println!("cargo:rerun-if-changed={}", here.join("../build/kernels.rs").display());
     println!("cargo:rustc-env=MMARD_EMU_LIB_DIR={}", lib.display());
 
     let include = here.join("include");
@@ -67,25 +73,16 @@ fn sorted(dir: &Path, suffix: &str) -> Vec<PathBuf> {
     v
 }
 
-/// The names of the `__global__ void NAME(` kernels in a .cu text.
-fn kernel_names(text: &str) -> Vec<String> {
-    text.match_indices("__global__")
-        .filter_map(|(i, _)| {
-            let rest = text[i + "__global__".len()..].trim_start().strip_prefix("void")?;
-            let name = rest.trim_start().split('(').next()?.trim();
-            Some(name.to_string())
-        })
-        .collect()
-}
-
 /// One C++ file per kernels/X.cu: the file inside a namespace of its own (file-local helpers of two
 /// files may share a name, as nvcc allows), then a registration of each of its kernels.
 /// Returns each wrapper with the file's stem made an identifier.
-fn kernel_wrappers(kernels: &Path, obj: &Path) -> Vec<(PathBuf, String)> {
-    let mut owner: BTreeMap<String, PathBuf> = BTreeMap::new();
+fn kernel_wrappers(dir: &Path, obj: &Path) -> Vec<(PathBuf, String)> {
+    let mut found = Vec::new();
     let mut wrappers = Vec::new();
-    for cu in sorted(kernels, ".cu") {
+    for cu in sorted(dir, ".cu") {
         let text = fs::read_to_string(&cu).unwrap();
+        let module = cu.file_stem().unwrap().to_string_lossy().into_owned();
+        let parsed = kernels::parse(&module, &text).unwrap_or_else(|e| panic!("{e}"));
         let stem: String = cu
             .file_stem()
             .unwrap()
@@ -94,12 +91,10 @@ fn kernel_wrappers(kernels: &Path, obj: &Path) -> Vec<(PathBuf, String)> {
             .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
             .collect();
         let mut w = format!("namespace mmard_kernels_{stem} {{\n#include \"{}\"\n", cu.display());
-        for name in kernel_names(&text) {
-            if let Some(first) = owner.insert(name.clone(), cu.clone()) {
-                panic!("kernel {name} is defined in both {} and {}", first.display(), cu.display());
-            }
-            w += &format!("EMU_REGISTER({name});\n");
+        for k in &parsed {
+            w += &format!("EMU_REGISTER({});\n", k.name);
         }
+        found.extend(parsed);
         w += "}\n";
         let path = obj.join(format!("kernels_{stem}.cpp"));
         if fs::read_to_string(&path).ok().as_deref() != Some(w.as_str()) {
@@ -107,6 +102,7 @@ fn kernel_wrappers(kernels: &Path, obj: &Path) -> Vec<(PathBuf, String)> {
         }
         wrappers.push((path, stem));
     }
+    kernels::check_unique(&found).unwrap_or_else(|e| panic!("{e}"));
     wrappers
 }
 
