@@ -55,6 +55,34 @@ pub fn all() -> Vec<Check> {
         triangular(&mut rng, &[16, 10], 3.0),
     ];
     let fc = [triangular(&mut rng, &[10, 72], 0.1), triangular(&mut rng, &[10], 0.1)];
+    let mut checks = layer_checks(&x, [w, b], gb, x2, fc);
+    checks.extend([
+        Check {
+            module: "loss",
+            what: "cross-entropy, KL and the MMARD triangle, weighted",
+            rel: 1e-6,
+            case: Box::new(move |d: &Device| losses(d, &z)),
+        },
+        Check {
+            module: "pgd",
+            what: "PGD start and steps",
+            rel: 0.0,
+            case: Box::new(move |d: &Device| vec![pgd_steps(d, &x)]),
+        },
+        Check {
+            module: "sgd, tensor",
+            what: "two outer PGD-AT steps of a SmallCNN (SGD, momentum)",
+            rel: 1e-3,
+            case: Box::new(training),
+        },
+    ]);
+    checks
+}
+
+/// The checks of the layers' kernels, each a forward and backward on the tape: input `x`, a
+/// convolution's weight and bias, BatchNorm's weight and bias, a second input, a linear layer's
+/// weight and bias.
+fn layer_checks(x: &Tensor, conv: [Tensor; 2], bn: [Tensor; 2], x2: Tensor, fc: [Tensor; 2]) -> Vec<Check> {
     let tape = |inputs: Vec<Tensor>, params: Vec<Tensor>, f: fn(&mut Tape, &[Var], &[Param]) -> Var| -> Case {
         Box::new(move |d: &Device| vec![twin::run(d, &inputs, &params, 1.0, f)])
     };
@@ -63,7 +91,7 @@ pub fn all() -> Vec<Check> {
             module: "conv2d",
             what: "cuDNN 3x3 convolution with bias, forward and backward",
             rel: 1e-5,
-            case: tape(vec![x.clone()], vec![w, b], |t, v, p| {
+            case: tape(vec![x.clone()], conv.to_vec(), |t, v, p| {
                 conv2d(t, &v[0], &p[0], p.get(1), ConvCfg { stride: 1, pad: 1, groups: 1 })
             }),
         },
@@ -71,7 +99,7 @@ pub fn all() -> Vec<Check> {
             module: "batchnorm",
             what: "train-mode BatchNorm + ReLU, forward and backward",
             rel: 1e-5,
-            case: tape(vec![x.clone()], gb.to_vec(), |t, v, p| {
+            case: tape(vec![x.clone()], bn.to_vec(), |t, v, p| {
                 let d = p[0].val.device();
                 let (mut m, mut s) = (Tensor::zeros_on(&[8], &d), Tensor::full(&[8], 1.0).to_device(&d));
                 let stats = batchnorm::Stats::Batch { running_mean: &mut m, running_var: &mut s, momentum: 0.1 };
@@ -112,24 +140,6 @@ pub fn all() -> Vec<Check> {
             case: tape(vec![x.clone().reshape(&[x.numel() / 72, 72])], fc.to_vec(), |t, v, p| {
                 linear::linear(t, &v[0], &p[0], &p[1])
             }),
-        },
-        Check {
-            module: "loss",
-            what: "cross-entropy, KL and the MMARD triangle, weighted",
-            rel: 1e-6,
-            case: Box::new(move |d: &Device| losses(d, &z)),
-        },
-        Check {
-            module: "pgd",
-            what: "PGD start and steps",
-            rel: 0.0,
-            case: Box::new(move |d: &Device| vec![pgd_steps(d, &x)]),
-        },
-        Check {
-            module: "sgd, tensor",
-            what: "two outer PGD-AT steps of a SmallCNN (SGD, momentum)",
-            rel: 1e-3,
-            case: Box::new(training),
         },
     ]
 }
