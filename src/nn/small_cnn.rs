@@ -3,7 +3,7 @@ use super::arch::{ArchName, Fields, Spec};
 use super::detect::Shapes;
 use super::layers::{Builder, ConvBn, Ctx, Linear, Net};
 use crate::error::{Error, Result};
-use crate::ops::{linear::flatten, pool::maxpool2};
+use crate::ops::pool::maxpool2;
 use crate::tape::Var;
 use serde_json::{Value, json};
 
@@ -34,7 +34,7 @@ impl Net for SmallCnn {
             let y = stage.fwd(cx, &h, true);
             h = maxpool2(cx.tape, &y);
         }
-        let h = flatten(cx.tape, &h);
+        // the linear layer reads the [n, c, h, w] map as [n, c·h·w], as a flatten would
         self.fc.fwd(cx, &h)
     }
 }

@@ -1,4 +1,6 @@
-//! Fully connected layer y = x W^T + b (W is [out, in] as in PyTorch), and flatten.
+//! Fully connected layer y = x W^T + b (W is [out, in] as in PyTorch). An input `[n, ...]` is read
+//! as `[n, features]` in place, so the flatten before a classifier copies nothing, and the input
+//! gradient takes the input's shape.
 //! Tests: the fixtures' pool_linear case (`tests/parity.rs`), `tests/gradcheck.rs`, CPU against GPU
 //! (cuBLAS) in `tests/cuda_parity.rs`; the bias kernels in `kernels/linear.cu`.
 use super::gemm::{Mat, sgemm};
@@ -6,8 +8,14 @@ use crate::tape::{Backward, Grads, Param, Tape, Var};
 use crate::tensor::Tensor;
 use std::sync::Arc;
 
+/// `x` as `[n, features]`: its first dimension and the product of the others.
+fn rows(x: &Tensor) -> (usize, usize) {
+    let n = x.shape()[0];
+    (n, x.numel() / n.max(1))
+}
+
 pub fn forward(x: &Tensor, w: &Tensor, b: &Tensor) -> Tensor {
-    let ((n, fin), (fout, fin2)) = (x.dims2(), w.dims2());
+    let ((n, fin), (fout, fin2)) = (rows(x), w.dims2());
     assert_eq!(fin, fin2, "linear: input has {fin} features, weight expects {fin2}");
     let mut y = bias_rows(b, n);
     // y [n, fout] += x [n, fin] · Wᵀ
@@ -23,10 +31,10 @@ pub fn backward(
     need_x: bool,
     need_w: bool,
 ) -> (Option<Tensor>, Option<(Tensor, Tensor)>) {
-    let ((n, fin), (fout, _)) = (x.dims2(), w.dims2());
+    let ((n, fin), (fout, _)) = (rows(x), w.dims2());
     let dx = need_x.then(|| {
-        // dx [n, fin] = gy [n, fout] · W [fout, fin]
-        let mut dx = Tensor::zeros_on(&[n, fin], &x.device());
+        // dx [n, fin] = gy [n, fout] · W [fout, fin], in x's shape
+        let mut dx = Tensor::zeros_on(x.shape(), &x.device());
         matmul(&mut dx, gy, false, w, false, (n, fin, fout), false);
         dx
     });
@@ -92,6 +100,45 @@ impl Backward for LinearNode {
 pub fn linear(tape: &mut Tape, x: &Var, w: &Param, b: &Param) -> Var {
     let y = forward(&x.val, &w.val, &b.val);
     tape.record(y, &[x], true, |_| LinearNode { x: x.val.clone(), w: w.clone(), b_id: b.id })
+}
+
+/// cuBLAS is column-major: a row-major [r, c] matrix is its transpose there, so c = op(a)·op(b)
+/// becomes cᵀ = op(b)ᵀ·op(a)ᵀ.
+#[cfg(feature = "cuda")]
+mod cuda {
+    use crate::tensor::Tensor;
+    use cudarc::cublas::sys::cublasOperation_t::{CUBLAS_OP_N as N, CUBLAS_OP_T as T};
+    use cudarc::cublas::{Gemm, GemmConfig};
+
+    pub fn matmul(
+        c: &mut Tensor,
+        a: &Tensor,
+        ta: bool,
+        b: &Tensor,
+        tb: bool,
+        (m, n, k): (usize, usize, usize),
+        acc: bool,
+    ) {
+        let g = a.gpu().unwrap().clone();
+        // cuBLAS works on whatever context is current on this thread
+        g.stream.context().bind_to_thread().unwrap_or_else(|e| panic!("cuda:{}: {e}", g.ordinal));
+        let op = |t| if t { T } else { N };
+        let cfg = GemmConfig {
+            transa: op(tb),
+            transb: op(ta),
+            m: n as i32,
+            n: m as i32,
+            k: k as i32,
+            alpha: 1.0f32,
+            lda: if tb { k } else { n } as i32,
+            ldb: if ta { m } else { k } as i32,
+            // k = 0 leaves C as it is (reference BLAS): zeros from the caller, or the sum so far
+            beta: if acc { 1.0 } else { 0.0 },
+            ldc: n as i32,
+        };
+        // SAFETY: the shapes were checked against the buffers by the callers.
+        unsafe { g.blas.gemm(cfg, b.cu(), a.cu(), c.cu_mut()) }.unwrap_or_else(|e| panic!("cuBLAS sgemm failed: {e}"));
+    }
 }
 
 /// cuBLAS is column-major: a row-major [r, c] matrix is its transpose there, so c = op(a)·op(b)
