@@ -95,6 +95,7 @@ pub fn launchers(kernels: &[Kernel]) -> String {
             s.push_str("#[allow(clippy::too_many_arguments)]\n");
         }
         let _ = writeln!(s, "pub fn {}(gpu: &Gpu, cfg: LaunchConfig{args}) {{", k.name);
+        let _ = writeln!(s, "    gpu.launched();");
         let _ = writeln!(s, "    let mut b = gpu.stream.launch_builder(gpu.func({:?}));", k.name);
         for p in &k.params {
             let by_ref = if p.ty.starts_with('&') { "" } else { "&" };

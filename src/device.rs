@@ -74,7 +74,34 @@ impl std::fmt::Display for Device {
     }
 }
 
+/// What the host asked of a GPU, counted at the launch seam (`cuda::Gpu::launched` and its
+/// copies): kernels and library calls launched (a cuDNN or cuBLAS call counts once, whatever it
+/// runs inside), copies to the device, and the times the host waited for the GPU (a copy back, a
+/// synchronisation).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Counts {
+    pub launches: u64,
+    pub uploads: u64,
+    pub waits: u64,
+}
+
+impl std::ops::Sub for Counts {
+    type Output = Counts;
+    fn sub(self, o: Counts) -> Counts {
+        Counts { launches: self.launches - o.launches, uploads: self.uploads - o.uploads, waits: self.waits - o.waits }
+    }
+}
+
 impl Device {
+    /// What the host has asked of the GPU so far; none on the CPU.
+    pub fn counts(&self) -> Option<Counts> {
+        match self {
+            Device::Cpu => None,
+            #[cfg(feature = "cuda")]
+            Device::Cuda(g) => Some(g.counts()),
+        }
+    }
+
     /// Waits until the device has finished the work queued so far (timing; a no-op on the CPU).
     pub fn sync(&self) {
         #[cfg(feature = "cuda")]

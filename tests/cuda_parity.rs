@@ -304,7 +304,13 @@ fn distillation_step_on_the_gpu_matches_the_cpu() {
     let pgd = InnerPgd { eps: 8.0 / 255.0, step: 2.0 / 255.0, steps: 3 };
     for &method in Method::ALL {
         let obj = method.objective();
-        let r = obj.start.radius(pgd.eps);
+        // TRADES' inner loss, KL(p_S(x) ‖ p_S(x')), is 0 with a 0 gradient at x' = x: from its
+        // start 0.001 away the first step's gradient is second order in the start, and float32's
+        // convolution rounding (Winograd F(4×4) on the CPU, cuDNN here) decides the sign of many
+        // of its pixels (two samples fell to 92.5% and 93.9% agreement). The method fixtures check
+        // that start against float64; here a start of radius ε/2, where the gradient is first
+        // order, compares the same kernels well conditioned.
+        let r = if method == Method::Trades { pgd.eps / 2.0 } else { obj.start.radius(pgd.eps) };
         let u = Tensor::from_vec(x.shape(), (0..x.numel()).map(|_| rng.random_range(-r..=r)).collect());
         let mut cpu_xa: Option<Tensor> = None;
         let mut results = Vec::new();
@@ -336,6 +342,40 @@ fn distillation_step_on_the_gpu_matches_the_cpu() {
 /// same clean accuracy, each stage within one image of the CPU's (a sign step within float32
 /// rounding of 0 may move a sample), and the returned batch in the box and the ball and
 /// reproducing the GPU's verdicts.
+/// What a training step asks of the GPU, as the launch seam counts it (`Device::counts`, which
+/// `mmard bench step` reports): kernels launched, and at most 3 waits for the device per step (the
+/// loss and accuracy read back; issue 25's bound), for an attacking and a plain method. Counted
+/// on the second step, after the first built what is built once.
+#[test]
+fn a_training_step_waits_for_the_gpu_at_most_three_times() {
+    let Some(dev) = gpu() else { return };
+    assert_eq!(Device::Cpu.counts(), None);
+    let arch =
+        Arch::from_config(ArchName::SmallCnn, &serde_json::json!({"in_channels": 3, "size": 16, "widths": [4, 8, 8]}))
+            .unwrap();
+    let mut rng = StdRng::seed_from_u64(5);
+    let x = Tensor::from_vec(&[4, 3, 16, 16], (0..4 * 3 * 256).map(|_| rng.random_range(0.0..1.0)).collect());
+    let y = vec![1, 3, 5, 7];
+    for method in [Method::Mmard, Method::Natural] {
+        let (mut s, mut t) = (Model::new(&arch, Some(1)), Model::new(&arch, Some(2)));
+        s.to_device(&dev);
+        t.to_device(&dev);
+        let mut opt = Sgd::new(SgdCfg { lr: 0.05, momentum: 0.9, weight_decay: 2e-4, nesterov: false }, &s.params);
+        let mut st = Stepper::new(method.objective(), InnerPgd { eps: 0.1, step: 0.025, steps: 2 });
+        let xd = x.to_device(&dev);
+        let mut counted = Vec::new();
+        for _ in 0..2 {
+            let before = dev.counts().expect("a GPU counts");
+            st.step(&mut s, Some(&mut t), &mut opt, &xd, &y, Noise::Draw(&mut rng)).unwrap();
+            counted.push(dev.counts().unwrap() - before);
+        }
+        let c = counted[1];
+        println!("{}: {c:?} per step", method.name());
+        assert!(c.launches > 10, "{}: {c:?}", method.name());
+        assert!(c.waits <= 3, "{}: {} waits for the GPU in one step: {c:?}", method.name(), c.waits);
+    }
+}
+
 #[test]
 fn autoattack_on_the_gpu_matches_the_cpu() {
     let Some(dev) = gpu() else { return };

@@ -198,9 +198,8 @@ static void freed_through_table() {
     const int n = 64;
     CUdeviceptr p = upload(std::vector<float>(n)), g = upload(std::vector<float>(n)), b = upload(std::vector<float>(n));
     OK(cuMemFree_v2(g));
-    CUdeviceptr ps = upload(std::vector<CUdeviceptr>{p}), gs = upload(std::vector<CUdeviceptr>{g});
-    CUdeviceptr bs = upload(std::vector<CUdeviceptr>{b}), lens = upload(std::vector<int>{n});
-    OK(launch(function("sgd_update"), {1, 1, 1}, {64, 1, 1}, ps, gs, bs, lens, 0.1f, 0.9f, 0.f, 0));
+    CUdeviceptr table = upload(std::vector<uint64_t>{p, g, b, (uint64_t)n});
+    OK(launch(function("sgd_update"), {1, 1, 1}, {64, 1, 1}, table, 1, 0.1f, 0.9f, 0.f, 0));
 }
 
 static void copy_past_end() {

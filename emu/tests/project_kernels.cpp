@@ -131,9 +131,13 @@ static void sgd_update() {
             }
             want.push_back(p);
         }
-        CUdeviceptr dps = upload(ps), dgs = upload(gs), dbs = upload(bs), dlens = upload(lens);
-        OK(launch(function("sgd_update"), {2, (unsigned)lens.size(), 1}, {256, 1, 1}, dps, dgs, dbs, dlens, lr,
-                  momentum, wd, nesterov));
+        // one table: every parameter's address, every gradient's, every buffer's, every length
+        std::vector<uint64_t> table;
+        for (const auto* part : {&ps, &gs, &bs}) table.insert(table.end(), part->begin(), part->end());
+        for (int n : lens) table.push_back((uint64_t)n);
+        const int tensors = (int)lens.size();
+        OK(launch(function("sgd_update"), {2, (unsigned)tensors, 1}, {256, 1, 1}, upload(table), tensors, lr, momentum,
+                  wd, nesterov));
         for (size_t k = 0; k < lens.size(); k++) expect_same("sgd_update", download<float>(ps[k], lens[k]), want[k]);
     }
 }

@@ -1,5 +1,6 @@
 //! `bench step`: one full distillation step (teacher forward, K-step inner loop, outer step with
-//! the update) on random data, timed by phase; medians over the repeats after one warm-up step.
+//! the update) on random data, timed by phase; medians over the repeats after one warm-up step; on
+//! a GPU, what one more (untimed) step asks of it: launches, copies up, waits (`gpu_per_step`).
 //! `bench/pytorch_step.py` times the same step in PyTorch with the same JSON, evaluating the
 //! objective `bench objective` prints.
 use super::train::ObjectiveArgs;
@@ -148,6 +149,11 @@ pub fn bench(cmd: &BenchCmd, p: &Placement) -> Result<()> {
             outer.push(o);
         }
     }
+    // one more step, untimed (timing waits for the device after each phase), for what it asks of a GPU
+    stepper.timed = false;
+    let before = dev.counts();
+    stepper.step(&mut student, teacher.as_mut(), &mut opt, &x, &y, Noise::Draw(&mut rng))?;
+    let per_step = before.zip(dev.counts()).map(|(b, a)| a - b);
     let total: Vec<f64> = (0..a.repeats).map(|i| tf[i] + inner[i] + outer[i]).collect();
     let (tf, inner, outer, total, rss) = (median(tf), median(inner), median(outer), median(total), peak_rss_mib());
     if !a.json {
@@ -158,10 +164,19 @@ pub fn bench(cmd: &BenchCmd, p: &Placement) -> Result<()> {
             a.batch,
             a.pgd_steps
         );
+        if let Some(c) = per_step {
+            println!(
+                "per step on the GPU: {} launches, {} copies to the device, {} waits for the device",
+                c.launches, c.uploads, c.waits
+            );
+        }
         return Ok(());
     }
+    let gpu_per_step =
+        per_step.map(|c| serde_json::json!({"launches": c.launches, "uploads": c.uploads, "waits": c.waits}));
     let out = serde_json::json!({
         "teacher_forward": tf, "inner": inner, "outer": outer, "total": total, "peak_rss_mib": rss, "device_mem_mib": peak_dev,
+        "gpu_per_step": gpu_per_step,
         "config": {"student": student.arch.to_string(), "teacher": teacher.as_ref().map(|t| t.arch.to_string()), "method": a.method.name(),
                    "batch": a.batch, "pgd_steps": a.pgd_steps, "threads": rayon::current_num_threads(), "device": dev.to_string()},
     });

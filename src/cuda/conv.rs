@@ -105,12 +105,14 @@ impl Gpu {
         st
     }
 
-    /// Runs `f` with the shared workspace, at least `bytes` long, holding the cuDNN lock.
+    /// Runs `f`, one cuDNN call, with the shared workspace, at least `bytes` long, holding the
+    /// cuDNN lock.
     fn with_workspace<R>(&self, bytes: usize, f: impl FnOnce(&mut CudaSlice<u8>) -> R) -> R {
         let mut st = self.dnn();
         if st.workspace.as_ref().is_none_or(|w| w.len() < bytes.max(1)) {
             st.workspace = Some(self.zeros::<u8>(bytes));
         }
+        self.launched();
         f(st.workspace.as_mut().unwrap())
     }
 

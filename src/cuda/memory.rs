@@ -50,11 +50,13 @@ impl Gpu {
         if v.is_empty() {
             return self.zeros(1);
         }
+        self.uploaded();
         self.stream.clone_htod(v).unwrap_or_else(|e| self.oom(std::mem::size_of_val(v), e))
     }
 
     /// Waits for the stream, then copies to the host.
     pub fn download<T: DeviceRepr + Default + Clone>(&self, s: &CudaSlice<T>) -> Vec<T> {
+        self.waited();
         self.stream.clone_dtoh(s).unwrap_or_else(|e| panic!("cuda:{}: copy to the host failed: {e}", self.ordinal))
     }
 }

@@ -13,6 +13,7 @@ use cudarc::cublas::CudaBlas;
 use cudarc::cudnn::Cudnn;
 use cudarc::driver::{CudaContext, CudaFunction, CudaStream, LaunchConfig};
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, OnceLock};
 
 mod ptx {
@@ -40,6 +41,8 @@ pub struct Gpu {
     sms: u32,
     /// Everything that touches the cuDNN handle (plans, workspace, launches) goes through this lock.
     dnn_state: Mutex<conv::DnnState>,
+    /// launches, copies up, waits (`counts`)
+    counts: [AtomicU64; 3],
 }
 
 // SAFETY: cudarc leaves cuDNN's handle and descriptors !Send/!Sync because a handle must not be used
@@ -140,7 +143,8 @@ impl Gpu {
                 );
             }
         }
-        Ok(Gpu { ordinal, name, stream, blas, dnn, tf32, funcs, sms, dnn_state: Mutex::default() })
+        let counts = Default::default();
+        Ok(Gpu { ordinal, name, stream, blas, dnn, tf32, funcs, sms, dnn_state: Mutex::default(), counts })
     }
 
     pub fn func(&self, name: &str) -> &CudaFunction {
@@ -165,6 +169,24 @@ impl Gpu {
 
     /// Waits for everything queued on the GPU (benchmarks time with it).
     pub fn sync(&self) {
+        self.waited();
         self.stream.synchronize().unwrap_or_else(|e| panic!("cuda:{}: {e}", self.ordinal));
+    }
+
+    /// Counts a kernel or library call (the generated launchers, cuDNN, cuBLAS).
+    pub fn launched(&self) {
+        self.counts[0].fetch_add(1, Relaxed);
+    }
+    fn uploaded(&self) {
+        self.counts[1].fetch_add(1, Relaxed);
+    }
+    fn waited(&self) {
+        self.counts[2].fetch_add(1, Relaxed);
+    }
+
+    /// The counts so far.
+    pub fn counts(&self) -> crate::device::Counts {
+        let [l, u, w] = self.counts.each_ref().map(|c| c.load(Relaxed));
+        crate::device::Counts { launches: l, uploads: u, waits: w }
     }
 }

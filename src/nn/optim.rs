@@ -10,6 +10,9 @@ pub struct Sgd {
     pub cfg: SgdCfg,
     /// Momentum buffer per parameter id (None for buffers), on the parameters' device.
     bufs: Vec<Option<Tensor>>,
+    /// The GPU's table of tensor addresses, as last uploaded.
+    #[cfg(feature = "cuda")]
+    table: crate::ops::sgd::Uploaded,
 }
 
 impl Sgd {
@@ -18,7 +21,12 @@ impl Sgd {
         for id in params.trainable() {
             bufs[id] = Some(Tensor::zeros_on(params.get(id).shape(), &params.device()));
         }
-        Sgd { cfg, bufs }
+        Sgd {
+            cfg,
+            bufs,
+            #[cfg(feature = "cuda")]
+            table: Default::default(),
+        }
     }
 
     /// Updates every trainable parameter that has a gradient on `tape`; one without is left
@@ -43,7 +51,7 @@ impl Sgd {
         for &id in ids {
             t.push(g, params.get_mut(id), tape.param_grad(id).unwrap(), self.bufs[id].as_mut().unwrap());
         }
-        update_cuda(g, &t, self.cfg);
+        update_cuda(g, &t, self.cfg, &mut self.table);
     }
 
     /// The momentum buffer of parameter `id` (for checkpoints).

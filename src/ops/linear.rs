@@ -136,6 +136,7 @@ mod cuda {
             beta: if acc { 1.0 } else { 0.0 },
             ldc: n as i32,
         };
+        g.launched();
         // SAFETY: the shapes were checked against the buffers by the callers.
         unsafe { g.blas.gemm(cfg, b.cu(), a.cu(), c.cu_mut()) }.unwrap_or_else(|e| panic!("cuBLAS sgemm failed: {e}"));
     }

@@ -37,7 +37,7 @@ pub struct Tables {
     params: Vec<u64>,
     grads: Vec<u64>,
     bufs: Vec<u64>,
-    lens: Vec<i32>,
+    lens: Vec<u64>,
 }
 
 #[cfg(feature = "cuda")]
@@ -50,19 +50,34 @@ impl Tables {
         self.params.push(p.cu_mut().device_ptr_mut(s).0);
         self.grads.push(grad.cu().device_ptr(s).0);
         self.bufs.push(buf.cu_mut().device_ptr_mut(s).0);
-        self.lens.push(p.numel() as i32);
+        self.lens.push(p.numel() as u64);
     }
+}
+
+/// The last table uploaded, kept by the optimiser: uploaded again only when an address changed.
+/// Parameters and buffers stay put, and the memory pool tends to give a step's gradients the
+/// addresses of the step before, so a step usually uploads nothing.
+#[cfg(feature = "cuda")]
+#[derive(Default)]
+pub struct Uploaded {
+    host: Vec<u64>,
+    dev: Option<cudarc::driver::CudaSlice<u64>>,
 }
 
 /// One launch of `kernels/sgd.cu` over every tensor of `t`.
 #[cfg(feature = "cuda")]
-pub fn update_cuda(g: &crate::cuda::Gpu, t: &Tables, c: SgdCfg) {
+pub fn update_cuda(g: &crate::cuda::Gpu, t: &Tables, c: SgdCfg, up: &mut Uploaded) {
     let Some(&longest) = t.lens.iter().max() else { return };
-    let (ps, gs, bs, lens) = (g.upload(&t.params), g.upload(&t.grads), g.upload(&t.bufs), g.upload(&t.lens));
-    let nesterov = c.nesterov as i32;
+    let table: Vec<u64> = [&t.params, &t.grads, &t.bufs, &t.lens].into_iter().flatten().copied().collect();
+    if up.dev.is_none() || up.host != table {
+        up.dev = Some(g.upload(&table));
+        up.host = table;
+    }
     let mut cfg = g.grid(longest as usize);
     cfg.grid_dim.1 = t.lens.len() as u32;
-    crate::cuda::kernels::sgd_update(g, cfg, &ps, &gs, &bs, &lens, c.lr, c.momentum, c.weight_decay, nesterov);
+    let dev = up.dev.as_ref().expect("uploaded above");
+    let (tensors, nesterov) = (t.lens.len() as i32, c.nesterov as i32);
+    crate::cuda::kernels::sgd_update(g, cfg, dev, tensors, c.lr, c.momentum, c.weight_decay, nesterov);
 }
 
 #[cfg(test)]
