@@ -343,11 +343,13 @@ fn distillation_step_on_the_gpu_matches_the_cpu() {
 /// rounding of 0 may move a sample), and the returned batch in the box and the ball and
 /// reproducing the GPU's verdicts.
 /// What a training step asks of the GPU, as the launch seam counts it (`Device::counts`, which
-/// `mmard bench step` reports): kernels launched, and at most 3 waits for the device per step (the
-/// loss and accuracy read back; issue 25's bound), for an attacking and a plain method. Counted
-/// on the second step, after the first built what is built once.
+/// `mmard bench step` reports): kernels launched, at most 3 waits for the device per step (the
+/// loss and accuracy read back; issue 25's bound), and at most 3 copies up: the batch's labels
+/// once (though PGD-AT's every iteration reads them), the host-drawn start noise, and SGD's
+/// address table when an address moved. Counted on the second step, after the first built what
+/// is built once.
 #[test]
-fn a_training_step_waits_for_the_gpu_at_most_three_times() {
+fn a_training_step_waits_for_the_gpu_at_most_three_times_and_uploads_its_labels_once() {
     let Some(dev) = gpu() else { return };
     assert_eq!(Device::Cpu.counts(), None);
     let arch =
@@ -356,7 +358,7 @@ fn a_training_step_waits_for_the_gpu_at_most_three_times() {
     let mut rng = StdRng::seed_from_u64(5);
     let x = Tensor::from_vec(&[4, 3, 16, 16], (0..4 * 3 * 256).map(|_| rng.random_range(0.0..1.0)).collect());
     let y = vec![1, 3, 5, 7];
-    for method in [Method::Mmard, Method::Natural] {
+    for method in [Method::Mmard, Method::PgdAt, Method::Natural] {
         let (mut s, mut t) = (Model::new(&arch, Some(1)), Model::new(&arch, Some(2)));
         s.to_device(&dev);
         t.to_device(&dev);
@@ -373,6 +375,7 @@ fn a_training_step_waits_for_the_gpu_at_most_three_times() {
         println!("{}: {c:?} per step", method.name());
         assert!(c.launches > 10, "{}: {c:?}", method.name());
         assert!(c.waits <= 3, "{}: {} waits for the GPU in one step: {c:?}", method.name(), c.waits);
+        assert!(c.uploads <= 3, "{}: {} copies to the GPU in one step: {c:?}", method.name(), c.uploads);
     }
 }
 

@@ -11,7 +11,7 @@ pub use memory::Buf;
 use crate::error::{Error, Result};
 use cudarc::cublas::CudaBlas;
 use cudarc::cudnn::Cudnn;
-use cudarc::driver::{CudaContext, CudaFunction, CudaStream, LaunchConfig};
+use cudarc::driver::{CudaContext, CudaFunction, CudaSlice, CudaStream, LaunchConfig};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -43,7 +43,12 @@ pub struct Gpu {
     dnn_state: Mutex<conv::DnnState>,
     /// launches, copies up, waits (`counts`)
     counts: [AtomicU64; 3],
+    /// The last labels uploaded (`labels`).
+    labels: Mutex<Option<Uploaded>>,
 }
+
+/// Labels as uploaded: the host's copy, to compare the next batch's with, and the device's.
+type Uploaded = (Vec<i32>, Arc<CudaSlice<i32>>);
 
 // SAFETY: cudarc leaves cuDNN's handle and descriptors !Send/!Sync because a handle must not be used
 // from two threads at once; here every use of them happens under `dnn_state`'s lock, and the
@@ -143,8 +148,8 @@ impl Gpu {
                 );
             }
         }
-        let counts = Default::default();
-        Ok(Gpu { ordinal, name, stream, blas, dnn, tf32, funcs, sms, dnn_state: Mutex::default(), counts })
+        let (dnn_state, counts, labels) = Default::default();
+        Ok(Gpu { ordinal, name, stream, blas, dnn, tf32, funcs, sms, dnn_state, counts, labels })
     }
 
     pub fn func(&self, name: &str) -> &CudaFunction {
@@ -171,6 +176,22 @@ impl Gpu {
     pub fn sync(&self) {
         self.waited();
         self.stream.synchronize().unwrap_or_else(|e| panic!("cuda:{}: {e}", self.ordinal));
+    }
+
+    /// `labels` as the loss kernels read them, uploaded once per batch: every loss of a step (one
+    /// per PGD iteration, then the outer step's) reads the same labels, so only a new batch's are
+    /// copied up.
+    pub fn labels(&self, labels: &[usize]) -> Arc<CudaSlice<i32>> {
+        let host: Vec<i32> = labels.iter().map(|&l| l as i32).collect();
+        let mut last = self.labels.lock().unwrap_or_else(|e| e.into_inner());
+        match &*last {
+            Some((h, d)) if *h == host => d.clone(),
+            _ => {
+                let d = Arc::new(self.upload(&host));
+                *last = Some((host, d.clone()));
+                d
+            }
+        }
     }
 
     /// Counts a kernel or library call (the generated launchers, cuDNN, cuBLAS).

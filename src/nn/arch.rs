@@ -107,12 +107,6 @@ macro_rules! archs {
         #[derive(Clone, Debug, PartialEq)]
         pub enum Arch { $($V($S)),* }
 
-        $(impl From<$S> for Arch {
-            fn from(s: $S) -> Arch {
-                Arch::$V(s)
-            }
-        })*
-
         impl Arch {
             pub fn kind(&self) -> ArchName {
                 match self { $(Arch::$V(_) => <$S as Spec>::NAME),* }

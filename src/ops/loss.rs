@@ -180,7 +180,7 @@ mod cuda {
 
     pub fn cross_entropy(z: &Tensor, labels: &[usize]) -> LossOut {
         let (g, n, c, mut grads, mut ps) = outputs(z, 1);
-        let y = g.upload(&labels.iter().map(|&l| l as i32).collect::<Vec<_>>());
+        let y = g.labels(labels);
         let (ni, ci) = (n as i32, c as i32);
         crate::cuda::kernels::cross_entropy(&g, g.grid(n), z.cu(), &y, ps.cu_mut(), grads[0].cu_mut(), ni, ci);
         LossOut { per_sample: ps, grads }
