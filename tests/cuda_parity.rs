@@ -244,6 +244,14 @@ fn fused_losses_pgd_and_sgd() {
         xs.push(xa);
     }
     assert_eq!(xs[0].host(), xs[1].host(), "PGD start and steps differ between CPU and GPU");
+    // The training step's start, drawn on each device from one Philox stream: the same bits. A
+    // seed past 2³² exercises the key's high word.
+    let (seed, r) = ((7 << 32) | 99, 0.03);
+    let starts: Vec<Vec<f32>> = [Device::Cpu, dev.clone()]
+        .iter()
+        .map(|d| pgd::counter_start(&x0.to_device(d), r, seed).host().to_vec())
+        .collect();
+    assert_eq!(starts[0], starts[1], "the Philox start differs between CPU and GPU");
     // SGD over a whole model: three outer steps of PGD-AT from the same adversarial batch on both
     // devices (whole steps with their inner loops are `distillation_step_on_the_gpu_matches_the_cpu`).
     let arch = Arch::from_config(ArchName::ResNet18, &serde_json::json!({"width": 16, "classes": 10})).unwrap();
@@ -344,10 +352,10 @@ fn distillation_step_on_the_gpu_matches_the_cpu() {
 /// reproducing the GPU's verdicts.
 /// What a training step asks of the GPU, as the launch seam counts it (`Device::counts`, which
 /// `mmard bench step` reports): kernels launched, at most 3 waits for the device per step (the
-/// loss and accuracy read back; issue 25's bound), and at most 3 copies up: the batch's labels
-/// once (though PGD-AT's every iteration reads them), the host-drawn start noise, and SGD's
-/// address table when an address moved. Counted on the second step, after the first built what
-/// is built once.
+/// loss and accuracy read back; issue 25's bound), and at most 2 copies up: the batch's labels
+/// once (though PGD-AT's every iteration reads them) and SGD's address table when an address
+/// moved; the random start is drawn on the device. Counted on the second step, after the first
+/// built what is built once.
 #[test]
 fn a_training_step_waits_for_the_gpu_at_most_three_times_and_uploads_its_labels_once() {
     let Some(dev) = gpu() else { return };
@@ -375,7 +383,7 @@ fn a_training_step_waits_for_the_gpu_at_most_three_times_and_uploads_its_labels_
         println!("{}: {c:?} per step", method.name());
         assert!(c.launches > 10, "{}: {c:?}", method.name());
         assert!(c.waits <= 3, "{}: {} waits for the GPU in one step: {c:?}", method.name(), c.waits);
-        assert!(c.uploads <= 3, "{}: {} copies to the GPU in one step: {c:?}", method.name(), c.uploads);
+        assert!(c.uploads <= 2, "{}: {} copies to the GPU in one step: {c:?}", method.name(), c.uploads);
     }
 }
 

@@ -13,9 +13,9 @@ use crate::nn::Model;
 use crate::nn::eval::{correct, logits};
 use crate::nn::optim::Sgd;
 use crate::ops::pgd;
-use crate::samples::random_start;
 use crate::tape::{GradMode, Tape, Var};
 use crate::tensor::Tensor;
+use rand::RngExt;
 use rand::rngs::StdRng;
 use std::borrow::Cow;
 use std::sync::Arc;
@@ -37,8 +37,9 @@ pub struct Batch<'a> {
     pub t_nat: Option<Tensor>,
 }
 
-/// Where the inner loop starts: noise drawn from the run's generator (in the objective's start
-/// radius), or noise the caller gives (a fixture's stored start). Either is added to x and
+/// Where the inner loop starts: noise in the objective's start radius, drawn where x lives from a
+/// Philox stream whose seed comes from the run's generator (`pgd::counter_start`: a GPU draws it in
+/// place), or noise the caller gives (a fixture's stored start). Either is added to x and
 /// projected onto the ε-ball and [0, 1].
 pub enum Noise<'a> {
     Draw(&'a mut StdRng),
@@ -120,7 +121,7 @@ impl Stepper {
         let (terms, cfg, x) = (self.obj.inner_terms(), self.pgd, &*b.x);
         let reads = terms.reads();
         let mut xa = match noise {
-            Noise::Draw(rng) => random_start(x, self.obj.start.radius(cfg.eps), rng),
+            Noise::Draw(rng) => pgd::counter_start(x, self.obj.start.radius(cfg.eps), rng.random()),
             Noise::Given(u) => pgd::start(x, &u.host(), cfg.eps),
         };
         let s_nat = reads.has(SN).then(|| logits(student, x, b.y.len()));

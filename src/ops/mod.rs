@@ -12,6 +12,7 @@ pub mod linear;
 pub mod loss;
 pub mod pad;
 pub mod pgd;
+pub mod philox;
 pub mod pool;
 pub mod sgd;
 mod transpose;

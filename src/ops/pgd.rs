@@ -1,6 +1,7 @@
 //! The fused L∞ PGD step: x' ← clip[0,1](clip[x−ε, x+ε](x' + α·sign(∇))), in one pass, and the
-//! random start x' = project(x + u) for noise u drawn by the caller (so CPU and GPU runs with the
-//! same seed start from the same point).
+//! random start x' = project(x + u): for noise u drawn by the caller (`start`), or drawn where x
+//! lives from a counter-based generator (`counter_start`, the training step's: a GPU draws it in
+//! place, with the CPU's bits).
 //! Tests: below, the fixtures' pgd case (`tests/parity.rs`), CPU against GPU in
 //! `tests/cuda_parity.rs`; kernels in `kernels/pgd.cu`.
 use crate::tensor::Tensor;
@@ -48,6 +49,20 @@ pub fn start(x0: &Tensor, u: &[f32], eps: f32) -> Tensor {
     Tensor::from_vec(x0.shape(), x0.data().iter().zip(u).map(|(&v, &u)| project(v + u, v, eps)).collect())
 }
 
+/// The training step's random start: x' = project(x0 + u) within `r`, u_i = (2·unit_i − 1)·r with
+/// unit_i value i of the Philox stream `seed` (`philox::unit`), computed on `x0`'s device.
+pub fn counter_start(x0: &Tensor, r: f32, seed: u64) -> Tensor {
+    crate::on_gpu!(x0, |g| {
+        let n = x0.numel();
+        let mut xa = g.empty(n);
+        let (k0, k1) = (seed as u32, (seed >> 32) as u32);
+        crate::cuda::kernels::pgd_start_philox(&g, g.grid(n), &mut xa, x0.cu(), r, k0, k1, n as i32);
+        Tensor::from_cuda(&g, x0.shape(), xa)
+    });
+    let noise = |i: usize| (super::philox::unit(seed, i as u64) * 2.0 - 1.0) * r;
+    Tensor::from_vec(x0.shape(), x0.data().par_iter().enumerate().map(|(i, &v)| project(v + noise(i), v, r)).collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -63,6 +78,19 @@ mod tests {
         assert!((xa[1] - 0.45).abs() < 1e-7);
         assert_eq!(xa[2], 1.0);
         assert_eq!(xa[3], 0.3, "a zero gradient does not move the pixel");
+    }
+
+    /// The counter start stays within r of x and the box, and its noise is the Philox stream's.
+    #[test]
+    fn counter_start_draws_the_philox_stream() {
+        let x = Tensor::from_vec(&[2, 3], vec![0.5, 0.5, 0.0, 1.0, 0.3, 0.7]);
+        let xa = counter_start(&x, 0.1, 42);
+        for (i, (&a, &v)) in xa.data().iter().zip(x.data()).enumerate() {
+            let u = (crate::ops::philox::unit(42, i as u64) * 2.0 - 1.0) * 0.1;
+            assert_eq!(a, project(v + u, v, 0.1));
+            assert!((a - v).abs() <= 0.1 + 1e-7 && (0.0..=1.0).contains(&a));
+        }
+        assert_ne!(counter_start(&x, 0.1, 43).data(), xa.data());
     }
 
     /// The sign as torch.sign has it: 0 for ±0 and NaN, ±1 for ±∞ and for the smallest subnormals.
