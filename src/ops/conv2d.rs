@@ -2,8 +2,8 @@
 //! CPU: chunks of images are im2col'ed and multiplied in one GEMM per group (a GEMM per image
 //! runs at a fraction of the machine's FLOP/s on 4x4 and 8x8 maps); depthwise convolutions, where
 //! a GEMM would have one output row, use direct loops (`depthwise.rs`); 3x3 stride-1 layers with
-//! 16 or more channels take Winograd F(2x2, 3x3) for the forward and the input gradient
-//! (`winograd.rs`), and im2col for the filter gradient.
+//! 16 or more channels take Winograd for the forward and the input gradient (`winograd/`: F(4x4)
+//! or F(2x2), whichever takes fewer multiplies over the map), and im2col for the filter gradient.
 //! Tests: the fixtures' conv2d and model cases (`tests/parity.rs`), `tests/gradcheck.rs` (each path:
 //! im2col, Winograd, depthwise, grouped), CPU against GPU (cuDNN) in `tests/cuda_parity.rs`; the
 //! bias kernels in `kernels/conv2d.cu`.
