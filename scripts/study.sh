@@ -82,7 +82,9 @@ needed() {
   done
   return 1
 }
-recipe() { for t in "${teachers[@]}"; do [ "${t%%|*}" = "$1" ] && echo "${TEACHER_RECIPE[*]} ${t#*|}"; done; }
+# (returns 0 whatever the last comparison gave: `cmd="$(recipe w8)"` would otherwise stop the script
+# under set -e for every teacher but the last)
+recipe() { for t in "${teachers[@]}"; do [ "${t%%|*}" = "$1" ] && echo "${TEACHER_RECIPE[*]} ${t#*|}"; done; return 0; }
 teacher() { if [ "$1" = shipped ]; then echo "$SHIPPED"; else echo "$RUNS/teacher-$1/model.safetensors"; fi; }
 for t in "${teachers[@]}"; do
   name=${t%%|*}; dir=$RUNS/teacher-$name
