@@ -82,6 +82,10 @@ enum Cmd {
 }
 
 fn main() {
+    // Output piped into a reader that stops early (`mmard report … | head -1`) ends mmard quietly,
+    // as a Unix tool does, instead of panicking in println! on the broken pipe.
+    // SAFETY: restores the default action of one signal, before any thread starts.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
     mmard::alloc::keep_freed_pages();
     let cli = Cli::parse();
     if let Some(t) = cli.threads

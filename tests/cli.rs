@@ -261,3 +261,23 @@ fn bench_step_reports_every_phase_as_json() {
     let (ok, _, err) = mmard(&["bench", "step", "--student", "small_cnn", "--method", "rslad", "--input", "1x16x16"]);
     assert!(!ok && err.contains("--teacher"), "{err}");
 }
+
+/// Output into a pipe nobody reads (`mmard … | head` after head has quit) ends mmard by SIGPIPE,
+/// as any Unix tool, not by a panic in println!. The read end is closed before mmard starts, so
+/// its first line meets the broken pipe.
+#[test]
+fn a_closed_output_pipe_is_not_a_panic() {
+    use std::os::unix::process::ExitStatusExt;
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_mmard"))
+        .args(["bench", "objective", "--method", "mmard"])
+        .stdout(writer)
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    const SIGPIPE: i32 = 13;
+    assert_eq!(out.status.signal(), Some(SIGPIPE), "{:?}: {stderr}", out.status);
+}
