@@ -60,3 +60,30 @@ impl Gpu {
         self.stream.clone_dtoh(s).unwrap_or_else(|e| panic!("cuda:{}: copy to the host failed: {e}", self.ordinal))
     }
 }
+
+/// A host vector and its copy on the device, copied up again only when the host's changes: for
+/// what a step hands the GPU unchanged step after step (the batch's labels, SGD's address table).
+pub struct Mirror<T: DeviceRepr> {
+    host: Vec<T>,
+    dev: Option<Arc<CudaSlice<T>>>,
+}
+
+impl<T: DeviceRepr> Default for Mirror<T> {
+    fn default() -> Self {
+        Mirror { host: Vec::new(), dev: None }
+    }
+}
+
+impl<T: DeviceRepr + ValidAsZeroBits + PartialEq> Mirror<T> {
+    /// `host` on `g`, uploaded only if it differs from the last one.
+    pub fn get(&mut self, g: &Gpu, host: Vec<T>) -> Arc<CudaSlice<T>> {
+        match &self.dev {
+            Some(d) if self.host == host => d.clone(),
+            _ => {
+                let d = Arc::new(g.upload(&host));
+                (self.host, self.dev) = (host, Some(d.clone()));
+                d
+            }
+        }
+    }
+}

@@ -6,7 +6,7 @@ mod memory;
 pub mod shape;
 
 pub use conv::ConvPlan;
-pub use memory::Buf;
+pub use memory::{Buf, Mirror};
 
 use crate::error::{Error, Result};
 use cudarc::cublas::CudaBlas;
@@ -44,11 +44,8 @@ pub struct Gpu {
     /// launches, copies up, waits (`counts`)
     counts: [AtomicU64; 3],
     /// The last labels uploaded (`labels`).
-    labels: Mutex<Option<Uploaded>>,
+    labels: Mutex<Mirror<i32>>,
 }
-
-/// Labels as uploaded: the host's copy, to compare the next batch's with, and the device's.
-type Uploaded = (Vec<i32>, Arc<CudaSlice<i32>>);
 
 // SAFETY: cudarc leaves cuDNN's handle and descriptors !Send/!Sync because a handle must not be used
 // from two threads at once; here every use of them happens under `dnn_state`'s lock, and the
@@ -183,15 +180,7 @@ impl Gpu {
     /// copied up.
     pub fn labels(&self, labels: &[usize]) -> Arc<CudaSlice<i32>> {
         let host: Vec<i32> = labels.iter().map(|&l| l as i32).collect();
-        let mut last = self.labels.lock().unwrap_or_else(|e| e.into_inner());
-        match &*last {
-            Some((h, d)) if *h == host => d.clone(),
-            _ => {
-                let d = Arc::new(self.upload(&host));
-                *last = Some((host, d.clone()));
-                d
-            }
-        }
+        self.labels.lock().unwrap_or_else(|e| e.into_inner()).get(self, host)
     }
 
     /// Counts a kernel or library call (the generated launchers, cuDNN, cuBLAS).

@@ -12,7 +12,7 @@ pub struct Sgd {
     bufs: Vec<Option<Tensor>>,
     /// The GPU's table of tensor addresses, as last uploaded.
     #[cfg(feature = "cuda")]
-    table: crate::ops::sgd::Uploaded,
+    table: crate::cuda::Mirror<u64>,
 }
 
 impl Sgd {

@@ -54,30 +54,19 @@ impl Tables {
     }
 }
 
-/// The last table uploaded, kept by the optimiser: uploaded again only when an address changed.
-/// Parameters and buffers stay put, and the memory pool tends to give a step's gradients the
-/// addresses of the step before, so a step usually uploads nothing.
+/// One launch of `kernels/sgd.cu` over every tensor of `t`, its address table in `up`: the
+/// optimiser keeps it, and it is copied up again only when an address changed (parameters and
+/// buffers stay put; whether a step's gradients get the last step's addresses is the allocator's
+/// doing).
 #[cfg(feature = "cuda")]
-#[derive(Default)]
-pub struct Uploaded {
-    host: Vec<u64>,
-    dev: Option<cudarc::driver::CudaSlice<u64>>,
-}
-
-/// One launch of `kernels/sgd.cu` over every tensor of `t`.
-#[cfg(feature = "cuda")]
-pub fn update_cuda(g: &crate::cuda::Gpu, t: &Tables, c: SgdCfg, up: &mut Uploaded) {
+pub fn update_cuda(g: &crate::cuda::Gpu, t: &Tables, c: SgdCfg, up: &mut crate::cuda::Mirror<u64>) {
     let Some(&longest) = t.lens.iter().max() else { return };
     let table: Vec<u64> = [&t.params, &t.grads, &t.bufs, &t.lens].into_iter().flatten().copied().collect();
-    if up.dev.is_none() || up.host != table {
-        up.dev = Some(g.upload(&table));
-        up.host = table;
-    }
+    let dev = up.get(g, table);
     let mut cfg = g.grid(longest as usize);
     cfg.grid_dim.1 = t.lens.len() as u32;
-    let dev = up.dev.as_ref().expect("uploaded above");
     let (tensors, nesterov) = (t.lens.len() as i32, c.nesterov as i32);
-    crate::cuda::kernels::sgd_update(g, cfg, dev, tensors, c.lr, c.momentum, c.weight_decay, nesterov);
+    crate::cuda::kernels::sgd_update(g, cfg, &dev, tensors, c.lr, c.momentum, c.weight_decay, nesterov);
 }
 
 #[cfg(test)]
