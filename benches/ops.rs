@@ -227,7 +227,7 @@ fn memory_bound_on(c: &mut Criterion, dev: &Device) {
                         v,
                         &gamma,
                         &beta,
-                        Stats::Batch { running_mean: &mut m, running_var: &mut s, momentum: 0.1 },
+                        Stats::Batch { running_mean: &mut m, running_var: &mut s, momentum: 0.1, sync: None },
                         1e-5,
                     )
                 });

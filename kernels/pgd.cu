@@ -20,11 +20,13 @@ extern "C" __global__ void pgd_start(float* xa, const float* x0, const float* u,
 }
 
 // The training step's random start, twin of counter_start in src/ops/pgd.rs: u = (2·unit − 1)·r
-// with unit word i % 4 of Philox4x32-10 block i / 4 under key (k0, k1) (src/ops/philox.rs), top
-// 24 bits, so the GPU draws in place what the CPU draws; x' = project(x0 + u) within r.
-extern "C" __global__ void pgd_start_philox(float* xa, const float* x0, float r, unsigned k0, unsigned k1, int n) {
+// with unit word j % 4 of Philox4x32-10 block j / 4 under key (k0, k1) (src/ops/philox.rs), top
+// 24 bits, j = first + i (a rank's share starts inside the batch's stream), so the GPU draws in
+// place what the CPU draws; x' = project(x0 + u) within r.
+extern "C" __global__ void pgd_start_philox(float* xa, const float* x0, float r, unsigned k0, unsigned k1,
+                                           unsigned long long first, int n) {
     FOR_EACH(i, n) {
-        unsigned long long block = (unsigned long long)i / 4;
+        unsigned long long j = first + (unsigned long long)i, block = j / 4;
         unsigned c[4] = {(unsigned)block, (unsigned)(block >> 32), 0u, 0u}, key0 = k0, key1 = k1;
         for (int round = 0; round < 10; round++) {
             if (round > 0) key0 += 0x9E3779B9u, key1 += 0xBB67AE85u;
@@ -33,7 +35,7 @@ extern "C" __global__ void pgd_start_philox(float* xa, const float* x0, float r,
                                 (unsigned)p0};
             for (int w = 0; w < 4; w++) c[w] = next[w];
         }
-        float unit = (float)(c[i & 3] >> 8) * (1.0f / 16777216.0f);
+        float unit = (float)(c[j & 3] >> 8) * (1.0f / 16777216.0f);
         float u = (unit * 2.0f - 1.0f) * r;
         xa[i] = project(x0[i] + u, x0[i], r);
     }

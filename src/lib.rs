@@ -4,6 +4,7 @@ pub mod alloc;
 #[cfg(feature = "cuda")]
 pub mod cuda;
 pub mod device;
+pub mod dist;
 pub mod error;
 #[macro_use]
 mod names;

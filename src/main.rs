@@ -88,22 +88,31 @@ fn main() {
     unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
     mmard::alloc::keep_freed_pages();
     let cli = Cli::parse();
-    if let Some(t) = cli.threads
+    let group = cmd::ranks::join().unwrap_or_else(|e| {
+        eprintln!("error: {e}");
+        std::process::exit(1)
+    });
+    // From here an error ends every rank at once (MPI_Abort), naming the rank that saw it.
+    let fail = |e: &dyn std::fmt::Display| -> ! {
+        match group.size() {
+            1 => eprintln!("error: {e}"),
+            n => eprintln!("error on rank {} of {n}: {e}", group.rank()),
+        }
+        group.abort(1)
+    };
+    if let Some(t) = cli.threads.or(cmd::ranks::threads(&*group))
         && let Err(e) = rayon::ThreadPoolBuilder::new().num_threads(t.max(1)).build_global()
     {
-        eprintln!("error: --threads {t}: {e}");
-        std::process::exit(1);
+        fail(&format!("--threads {t}: {e}"));
     }
     // the doctor opens the device itself, to report what fails instead of stopping at it
     if let Cmd::Doctor = cli.cmd {
         std::process::exit(cmd::doctor::doctor(&cli.device, cli.tf32));
     }
-    let place = match mmard::Device::open(&cli.device, cli.tf32) {
-        Ok(device) => mmard::nn::Placement { device, fold: !cli.no_fold },
-        Err(e) => {
-            eprintln!("error: {e}");
-            std::process::exit(1);
-        }
+    cmd::ranks::check(&*group).unwrap_or_else(|e| fail(&e));
+    let place = match mmard::Device::open(&cmd::ranks::device(&cli.device, &*group), cli.tf32) {
+        Ok(device) => mmard::nn::Placement { device, fold: !cli.no_fold, group: group.clone() },
+        Err(e) => fail(&e),
     };
     let p = &place;
     let result = match cli.cmd {
@@ -121,8 +130,7 @@ fn main() {
         Cmd::Doctor => unreachable!("handled before the device is opened"),
     };
     if let Err(e) = result {
-        eprintln!("error: {e}");
-        std::process::exit(1);
+        fail(&e);
     }
 }
 

@@ -171,6 +171,12 @@ impl Tape {
         self.param_grads.get(id).and_then(Option::as_ref)
     }
 
+    /// Every parameter gradient, in parameter order, to change in place (data parallelism sums
+    /// them over ranks).
+    pub fn param_grads_mut(&mut self) -> impl Iterator<Item = &mut Tensor> {
+        self.param_grads.iter_mut().flatten()
+    }
+
     /// Forgets every op and gradient, keeping the allocations for the next pass.
     pub fn clear(&mut self) {
         self.nodes.clear();

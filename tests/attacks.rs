@@ -9,6 +9,7 @@ use mmard::Tensor;
 use mmard::attack::apgd::checkpoints;
 use mmard::attack::losses::{cw_margin, dlr_targeted};
 use mmard::attack::{Attack, AttackLoss, Pgd, robust_accuracy};
+use mmard::dist::Solo;
 use mmard::nn::Model;
 use mmard::nn::eval::logits;
 use mmard::ops::loss::{LossOut, cross_entropy};
@@ -58,7 +59,7 @@ fn every_attack_stays_in_the_ball_and_the_box_and_never_beats_clean() {
                 }
             }
             // Five images at a time: the last batch holds one.
-            let acc = robust_accuracy(&mut model, &x, &y, &attack, EPS, 5, &mut StdRng::seed_from_u64(0));
+            let acc = robust_accuracy(&mut model, &x, &y, &attack, EPS, 5, 0, &Solo);
             assert!(acc <= clean_acc, "{attack}: {acc}% under attack, {clean_acc}% clean");
             if attack == Attack::Clean {
                 assert_eq!(acc, clean_acc);
@@ -119,7 +120,7 @@ fn apgd_ce_is_at_least_as_strong_as_pgd20() {
     let (l_pgd, l_apgd) = (ce(&mut model, &pgd20), ce(&mut model, &apgd));
     assert!(l_apgd >= l_pgd, "CE: APGD-CE {l_apgd}, PGD-20 {l_pgd}");
     // At eps 0.1 samples break: compare how many.
-    let acc = |model: &mut Model, a: &Attack| robust_accuracy(model, &x, &y, a, 0.1, N, &mut StdRng::seed_from_u64(0));
+    let acc = |model: &mut Model, a: &Attack| robust_accuracy(model, &x, &y, a, 0.1, N, 0, &Solo);
     let (a_pgd, a_apgd) = (acc(&mut model, &pgd20), acc(&mut model, &apgd));
     assert!(a_apgd <= a_pgd && a_apgd < 100.0, "robust accuracy: APGD-CE {a_apgd}%, PGD-20 {a_pgd}%");
 }

@@ -7,6 +7,7 @@ mod attack_setup;
 
 use attack_setup::{EPS, N, confident, correct, model_and_images, setup};
 use mmard::attack::{Attack, AutoAttack, robust_accuracy};
+use mmard::dist::Solo;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 
@@ -19,7 +20,7 @@ fn the_protocol_keeps_its_invariants() {
     for (setup, batch) in [(setup as fn() -> _, 5), (confident, N)] {
         let (mut model, x, y) = setup();
         let clean = percent(&correct(&mut model, &x, &y));
-        let r = AutoAttack { eps: EPS, batch, seed: 0 }.run(&mut model, &x, &y, |_| {});
+        let r = AutoAttack { eps: EPS, batch, seed: 0 }.run(&mut model, &x, &y, &Solo, |_| {});
         assert_eq!(r.clean, clean);
         // x ± ε rounds to f32: one ulp of the pixels' scale (1) of slack.
         for (&a, &c) in r.x_adv.data().iter().zip(x.data()) {
@@ -40,7 +41,7 @@ fn the_protocol_keeps_its_invariants() {
 #[test]
 fn at_eps_zero_aa_is_the_clean_accuracy() {
     let (mut model, x, y) = setup();
-    let r = AutoAttack { eps: 0.0, batch: N, seed: 0 }.run(&mut model, &x, &y, |_| {});
+    let r = AutoAttack { eps: 0.0, batch: N, seed: 0 }.run(&mut model, &x, &y, &Solo, |_| {});
     assert_eq!(r.accuracy(), r.clean);
     assert_eq!(r.x_adv.data(), x.data());
 }
@@ -49,7 +50,7 @@ fn at_eps_zero_aa_is_the_clean_accuracy() {
 fn a_model_without_robustness_falls_to_zero() {
     let (mut model, x) = model_and_images(0.0);
     let y = mmard::nn::eval::predictions(&mmard::nn::eval::logits(&mut model, &x, N));
-    let r = AutoAttack { eps: 0.3, batch: N, seed: 0 }.run(&mut model, &x, &y, |_| {});
+    let r = AutoAttack { eps: 0.3, batch: N, seed: 0 }.run(&mut model, &x, &y, &Solo, |_| {});
     assert_eq!(r.clean, 100.0);
     assert_eq!(r.accuracy(), 0.0, "stages: {:?}", r.stages);
 }
@@ -59,10 +60,10 @@ fn a_model_without_robustness_falls_to_zero() {
 #[test]
 fn aa_is_at_most_its_parts() {
     let (mut model, x, y) = confident();
-    let r = AutoAttack { eps: 0.15, batch: N, seed: 3 }.run(&mut model, &x, &y, |_| {});
+    let r = AutoAttack { eps: 0.15, batch: N, seed: 3 }.run(&mut model, &x, &y, &Solo, |_| {});
     let alone = |a: &str, model: &mut _| {
         let attack: Attack = a.parse().unwrap();
-        robust_accuracy(model, &x, &y, &attack, 0.15, N, &mut StdRng::seed_from_u64(3))
+        robust_accuracy(model, &x, &y, &attack, 0.15, N, 3, &Solo)
     };
     assert_eq!(r.stages[0].accuracy, alone("apgd-ce", &mut model));
     assert!(r.accuracy() <= alone("fab-t", &mut model));
@@ -75,7 +76,7 @@ fn aa_by_name_runs_the_protocol() {
     let a: Attack = "aa".parse::<Attack>().unwrap().with_aa_batch(5).with_seed(1);
     assert_eq!(a, Attack::Aa { batch: 5, seed: 1 });
     let via_run = a.run(&mut model, &x, &y, EPS, &mut StdRng::seed_from_u64(0));
-    let direct = AutoAttack { eps: EPS, batch: 5, seed: 1 }.run(&mut model, &x, &y, |_| {});
+    let direct = AutoAttack { eps: EPS, batch: 5, seed: 1 }.run(&mut model, &x, &y, &Solo, |_| {});
     assert_eq!(via_run.data(), direct.x_adv.data());
     assert!(a.check_classes(3).is_err() && a.check_classes(10).is_ok());
 }

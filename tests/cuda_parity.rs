@@ -13,6 +13,7 @@ use parity_cases::method_step::x_adv_rule;
 use mmard::ard::methods::Method;
 use mmard::ard::step::{InnerPgd, Noise, Stepper};
 use mmard::attack::AutoAttack;
+use mmard::dist::Solo;
 use mmard::nn::ArchName;
 use mmard::nn::optim::Sgd;
 use mmard::nn::{Arch, Model};
@@ -129,7 +130,7 @@ fn batchnorm_relu_add_pool_linear() {
                 &xv,
                 &g,
                 &b,
-                batchnorm::Stats::Batch { running_mean: &mut m, running_var: &mut v, momentum: 0.1 },
+                batchnorm::Stats::Batch { running_mean: &mut m, running_var: &mut v, momentum: 0.1, sync: None },
                 1e-5,
             );
             moved.push((m, v));
@@ -144,7 +145,7 @@ fn batchnorm_relu_add_pool_linear() {
                 &v[0],
                 &p[0],
                 &p[1],
-                batchnorm::Stats::Batch { running_mean: &mut m, running_var: &mut s, momentum: 0.1 },
+                batchnorm::Stats::Batch { running_mean: &mut m, running_var: &mut s, momentum: 0.1, sync: None },
                 1e-5,
             )
         });
@@ -156,7 +157,7 @@ fn batchnorm_relu_add_pool_linear() {
                 &v[0],
                 &p[0],
                 &p[1],
-                batchnorm::Stats::Batch { running_mean: &mut m, running_var: &mut s, momentum: 0.1 },
+                batchnorm::Stats::Batch { running_mean: &mut m, running_var: &mut s, momentum: 0.1, sync: None },
                 1e-5,
             )
         });
@@ -245,11 +246,11 @@ fn fused_losses_pgd_and_sgd() {
     }
     assert_eq!(xs[0].host(), xs[1].host(), "PGD start and steps differ between CPU and GPU");
     // The training step's start, drawn on each device from one Philox stream: the same bits. A
-    // seed past 2³² exercises the key's high word.
+    // seed past 2³² exercises the key's high word, a start inside a block (5) a rank's share.
     let (seed, r) = ((7 << 32) | 99, 0.03);
     let starts: Vec<Vec<f32>> = [Device::Cpu, dev.clone()]
         .iter()
-        .map(|d| pgd::counter_start(&x0.to_device(d), r, seed).host().to_vec())
+        .map(|d| pgd::counter_start(&x0.to_device(d), r, seed, 5).host().to_vec())
         .collect();
     assert_eq!(starts[0], starts[1], "the Philox start differs between CPU and GPU");
     // SGD over a whole model: three outer steps of PGD-AT from the same adversarial batch on both
@@ -394,7 +395,7 @@ fn autoattack_on_the_gpu_matches_the_cpu() {
     let (mut gpu_model, _, _) = attack_setup::setup();
     gpu_model.to_device(&dev);
     let aa = AutoAttack { eps: attack_setup::EPS, batch: 8, seed: 0 };
-    let (c, g) = (aa.run(&mut cpu, &x, &y, |_| {}), aa.run(&mut gpu_model, &x, &y, |_| {}));
+    let (c, g) = (aa.run(&mut cpu, &x, &y, &Solo, |_| {}), aa.run(&mut gpu_model, &x, &y, &Solo, |_| {}));
     assert_eq!(c.clean, g.clean, "clean accuracy");
     let one = 100.0 / y.len() as f64;
     for (sc, sg) in c.stages.iter().zip(&g.stages) {

@@ -177,7 +177,7 @@ fn batchnorm_train_and_eval() {
             &v[0],
             &p[0],
             &p[1],
-            Stats::Batch { running_mean: &mut m, running_var: &mut s, momentum: 0.1 },
+            Stats::Batch { running_mean: &mut m, running_var: &mut s, momentum: 0.1, sync: None },
             1e-5,
         )
     });
@@ -205,7 +205,7 @@ fn bn_relu_is_bn_then_relu() {
             let (mut rm, mut rv) = (Tensor::zeros(&[4]), Tensor::full(&[4], 1.0));
             let (rm0, rv0) = (rm.clone(), rv.clone());
             let stats = if train {
-                Stats::Batch { running_mean: &mut rm, running_var: &mut rv, momentum: 0.1 }
+                Stats::Batch { running_mean: &mut rm, running_var: &mut rv, momentum: 0.1, sync: None }
             } else {
                 Stats::Running { mean: &rm0, var: &rv0 }
             };

@@ -48,6 +48,7 @@ fn cfg(method: Method, epochs: usize) -> TrainCfg {
         augment: false,
         pgd: InnerPgd { eps: 0.05, step: 0.02, steps: 2 },
         objective: method.objective(),
+        ranks: Default::default(),
     }
 }
 

@@ -7,6 +7,7 @@ use super::methods::{INNER_GRADS, OUTER_GRADS, Objective};
 use super::terms::Logit::{self, StudentAdv as SA, StudentNat as SN, TeacherAdv as TA, TeacherNat as TN};
 use super::terms::{Logits, Loss};
 use crate::Device;
+use crate::dist::{self, Ranks};
 use crate::err;
 use crate::error::Result;
 use crate::nn::Model;
@@ -29,18 +30,22 @@ pub struct InnerPgd {
     pub steps: usize,
 }
 
-/// A training batch on the models' device, with the teacher's natural logits where read
-/// (`Stepper::batch`).
+/// This rank's share of a training batch on the models' device, with the teacher's natural logits
+/// where read (`Stepper::batch`).
 pub struct Batch<'a> {
     pub x: Cow<'a, Tensor>,
     pub y: &'a [usize],
     pub t_nat: Option<Tensor>,
+    /// The index of the share's first sample in the whole batch, and the whole batch's size.
+    pub first: usize,
+    pub total: usize,
 }
 
 /// Where the inner loop starts: noise in the objective's start radius, drawn where x lives from a
 /// Philox stream whose seed comes from the run's generator (`pgd::counter_start`: a GPU draws it in
-/// place), or noise the caller gives (a fixture's stored start). Either is added to x and
-/// projected onto the ε-ball and [0, 1].
+/// place; a rank draws its share's part of the whole batch's stream), or noise the caller gives
+/// for the whole batch (a fixture's stored start). Either is added to x and projected onto the
+/// ε-ball and [0, 1].
 pub enum Noise<'a> {
     Draw(&'a mut StdRng),
     Given(&'a Tensor),
@@ -53,6 +58,12 @@ pub struct Stepper {
     pub pgd: InnerPgd,
     /// Whether `step` times its phases (waiting for the device at each phase's end).
     pub timed: bool,
+    /// The ranks a batch is shared by (one process by default): each runs its share, and the
+    /// parameter gradients, the loss and the count of correct samples are summed over them.
+    /// Without `sync_bn` (the model's BN normalising over all ranks, so moving the same running
+    /// statistics on each), rank 0's running statistics are copied to all after each step, as
+    /// PyTorch DDP broadcasts its buffers.
+    pub ranks: Ranks,
     inner: Tape,
     outer: Tape,
 }
@@ -70,7 +81,14 @@ pub struct StepStats {
 
 impl Stepper {
     pub fn new(obj: Objective, pgd: InnerPgd) -> Self {
-        Stepper { obj, pgd, timed: false, inner: Tape::new(GradMode::Input), outer: Tape::new(GradMode::Params) }
+        Stepper {
+            obj,
+            pgd,
+            timed: false,
+            ranks: Ranks::default(),
+            inner: Tape::new(GradMode::Input),
+            outer: Tape::new(GradMode::Params),
+        }
     }
 
     /// One full step: `batch`, `inner` and `outer` in turn (teacher logits, attack, outer loss,
@@ -96,8 +114,8 @@ impl Stepper {
         Ok(StepStats { seconds: clock.laps(), ..stats })
     }
 
-    /// The batch on the models' device `dev` (copied once; everything after stays there), with the
-    /// teacher's natural logits where either half reads them.
+    /// This rank's share of the batch (x, y) on the models' device `dev` (copied once; everything
+    /// after stays there), with the teacher's natural logits where either half reads them.
     pub fn batch<'a>(
         &self,
         dev: &Device,
@@ -108,10 +126,14 @@ impl Stepper {
         if self.obj.needs_teacher() && teacher.is_none() {
             return Err(err!("method {} needs a teacher (--teacher)", self.obj.method.name()));
         }
-        let x = x.on(dev);
+        let (total, share) = (y.len(), self.ranks.group.share(y.len()));
+        let (x, y) = match share.len() == total {
+            true => (x.on(dev), y),
+            false => (Cow::Owned(x.rows(share.start, share.end).into_device(dev)), &y[share.clone()]),
+        };
         let reads_tn = self.obj.inner_terms().reads().has(TN) || self.obj.outer_terms().reads().has(TN);
         let t_nat = teacher.filter(|_| reads_tn).map(|t| logits(t, &x, y.len()));
-        Ok(Batch { x, y, t_nat })
+        Ok(Batch { x, y, t_nat, first: share.start, total })
     }
 
     /// Adversarial examples of the inner objective for the batch: PGD on one tape over x′ that holds
@@ -121,8 +143,11 @@ impl Stepper {
         let (terms, cfg, x) = (self.obj.inner_terms(), self.pgd, &*b.x);
         let reads = terms.reads();
         let mut xa = match noise {
-            Noise::Draw(rng) => pgd::counter_start(x, self.obj.start.radius(cfg.eps), rng.random()),
-            Noise::Given(u) => pgd::start(x, &u.host(), cfg.eps),
+            Noise::Draw(rng) => {
+                let first = (b.first * x.numel()).checked_div(b.y.len()).unwrap_or(0);
+                pgd::counter_start(x, self.obj.start.radius(cfg.eps), rng.random(), first as u64)
+            }
+            Noise::Given(u) => pgd::start(x, &u.rows(b.first, b.first + b.y.len()).host(), cfg.eps),
         };
         let s_nat = reads.has(SN).then(|| logits(student, x, b.y.len()));
         let mut teacher = teacher.filter(|_| reads.has(TA));
@@ -186,19 +211,31 @@ impl Stepper {
                 l.set(set, v);
             }
         }
-        let loss = terms.eval(&l, b.y, OUTER_GRADS).mean(n);
-        let value = loss.value();
+        // the mean over the whole batch: summed over the ranks, the shares' gradients are its gradient
+        let loss = terms.eval(&l, b.y, OUTER_GRADS).mean(b.total);
+        let seen = l.get(SN).or(l.get(SA)).expect("the outer loss reads a student");
+        let mut sums = [loss.sum(), correct(seen, b.y) as f64];
+        self.outer.backward(seeds(loss, [(SN, s_nat.as_ref()), (SA, s_adv.as_ref())]));
+        let value = match self.ranks.parallel() {
+            false => sums[0] / n.max(1) as f64,
+            true => {
+                dist::sum_grads(&*self.ranks.group, &mut self.outer);
+                self.ranks.group.sum_f64(&mut sums);
+                sums[0] / b.total.max(1) as f64
+            }
+        };
         if !value.is_finite() {
+            self.outer.clear();
             return Err(err!("the {} loss is {value}", self.obj.method.name()));
         }
-        let seen = l.get(SN).or(l.get(SA)).expect("the outer loss reads a student");
-        let correct = correct(seen, b.y);
-        self.outer.backward(seeds(loss, [(SN, s_nat.as_ref()), (SA, s_adv.as_ref())]));
         opt.step(&mut student.params, &self.outer);
+        if self.ranks.parallel() && !self.ranks.sync_bn {
+            dist::broadcast_buffers(&*self.ranks.group, &mut student.params);
+        }
         // The tape holds the weights the step started from; dropped now, their cached Winograd
         // filters go before anything runs on the new ones.
         self.outer.clear();
-        Ok(StepStats { loss: value, correct, seconds: None })
+        Ok(StepStats { loss: value, correct: sums[1] as usize, seconds: None })
     }
 }
 

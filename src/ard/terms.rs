@@ -225,9 +225,14 @@ impl Loss {
         self
     }
 
+    /// The sum of the per-sample values.
+    pub fn sum(&self) -> f64 {
+        self.per_sample.host().iter().map(|&v| v as f64).sum::<f64>()
+    }
+
     /// The batch mean of the per-sample values.
     pub fn value(&self) -> f64 {
-        self.per_sample.host().iter().map(|&v| v as f64).sum::<f64>() / self.per_sample.numel().max(1) as f64
+        self.sum() / self.per_sample.numel().max(1) as f64
     }
 }
 

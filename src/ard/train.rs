@@ -2,8 +2,11 @@
 //! a learning-rate schedule, per-epoch metrics appended to `metrics.jsonl`, and a checkpoint
 //! written atomically after every epoch. The RNG of epoch e is seeded from (seed, e), so the
 //! checkpoint's epoch and seed are the whole RNG state and `--resume` continues bit for bit.
+//! Data-parallel ranks (`cfg.ranks`) all draw the same order and augmentation, each steps on its
+//! share of every batch, and rank 0 alone writes the files and hears the progress.
 use super::methods::Objective;
 use super::step::{InnerPgd, Noise, Stepper};
+use crate::dist::Ranks;
 use crate::err;
 use crate::error::{Error, Result};
 use crate::io::augment::{augment, shuffled};
@@ -45,6 +48,9 @@ pub struct TrainCfg {
     pub augment: bool,
     pub pgd: InnerPgd,
     pub objective: Objective,
+    /// The ranks that share every batch (one process by default); not part of a checkpoint's
+    /// configuration, so a run resumes with any number of them.
+    pub ranks: Ranks,
 }
 
 impl TrainCfg {
@@ -185,7 +191,21 @@ pub fn train(
     if cfg.batch == 0 || data.is_empty() {
         return Err(err!("nothing to train on: batch size {} and {} training images", cfg.batch, data.len()));
     }
-    std::fs::create_dir_all(&dir.0).map_err(|e| Error::io(&dir.0, e))?;
+    let ranks = cfg.ranks.group.size();
+    let last = data.len() - (data.len() - 1) / cfg.batch * cfg.batch;
+    if last < ranks {
+        return Err(err!(
+            "{} training images in batches of {} leave a last batch of {last}, fewer than the {ranks} ranks \
+             that share it: change --limit or --batch-size",
+            data.len(),
+            cfg.batch
+        ));
+    }
+    let leads = cfg.ranks.group.leads();
+    student.sync_bn = cfg.ranks.bn_group();
+    if leads {
+        std::fs::create_dir_all(&dir.0).map_err(|e| Error::io(&dir.0, e))?;
+    }
     let sgd = SgdCfg { lr: cfg.lr, momentum: cfg.momentum, weight_decay: cfg.weight_decay, nesterov: false };
     let mut opt = Sgd::new(sgd, &student.params);
     let ckpt = dir.checkpoint();
@@ -197,6 +217,7 @@ pub fn train(
         0
     };
     let mut stepper = Stepper::new(cfg.objective.clone(), cfg.pgd);
+    stepper.ranks = cfg.ranks.clone();
     let iters = data.len().div_ceil(cfg.batch);
     for epoch in start..cfg.epochs {
         let started = Instant::now();
@@ -219,7 +240,9 @@ pub fn train(
                 accuracy: 100.0 * correct as f64 / seen as f64,
                 images_per_s: seen as f64 / started.elapsed().as_secs_f64(),
             };
-            progress.batch(epoch + 1, i + 1, iters, &running);
+            if leads {
+                progress.batch(epoch + 1, i + 1, iters, &running);
+            }
         }
         let n = data.len() as f64;
         let report = EpochReport {
@@ -229,6 +252,9 @@ pub fn train(
             train_acc: 100.0 * correct as f64 / n,
             seconds: started.elapsed().as_secs_f64(),
         };
+        if !leads {
+            continue;
+        }
         save_checkpoint(&ckpt, student, &opt, epoch + 1, cfg)?;
         let extra = progress.epoch(&report, student)?;
         let mut line = serde_json::json!({
@@ -240,7 +266,8 @@ pub fn train(
         }
         append_line(&dir.metrics(), &line.to_string())?;
     }
-    student.save(dir.weights())
+    student.sync_bn = None;
+    if leads { student.save(dir.weights()) } else { Ok(()) }
 }
 
 /// The error of a step that failed at batch `i` of epoch `epoch` (from 0), naming the checkpoint

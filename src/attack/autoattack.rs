@@ -4,8 +4,11 @@
 //! `batch`), each from the clean images, with its random stream reset to `seed` at every batch as
 //! the reference does. A point an attack breaks is no longer robust; AA is the share still robust
 //! (points wrong on clean data count as broken). The reference's sanity checks are warnings.
+//! The ranks of a data-parallel run take a stage's batches in turn and pool what they broke after
+//! it, so each batch is attacked as in one process and the result is one process's.
 //! Tests: `tests/attacks.rs`; against the reference in `scripts/compare_autoattack.py`.
 use super::{apgd, fab, square};
+use crate::dist::{Group, pool_rows};
 use crate::nn::Model;
 use crate::nn::eval::{logits, misclassified, predictions};
 use crate::samples::{gather, sample_len};
@@ -74,19 +77,32 @@ fn percent(flags: &[bool]) -> f64 {
 impl AutoAttack {
     /// Runs the protocol on `x` (NCHW in [0, 1], on the host) with labels `y`, telling `on_event`
     /// of its progress.
-    pub fn run(&self, model: &mut Model, x: &Tensor, y: &[usize], mut on_event: impl FnMut(Event)) -> Report {
+    pub fn run(
+        &self,
+        model: &mut Model,
+        x: &Tensor,
+        y: &[usize],
+        group: &dyn Group,
+        mut on_event: impl FnMut(Event),
+    ) -> Report {
         let n = y.len();
         let batch = self.batch.max(1);
         let mut warnings = checks(model, &x.rows(0, n.min(batch)), &y[..n.min(batch)]);
-        let mut robust = vec![false; n];
-        for start in (0..n).step_by(batch) {
-            let end = n.min(start + batch);
-            let wrong = misclassified(&logits(model, &x.rows(start, end), batch), &y[start..end]);
-            robust[start..end].iter_mut().zip(wrong).for_each(|(r, w)| *r = !w);
+        // this rank's batches of a list of points: every size-th from its rank on
+        let mine = |idx: &[usize]| -> Vec<Vec<usize>> {
+            idx.chunks(batch).skip(group.rank()).step_by(group.size()).map(<[usize]>::to_vec).collect()
+        };
+        let mut broken = vec![0.0; n];
+        for part in mine(&(0..n).collect::<Vec<_>>()) {
+            let wrong = misclassified(&logits(model, &gather(x, &part), batch), &y[part[0]..][..part.len()]);
+            part.iter().zip(wrong).for_each(|(&i, w)| broken[i] = w as u8 as f64);
         }
+        group.sum_f64(&mut broken);
+        let mut robust: Vec<bool> = broken.iter().map(|&b| b == 0.0).collect();
         let clean = percent(&robust);
         let mut x_adv = x.clone();
         let per = sample_len(x);
+        let mut mine_broken = vec![false; n];
         let mut stages = Vec::new();
         for name in STAGES {
             let idx: Vec<usize> = (0..n).filter(|&i| robust[i]).collect();
@@ -94,22 +110,27 @@ impl AutoAttack {
                 break;
             }
             let started = Instant::now();
-            let mut done = 0;
-            for part in idx.chunks(batch) {
+            let mut broken = vec![0.0; n];
+            for (k, part) in mine(&idx).iter().enumerate() {
                 let (xb, yb): (Tensor, Vec<usize>) = (gather(x, part), part.iter().map(|&i| y[i]).collect());
                 let adv = self.stage(name, model, &xb, &yb);
-                let broken = misclassified(&logits(model, &adv, batch), &yb);
-                for (r, &i) in part.iter().enumerate().filter(|&(r, _)| broken[r]) {
-                    robust[i] = false;
+                let wrong = misclassified(&logits(model, &adv, batch), &yb);
+                for (r, &i) in part.iter().enumerate().filter(|&(r, _)| wrong[r]) {
+                    broken[i] = 1.0;
+                    mine_broken[i] = true;
                     x_adv.data_mut()[i * per..][..per].copy_from_slice(&adv.data()[r * per..][..per]);
                 }
-                done += part.len();
+                // the points of every rank's batches up to this one
+                let done = idx.len().min((k + 1) * group.size() * batch);
                 on_event(Event::Points { stage: name, done, of: idx.len() });
             }
+            group.sum_f64(&mut broken);
+            robust.iter_mut().zip(&broken).for_each(|(r, &b)| *r &= b == 0.0);
             let stage = Stage { name, accuracy: percent(&robust), seconds: started.elapsed().as_secs_f64() };
             on_event(Event::Stage(&stage));
             stages.push(stage);
         }
+        pool_rows(group, &mut x_adv, &mine_broken);
         warnings.extend(square_check(clean, &stages));
         Report { clean, stages, x_adv, robust, warnings }
     }

@@ -27,12 +27,14 @@ pub use autoattack::{AutoAttack, Event, Stage};
 pub use losses::AttackLoss;
 pub use pgd::Pgd;
 
+use crate::dist::Group;
 use crate::error::{Error, Result};
 use crate::nn::Model;
 use crate::nn::eval::{correct, logits};
 use crate::samples::gather;
 use crate::tensor::Tensor;
 use clap::builder::{PossibleValue, TypedValueParser};
+use rand::SeedableRng;
 use rand::rngs::StdRng;
 use std::fmt;
 use std::str::FromStr;
@@ -120,7 +122,9 @@ impl Attack {
             Attack::ApgdT { iters, targets } => apgd::apgd_t(model, x, y, eps, iters, targets, rng),
             Attack::FabT { iters, targets } => fab::fab_t(model, x, y, eps, iters, targets),
             Attack::Square { queries, p_init, seed } => square::square(model, x, y, eps, queries, p_init, seed),
-            Attack::Aa { batch, seed } => AutoAttack { eps, batch, seed }.run(model, x, y, |_| {}).x_adv,
+            Attack::Aa { batch, seed } => {
+                AutoAttack { eps, batch, seed }.run(model, x, y, &crate::dist::Solo, |_| {}).x_adv
+            }
         }
     }
 
@@ -222,7 +226,10 @@ impl TypedValueParser for AttackParser {
 }
 
 /// Percent of `x` classified correctly on the points `attack` returns, attacking and predicting
-/// `batch` images at a time (`Clean`: plain accuracy). 0 for an empty set.
+/// `batch` images at a time (`Clean`: plain accuracy). 0 for an empty set. Batch k draws from its
+/// own stream (`batch_rng(seed, k)`), so the ranks of `group` can take batches in turn and count
+/// what one process counts.
+#[allow(clippy::too_many_arguments)]
 pub fn robust_accuracy(
     model: &mut Model,
     x: &Tensor,
@@ -230,17 +237,24 @@ pub fn robust_accuracy(
     attack: &Attack,
     eps: f32,
     batch: usize,
-    rng: &mut StdRng,
+    seed: u64,
+    group: &dyn Group,
 ) -> f64 {
     let n = y.len();
     assert_eq!(x.shape().first(), Some(&n), "robust_accuracy: {n} labels for a set of shape {:?}", x.shape());
     let batch = batch.max(1);
-    let mut kept = 0;
-    for start in (0..n).step_by(batch) {
+    let mut kept = [0.0];
+    for (k, start) in (0..n).step_by(batch).enumerate().filter(|(k, _)| k % group.size() == group.rank()) {
         let idx: Vec<usize> = (start..n.min(start + batch)).collect();
         let yb = &y[start..start + idx.len()];
-        let x_adv = attack.run(model, &gather(x, &idx), yb, eps, rng);
-        kept += correct(&logits(model, &x_adv, batch), yb);
+        let x_adv = attack.run(model, &gather(x, &idx), yb, eps, &mut batch_rng(seed, k));
+        kept[0] += correct(&logits(model, &x_adv, batch), yb) as f64;
     }
-    100.0 * kept as f64 / n.max(1) as f64
+    group.sum_f64(&mut kept);
+    100.0 * kept[0] / n.max(1) as f64
+}
+
+/// The random stream of batch `k` of an evaluation seeded with `seed` (batch 0's is `seed`'s own).
+pub fn batch_rng(seed: u64, k: usize) -> StdRng {
+    StdRng::seed_from_u64(seed.wrapping_add((k as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)))
 }

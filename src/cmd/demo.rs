@@ -10,11 +10,10 @@ use mmard::ard::methods::Method;
 use mmard::ard::step::InnerPgd;
 use mmard::ard::train::{RunDir, Schedule, TrainCfg, train};
 use mmard::attack::{Attack, robust_accuracy};
+use mmard::dist::Solo;
 use mmard::io::datasets::{DatasetKind, Split};
 use mmard::io::safetensors::TensorFile;
 use mmard::nn::{Arch, Model, Overrides, Placement, SmallCnnCfg};
-use rand::SeedableRng;
-use rand::rngs::StdRng;
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -58,6 +57,7 @@ fn cfg(method: Method, epochs: usize, seed: u64, lr: f32) -> TrainCfg {
         augment: false,
         pgd: InnerPgd { eps: 0.1, step: 0.025, steps: 10 },
         objective: method.objective(),
+        ranks: Default::default(),
     }
 }
 
@@ -65,7 +65,7 @@ fn cfg(method: Method, epochs: usize, seed: u64, lr: f32) -> TrainCfg {
 fn evaluate(m: &mut Model, x: &mmard::Tensor, y: &[usize], seed: u64) -> Result<[f64; 3]> {
     let mut out = [0.0; 3];
     for (o, name) in out.iter_mut().zip(["clean", "pgd20", "apgd-ce"]) {
-        *o = robust_accuracy(m, x, y, &name.parse::<Attack>()?, 0.1, 250, &mut StdRng::seed_from_u64(seed));
+        *o = robust_accuracy(m, x, y, &name.parse::<Attack>()?, 0.1, 250, seed, &Solo);
     }
     Ok(out)
 }

@@ -1,16 +1,18 @@
 //! `eval` and `attack`: accuracy under the evaluation protocol's attacks, and adversarial examples.
+//! Under mpirun the ranks take the batches in turn (AutoAttack: each stage's batches) and pool the
+//! counts and images, so the figures are one process's; rank 0 prints and writes.
 use super::data::DataArgs;
 use super::progress::aa_bar;
 use super::weights::ArchArgs;
 use clap::Args;
-use mmard::attack::{Attack, AutoAttack, robust_accuracy};
+use mmard::attack::{Attack, AutoAttack, batch_rng, robust_accuracy};
+use mmard::dist::{Group, Solo, pool_rows};
 use mmard::io::datasets::{Dataset, Split};
 use mmard::io::safetensors::{self as st, TensorFile, Values};
 use mmard::nn::eval::{correct, logits, predictions};
 use mmard::nn::{Model, Placement};
 use mmard::{Result, Tensor, err};
-use rand::SeedableRng;
-use rand::rngs::StdRng;
+use serde_json::Value;
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -97,19 +99,16 @@ impl AttackOpts {
 }
 
 /// AutoAttack on the whole set, printing each stage as it ends and the checks that fired; the
-/// JSON fields of its figures.
-fn autoattack(
-    model: &mut Model,
-    x: &Tensor,
-    y: &[usize],
-    eps: f32,
-    batch: usize,
-    seed: u64,
-) -> (f64, serde_json::Value) {
-    let aa = AutoAttack { eps, batch, seed };
-    let report =
-        aa.run(model, x, y, aa_bar(|s| println!("  after {:<7} {:>8.2}% {:>9.1}", s.name, s.accuracy, s.seconds)));
-    for w in &report.warnings {
+/// JSON fields of its figures; the ranks of `g` share the batches.
+fn autoattack(model: &mut Model, x: &Tensor, y: &[usize], eps: f32, aa: (usize, u64), g: &dyn Group) -> (f64, Value) {
+    let (batch, seed) = aa;
+    let mut bar = aa_bar(|s| println!("  after {:<7} {:>8.2}% {:>9.1}", s.name, s.accuracy, s.seconds));
+    let report = AutoAttack { eps, batch, seed }.run(model, x, y, g, |e| {
+        if g.leads() {
+            bar(e)
+        }
+    });
+    for w in report.warnings.iter().filter(|_| g.leads()) {
         eprintln!("warning: AutoAttack: {w}");
     }
     let stages: Vec<_> = report
@@ -121,12 +120,12 @@ fn autoattack(
     (report.accuracy(), fields)
 }
 
-/// Clean and PGD-20 accuracy (percent) on a whole set: the per-epoch check of training runs.
+/// Clean and PGD-20 accuracy (percent) on a whole set: the per-epoch check of training runs (made
+/// by rank 0 alone).
 pub fn quick_eval(model: &mut Model, d: &Dataset, eps: f32, seed: u64) -> Result<(f64, f64)> {
     let (x, y) = d.batch(&(0..d.len()).collect::<Vec<_>>());
-    let mut rng = StdRng::seed_from_u64(seed);
-    let clean = robust_accuracy(model, &x, &y, &Attack::Clean, eps, 256, &mut rng);
-    let pgd = robust_accuracy(model, &x, &y, &"pgd20".parse()?, eps, 256, &mut rng);
+    let clean = robust_accuracy(model, &x, &y, &Attack::Clean, eps, 256, seed, &Solo);
+    let pgd = robust_accuracy(model, &x, &y, &"pgd20".parse()?, eps, 256, seed, &Solo);
     Ok((clean, pgd))
 }
 
@@ -141,27 +140,33 @@ pub fn eval(a: &EvalArgs, p: &Placement) -> Result<()> {
     let (x, y) = d.batch(&(0..d.len()).collect::<Vec<_>>());
     // ε as typed (0.1), not as its f32 widened to f64 (0.10000000149…)
     let mut json = serde_json::json!({"n": d.len(), "eps": eps.to_string().parse::<f64>().unwrap_or(eps as f64)});
-    println!("{} on {} test images of {}, ε = {eps}", model.arch, d.len(), a.data.dataset.name());
-    println!("{:<10} {:>9} {:>9}", "attack", "accuracy", "seconds");
+    let g = &*p.group;
+    let say = |line: String| {
+        if g.leads() {
+            println!("{line}")
+        }
+    };
+    let ranks = if g.size() > 1 { format!(", {} ranks", g.size()) } else { String::new() };
+    say(format!("{} on {} test images of {}, ε = {eps}{ranks}", model.arch, d.len(), a.data.dataset.name()));
+    say(format!("{:<10} {:>9} {:>9}", "attack", "accuracy", "seconds"));
     for attack in &a.attacks {
         let started = Instant::now();
-        // Each attack draws from its own seeded stream, so adding one does not change another.
-        let mut rng = StdRng::seed_from_u64(a.opts.seed);
+        // Each attack draws from its own seeded streams, so adding one does not change another.
         let acc = match a.opts.configure(*attack) {
             Attack::Aa { batch, seed } => {
-                let (acc, fields) = autoattack(&mut model, &x, &y, eps, batch, seed);
+                let (acc, fields) = autoattack(&mut model, &x, &y, eps, (batch, seed), g);
                 json["aa_protocol"] = fields;
                 acc
             }
-            other => robust_accuracy(&mut model, &x, &y, &other, eps, a.opts.batch_size, &mut rng),
+            other => robust_accuracy(&mut model, &x, &y, &other, eps, a.opts.batch_size, a.opts.seed, g),
         };
-        println!("{:<10} {:>8.2}% {:>9.1}", attack.to_string(), acc, started.elapsed().as_secs_f64());
+        say(format!("{:<10} {:>8.2}% {:>9.1}", attack.to_string(), acc, started.elapsed().as_secs_f64()));
         json[attack.to_string()] = acc.into();
     }
-    if let Some(p) = &a.json {
-        st::write_atomic(p, format!("{json}\n").as_bytes())?;
+    match &a.json {
+        Some(path) if g.leads() => st::write_atomic(path, format!("{json}\n").as_bytes()),
+        _ => Ok(()),
     }
-    Ok(())
 }
 
 pub fn attack(a: &AttackArgs, p: &Placement) -> Result<()> {
@@ -188,30 +193,36 @@ pub fn attack(a: &AttackArgs, p: &Placement) -> Result<()> {
         return Err(err!("{}: {} labels for {n} images", a.input.display(), y.len()));
     }
     let attack = a.opts.configure(a.attack);
-    let mut rng = StdRng::seed_from_u64(a.opts.seed);
+    let g = &*p.group;
     let xa = match attack {
         // The protocol batches the points itself (--aa-batch).
         Attack::Aa { batch, seed } => {
-            let report = AutoAttack { eps: a.eps, batch, seed }.run(
-                &mut model,
-                &x,
-                &y,
-                aa_bar(|s| println!("after {}: {:.2}% robust ({:.1} s)", s.name, s.accuracy, s.seconds)),
-            );
-            report.warnings.iter().for_each(|w| eprintln!("warning: AutoAttack: {w}"));
+            let mut bar = aa_bar(|s| println!("after {}: {:.2}% robust ({:.1} s)", s.name, s.accuracy, s.seconds));
+            let report = AutoAttack { eps: a.eps, batch, seed }.run(&mut model, &x, &y, g, |e| {
+                if g.leads() {
+                    bar(e)
+                }
+            });
+            report.warnings.iter().filter(|_| g.leads()).for_each(|w| eprintln!("warning: AutoAttack: {w}"));
             report.x_adv
         }
+        // batch k from its own stream (as `eval` draws), the ranks taking batches in turn
         _ => {
-            let parts: Vec<Tensor> = (0..n)
-                .step_by(a.opts.batch_size)
-                .map(|s| {
-                    let e = n.min(s + a.opts.batch_size);
-                    attack.run(&mut model, &x.rows(s, e), &y[s..e], a.eps, &mut rng)
-                })
-                .collect();
-            if parts.is_empty() { x.clone() } else { Tensor::cat_rows(&parts) }
+            let (b, mut xa) = (a.opts.batch_size, x.clone());
+            let mut mine = vec![false; n];
+            for (k, s) in (0..n).step_by(b).enumerate().skip(g.rank()).step_by(g.size()) {
+                let e = n.min(s + b);
+                let adv = attack.run(&mut model, &x.rows(s, e), &y[s..e], a.eps, &mut batch_rng(a.opts.seed, k));
+                xa.data_mut()[s * x.numel() / n.max(1)..][..adv.numel()].copy_from_slice(&adv.host());
+                mine[s..e].fill(true);
+            }
+            pool_rows(g, &mut xa, &mine);
+            xa
         }
     };
+    if !g.leads() {
+        return Ok(());
+    }
     let still = correct(&logits(&mut model, &xa, a.opts.batch_size), &y);
     let labels = Values::I64(y.iter().map(|&v| v as i64).collect());
     st::save(

@@ -5,6 +5,7 @@ pub mod demo;
 pub mod doctor;
 pub mod eval;
 pub mod progress;
+pub mod ranks;
 pub mod report;
 pub mod train;
 pub mod weights;

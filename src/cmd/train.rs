@@ -7,6 +7,7 @@ use mmard::ard::methods::{Inner, Method, Objective, Outer, Triangle};
 use mmard::ard::step::InnerPgd;
 use mmard::ard::terms::Logit;
 use mmard::ard::train::{self as tr, RunDir, Schedule, TrainCfg};
+use mmard::dist::Ranks;
 use mmard::io::datasets::{DatasetKind, Split};
 use mmard::io::safetensors::TensorFile;
 use mmard::nn::{Activation, Arch, ArchName, Model, Placement};
@@ -77,6 +78,11 @@ pub struct LoopArgs {
     /// Test images for the per-epoch clean / PGD-20 check (0: none).
     #[arg(long, default_value_t = 500)]
     pub eval_limit: usize,
+    /// Under mpirun: BatchNorm normalises over the whole batch of all ranks, forward and backward,
+    /// as one process would (default: each rank over its share, as PyTorch DDP does). Changes
+    /// nothing in one process.
+    #[arg(long)]
+    pub sync_bn: bool,
 }
 
 /// Architecture of a new model; in_channels, classes and size come from the dataset.
@@ -216,7 +222,7 @@ pub struct DistillArgs {
 }
 
 impl LoopArgs {
-    pub fn cfg(&self, objective: Objective) -> Result<TrainCfg> {
+    pub fn cfg(&self, objective: Objective, p: &Placement) -> Result<TrainCfg> {
         let eps = self.eps.unwrap_or(self.data.dataset.default_eps());
         if eps.is_nan() || eps < 0.0 || self.steps == 0 && objective.attacks() {
             return Err(err!("--eps must be ≥ 0 and --steps ≥ 1 for adversarial training (got {eps}, {})", self.steps));
@@ -230,6 +236,12 @@ impl LoopArgs {
                 Schedule::Step { milestones: self.milestones.clone().unwrap_or(default), gamma: self.gamma }
             }
         };
+        if self.sync_bn && p.group.size() > 1 && !matches!(p.device, mmard::Device::Cpu) {
+            return Err(err!(
+                "--sync-bn on GPUs needs NCCL, which this build does not have yet: leave it out (each rank's \
+                 BatchNorm then normalises its share, as PyTorch DDP does) or train on --device cpu"
+            ));
+        }
         let augment = self.augment.unwrap_or(matches!(self.data.dataset, DatasetKind::Cifar10 | DatasetKind::Cifar100));
         Ok(TrainCfg {
             epochs: self.epochs,
@@ -243,28 +255,37 @@ impl LoopArgs {
             augment,
             pgd: InnerPgd { eps, step: self.step.unwrap_or(eps / 4.0), steps: self.steps },
             objective,
+            ranks: Ranks { group: p.group.clone(), sync_bn: self.sync_bn },
         })
     }
 
     /// Loads the data and runs the loop, printing a line per epoch.
     pub fn run(&self, cfg: &TrainCfg, student: &mut Model, teacher: Option<&mut Model>) -> Result<()> {
         let train = self.data.load(Split::Train)?;
+        let group = &cfg.ranks.group;
+        group.check_same("training set (--dataset, --data-dir, --limit)", || train.fingerprint())?;
         let test = if self.eval_limit > 0 {
             Some(DataArgs { limit: Some(self.eval_limit), ..self.data.clone() }.load(Split::Test)?)
         } else {
             None
         };
         let dir = RunDir(self.out.clone());
-        eprintln!(
-            "{} {} on {} ({} images), {} epochs, ε = {}, out {}",
-            cfg.objective.method.name(),
-            student.arch,
-            self.data.dataset.name(),
-            train.len(),
-            cfg.epochs,
-            cfg.pgd.eps,
-            self.out.display()
-        );
+        let ranks = match group.size() {
+            1 => String::new(),
+            n => format!(", {n} ranks{}", if cfg.ranks.sync_bn { " with synchronised BatchNorm" } else { "" }),
+        };
+        group.leads().then(|| {
+            eprintln!(
+                "{} {} on {} ({} images), {} epochs, ε = {}{ranks}, out {}",
+                cfg.objective.method.name(),
+                student.arch,
+                self.data.dataset.name(),
+                train.len(),
+                cfg.epochs,
+                cfg.pgd.eps,
+                self.out.display()
+            )
+        });
         let mut bar = Bar::new(cfg.epochs, |r: &tr::EpochReport, m: &mut Model| {
             let mut line = format!(
                 "epoch {}/{}: loss {:.4}, train acc {:.1}%, lr {:.4}, {:.0} s",
@@ -282,7 +303,7 @@ impl LoopArgs {
             Ok(extra)
         });
         tr::train(cfg, student, teacher, &train, &dir, self.resume, &mut bar)?;
-        eprintln!("weights: {}", dir.weights().display());
+        group.leads().then(|| eprintln!("weights: {}", dir.weights().display()));
         Ok(())
     }
 }
@@ -298,13 +319,13 @@ pub fn train(a: &TrainArgs, p: &Placement) -> Result<()> {
             a.objective.method.name()
         ));
     }
-    let cfg = a.run.cfg(objective)?;
+    let cfg = a.run.cfg(objective, p)?;
     let mut model = p.place(Model::new(&a.new_arch.arch(a.arch, a.run.data.dataset)?, Some(a.run.seed)));
     a.run.run(&cfg, &mut model, None)
 }
 
 pub fn distill(a: &DistillArgs, p: &Placement) -> Result<()> {
-    let cfg = a.run.cfg(a.objective.objective()?)?;
+    let cfg = a.run.cfg(a.objective.objective()?, p)?;
     let file = TensorFile::load(&a.teacher)?;
     let mut teacher = load_model(&file, &a.teacher_unsaid.overrides(), false, p)?;
     let mut student = p.place(Model::new(&a.new_arch.arch(a.student, a.run.data.dataset)?, Some(a.run.seed)));

@@ -94,6 +94,15 @@ pub struct Dataset {
 }
 
 impl Dataset {
+    /// A hash of the images, labels and shape: data-parallel ranks compare theirs before training.
+    pub fn fingerprint(&self) -> u64 {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::hash::DefaultHasher::new();
+        (self.c, self.h, self.w, self.classes, &self.labels).hash(&mut h);
+        h.write(bytemuck::cast_slice(&self.images));
+        h.finish()
+    }
+
     /// Reads one split of `kind` from `dir` (see the module comment for the formats); for CIFAR,
     /// `dir` may also be the .tar.gz itself.
     pub fn load(kind: DatasetKind, dir: &Path, split: Split) -> Result<Dataset> {

@@ -25,6 +25,8 @@ pub struct Ctx<'a> {
     pub bn_eps: f32,
     /// Conv–BN pairs run as one convolution with the BN in its output pass (`ConvBn`).
     pub fold: bool,
+    /// Train-mode BatchNorm normalises over the batches of these ranks (`--sync-bn`).
+    pub sync_bn: Option<&'a Arc<dyn crate::dist::Group>>,
 }
 
 impl Ctx<'_> {
@@ -138,7 +140,8 @@ impl Bn {
         // The running statistics are taken out of the store while BN moves them (gamma and beta
         // stay borrowed from it).
         let (mut rm, mut rv) = (cx.params.get(self.mean).clone(), cx.params.get(self.var).clone());
-        let stats = Stats::Batch { running_mean: &mut rm, running_var: &mut rv, momentum: cx.bn_momentum };
+        let (momentum, sync) = (cx.bn_momentum, cx.sync_bn);
+        let stats = Stats::Batch { running_mean: &mut rm, running_var: &mut rv, momentum, sync };
         let y = op(cx.tape, x, &g, &b, stats, cx.bn_eps);
         *cx.params.get_mut(self.mean) = rm;
         *cx.params.get_mut(self.var) = rv;

@@ -17,14 +17,19 @@ pub struct Model {
     /// Fold eval-mode BatchNorm into the output pass of the convolution before it, where it can
     /// (on by default; see `layers::ConvBn`).
     pub fold: bool,
+    /// Train-mode BatchNorm normalises over the batches of these ranks (`--sync-bn` of a
+    /// data-parallel run; None: over this process's batch).
+    pub sync_bn: Option<std::sync::Arc<dyn crate::dist::Group>>,
 }
 
-/// Where models run and how: the device, and whether eval-mode BatchNorm folds into the convolution
-/// before it. The CLI makes one from `--device` and `--no-fold` and hands it to every command.
+/// Where models run and how: the device, whether eval-mode BatchNorm folds into the convolution
+/// before it, and the ranks of the job (one process, or the ranks of an `mpirun`). The CLI makes
+/// one from `--device`, `--no-fold` and its launcher and hands it to every command.
 #[derive(Clone, Debug)]
 pub struct Placement {
     pub device: crate::Device,
     pub fold: bool,
+    pub group: std::sync::Arc<dyn crate::dist::Group>,
 }
 
 impl Placement {
@@ -50,7 +55,7 @@ impl Model {
     pub fn new(arch: &Arch, seed: Option<u64>) -> Model {
         let mut b = Builder::new(seed);
         let net = arch.build(&mut b);
-        Model { arch: arch.clone(), params: b.store, net, bn_momentum: 0.1, bn_eps: 1e-5, fold: true }
+        Model { arch: arch.clone(), params: b.store, net, bn_momentum: 0.1, bn_eps: 1e-5, fold: true, sync_bn: None }
     }
 
     /// Loads a PyTorch state_dict, detecting the architecture unless `o` names it. With `strict`,
@@ -118,7 +123,8 @@ impl Model {
     pub fn forward(&mut self, tape: &mut Tape, x: &Var, bn_train: bool) -> Var {
         let fold = self.fold && !bn_train && !tape.wants_params();
         let (bn_momentum, bn_eps) = (self.bn_momentum, self.bn_eps);
-        let mut cx = Ctx { tape, params: &mut self.params, bn_train, bn_momentum, bn_eps, fold };
+        let sync_bn = self.sync_bn.as_ref();
+        let mut cx = Ctx { tape, params: &mut self.params, bn_train, bn_momentum, bn_eps, fold, sync_bn };
         self.net.forward(&mut cx, x)
     }
 }

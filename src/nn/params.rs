@@ -76,6 +76,11 @@ impl ParamStore {
         self.entries.iter().enumerate().filter(|(_, e)| e.kind == Kind::Param).map(|(i, _)| i)
     }
 
+    /// The buffers (BatchNorm's running statistics), in registration order, to change in place.
+    pub fn buffers_mut(&mut self) -> impl Iterator<Item = &mut Tensor> {
+        self.entries.iter_mut().filter(|e| e.kind == Kind::Buffer).map(|e| Arc::make_mut(&mut e.val))
+    }
+
     /// Number of trainable scalars.
     pub fn param_count(&self) -> usize {
         self.trainable().map(|i| self.get(i).numel()).sum()

@@ -1,10 +1,13 @@
 //! 2-d batch normalisation with PyTorch semantics. Train mode normalises with the batch statistics
 //! (biased variance) and moves the running statistics with the unbiased one; eval mode uses the
 //! running statistics. Whether BN is in train mode is its own flag, never tied to the GradMode.
-//! Per-channel sums are accumulated in f64: a channel can hold 10^5 values.
+//! Per-channel sums are accumulated in f64: a channel can hold 10^5 values. Synchronised BN
+//! (`--sync-bn` over several ranks) sums them over the ranks, forward and backward, so the ranks
+//! normalise as one process would over the whole batch.
 //! Tests: the fixtures' batchnorm2d and model cases (`tests/parity.rs`), `tests/gradcheck.rs`, CPU against
 //! GPU in `tests/cuda_parity.rs`; kernels in `kernels/batchnorm.cu`.
 use super::grain;
+use crate::dist::Group;
 use crate::tape::{Backward, Grads, Param, Tape, Var};
 use crate::tensor::Tensor;
 use rayon::prelude::*;
@@ -28,21 +31,21 @@ fn sum_lanes(a: &[f32], b: &[f32], f: impl Fn(f32, f32) -> f64) -> f64 {
     acc.iter().sum::<f64>() + tail
 }
 
-/// Per-channel batch mean and biased variance.
-pub fn batch_stats(x: &Tensor) -> (Vec<f64>, Vec<f64>) {
+/// Per-channel batch mean and biased variance, and the number of values per channel; with `sync`,
+/// over the batches of all its ranks (two passes, as in one process: the mean, then the squares).
+pub fn batch_stats(x: &Tensor, sync: Option<&dyn Group>) -> (Vec<f64>, Vec<f64>, usize) {
     let (n, c, h, w) = x.dims4();
-    let m = (n * h * w) as f64;
-    (0..c)
-        .into_par_iter()
-        .map(|ch| {
-            let mean = planes(x.data(), n, c, h * w, ch).map(|p| sum_lanes(p, p, |v, _| v as f64)).sum::<f64>() / m;
-            let var = planes(x.data(), n, c, h * w, ch)
-                .map(|p| sum_lanes(p, p, |v, _| (v as f64 - mean).powi(2)))
-                .sum::<f64>()
-                / m;
-            (mean, var)
-        })
-        .unzip()
+    let per_channel = |f: &(dyn Fn(usize, &[f32]) -> f64 + Sync)| -> Vec<f64> {
+        (0..c).into_par_iter().map(|ch| planes(x.data(), n, c, h * w, ch).map(|p| f(ch, p)).sum()).collect()
+    };
+    let mut sums = per_channel(&|_, p| sum_lanes(p, p, |v, _| v as f64));
+    sums.push((n * h * w) as f64);
+    sync.inspect(|g| g.sum_f64(&mut sums));
+    let m = sums.pop().expect("the count");
+    let mean: Vec<f64> = sums.iter().map(|s| s / m).collect();
+    let mut squares = per_channel(&|ch, p| sum_lanes(p, p, |v, _| (v as f64 - mean[ch]).powi(2)));
+    sync.inspect(|g| g.sum_f64(&mut squares));
+    (mean, squares.iter().map(|q| q / m).collect(), m as usize)
 }
 
 /// `y = (x - mean) * invstd * gamma + beta`, per channel, rounded once from f64: deep eval-mode
@@ -114,6 +117,8 @@ pub fn unbias(count: usize) -> f64 {
 /// Gradients of x (when `need_x`), and of gamma and beta (when `need_params`; empty otherwise).
 /// `train` selects whether mean/invstd came from the batch (and so depend on x) or from the running
 /// statistics; in eval mode without parameter gradients (the inner loop) dx is one scaling pass.
+/// With `sync` (train mode over several ranks) dx reads the sums of all ranks; gamma's and beta's
+/// gradients stay this rank's, summed over the ranks with every other parameter's.
 #[allow(clippy::too_many_arguments)]
 pub fn backward(
     x: &Tensor,
@@ -124,11 +129,12 @@ pub fn backward(
     train: bool,
     need_x: bool,
     need_params: bool,
+    sync: Option<&dyn Group>,
 ) -> (Option<Tensor>, Vec<f32>, Vec<f32>) {
     let (n, c, h, w) = x.dims4();
-    let m = (n * h * w) as f64;
+    let mut m = (n * h * w) as f64;
     // Σ gy and Σ gy·x̂ per channel.
-    let sums: Vec<(f64, f64)> = if !train && !need_params {
+    let mut sums: Vec<(f64, f64)> = if !train && !need_params {
         Vec::new()
     } else {
         (0..c)
@@ -146,6 +152,12 @@ pub fn backward(
     };
     let dgamma: Vec<f32> = sums.iter().map(|s| s.1 as f32).collect();
     let dbeta: Vec<f32> = sums.iter().map(|s| s.0 as f32).collect();
+    if let Some(g) = sync.filter(|_| train) {
+        let mut flat: Vec<f64> = sums.iter().flat_map(|&(a, b)| [a, b]).chain([m]).collect();
+        g.sum_f64(&mut flat);
+        m = flat.pop().expect("the count");
+        sums = flat.chunks(2).map(|p| (p[0], p[1])).collect();
+    }
     let dx = need_x.then(|| {
         Tensor::written(x.shape(), |dx| {
             dx.par_chunks_mut(h * w).enumerate().with_min_len(grain(h * w)).for_each(|(i, dp)| {
@@ -185,6 +197,8 @@ struct BnNode {
     train: bool,
     /// The output of a fused BN+ReLU: its backward first masks the gradient with it.
     relu_out: Option<Arc<Tensor>>,
+    /// The ranks whose batches a synchronised BN normalised together.
+    sync: Option<Arc<dyn Group>>,
 }
 
 impl Backward for BnNode {
@@ -193,8 +207,8 @@ impl Backward for BnNode {
         let gy = masked.as_ref().unwrap_or(gy);
         let (dx, dg, db) = match &self.saved {
             Saved::Cpu { mean, invstd } => {
-                let (dx, dg, db) =
-                    backward(&self.x, self.gamma.val.data(), mean, invstd, gy, self.train, need[0], params);
+                let (x, gamma, sync) = (&self.x, self.gamma.val.data(), self.sync.as_deref());
+                let (dx, dg, db) = backward(x, gamma, mean, invstd, gy, self.train, need[0], params, sync);
                 (dx, Tensor::from_vec(&[dg.len()], dg), Tensor::from_vec(&[db.len()], db))
             }
             #[cfg(feature = "cuda")]
@@ -206,9 +220,9 @@ impl Backward for BnNode {
 }
 
 /// Which statistics a BN forward normalises with: the batch's in train mode (moving the running
-/// statistics with them), the running ones in eval mode.
+/// statistics with them; with `sync`, the batch of all its ranks), the running ones in eval mode.
 pub enum Stats<'a> {
-    Batch { running_mean: &'a mut Tensor, running_var: &'a mut Tensor, momentum: f32 },
+    Batch { running_mean: &'a mut Tensor, running_var: &'a mut Tensor, momentum: f32, sync: Option<&'a Arc<dyn Group>> },
     Running { mean: &'a Tensor, var: &'a Tensor },
 }
 
@@ -223,7 +237,10 @@ pub fn batch_norm_relu(tape: &mut Tape, x: &Var, gamma: &Param, beta: &Param, st
 }
 
 fn bn(tape: &mut Tape, x: &Var, gamma: &Param, beta: &Param, stats: Stats, eps: f32, relu: bool) -> Var {
-    let train = matches!(stats, Stats::Batch { .. });
+    let (train, sync) = match &stats {
+        Stats::Batch { sync, .. } => (true, sync.cloned()),
+        Stats::Running { .. } => (false, None),
+    };
     let node = |saved, y: &Arc<Tensor>| BnNode {
         x: x.val.clone(),
         gamma: gamma.clone(),
@@ -231,17 +248,17 @@ fn bn(tape: &mut Tape, x: &Var, gamma: &Param, beta: &Param, stats: Stats, eps: 
         saved,
         train,
         relu_out: relu.then(|| y.clone()),
+        sync: sync.clone(),
     };
     crate::on_gpu!(x.val, |_g| {
         let (y, s) = cuda::forward(&x.val, &gamma.val, &beta.val, stats, eps, relu);
         tape.record(y, &[x], true, |y| node(Saved::Cuda(s), y))
     });
     let (mean, var) = match stats {
-        Stats::Batch { running_mean, running_var, momentum } => {
-            let (mean, var) = batch_stats(&x.val);
-            let (n, _, h, w) = x.val.dims4();
+        Stats::Batch { running_mean, running_var, momentum, sync } => {
+            let (mean, var, count) = batch_stats(&x.val, sync.map(|g| &**g));
             update_running(running_mean.data_mut(), &mean, momentum, 1.0);
-            update_running(running_var.data_mut(), &var, momentum, unbias(n * h * w));
+            update_running(running_var.data_mut(), &var, momentum, unbias(count));
             (mean, var)
         }
         Stats::Running { mean, var } => {
@@ -273,7 +290,8 @@ mod cuda {
         let (ni, ci, hw) = (n as i32, c as i32, (h * w) as i32);
         let mut s = Stats { mean: g.zeros(c), invstd: g.zeros(c) };
         match which {
-            Which::Batch { running_mean, running_var, momentum } => {
+            Which::Batch { running_mean, running_var, momentum, sync } => {
+                assert!(sync.is_none(), "synchronised BatchNorm on a GPU needs NCCL (the CLI refuses it)");
                 crate::cuda::kernels::bn_batch_stats(
                     &g,
                     g.per_block(c),

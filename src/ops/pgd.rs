@@ -49,17 +49,18 @@ pub fn start(x0: &Tensor, u: &[f32], eps: f32) -> Tensor {
     Tensor::from_vec(x0.shape(), x0.data().iter().zip(u).map(|(&v, &u)| project(v + u, v, eps)).collect())
 }
 
-/// The training step's random start: x' = project(x0 + u) within `r`, u_i = (2·unit_i − 1)·r with
-/// unit_i value i of the Philox stream `seed` (`philox::unit`), computed on `x0`'s device.
-pub fn counter_start(x0: &Tensor, r: f32, seed: u64) -> Tensor {
+/// The training step's random start: x' = project(x0 + u) within `r`, u_i = (2·unit_j − 1)·r with
+/// unit_j value j = `first` + i of the Philox stream `seed` (`philox::unit`), computed on `x0`'s
+/// device. `first` places x0 in a larger batch (a rank's share of it), whose start it is part of.
+pub fn counter_start(x0: &Tensor, r: f32, seed: u64, first: u64) -> Tensor {
     crate::on_gpu!(x0, |g| {
         let n = x0.numel();
         let mut xa = g.empty(n);
         let (k0, k1) = (seed as u32, (seed >> 32) as u32);
-        crate::cuda::kernels::pgd_start_philox(&g, g.grid(n), &mut xa, x0.cu(), r, k0, k1, n as i32);
+        crate::cuda::kernels::pgd_start_philox(&g, g.grid(n), &mut xa, x0.cu(), r, k0, k1, first, n as i32);
         Tensor::from_cuda(&g, x0.shape(), xa)
     });
-    let noise = |i: usize| (super::philox::unit(seed, i as u64) * 2.0 - 1.0) * r;
+    let noise = |i: usize| (super::philox::unit(seed, first + i as u64) * 2.0 - 1.0) * r;
     Tensor::from_vec(x0.shape(), x0.data().par_iter().enumerate().map(|(i, &v)| project(v + noise(i), v, r)).collect())
 }
 
@@ -84,13 +85,15 @@ mod tests {
     #[test]
     fn counter_start_draws_the_philox_stream() {
         let x = Tensor::from_vec(&[2, 3], vec![0.5, 0.5, 0.0, 1.0, 0.3, 0.7]);
-        let xa = counter_start(&x, 0.1, 42);
+        let xa = counter_start(&x, 0.1, 42, 0);
         for (i, (&a, &v)) in xa.data().iter().zip(x.data()).enumerate() {
             let u = (crate::ops::philox::unit(42, i as u64) * 2.0 - 1.0) * 0.1;
             assert_eq!(a, project(v + u, v, 0.1));
             assert!((a - v).abs() <= 0.1 + 1e-7 && (0.0..=1.0).contains(&a));
         }
-        assert_ne!(counter_start(&x, 0.1, 43).data(), xa.data());
+        assert_ne!(counter_start(&x, 0.1, 43, 0).data(), xa.data());
+        // the second row drawn on its own, as a rank draws its share, is the stream's values 3..6
+        assert_eq!(counter_start(&x.rows(1, 2), 0.1, 42, 3).data(), &xa.data()[3..]);
     }
 
     /// The sign as torch.sign has it: 0 for ±0 and NaN, ±1 for ±∞ and for the smallest subnormals.

@@ -102,7 +102,8 @@ fn layer_checks(x: &Tensor, conv: [Tensor; 2], bn: [Tensor; 2], x2: Tensor, fc: 
             case: tape(vec![x.clone()], bn.to_vec(), |t, v, p| {
                 let d = p[0].val.device();
                 let (mut m, mut s) = (Tensor::zeros_on(&[8], &d), Tensor::full(&[8], 1.0).to_device(&d));
-                let stats = batchnorm::Stats::Batch { running_mean: &mut m, running_var: &mut s, momentum: 0.1 };
+                let stats =
+                    batchnorm::Stats::Batch { running_mean: &mut m, running_var: &mut s, momentum: 0.1, sync: None };
                 batchnorm::batch_norm_relu(t, &v[0], &p[0], &p[1], stats, 1e-5)
             }),
         },

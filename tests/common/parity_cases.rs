@@ -148,7 +148,7 @@ fn bn_case(f: &TensorFile) -> Check {
         let mut tape = Tape::new(GradMode::Params);
         let x = tape.var(t(f, "x")?);
         let stats = if train {
-            batchnorm::Stats::Batch { running_mean: &mut rm, running_var: &mut rv, momentum }
+            batchnorm::Stats::Batch { running_mean: &mut rm, running_var: &mut rv, momentum, sync: None }
         } else {
             batchnorm::Stats::Running { mean: &rm, var: &rv }
         };
