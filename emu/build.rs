@@ -1,7 +1,7 @@
 //! Builds the emulated GPU's stand-in libraries into `$OUT_DIR/lib` with g++: `libcuda.so.1` (the
 //! driver API and the runtime, with every `kernels/*.cu` compiled as C++ and registered by name),
-//! and `libcublas.so.13` / `libcudnn.so.9` from `src/cublas*.cpp` / `src/cudnn*.cpp` where those
-//! exist. The folder is baked into the `mmard-emu` binary and the tests as `MMARD_EMU_LIB_DIR`.
+//! and `libcublas.so.13` / `libcudnn.so.9` / `libnccl.so.2` from `src/cublas*.cpp` /
+//! `src/cudnn*.cpp` / `src/nccl*.cpp` where those exist. The folder is baked into the `mmard-emu` binary and the tests as `MMARD_EMU_LIB_DIR`.
 // The main crate's reader of kernel signatures: the emulator registers exactly the kernels that
 // the launchers call, by the same parse (its launcher generator is the main crate's alone).
 #[allow(dead_code)]
@@ -39,8 +39,9 @@ fn main() {
     let named = |prefix: &str| -> Vec<PathBuf> {
         sources.iter().filter(|p| file_name(p).starts_with(prefix)).cloned().collect()
     };
-    let (blas, dnn) = (named("cublas"), named("cudnn"));
-    let runtime: Vec<PathBuf> = sources.iter().filter(|p| !blas.contains(p) && !dnn.contains(p)).cloned().collect();
+    let (blas, dnn, nccl) = (named("cublas"), named("cudnn"), named("nccl"));
+    let runtime: Vec<PathBuf> =
+        sources.iter().filter(|p| ![&blas, &dnn, &nccl].iter().any(|l| l.contains(p))).cloned().collect();
 
     let mut cuda_objs: Vec<PathBuf> = runtime.iter().map(|s| compile(s, &obj, &include, &[])).collect();
     let emu_h = include.join("cuda_emu.h");
@@ -51,7 +52,12 @@ fn main() {
         cuda_objs.push(compile(&wrapper, &obj, &include, &extra));
     }
     link(&cuda_objs, &lib, "libcuda.so.1", "libcuda.so", &here, false);
-    for (srcs, soname, plain) in [(blas, "libcublas.so.13", "libcublas.so"), (dnn, "libcudnn.so.9", "libcudnn.so")] {
+    let libs = [
+        (blas, "libcublas.so.13", "libcublas.so"),
+        (dnn, "libcudnn.so.9", "libcudnn.so"),
+        (nccl, "libnccl.so.2", "libnccl.so"),
+    ];
+    for (srcs, soname, plain) in libs {
         if !srcs.is_empty() {
             let objs: Vec<PathBuf> = srcs.iter().map(|s| compile(s, &obj, &include, &[])).collect();
             link(&objs, &lib, soname, plain, &here, true);
@@ -120,7 +126,8 @@ fn compile(src: &Path, obj: &Path, include: &Path, extra: &[&std::ffi::OsStr]) -
 }
 
 /// Links `soname` into `lib` with a `plain` (unversioned) symlink beside it: cudarc tries the plain
-/// name first. cuBLAS and cuDNN stand-ins link the libcuda stand-in beside them (for emu_check_range).
+/// name first. cuBLAS, cuDNN and NCCL stand-ins link the libcuda stand-in beside them (for
+/// emu_check_range).
 fn link(objs: &[PathBuf], lib: &Path, soname: &str, plain: &str, here: &Path, with_cuda: bool) {
     let mut cmd = Command::new("g++");
     cmd.arg("-shared").arg(format!("-Wl,-soname,{soname}"));

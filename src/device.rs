@@ -51,6 +51,18 @@ impl Device {
         Self::cuda(ordinal, tf32)
     }
 
+    /// `open` for one rank of a data-parallel job: `cuda` alone is GPU `local_rank` modulo the
+    /// GPUs this process sees (every GPU of the node, or the one its launcher left visible).
+    pub fn open_for_rank(name: &str, tf32: bool, local_rank: usize) -> Result<Device> {
+        #[cfg(feature = "cuda")]
+        if name == "cuda" && local_rank > 0 {
+            let seen = cudarc::driver::CudaContext::device_count().map_or(1, |n| n.max(1) as usize);
+            return Self::cuda(local_rank % seen, tf32);
+        }
+        let _ = local_rank;
+        Self::open(name, tf32)
+    }
+
     #[cfg(feature = "cuda")]
     fn cuda(ordinal: usize, tf32: bool) -> Result<Device> {
         Ok(Device::Cuda(crate::cuda::Gpu::get(ordinal, tf32)?))

@@ -110,7 +110,7 @@ fn main() {
         std::process::exit(cmd::doctor::doctor(&cli.device, cli.tf32));
     }
     cmd::ranks::check(&*group).unwrap_or_else(|e| fail(&e));
-    let place = match mmard::Device::open(&cmd::ranks::device(&cli.device, &*group), cli.tf32) {
+    let place = match mmard::Device::open_for_rank(&cli.device, cli.tf32, cmd::ranks::local_rank(&*group)) {
         Ok(device) => mmard::nn::Placement { device, fold: !cli.no_fold, group: group.clone() },
         Err(e) => fail(&e),
     };

@@ -219,7 +219,7 @@ impl Stepper {
         let value = match self.ranks.parallel() {
             false => sums[0] / n.max(1) as f64,
             true => {
-                dist::sum_grads(&*self.ranks.group, &mut self.outer);
+                dist::sum_grads(&self.ranks, &mut self.outer)?;
                 self.ranks.group.sum_f64(&mut sums);
                 sums[0] / b.total.max(1) as f64
             }

@@ -218,6 +218,7 @@ pub fn train(
     };
     let mut stepper = Stepper::new(cfg.objective.clone(), cfg.pgd);
     stepper.ranks = cfg.ranks.clone();
+    stepper.ranks.attach(&student.device())?;
     let iters = data.len().div_ceil(cfg.batch);
     for epoch in start..cfg.epochs {
         let started = Instant::now();

@@ -43,14 +43,11 @@ pub fn threads(group: &dyn Group) -> Option<usize> {
     Some(if mine < node { mine } else { (node / local.unwrap_or(group.size()).max(1)).max(1) })
 }
 
-/// The device a rank runs on: `cuda` means the GPU of its local rank (one process per GPU).
-pub fn device(name: &str, group: &dyn Group) -> String {
-    match (name, group.size()) {
-        ("cuda", 2..) => {
-            let local = env_number(&["OMPI_COMM_WORLD_LOCAL_RANK", "SLURM_LOCALID", "MPI_LOCALRANKID"]);
-            format!("cuda:{}", local.unwrap_or(group.rank()))
-        }
-        _ => name.to_string(),
+/// This rank's index among the ranks of its node (0 in one process): its GPU under `--device cuda`.
+pub fn local_rank(group: &dyn Group) -> usize {
+    match group.size() {
+        1 => 0,
+        _ => env_number(&["OMPI_COMM_WORLD_LOCAL_RANK", "SLURM_LOCALID", "MPI_LOCALRANKID"]).unwrap_or(group.rank()),
     }
 }
 

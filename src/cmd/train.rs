@@ -255,14 +255,15 @@ impl LoopArgs {
             augment,
             pgd: InnerPgd { eps, step: self.step.unwrap_or(eps / 4.0), steps: self.steps },
             objective,
-            ranks: Ranks { group: p.group.clone(), sync_bn: self.sync_bn },
+            ranks: Ranks::new(p.group.clone(), self.sync_bn),
         })
     }
 
     /// Loads the data and runs the loop, printing a line per epoch.
-    pub fn run(&self, cfg: &TrainCfg, student: &mut Model, teacher: Option<&mut Model>) -> Result<()> {
+    pub fn run(&self, cfg: &mut TrainCfg, student: &mut Model, teacher: Option<&mut Model>) -> Result<()> {
+        cfg.ranks.attach(&student.device())?;
         let train = self.data.load(Split::Train)?;
-        let group = &cfg.ranks.group;
+        let group = &cfg.ranks.group.clone();
         group.check_same("training set (--dataset, --data-dir, --limit)", || train.fingerprint())?;
         let test = if self.eval_limit > 0 {
             Some(DataArgs { limit: Some(self.eval_limit), ..self.data.clone() }.load(Split::Test)?)
@@ -270,10 +271,7 @@ impl LoopArgs {
             None
         };
         let dir = RunDir(self.out.clone());
-        let ranks = match group.size() {
-            1 => String::new(),
-            n => format!(", {n} ranks{}", if cfg.ranks.sync_bn { " with synchronised BatchNorm" } else { "" }),
-        };
+        let ranks = cfg.ranks.describe();
         group.leads().then(|| {
             eprintln!(
                 "{} {} on {} ({} images), {} epochs, ε = {}{ranks}, out {}",
@@ -319,13 +317,13 @@ pub fn train(a: &TrainArgs, p: &Placement) -> Result<()> {
             a.objective.method.name()
         ));
     }
-    let cfg = a.run.cfg(objective, p)?;
+    let mut cfg = a.run.cfg(objective, p)?;
     let mut model = p.place(Model::new(&a.new_arch.arch(a.arch, a.run.data.dataset)?, Some(a.run.seed)));
-    a.run.run(&cfg, &mut model, None)
+    a.run.run(&mut cfg, &mut model, None)
 }
 
 pub fn distill(a: &DistillArgs, p: &Placement) -> Result<()> {
-    let cfg = a.run.cfg(a.objective.objective()?, p)?;
+    let mut cfg = a.run.cfg(a.objective.objective()?, p)?;
     let file = TensorFile::load(&a.teacher)?;
     let mut teacher = load_model(&file, &a.teacher_unsaid.overrides(), false, p)?;
     let mut student = p.place(Model::new(&a.new_arch.arch(a.student, a.run.data.dataset)?, Some(a.run.seed)));
@@ -337,5 +335,5 @@ pub fn distill(a: &DistillArgs, p: &Placement) -> Result<()> {
         ));
     }
     let needs = cfg.objective.needs_teacher();
-    a.run.run(&cfg, &mut student, needs.then_some(&mut teacher))
+    a.run.run(&mut cfg, &mut student, needs.then_some(&mut teacher))
 }

@@ -5,6 +5,8 @@
 //! to rank 0, then its broadcast), so the ranks' weights never drift apart. Tests: `tests/mpi.rs`.
 #[cfg(feature = "mpi")]
 pub mod mpi;
+#[cfg(feature = "cuda")]
+pub mod nccl;
 
 use crate::nn::params::ParamStore;
 use crate::tape::Tape;
@@ -22,6 +24,7 @@ pub trait Group: Send + Sync + std::fmt::Debug {
     fn sum_f64(&self, buf: &mut [f64]);
     /// Rank 0's values, on every rank.
     fn broadcast_f32(&self, buf: &mut [f32]);
+    fn broadcast_bytes(&self, buf: &mut [u8]);
     /// Every rank's `value`, in rank order.
     fn gather_u64(&self, value: u64) -> Vec<u64>;
     /// Ends every rank of the run at once, with `code` (after this rank's error was printed).
@@ -56,9 +59,15 @@ impl dyn Group + '_ {
 }
 
 /// Sums every parameter gradient on `tape` over the ranks, as one buffer in parameter order
-/// (every rank records the same graph, so holds the same gradients).
-pub fn sum_grads(group: &dyn Group, tape: &mut Tape) {
-    through_one_buffer(tape.param_grads_mut(), |b| group.sum_f32(b));
+/// (every rank records the same graph, so holds the same gradients): on the GPUs with NCCL where
+/// `Ranks::attach` set it up, else through the host.
+pub fn sum_grads(ranks: &Ranks, tape: &mut Tape) -> crate::Result<()> {
+    #[cfg(feature = "cuda")]
+    if let Some(n) = &ranks.nccl {
+        return n.sum(&mut tape.param_grads_mut().collect::<Vec<_>>());
+    }
+    through_one_buffer(tape.param_grads_mut(), |b| ranks.group.sum_f32(b));
+    Ok(())
 }
 
 /// Rank 0's BatchNorm running statistics on every rank.
@@ -98,7 +107,7 @@ fn through_one_buffer<'t>(tensors: impl Iterator<Item = &'t mut Tensor>, op: imp
         if matches!(t.device(), crate::Device::Cpu) {
             t.data_mut().copy_from_slice(mine);
         } else {
-            // a GPU's tensors are staged through the host (NCCL would keep them on the device)
+            // a GPU's tensors staged through the host (BN's buffers; gradients too without NCCL)
             **t = Tensor::from_vec(t.shape(), mine.to_vec()).into_device(&t.device());
         }
         rest = more;
@@ -119,6 +128,7 @@ impl Group for Solo {
     fn sum_f32(&self, _: &mut [f32]) {}
     fn sum_f64(&self, _: &mut [f64]) {}
     fn broadcast_f32(&self, _: &mut [f32]) {}
+    fn broadcast_bytes(&self, _: &mut [u8]) {}
     fn gather_u64(&self, value: u64) -> Vec<u64> {
         vec![value]
     }
@@ -133,15 +143,49 @@ impl Group for Solo {
 pub struct Ranks {
     pub group: Arc<dyn Group>,
     pub sync_bn: bool,
+    /// NCCL between the ranks' GPUs, once `attach` found the model on one.
+    #[cfg(feature = "cuda")]
+    pub nccl: Option<std::rc::Rc<nccl::Nccl>>,
 }
 
 impl Default for Ranks {
     fn default() -> Self {
-        Ranks { group: Arc::new(Solo), sync_bn: false }
+        Ranks::new(Arc::new(Solo), false)
     }
 }
 
 impl Ranks {
+    pub fn new(group: Arc<dyn Group>, sync_bn: bool) -> Ranks {
+        Ranks {
+            group,
+            sync_bn,
+            #[cfg(feature = "cuda")]
+            nccl: None,
+        }
+    }
+
+    /// Readies the sums for a model on `dev`: on GPUs of several ranks, an NCCL communicator
+    /// (once).
+    pub fn attach(&mut self, dev: &crate::Device) -> crate::Result<()> {
+        #[cfg(feature = "cuda")]
+        if let (true, None, crate::Device::Cuda(g)) = (self.parallel(), &self.nccl, dev) {
+            self.nccl = Some(std::rc::Rc::new(nccl::Nccl::init(&*self.group, g)?));
+        }
+        let _ = dev;
+        Ok(())
+    }
+
+    /// How the ranks share the work, for the run's first line ("" in one process).
+    pub fn describe(&self) -> String {
+        let n = self.group.size();
+        #[cfg(feature = "cuda")]
+        let how = if self.nccl.is_some() { "by NCCL" } else { "through the host" };
+        #[cfg(not(feature = "cuda"))]
+        let how = "through the host";
+        let bn = if self.sync_bn { ", BatchNorm synchronised" } else { "" };
+        if n == 1 { String::new() } else { format!(", {n} ranks (gradients summed {how}{bn})") }
+    }
+
     /// Whether there is more than one rank.
     pub fn parallel(&self) -> bool {
         self.group.size() > 1
@@ -169,6 +213,7 @@ mod tests {
         fn sum_f32(&self, _: &mut [f32]) {}
         fn sum_f64(&self, _: &mut [f64]) {}
         fn broadcast_f32(&self, _: &mut [f32]) {}
+        fn broadcast_bytes(&self, _: &mut [u8]) {}
         fn gather_u64(&self, v: u64) -> Vec<u64> {
             vec![v; self.1]
         }

@@ -45,6 +45,12 @@ impl Mpi {
         Ok(Mpi { _universe: universe, lock: Mutex::new(()), rank, size })
     }
 
+    fn broadcast<T: Equivalence>(&self, buf: &mut [T]) {
+        let _one = self.lock.lock().unwrap_or_else(|p| p.into_inner());
+        let world = mpi::topology::SimpleCommunicator::world();
+        buf.chunks_mut(PIECE).for_each(|p| world.process_at_rank(0).broadcast_into(p));
+    }
+
     fn sum<T: Equivalence + Copy + Default>(&self, buf: &mut [T]) {
         let _one = self.lock.lock().unwrap_or_else(|p| p.into_inner());
         let world = mpi::topology::SimpleCommunicator::world();
@@ -75,9 +81,10 @@ impl Group for Mpi {
         self.sum(buf)
     }
     fn broadcast_f32(&self, buf: &mut [f32]) {
-        let _one = self.lock.lock().unwrap_or_else(|p| p.into_inner());
-        let world = mpi::topology::SimpleCommunicator::world();
-        buf.chunks_mut(PIECE).for_each(|p| world.process_at_rank(0).broadcast_into(p));
+        self.broadcast(buf)
+    }
+    fn broadcast_bytes(&self, buf: &mut [u8]) {
+        self.broadcast(buf)
     }
     fn gather_u64(&self, value: u64) -> Vec<u64> {
         let _one = self.lock.lock().unwrap_or_else(|p| p.into_inner());
