@@ -27,6 +27,39 @@ extern "C" __global__ void bn_batch_stats(const float* x, int n, int c, int hw, 
     }
 }
 
+// Synchronised BN (src/ops/batchnorm.rs, batch_stats with a group) in three steps, the ranks'
+// sums added between them: per channel the sum of x; then the sum of (x - S/M)^2, S the sum over all
+// ranks and M their count; then mean, invstd and the running statistics from both sums.
+extern "C" __global__ void bn_sum(const float* x, int n, int c, int hw, double* sum) {
+    int ch = blockIdx.x, m = n * hw;
+    double s = 0.0;
+    for (int i = threadIdx.x; i < m; i += blockDim.x) s += at(x, c, hw, ch, i);
+    s = block_sum(s);
+    if (threadIdx.x == 0) sum[ch] = s;
+}
+
+extern "C" __global__ void bn_sum_sq(const float* x, int n, int c, int hw, const double* sum, double count,
+                                     double* sq) {
+    int ch = blockIdx.x, m = n * hw;
+    double mu = sum[ch] / count, q = 0.0;
+    for (int i = threadIdx.x; i < m; i += blockDim.x) { double d = at(x, c, hw, ch, i) - mu; q += d * d; }
+    q = block_sum(q);
+    if (threadIdx.x == 0) sq[ch] = q;
+}
+
+extern "C" __global__ void bn_stats_of_sums(const double* sum, const double* sq, double count, float eps,
+                                            float momentum, int c, double* mean, double* invstd, float* run_mean,
+                                            float* run_var) {
+    FOR_EACH(ch, c) {
+        double mu = sum[ch] / count, var = sq[ch] / count;
+        mean[ch] = mu;
+        invstd[ch] = 1.0 / sqrt(var + (double)eps);
+        double k = (double)momentum, unbias = count / (count > 1.0 ? count - 1.0 : 1.0);
+        run_mean[ch] = (float)((1.0 - k) * run_mean[ch] + k * mu);
+        run_var[ch] = (float)((1.0 - k) * run_var[ch] + k * unbias * var);
+    }
+}
+
 // Eval mode: the running statistics as mean and invstd.
 extern "C" __global__ void bn_running_stats(const float* run_mean, const float* run_var, float eps, int c,
                                             double* mean, double* invstd) {

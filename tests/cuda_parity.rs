@@ -13,7 +13,7 @@ use parity_cases::method_step::x_adv_rule;
 use mmard::ard::methods::Method;
 use mmard::ard::step::{InnerPgd, Noise, Stepper};
 use mmard::attack::AutoAttack;
-use mmard::dist::Solo;
+use mmard::dist::{Group, Solo};
 use mmard::nn::ArchName;
 use mmard::nn::optim::Sgd;
 use mmard::nn::{Arch, Model};
@@ -115,28 +115,32 @@ fn batchnorm_relu_add_pool_linear() {
         let gb = vec![triangular(&mut rng, &[c], 0.5), triangular(&mut rng, &[c], 0.5)];
         let (rm, rv) = (triangular(&mut rng, &[c], 0.3), Tensor::full(&[c], 1.5));
         let runs: [Tensor; 2] = [rm.clone(), rv.clone()];
-        // train mode: outputs, gradients and the running statistics it moved
-        let mut moved = Vec::new();
-        for d in [Device::Cpu, dev.clone()] {
-            let (mut m, mut v) = (runs[0].to_device(&d), runs[1].to_device(&d));
-            let mut tape = Tape::new(GradMode::Params);
-            let xv = tape.var(x.to_device(&d));
-            let (g, b) = (
-                Param { id: 0, val: Arc::new(gb[0].to_device(&d)) },
-                Param { id: 1, val: Arc::new(gb[1].to_device(&d)) },
-            );
-            batchnorm::batch_norm(
-                &mut tape,
-                &xv,
-                &g,
-                &b,
-                batchnorm::Stats::Batch { running_mean: &mut m, running_var: &mut v, momentum: 0.1, sync: None },
-                1e-5,
-            );
-            moved.push((m, v));
+        // train mode: outputs, gradients and the running statistics it moved, and the same through
+        // synchronised BN's path (its sums over a group of one rank)
+        let solo: Arc<dyn Group> = Arc::new(Solo);
+        for sync in [None, Some(&solo)] {
+            let mut moved = Vec::new();
+            for d in [Device::Cpu, dev.clone()] {
+                let (mut m, mut v) = (runs[0].to_device(&d), runs[1].to_device(&d));
+                let mut tape = Tape::new(GradMode::Params);
+                let xv = tape.var(x.to_device(&d));
+                let (g, b) = (
+                    Param { id: 0, val: Arc::new(gb[0].to_device(&d)) },
+                    Param { id: 1, val: Arc::new(gb[1].to_device(&d)) },
+                );
+                let stats = batchnorm::Stats::Batch { running_mean: &mut m, running_var: &mut v, momentum: 0.1, sync };
+                batchnorm::batch_norm(&mut tape, &xv, &g, &b, stats, 1e-5);
+                moved.push((m, v));
+            }
+            same("bn running mean", &moved[1].0, &moved[0].0, 1e-6);
+            same("bn running var", &moved[1].1, &moved[0].1, 1e-6);
+            both("bn train, synchronised path", &dev, std::slice::from_ref(&x), &gb, 1.0, 1e-5, |t, v, p| {
+                let (mut m, mut s) =
+                    (Tensor::zeros_on(&[c], &p[0].val.device()), Tensor::zeros_on(&[c], &p[0].val.device()));
+                let stats = batchnorm::Stats::Batch { running_mean: &mut m, running_var: &mut s, momentum: 0.1, sync };
+                batchnorm::batch_norm(t, &v[0], &p[0], &p[1], stats, 1e-5)
+            });
         }
-        same("bn running mean", &moved[1].0, &moved[0].0, 1e-6);
-        same("bn running var", &moved[1].1, &moved[0].1, 1e-6);
         both("bn train", &dev, std::slice::from_ref(&x), &gb, 1.0, 1e-5, |t, v, p| {
             let (mut m, mut s) =
                 (Tensor::zeros_on(&[c], &p[0].val.device()), Tensor::zeros_on(&[c], &p[0].val.device()));
@@ -173,6 +177,7 @@ fn batchnorm_relu_add_pool_linear() {
             )
         });
         // the inner loop's variant: eval mode, input gradient only
+        let mut grads = Vec::new();
         for d in [Device::Cpu, dev.clone()] {
             let mut tape = Tape::new(GradMode::Input);
             let xv = tape.input(x.to_device(&d));
@@ -189,9 +194,9 @@ fn batchnorm_relu_add_pool_linear() {
                 1e-5,
             );
             tape.backward(vec![(&y, Tensor::full(y.shape(), 0.5).to_device(&d))]);
-            moved.push((tape.grad(&xv).unwrap().clone(), Tensor::zeros(&[1])));
+            grads.push(tape.grad(&xv).unwrap().clone());
         }
-        same("bn eval, input gradient only", &moved[3].0, &moved[2].0, 1e-6);
+        same("bn eval, input gradient only", &grads[1], &grads[0], 1e-6);
         both("relu", &dev, std::slice::from_ref(&x), &[], 1.0, 0.0, |t, v, _| elementwise::relu(t, &v[0]));
         let x2 = triangular(&mut rng, &[n, c, s, s], 1.0);
         both("add", &dev, &[x.clone(), x2], &[], 1.0, 0.0, |t, v, _| elementwise::add(t, &v[0], &v[1]));

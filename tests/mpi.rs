@@ -318,29 +318,37 @@ fn ranks_that_disagree_are_refused() {
 }
 
 /// With `--device cuda` the ranks sum their gradients on the GPUs with NCCL (on the emulated GPU,
-/// its stand-in libnccl between the processes). BatchNorm per rank on both sides, so two ranks on
-/// GPUs must train as two ranks on CPUs, within one process's GPU-against-CPU difference after a
-/// step (1e-6 measured for both; 1e-5 as `tests/cuda_parity.rs` allows a step's loss).
+/// its stand-in libnccl between the processes). With BatchNorm per rank on both sides, two ranks
+/// on GPUs must train as two ranks on CPUs within one process's GPU-against-CPU difference after a
+/// step (1e-6 measured for both; 1e-5 as `tests/cuda_parity.rs` allows a step's loss); with
+/// `--sync-bn`, two ranks on GPUs as one process on a GPU, to summation order.
 #[cfg(feature = "cuda")]
 #[test]
-fn ranks_on_gpus_sum_with_nccl_as_ranks_on_cpus_sum_with_mpi() {
+fn ranks_on_gpus_sum_with_nccl_as_ranks_on_cpus_and_as_one_gpu() {
     if let Err(e) = mmard::Device::open("cuda", false) {
         assert!(std::env::var_os("MMARD_REQUIRE_GPU").is_none(), "MMARD_REQUIRE_GPU is set: {e}");
         return println!("skipped: {e}");
     }
     let d = dir("nccl");
-    let go = |device: &str, out: &Path| {
+    let go = |ranks, device: &str, out: &Path, more: &[&str]| {
         let mut a = vec!["--device", device, "distill", "--method", "mmard", "--teacher", TEACHER];
         a.extend(["--student", "small_cnn", "--widths", "8,16,32", "--limit", "64", "--batch-size", "64"]);
         a.extend(["--steps", "1", "--epochs", "1", "--out", s(out)]);
-        a.extend(DATA);
-        String::from_utf8_lossy(&run(2, &a).stderr).into_owned()
+        a.extend(DATA.iter().chain(more));
+        String::from_utf8_lossy(&run(ranks, &a).stderr).into_owned()
     };
+    let model = |p: &Path| p.join("model.safetensors");
     let (gpus, cpus) = (d.join("gpus"), d.join("cpus"));
-    let said = go("cuda", &gpus);
+    let said = go(2, "cuda", &gpus, &[]);
     assert!(said.contains("2 ranks (gradients summed by NCCL)"), "{said}");
-    go("cpu", &cpus);
-    let apart = distance(&gpus.join("model.safetensors"), &cpus.join("model.safetensors"));
+    go(2, "cpu", &cpus, &[]);
+    let apart = distance(&model(&gpus), &model(&cpus));
     assert!(apart <= SUMMATION, "two ranks on GPUs are {apart:e} from two on CPUs");
     assert!((losses(&gpus)[0] - losses(&cpus)[0]).abs() <= 1e-5 * losses(&cpus)[0]);
+    let (one, synced) = (d.join("one-gpu"), d.join("gpus-sync-bn"));
+    go(0, "cuda", &one, &[]);
+    let said = go(2, "cuda", &synced, &["--sync-bn"]);
+    assert!(said.contains("BatchNorm synchronised"), "{said}");
+    let apart = distance(&model(&one), &model(&synced));
+    assert!(apart <= SUMMATION, "two ranks on GPUs with --sync-bn are {apart:e} from one GPU");
 }

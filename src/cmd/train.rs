@@ -236,12 +236,6 @@ impl LoopArgs {
                 Schedule::Step { milestones: self.milestones.clone().unwrap_or(default), gamma: self.gamma }
             }
         };
-        if self.sync_bn && p.group.size() > 1 && !matches!(p.device, mmard::Device::Cpu) {
-            return Err(err!(
-                "--sync-bn on GPUs needs NCCL, which this build does not have yet: leave it out (each rank's \
-                 BatchNorm then normalises its share, as PyTorch DDP does) or train on --device cpu"
-            ));
-        }
         let augment = self.augment.unwrap_or(matches!(self.data.dataset, DatasetKind::Cifar10 | DatasetKind::Cifar100));
         Ok(TrainCfg {
             epochs: self.epochs,

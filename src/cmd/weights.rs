@@ -64,11 +64,13 @@ macro_rules! unsaid {
 unsaid!(Unsaid, "", "");
 unsaid!(TeacherUnsaid, "teacher-", " teacher");
 
-/// The model of a weights file, placed on the device, printing the tensors it does not use and what
-/// detection assumed.
+/// The model of a weights file, placed on the device, printing (rank 0 for all) the tensors it does
+/// not use and what detection assumed.
 pub fn load_model(file: &TensorFile, o: &Overrides, strict: bool, p: &Placement) -> Result<Model> {
-    let Loaded { model, extra, notices } = Model::from_file(file, o, strict)?;
-    if !extra.is_empty() {
+    let Loaded { model, extra, mut notices } = Model::from_file(file, o, strict)?;
+    if !p.group.leads() {
+        notices.clear();
+    } else if !extra.is_empty() {
         eprintln!(
             "warning: {}: {} tensors not used by {}: {} (--strict makes this an error)",
             file.path.display(),

@@ -212,7 +212,10 @@ impl Backward for BnNode {
                 (dx, Tensor::from_vec(&[dg.len()], dg), Tensor::from_vec(&[db.len()], db))
             }
             #[cfg(feature = "cuda")]
-            Saved::Cuda(s) => cuda::backward(&self.x, &self.gamma.val, s, gy, self.train, need[0], params),
+            Saved::Cuda(s) => {
+                let sync = self.sync.as_deref();
+                cuda::backward(&self.x, &self.gamma.val, s, gy, self.train, need[0], params, sync)
+            }
         };
         let params = if params { vec![(self.gamma.id, dg), (self.beta_id, db)] } else { Vec::new() };
         Grads { inputs: vec![dx], params }
@@ -274,6 +277,7 @@ fn bn(tape: &mut Tape, x: &Var, gamma: &Param, beta: &Param, stats: Stats, eps: 
 mod cuda {
     use super::Stats as Which;
     use crate::cuda::Gpu;
+    use crate::dist::Group;
     use crate::tensor::Tensor;
     use cudarc::driver::CudaSlice;
     use std::sync::Arc;
@@ -290,8 +294,40 @@ mod cuda {
         let (ni, ci, hw) = (n as i32, c as i32, (h * w) as i32);
         let mut s = Stats { mean: g.zeros(c), invstd: g.zeros(c) };
         match which {
-            Which::Batch { running_mean, running_var, momentum, sync } => {
-                assert!(sync.is_none(), "synchronised BatchNorm on a GPU needs NCCL (the CLI refuses it)");
+            Which::Batch { running_mean, running_var, momentum, sync: Some(group) } => {
+                // the ranks' sums meet on the host: a few doubles per channel, and the count
+                let summed = |d: &CudaSlice<f64>, count: f64| {
+                    let mut v = g.download(d);
+                    v.push(count);
+                    group.sum_f64(&mut v);
+                    let count = v.pop().expect("the count");
+                    (g.upload(&v), count)
+                };
+                let (per_block, local) = (g.per_block(c), (n * h * w) as f64);
+                let mut sum = g.zeros::<f64>(c);
+                crate::cuda::kernels::bn_sum(&g, per_block, x.cu(), ni, ci, hw, &mut sum);
+                let (sum, count) = summed(&sum, local);
+                let mut sq = g.zeros::<f64>(c);
+                crate::cuda::kernels::bn_sum_sq(&g, per_block, x.cu(), ni, ci, hw, &sum, count, &mut sq);
+                let (sq, _) = summed(&sq, local);
+                let (rm, rv) = (running_mean.cu_mut(), running_var.cu_mut());
+                let (mean, inv) = (&mut s.mean, &mut s.invstd);
+                crate::cuda::kernels::bn_stats_of_sums(
+                    &g,
+                    g.grid(c),
+                    &sum,
+                    &sq,
+                    count,
+                    eps,
+                    momentum,
+                    ci,
+                    mean,
+                    inv,
+                    rm,
+                    rv,
+                );
+            }
+            Which::Batch { running_mean, running_var, momentum, sync: None } => {
                 crate::cuda::kernels::bn_batch_stats(
                     &g,
                     g.per_block(c),
@@ -340,6 +376,8 @@ mod cuda {
 
     /// (dx if `need_x`, dgamma, dbeta). In eval mode dx needs no reduction: the inner loop
     /// (eval mode, no parameter gradients) skips the per-channel sums and gets dx in one pass.
+    /// With `sync` (train mode over several ranks) dx reads every rank's sums, as on the CPU.
+    #[allow(clippy::too_many_arguments)]
     pub fn backward(
         x: &Tensor,
         gamma: &Tensor,
@@ -348,10 +386,11 @@ mod cuda {
         train: bool,
         need_x: bool,
         params: bool,
+        sync: Option<&dyn Group>,
     ) -> (Option<Tensor>, Tensor, Tensor) {
         let g = x.gpu().unwrap().clone();
         let (n, c, h, w) = x.dims4();
-        let (ni, ci, hw, total, m) = (n as i32, c as i32, (h * w) as i32, x.numel() as i32, (n * h * w) as i32);
+        let (ni, ci, hw, total, mut m) = (n as i32, c as i32, (h * w) as i32, x.numel() as i32, (n * h * w) as i32);
         let (mut sg, mut sgx) = (g.zeros::<f64>(c), g.zeros::<f64>(c));
         let (mut dg, mut db) = (Tensor::zeros_on(&[c], &x.device()), Tensor::zeros_on(&[c], &x.device()));
         if train || params {
@@ -370,6 +409,12 @@ mod cuda {
                 dg.cu_mut(),
                 db.cu_mut(),
             );
+        }
+        if let Some(group) = sync.filter(|_| train) {
+            let mut v: Vec<f64> = g.download(&sg).into_iter().chain(g.download(&sgx)).chain([m as f64]).collect();
+            group.sum_f64(&mut v);
+            m = v.pop().expect("the count") as i32;
+            (sg, sgx) = (g.upload(&v[..c]), g.upload(&v[c..]));
         }
         let dx = need_x.then(|| {
             let mut dx = g.empty(x.numel());
