@@ -18,13 +18,20 @@ fn table(out: &mut String, configs: &[&Config]) {
     out.push('\n');
 }
 
-/// Least-squares slope of the student's AA on the teacher's.
-fn slope(p: &[TeacherPoint]) -> f64 {
-    let n = p.len() as f64;
-    let (mx, my) = (p.iter().map(|q| q.1).sum::<f64>() / n, p.iter().map(|q| q.2.mean).sum::<f64>() / n);
-    let sxy: f64 = p.iter().map(|q| (q.1 - mx) * (q.2.mean - my)).sum();
-    let sxx: f64 = p.iter().map(|q| (q.1 - mx).powi(2)).sum();
-    if sxx > 0.0 { sxy / sxx } else { f64::NAN }
+/// Least-squares slope of a student's AA on its teacher's AA over every seed's run, with its
+/// standard error from the residuals (seed noise included): None with fewer than three runs or a
+/// single teacher.
+fn fit(p: &[TeacherPoint]) -> Option<(f64, f64)> {
+    let xy: Vec<(f64, f64)> = p.iter().flat_map(|q| q.seeds.iter().map(|&y| (q.teacher_aa, y))).collect();
+    let n = xy.len() as f64;
+    let (mx, my) = (xy.iter().map(|q| q.0).sum::<f64>() / n, xy.iter().map(|q| q.1).sum::<f64>() / n);
+    let sxx: f64 = xy.iter().map(|q| (q.0 - mx).powi(2)).sum();
+    if xy.len() < 3 || sxx <= 0.0 {
+        return None;
+    }
+    let b = xy.iter().map(|q| (q.0 - mx) * (q.1 - my)).sum::<f64>() / sxx;
+    let rss: f64 = xy.iter().map(|q| (q.1 - my - b * (q.0 - mx)).powi(2)).sum();
+    Some((b, (rss / (n - 2.0) / sxx).sqrt()))
 }
 
 pub fn markdown(study: &Study, plots: &[Plot]) -> String {
@@ -48,13 +55,17 @@ pub fn markdown(study: &Study, plots: &[Plot]) -> String {
         let sens = sensitivity(study);
         if !sens.is_empty() {
             out.push_str("Teacher sensitivity: how much a student's AA moves per point of its teacher's AA ");
-            out.push_str(
-                "(least-squares slope over the teachers; 0 means the student does not follow its teacher).\n\n",
-            );
-            out.push_str("| method | teachers | student AA by teacher AA | slope |\n|---|---|---|---|\n");
+            out.push_str("(least-squares slope over every seed's run, ± its standard error from the residuals; ");
+            out.push_str("0 means the student does not follow its teacher, |slope| > 2 SE is marked).\n\n");
+            out.push_str("| method | teachers | student AA by teacher AA | slope ± SE |\n|---|---|---|---|\n");
             for (m, p) in &sens {
-                let pts: Vec<String> = p.iter().map(|(name, t, s)| format!("{name} {t:.1} → {}", cell(*s))).collect();
-                let _ = writeln!(out, "| {m} | {} | {} | {:.2} |", p.len(), pts.join("; "), slope(p));
+                let pts: Vec<String> =
+                    p.iter().map(|q| format!("{} {:.1} → {}", q.teacher, q.teacher_aa, cell(q.student))).collect();
+                let fitted = match fit(p) {
+                    Some((b, se)) => format!("{b:.2} ± {se:.2}{}", if b.abs() > 2.0 * se { " *" } else { "" }),
+                    None => "—".into(),
+                };
+                let _ = writeln!(out, "| {m} | {} | {} | {fitted} |", p.len(), pts.join("; "));
             }
             out.push('\n');
         }
@@ -114,4 +125,28 @@ fn against_baseline(out: &mut String, study: &Study) {
 
 fn aa(c: &Config) -> Spread {
     c.figures.expect("evaluated")[2]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::Spread;
+
+    #[test]
+    fn slope_and_its_standard_error_over_every_seed() {
+        // seeds one point either side of the line 41 + 0.5·(x − 50): slope 0.5, residuals ±1, so
+        // s² = 6 / (6 − 2) and SE = √(s² / Sxx) with Sxx = 2·(10² + 0 + 10²)
+        let p: Vec<TeacherPoint> = [(50.0, [40.0, 42.0]), (60.0, [45.0, 47.0]), (70.0, [50.0, 52.0])]
+            .into_iter()
+            .map(|(x, ys)| TeacherPoint {
+                teacher: format!("t{x}"),
+                teacher_aa: x,
+                student: Spread::of(&ys),
+                seeds: ys.to_vec(),
+            })
+            .collect();
+        let (b, se) = fit(&p).unwrap();
+        assert!((b - 0.5).abs() < 1e-12 && (se - (1.5f64 / 400.0).sqrt()).abs() < 1e-12, "{b} ± {se}");
+        assert!(fit(&p[..1]).is_none(), "one teacher has no slope");
+    }
 }

@@ -240,9 +240,11 @@ fn teachers(study: &Study, file: &Path) -> Result<()> {
     }
     let root = SVGBackend::new(file, (760, 520)).into_drawing_area();
     root.fill(&WHITE).map_err(|e| err(e.to_string()))?;
-    let xs: Vec<f64> = points.iter().flat_map(|(_, p)| p.iter().map(|q| q.1)).collect();
-    let ys: Vec<f64> =
-        points.iter().flat_map(|(_, p)| p.iter().flat_map(|q| [q.2.mean - q.2.std, q.2.mean + q.2.std])).collect();
+    let xs: Vec<f64> = points.iter().flat_map(|(_, p)| p.iter().map(|q| q.teacher_aa)).collect();
+    let ys: Vec<f64> = points
+        .iter()
+        .flat_map(|(_, p)| p.iter().flat_map(|q| [q.student.mean - q.student.std, q.student.mean + q.student.std]))
+        .collect();
     let range = |v: &[f64]| {
         let (a, b) = v.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &x| (a.min(x), b.max(x)));
         (a - 2.0)..(b + 2.0)
@@ -266,7 +268,7 @@ fn teachers(study: &Study, file: &Path) -> Result<()> {
         .map_err(|e| err(e.to_string()))?;
     for (i, (method, pts)) in points.iter().enumerate() {
         let c = color(i);
-        let line: Vec<(f64, f64)> = pts.iter().map(|q| (q.1, q.2.mean)).collect();
+        let line: Vec<(f64, f64)> = pts.iter().map(|q| (q.teacher_aa, q.student.mean)).collect();
         chart.draw_series(LineSeries::new(line.clone(), c.stroke_width(2))).map_err(|e| err(e.to_string()))?;
         chart
             .draw_series(line.iter().map(|&p| Circle::new(p, 5, c.filled())))
@@ -274,16 +276,17 @@ fn teachers(study: &Study, file: &Path) -> Result<()> {
             .label(method.as_str())
             .legend(move |(x, y)| Circle::new((x + 7, y), 5, c.filled()));
         let errs = pts.iter().map(|q| {
-            ErrorBar::new_vertical(q.1, q.2.mean - q.2.std, q.2.mean, q.2.mean + q.2.std, c.stroke_width(1), 8)
+            let (x, s) = (q.teacher_aa, q.student);
+            ErrorBar::new_vertical(x, s.mean - s.std, s.mean, s.mean + s.std, c.stroke_width(1), 8)
         });
         chart.draw_series(errs).map_err(|e| err(e.to_string()))?;
     }
     // each teacher's name under its points
     let bottom = range(&ys).start;
-    for (name, t, _) in &points[0].1 {
+    for q in &points[0].1 {
         let label = Text::new(
-            format!("teacher {name}"),
-            (*t, bottom + 0.3),
+            format!("teacher {}", q.teacher),
+            (q.teacher_aa, bottom + 0.3),
             ("sans-serif", 13).into_font().color(&BLACK.mix(0.6)),
         );
         chart.draw_series(std::iter::once(label)).map_err(|e| err(e.to_string()))?;
@@ -299,8 +302,14 @@ fn teachers(study: &Study, file: &Path) -> Result<()> {
     root.present().map_err(|e| err(e.to_string()))
 }
 
-/// A teacher's name, its AA, and a student's AA over seeds.
-pub type TeacherPoint = (String, f64, Spread);
+/// A student's AA against one teacher: over seeds, and each seed's.
+pub struct TeacherPoint {
+    pub teacher: String,
+    /// The teacher's own AA.
+    pub teacher_aa: f64,
+    pub student: Spread,
+    pub seeds: Vec<f64>,
+}
 
 /// Per method with runs against more than one teacher: its points by teacher AA.
 pub fn sensitivity(study: &Study) -> Vec<(String, Vec<TeacherPoint>)> {
@@ -309,13 +318,15 @@ pub fn sensitivity(study: &Study) -> Vec<(String, Vec<TeacherPoint>)> {
         let (Some(f), Some(t)) = (c.figures, c.teacher.as_ref()) else { continue };
         let Some(teacher) = study.teachers.get(t) else { continue };
         let (Some(Part::Methods | Part::Sensitivity), Some(method)) = (c.part, &c.method) else { continue };
-        by_method.entry(method.clone()).or_default().push((t.clone(), teacher[2], f[2]));
+        let seeds = c.runs.iter().filter_map(|r| Some(r.eval?[2])).collect();
+        let point = TeacherPoint { teacher: t.clone(), teacher_aa: teacher[2], student: f[2], seeds };
+        by_method.entry(method.clone()).or_default().push(point);
     }
     by_method
         .into_iter()
         .filter(|(_, p)| p.len() > 1)
         .map(|(m, mut p)| {
-            p.sort_by(|a, b| a.1.total_cmp(&b.1));
+            p.sort_by(|a, b| a.teacher_aa.total_cmp(&b.teacher_aa));
             (m, p)
         })
         .collect()
