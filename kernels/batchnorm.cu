@@ -1,52 +1,48 @@
 // 2-d batch normalisation, the twin of src/ops/batchnorm.rs: statistics and sums per channel in
-// double (one block per channel, two passes like the CPU), the output rounded once from double.
+// double (two passes like the CPU, each on a channel x slice grid), the output rounded once from
+// double.
 #include "common.cuh"
 
-// Channel ch's value number i (0 <= i < n*hw) of an NCHW tensor.
-__device__ inline float at(const float* x, int c, int hw, int ch, int i) {
-    return x[((i / hw) * c + ch) * hw + i % hw];
-}
-
-// Batch mean and invstd (for eps) per channel; moves the running statistics in the same pass
-// (biased variance for normalising, unbiased for the running variance, as PyTorch).
-extern "C" __global__ void bn_batch_stats(const float* x, int n, int c, int hw, float eps, float momentum,
-                                          double* mean, double* invstd, float* run_mean, float* run_var) {
-    int ch = blockIdx.x, m = n * hw;
-    double s = 0.0;
-    for (int i = threadIdx.x; i < m; i += blockDim.x) s += at(x, c, hw, ch, i);
-    double mu = block_sum(s) / m;
-    double q = 0.0;
-    for (int i = threadIdx.x; i < m; i += blockDim.x) { double d = at(x, c, hw, ch, i) - mu; q += d * d; }
-    double var = block_sum(q) / m;
-    if (threadIdx.x == 0) {
-        mean[ch] = mu;
-        invstd[ch] = 1.0 / sqrt(var + (double)eps);
-        double k = (double)momentum, unbias = (double)m / (double)(m > 1 ? m - 1 : 1);
-        run_mean[ch] = (float)((1.0 - k) * run_mean[ch] + k * mu);
-        run_var[ch] = (float)((1.0 - k) * run_var[ch] + k * unbias * var);
+// Per-channel sums on a channel x slice grid (blockIdx.y the channel, blockIdx.x a slice of `per`
+// images), each block's sum to partial[ch * gridDim.x + slice]; bn_combine adds a channel's
+// slices in slice order, so the result does not depend on timing. f(offset, ch) is called for this
+// thread's share of the slice's values of the channel, the walk advancing without a division.
+template <class F>
+__device__ inline void slice_walk(int n, int c, int hw, int per, F f) {
+    int ch = blockIdx.y, k0 = blockIdx.x * per, k1 = k0 + per < n ? k0 + per : n;
+    int count = (k1 - k0) * hw, step_k = blockDim.x / hw, step_j = blockDim.x % hw;
+    int k = k0 + threadIdx.x / hw, j = threadIdx.x % hw;
+    for (int i = threadIdx.x; i < count; i += blockDim.x) {
+        f(((long long)k * c + ch) * hw + j, ch);
+        k += step_k, j += step_j;
+        if (j >= hw) j -= hw, k++;
     }
 }
 
-// Synchronised BN (src/ops/batchnorm.rs, batch_stats with a group) in three steps, the ranks'
-// sums added between them: per channel the sum of x; then the sum of (x - S/M)^2, S the sum over all
-// ranks and M their count; then mean, invstd and the running statistics from both sums.
-extern "C" __global__ void bn_sum(const float* x, int n, int c, int hw, double* sum) {
-    int ch = blockIdx.x, m = n * hw;
-    double s = 0.0;
-    for (int i = threadIdx.x; i < m; i += blockDim.x) s += at(x, c, hw, ch, i);
-    s = block_sum(s);
-    if (threadIdx.x == 0) sum[ch] = s;
+// The batch statistics' two passes (src/ops/batchnorm.rs, batch_stats): with squares == 0 the sum
+// of x, else the sum of (x - sum[ch] / count)^2, sum and count being every rank's.
+extern "C" __global__ void bn_slice_sums(const float* x, int n, int c, int hw, int per, int squares,
+                                         const double* sum, double count, double* partial) {
+    double acc = 0.0;
+    slice_walk(n, c, hw, per, [&](long long i, int ch) {
+        double d = squares ? x[i] - sum[ch] / count : x[i];
+        acc += squares ? d * d : d;
+    });
+    acc = block_sum(acc);
+    if (threadIdx.x == 0) partial[blockIdx.y * gridDim.x + blockIdx.x] = acc;
 }
 
-extern "C" __global__ void bn_sum_sq(const float* x, int n, int c, int hw, const double* sum, double count,
-                                     double* sq) {
-    int ch = blockIdx.x, m = n * hw;
-    double mu = sum[ch] / count, q = 0.0;
-    for (int i = threadIdx.x; i < m; i += blockDim.x) { double d = at(x, c, hw, ch, i) - mu; q += d * d; }
-    q = block_sum(q);
-    if (threadIdx.x == 0) sq[ch] = q;
+extern "C" __global__ void bn_combine(const double* partial, int slices, int c, double* out) {
+    FOR_EACH(ch, c) {
+        double s = 0.0;
+        for (int i = 0; i < slices; i++) s += partial[ch * slices + i];
+        out[ch] = s;
+    }
 }
 
+// Mean, invstd (for eps) and the running statistics from the sums of x and of its squared
+// deviations over `count` values (biased variance for normalising, unbiased for the running
+// variance, as PyTorch).
 extern "C" __global__ void bn_stats_of_sums(const double* sum, const double* sq, double count, float eps,
                                             float momentum, int c, double* mean, double* invstd, float* run_mean,
                                             float* run_var) {
@@ -73,28 +69,40 @@ extern "C" __global__ void bn_running_stats(const float* run_mean, const float* 
 // max(y, 0) in the same pass (NaN stays NaN).
 extern "C" __global__ void bn_normalize(const float* x, float* y, const double* mean, const double* invstd,
                                         const float* gamma, const float* beta, int c, int hw, int total, int relu) {
-    FOR_EACH(i, total) {
-        int ch = (i / hw) % c;
+    for_each_channel(total, c, hw, [&](int i, int ch) {
         double a = invstd[ch] * (double)gamma[ch];
         double b = (double)beta[ch] - mean[ch] * a;
         float v = (float)((double)x[i] * a + b);
         y[i] = relu && v < 0.f ? 0.f : v;
+    });
+}
+
+// Per channel: sg = sum gy and sgx = invstd * sum gy * (x - mean), on the channel x slice grid of
+// bn_slice_sums (partials of sum gy * (x - mean), then bn_bwd_combine); gamma's and beta's
+// gradients from them.
+extern "C" __global__ void bn_bwd_slice_sums(const float* x, const float* gy, const double* mean, int n, int c,
+                                             int hw, int per, double* partial_g, double* partial_gx) {
+    double a = 0.0, b = 0.0;
+    slice_walk(n, c, hw, per, [&](long long i, int ch) {
+        double g = gy[i];
+        a += g;
+        b += g * ((double)x[i] - mean[ch]);
+    });
+    a = block_sum(a);
+    b = block_sum(b);
+    if (threadIdx.x == 0) {
+        partial_g[blockIdx.y * gridDim.x + blockIdx.x] = a;
+        partial_gx[blockIdx.y * gridDim.x + blockIdx.x] = b;
     }
 }
 
-// Per channel: sg = sum gy, sgx = invstd * sum gy * (x - mean); gamma's and beta's gradients.
-extern "C" __global__ void bn_bwd_sums(const float* x, const float* gy, const double* mean, const double* invstd,
-                                       int n, int c, int hw, double* sg, double* sgx, float* dgamma, float* dbeta) {
-    int ch = blockIdx.x, m = n * hw;
-    double a = 0.0, b = 0.0, mu = mean[ch];
-    for (int i = threadIdx.x; i < m; i += blockDim.x) {
-        double g = at(gy, c, hw, ch, i);
-        a += g;
-        b += g * ((double)at(x, c, hw, ch, i) - mu);
-    }
-    a = block_sum(a);
-    b = block_sum(b) * invstd[ch];
-    if (threadIdx.x == 0) {
+extern "C" __global__ void bn_bwd_combine(const double* partial_g, const double* partial_gx, int slices, int c,
+                                          const double* invstd, double* sg, double* sgx, float* dgamma,
+                                          float* dbeta) {
+    FOR_EACH(ch, c) {
+        double a = 0.0, b = 0.0;
+        for (int i = 0; i < slices; i++) a += partial_g[ch * slices + i], b += partial_gx[ch * slices + i];
+        b *= invstd[ch];
         sg[ch] = a;
         sgx[ch] = b;
         dgamma[ch] = (float)b;
@@ -107,8 +115,7 @@ extern "C" __global__ void bn_bwd_sums(const float* x, const float* gy, const do
 extern "C" __global__ void bn_bwd_data(const float* x, const float* gy, float* gx, const double* mean,
                                        const double* invstd, const float* gamma, const double* sg, const double* sgx,
                                        int train, int c, int hw, int total, int m) {
-    FOR_EACH(i, total) {
-        int ch = (i / hw) % c;
+    for_each_channel(total, c, hw, [&](int i, int ch) {
         float k = (float)((double)gamma[ch] * invstd[ch]);
         if (train) {
             float mu = (float)mean[ch], inv = (float)invstd[ch];
@@ -117,5 +124,5 @@ extern "C" __global__ void bn_bwd_data(const float* x, const float* gy, float* g
         } else {
             gx[i] = k * gy[i];
         }
-    }
+    });
 }

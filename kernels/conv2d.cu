@@ -5,10 +5,10 @@
 // y[n, c, hw] += b[c], then with relu max(y, 0) (NaN stays NaN): a folded BatchNorm's shift and the
 // ReLU after it, in one pass after cuDNN's convolution.
 extern "C" __global__ void bias_act_planes(float* y, const float* b, int c, int hw, int total, int relu) {
-    FOR_EACH(i, total) {
-        float v = y[i] + b[(i / hw) % c];
+    for_each_channel(total, c, hw, [&](int i, int ch) {
+        float v = y[i] + b[ch];
         y[i] = relu && v < 0.f ? 0.f : v;
-    }
+    });
 }
 
 // max(y, 0) in place (NaN stays NaN).

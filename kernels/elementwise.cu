@@ -34,9 +34,8 @@ extern "C" __global__ void swish_bwd(const float* x, const float* gy, float* gx,
 // (x - sub[c]) / div[c] per channel of an NCHW tensor (no subtraction unless has_sub).
 extern "C" __global__ void standardize(const float* x, const float* sub, const float* div, float* y, int c, int hw,
                                        int n, int has_sub) {
-    FOR_EACH(i, n) {
-        int ch = (i / hw) % c;
+    for_each_channel(n, c, hw, [&](int i, int ch) {
         float v = has_sub ? x[i] - sub[ch] : x[i];
         y[i] = v / div[ch];
-    }
+    });
 }

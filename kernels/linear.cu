@@ -4,7 +4,7 @@
 
 // Every row of y[rows, cols] set to b (a linear layer's bias, before the GEMM accumulates).
 extern "C" __global__ void fill_rows(float* y, const float* b, int rows, int cols) {
-    FOR_EACH(i, rows * cols) y[i] = b[i % cols];
+    for_each_channel(rows * cols, cols, 1, [&](int i, int col) { y[i] = b[col]; });
 }
 
 // gb[j] = sum over rows of g[rows, cols], in row order like the CPU; one thread per column.

@@ -35,5 +35,5 @@ extern "C" __global__ void avgpool_fwd(const float* x, float* y, int hw, int pla
 }
 
 extern "C" __global__ void avgpool_bwd(const float* gy, float* gx, int hw, int planes) {
-    FOR_EACH(i, planes * hw) gx[i] = gy[i / hw] / (float)hw;
+    for_each_channel(planes * hw, planes, hw, [&](int i, int plane) { gx[i] = gy[plane] / (float)hw; });
 }

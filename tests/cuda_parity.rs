@@ -26,13 +26,17 @@ use mmard::twin::{self, triangular};
 use mmard::{Device, Tensor};
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
-use std::sync::Arc;
+use std::sync::{Arc, RwLock, RwLockReadGuard};
 
-/// The GPU, or None with a printed reason; with `MMARD_REQUIRE_GPU` set (CI on the emulated GPU) a
-/// missing GPU fails the test instead of skipping it.
-fn gpu() -> Option<Device> {
+/// Tests share the GPU and its counters; the one that counts a step's launches holds it alone.
+static SHARED: RwLock<()> = RwLock::new(());
+
+/// The GPU, shared with the other tests while the guard lives, or None with a printed reason;
+/// with `MMARD_REQUIRE_GPU` set (CI on the emulated GPU) a missing GPU fails the test instead of
+/// skipping it.
+fn gpu() -> Option<(Device, RwLockReadGuard<'static, ()>)> {
     match Device::open("cuda", false) {
-        Ok(d) => Some(d),
+        Ok(d) => Some((d, SHARED.read().unwrap_or_else(|p| p.into_inner()))),
         Err(e) if std::env::var_os("MMARD_REQUIRE_GPU").is_some() => panic!("MMARD_REQUIRE_GPU is set: {e}"),
         Err(e) => {
             println!("skipped: {e}");
@@ -64,7 +68,7 @@ fn both(
 
 #[test]
 fn fixtures_on_the_gpu() {
-    let Some(dev) = gpu() else { return };
+    let Some((dev, _shared)) = gpu() else { return };
     parity_cases::run_folder(&parity_cases::shipped_folder(), &dev);
     for (var, default) in [
         ("MMARD_FIXTURES", "fixtures"),
@@ -79,7 +83,7 @@ fn fixtures_on_the_gpu() {
 
 #[test]
 fn convolutions_at_resnet18_and_wrn34_shapes() {
-    let Some(dev) = gpu() else { return };
+    let Some((dev, _shared)) = gpu() else { return };
     let mut rng = StdRng::seed_from_u64(1);
     // (name, batch, cin, size, cout, k, stride, groups, bias)
     let cases = [
@@ -108,7 +112,7 @@ fn convolutions_at_resnet18_and_wrn34_shapes() {
 
 #[test]
 fn batchnorm_relu_add_pool_linear() {
-    let Some(dev) = gpu() else { return };
+    let Some((dev, _shared)) = gpu() else { return };
     let mut rng = StdRng::seed_from_u64(2);
     for (n, c, s) in [(32, 64, 32), (16, 640, 8), (128, 16, 14)] {
         let x = triangular(&mut rng, &[n, c, s, s], 2.0);
@@ -212,7 +216,7 @@ fn batchnorm_relu_add_pool_linear() {
 
 #[test]
 fn fused_losses_pgd_and_sgd() {
-    let Some(dev) = gpu() else { return };
+    let Some((dev, _shared)) = gpu() else { return };
     let mut rng = StdRng::seed_from_u64(3);
     for (n, c) in [(128, 10), (64, 100)] {
         let z: Vec<Tensor> = (0..3).map(|_| triangular(&mut rng, &[n, c], 3.0)).collect();
@@ -308,7 +312,7 @@ fn updates_agree(what: &str, before: &Model, a: &Model, b: &Model) {
 /// parameter's change by the model fixtures' rule (`updates_agree`).
 #[test]
 fn distillation_step_on_the_gpu_matches_the_cpu() {
-    let Some(dev) = gpu() else { return };
+    let Some((dev, _shared)) = gpu() else { return };
     let mut rng = StdRng::seed_from_u64(4);
     let student = Arch::from_config(ArchName::ResNet18, &serde_json::json!({"width": 16, "classes": 10})).unwrap();
     let teacher =
@@ -364,7 +368,10 @@ fn distillation_step_on_the_gpu_matches_the_cpu() {
 /// built what is built once.
 #[test]
 fn a_training_step_waits_for_the_gpu_at_most_three_times_and_uploads_its_labels_once() {
-    let Some(dev) = gpu() else { return };
+    let Some((dev, shared)) = gpu() else { return };
+    // alone on the GPU: another test's launches would be counted as this step's
+    drop(shared);
+    let _alone = SHARED.write().unwrap_or_else(|p| p.into_inner());
     assert_eq!(Device::Cpu.counts(), None);
     let arch =
         Arch::from_config(ArchName::SmallCnn, &serde_json::json!({"in_channels": 3, "size": 16, "widths": [4, 8, 8]}))
@@ -395,7 +402,7 @@ fn a_training_step_waits_for_the_gpu_at_most_three_times_and_uploads_its_labels_
 
 #[test]
 fn autoattack_on_the_gpu_matches_the_cpu() {
-    let Some(dev) = gpu() else { return };
+    let Some((dev, _shared)) = gpu() else { return };
     let (mut cpu, x, y) = attack_setup::setup();
     let (mut gpu_model, _, _) = attack_setup::setup();
     gpu_model.to_device(&dev);
@@ -421,7 +428,7 @@ fn autoattack_on_the_gpu_matches_the_cpu() {
 /// The doctor's checks (`mmard::twin::checks`), one per kernel module, as `mmard doctor` runs them.
 #[test]
 fn every_kernel_module_as_the_doctor_checks_it() {
-    let Some(dev) = gpu() else { return };
+    let Some((dev, _shared)) = gpu() else { return };
     for c in mmard::twin::checks::all() {
         c.compare(&dev).unwrap_or_else(|e| panic!("{}: {e}", c.module));
     }

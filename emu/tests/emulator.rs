@@ -109,7 +109,7 @@ fn barriers_at_different_places_stop() {
 #[test]
 fn shuffle_reached_by_part_of_a_warp_stops() {
     must_abort("partial_shuffle", &["shuffle_in_branch(", "a shuffle is reached by 16 of its 32 lanes"]);
-    must_abort("partial_warp", &["bn_batch_stats(", "over a warp of 16 lanes"]);
+    must_abort("partial_warp", &["bn_slice_sums(", "over a warp of 16 lanes"]);
 }
 
 #[test]

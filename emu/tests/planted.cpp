@@ -131,11 +131,10 @@ static void stack_overflow() {
     OK(launch(function("large_locals"), {1, 1, 1}, {32, 1, 1}, y));
 }
 
-// bn_batch_stats' block_sum shuffles over whole warps; a 48-thread block has half a warp.
+// bn_slice_sums' block_sum shuffles over whole warps; a 48-thread block has half a warp.
 static void partial_warp() {
     CUdeviceptr x = upload(std::vector<float>(48)), d = upload(std::vector<double>(1));
-    CUdeviceptr f = upload(std::vector<float>(1));
-    OK(launch(function("bn_batch_stats"), {1, 1, 1}, {48, 1, 1}, x, 1, 1, 48, 1e-5f, 0.1f, d, d, f, f));
+    OK(launch(function("bn_slice_sums"), {1, 1, 1}, {48, 1, 1}, x, 1, 1, 48, 1, 0, d, 1.0, d));
 }
 
 static void shared_too_large() {

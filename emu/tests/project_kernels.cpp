@@ -1,6 +1,7 @@
 // Kernels of kernels/*.cu (compiled into the libcuda stand-in) against plain C++ references that
 // follow the same operation order, so results must match bit for bit. Prints a hash of every
 // output, for comparing runs under two seeds. Exit status 1 and a message on a mismatch.
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 
@@ -34,42 +35,35 @@ static double block_sum_ref(std::vector<double> v) {
     return s;
 }
 
-static void bn_batch_stats() {
-    const int n = 3, c = 5, hw = 37, m = n * hw, threads = 256;
+// Both passes of the batch statistics on a channel x slice grid (3 images in slices of 2), each
+// block's threads walking their values in the kernel's order, then the slices added in order.
+static void bn_slice_sums() {
+    const int n = 3, c = 5, hw = 37, per = 2, slices = 2, threads = 256;
     uint64_t s = 1;
-    std::vector<float> x(n * c * hw), rm(c), rv(c);
+    std::vector<float> x(n * c * hw);
     for (float& v : x) v = uniform(s, -2, 3);
-    for (int ch = 0; ch < c; ch++) rm[ch] = uniform(s, -1, 1), rv[ch] = uniform(s, 0.5, 2);
-    float eps = 1e-5f, momentum = 0.1f;
-    std::vector<double> mean(c), invstd(c);
-    std::vector<float> want_rm = rm, want_rv = rv;
-    for (int ch = 0; ch < c; ch++) {
-        auto at = [&](int i) { return x[((i / hw) * c + ch) * hw + i % hw]; };
-        std::vector<double> part(threads, 0.0);
-        for (int t = 0; t < threads; t++)
-            for (int i = t; i < m; i += threads) part[t] += at(i);
-        double mu = block_sum_ref(part) / m;
-        std::fill(part.begin(), part.end(), 0.0);
-        for (int t = 0; t < threads; t++)
-            for (int i = t; i < m; i += threads) {
-                double d = at(i) - mu;
-                part[t] += d * d;
+    std::vector<double> sum(c);
+    for (int ch = 0; ch < c; ch++) sum[ch] = uniform(s, -50, 50);
+    const double count = 111.0;
+    CUdeviceptr dx = upload(x), dsum = upload(sum), dpart = upload(std::vector<double>(c * slices));
+    for (int squares = 0; squares < 2; squares++) {
+        std::vector<double> want(c * slices);
+        for (int ch = 0; ch < c; ch++)
+            for (int sl = 0; sl < slices; sl++) {
+                int k0 = sl * per, k1 = std::min(n, k0 + per), m = (k1 - k0) * hw;
+                std::vector<double> part(threads, 0.0);
+                for (int t = 0; t < threads; t++)
+                    for (int i = t; i < m; i += threads) {
+                        double v = x[((k0 + i / hw) * c + ch) * hw + i % hw];
+                        double d = squares ? v - sum[ch] / count : v;
+                        part[t] += squares ? d * d : d;
+                    }
+                want[ch * slices + sl] = block_sum_ref(part);
             }
-        double var = block_sum_ref(part) / m;
-        mean[ch] = mu;
-        invstd[ch] = 1.0 / sqrt(var + (double)eps);
-        double k = momentum, unbias = (double)m / (m - 1);
-        want_rm[ch] = (float)((1.0 - k) * rm[ch] + k * mu);
-        want_rv[ch] = (float)((1.0 - k) * rv[ch] + k * unbias * var);
+        OK(launch(function("bn_slice_sums"), {slices, c, 1}, {threads, 1, 1}, dx, n, c, hw, per, squares, dsum, count,
+                  dpart));
+        expect_same(squares ? "bn_slice_sums of squares" : "bn_slice_sums", download<double>(dpart, c * slices), want);
     }
-    CUdeviceptr dx = upload(x), dm = upload(std::vector<double>(c)), di = upload(std::vector<double>(c));
-    CUdeviceptr drm = upload(rm), drv = upload(rv);
-    OK(launch(function("bn_batch_stats"), {c, 1, 1}, {threads, 1, 1}, dx, n, c, hw, eps, momentum, dm, di, drm,
-              drv));
-    expect_same("bn_batch_stats mean", download<double>(dm, c), mean);
-    expect_same("bn_batch_stats invstd", download<double>(di, c), invstd);
-    expect_same("bn_batch_stats run_mean", download<float>(drm, c), want_rm);
-    expect_same("bn_batch_stats run_var", download<float>(drv, c), want_rv);
 }
 
 static void pgd_step() {
@@ -144,7 +138,7 @@ static void sgd_update() {
 
 int main() {
     start();
-    bn_batch_stats();
+    bn_slice_sums();
     pgd_step();
     avgpool_fwd();
     sgd_update();

@@ -158,6 +158,17 @@ impl Gpu {
         shape::grid(n, self.sms)
     }
 
+    /// A channel × slice grid for per-channel sums over `n` images of `c` channels
+    /// (`shape::slices`): the launch, the number of slices, images per slice.
+    pub fn slices(&self, n: usize, c: usize) -> (LaunchConfig, usize, usize) {
+        shape::slices(n, c, self.sms)
+    }
+
+    /// A grid-stride launch with a warp per row (`shape::rows`).
+    pub fn rows(&self, n: usize) -> LaunchConfig {
+        shape::rows(n, self.sms)
+    }
+
     /// One block per item (`shape::per_block`).
     pub fn per_block(&self, items: usize) -> LaunchConfig {
         shape::per_block(items)

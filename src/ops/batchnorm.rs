@@ -294,22 +294,38 @@ mod cuda {
         let (ni, ci, hw) = (n as i32, c as i32, (h * w) as i32);
         let mut s = Stats { mean: g.zeros(c), invstd: g.zeros(c) };
         match which {
-            Which::Batch { running_mean, running_var, momentum, sync: Some(group) } => {
-                // the ranks' sums meet on the host: a few doubles per channel, and the count
-                let summed = |d: &CudaSlice<f64>, count: f64| {
-                    let mut v = g.download(d);
-                    v.push(count);
+            Which::Batch { running_mean, running_var, momentum, sync } => {
+                let (grid, slices, per) = g.slices(n, c);
+                let local = (n * h * w) as f64;
+                // a channel's sum: its slices' partial sums added in order, then under synchronised
+                // BN every rank's, on the host (a few doubles per channel), with the count
+                let sums = |squares: i32, center: &CudaSlice<f64>, count: f64| {
+                    let mut partial = g.zeros::<f64>(c * slices);
+                    let (xs, p) = (x.cu(), per as i32);
+                    crate::cuda::kernels::bn_slice_sums(
+                        &g,
+                        grid,
+                        xs,
+                        ni,
+                        ci,
+                        hw,
+                        p,
+                        squares,
+                        center,
+                        count,
+                        &mut partial,
+                    );
+                    let mut out = g.zeros::<f64>(c);
+                    crate::cuda::kernels::bn_combine(&g, g.grid(c), &partial, slices as i32, ci, &mut out);
+                    let Some(group) = sync else { return (out, local) };
+                    let mut v = g.download(&out);
+                    v.push(local);
                     group.sum_f64(&mut v);
                     let count = v.pop().expect("the count");
                     (g.upload(&v), count)
                 };
-                let (per_block, local) = (g.per_block(c), (n * h * w) as f64);
-                let mut sum = g.zeros::<f64>(c);
-                crate::cuda::kernels::bn_sum(&g, per_block, x.cu(), ni, ci, hw, &mut sum);
-                let (sum, count) = summed(&sum, local);
-                let mut sq = g.zeros::<f64>(c);
-                crate::cuda::kernels::bn_sum_sq(&g, per_block, x.cu(), ni, ci, hw, &sum, count, &mut sq);
-                let (sq, _) = summed(&sq, local);
+                let (sum, count) = sums(0, &s.mean, 1.0);
+                let (sq, _) = sums(1, &sum, count);
                 let (rm, rv) = (running_mean.cu_mut(), running_var.cu_mut());
                 let (mean, inv) = (&mut s.mean, &mut s.invstd);
                 crate::cuda::kernels::bn_stats_of_sums(
@@ -325,22 +341,6 @@ mod cuda {
                     inv,
                     rm,
                     rv,
-                );
-            }
-            Which::Batch { running_mean, running_var, momentum, sync: None } => {
-                crate::cuda::kernels::bn_batch_stats(
-                    &g,
-                    g.per_block(c),
-                    x.cu(),
-                    ni,
-                    ci,
-                    hw,
-                    eps,
-                    momentum,
-                    &mut s.mean,
-                    &mut s.invstd,
-                    running_mean.cu_mut(),
-                    running_var.cu_mut(),
                 );
             }
             Which::Running { mean, var } => crate::cuda::kernels::bn_running_stats(
@@ -394,20 +394,23 @@ mod cuda {
         let (mut sg, mut sgx) = (g.zeros::<f64>(c), g.zeros::<f64>(c));
         let (mut dg, mut db) = (Tensor::zeros_on(&[c], &x.device()), Tensor::zeros_on(&[c], &x.device()));
         if train || params {
-            crate::cuda::kernels::bn_bwd_sums(
+            let (grid, slices, per) = g.slices(n, c);
+            let (mut pg, mut pgx) = (g.zeros::<f64>(c * slices), g.zeros::<f64>(c * slices));
+            let (xs, gys, p) = (x.cu(), gy.cu(), per as i32);
+            crate::cuda::kernels::bn_bwd_slice_sums(&g, grid, xs, gys, &s.mean, ni, ci, hw, p, &mut pg, &mut pgx);
+            let (sl, dgc, dbc) = (slices as i32, dg.cu_mut(), db.cu_mut());
+            crate::cuda::kernels::bn_bwd_combine(
                 &g,
-                g.per_block(c),
-                x.cu(),
-                gy.cu(),
-                &s.mean,
-                &s.invstd,
-                ni,
+                g.grid(c),
+                &pg,
+                &pgx,
+                sl,
                 ci,
-                hw,
+                &s.invstd,
                 &mut sg,
                 &mut sgx,
-                dg.cu_mut(),
-                db.cu_mut(),
+                dgc,
+                dbc,
             );
         }
         if let Some(group) = sync.filter(|_| train) {

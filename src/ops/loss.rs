@@ -182,7 +182,7 @@ mod cuda {
         let (g, n, c, mut grads, mut ps) = outputs(z, 1);
         let y = g.labels(labels);
         let (ni, ci) = (n as i32, c as i32);
-        crate::cuda::kernels::cross_entropy(&g, g.grid(n), z.cu(), &y, ps.cu_mut(), grads[0].cu_mut(), ni, ci);
+        crate::cuda::kernels::cross_entropy(&g, g.rows(n), z.cu(), &y, ps.cu_mut(), grads[0].cu_mut(), ni, ci);
         LossOut { per_sample: ps, grads }
     }
 
@@ -190,7 +190,7 @@ mod cuda {
         let (g, n, c, mut grads, mut ps) = outputs(a, 2);
         let (ni, ci) = (n as i32, c as i32);
         let [ga, gb] = grads.get_disjoint_mut([0, 1]).unwrap();
-        crate::cuda::kernels::kl_div(&g, g.grid(n), a.cu(), b.cu(), tau, ps.cu_mut(), ga.cu_mut(), gb.cu_mut(), ni, ci);
+        crate::cuda::kernels::kl_div(&g, g.rows(n), a.cu(), b.cu(), tau, ps.cu_mut(), ga.cu_mut(), gb.cu_mut(), ni, ci);
         LossOut { per_sample: ps, grads }
     }
 
@@ -199,7 +199,7 @@ mod cuda {
         let (ni, ci) = (n as i32, c as i32);
         let [gt, gsa, gsn] = grads.get_disjoint_mut([0, 1, 2]).unwrap();
         #[rustfmt::skip]
-        crate::cuda::kernels::triangle(&g, g.grid(n), t.cu(), sa.cu(), sn.cu(), w.teacher_adv, w.teacher_nat, w.adv_nat, tau, ps.cu_mut(), gt.cu_mut(), gsa.cu_mut(), gsn.cu_mut(), ni, ci);
+        crate::cuda::kernels::triangle(&g, g.rows(n), t.cu(), sa.cu(), sn.cu(), w.teacher_adv, w.teacher_nat, w.adv_nat, tau, ps.cu_mut(), gt.cu_mut(), gsa.cu_mut(), gsn.cu_mut(), ni, ci);
         LossOut { per_sample: ps, grads }
     }
 }
