@@ -7,7 +7,7 @@ and weight decay come from `mmard bench objective` (--mmard), so no coefficient 
 
 Usage: python bench/pytorch_step.py --student resnet18 --teacher wide_resnet --teacher-config '{"depth":16,"widen":4}' \
            --method mmard --batch 32 --pgd-steps 10 --input 3x32x32 [--device cpu|cuda] [--repeats 5] [--threads T] [--mmard target/release/mmard]"""
-import argparse, json, resource, statistics, subprocess, sys, time
+import argparse, json, os, resource, statistics, subprocess, sys, time
 from pathlib import Path
 import torch, torch.nn as nn, torch.nn.functional as F
 
@@ -141,6 +141,14 @@ def main():
     a = ap.parse_args()
     if a.threads:
         torch.set_num_threads(a.threads)
+    # Under torchrun: data parallel over gloo, each rank on its share of the batch, the gradients
+    # summed in one buffer after the backward and rank 0's BatchNorm buffers broadcast, as
+    # `mpirun mmard bench step` does (and DDP by default, less its overlap, which has little to hide
+    # on a 2-core CPU); rank 0 reports.
+    ranks = int(os.environ.get("WORLD_SIZE", "1"))
+    if ranks > 1:
+        torch.distributed.init_process_group("gloo")
+    rank = torch.distributed.get_rank() if ranks > 1 else 0
     dev = torch.device(a.device)
     if dev.type == "cuda":
         torch.backends.cudnn.benchmark = True
@@ -161,6 +169,9 @@ def main():
     inner_reads, outer_reads = reads(obj["inner_terms"]), reads(obj["outer_terms"])
     opt = torch.optim.SGD(student.parameters(), lr=0.01, momentum=0.9, weight_decay=obj["weight_decay"])
     x = torch.rand(a.batch, c, h, w, device=dev); y = torch.randint(0, a.classes, (a.batch,), device=dev)
+    if ranks > 1:
+        share = slice(rank * a.batch // ranks, (rank + 1) * a.batch // ranks)
+        x, y = x[share], y[share]
     sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
     times = {"teacher_forward": [], "inner": [], "outer": []}
     for rep in range(a.repeats + 1):
@@ -190,7 +201,16 @@ def main():
             with torch.no_grad():
                 z["teacher_adv"] = teacher(xa)
         per_sample(obj["outer_terms"], z, y).mean().backward()
+        if ranks > 1:
+            grads = [q.grad for q in student.parameters() if q.grad is not None]
+            flat = torch.cat([g.reshape(-1) for g in grads])
+            torch.distributed.all_reduce(flat)
+            torch.nn.utils.vector_to_parameters(flat / ranks, grads)
         opt.step()
+        if ranks > 1:
+            for b in student.buffers():
+                if b.is_floating_point():
+                    torch.distributed.broadcast(b, 0)
         sync(); t3 = time.perf_counter()
         if rep > 0:
             times["teacher_forward"].append(t1 - t0); times["inner"].append(t2 - t1); times["outer"].append(t3 - t2)
@@ -200,7 +220,9 @@ def main():
     # Like mmard's figure (driver's used memory), reserved rather than allocated: what the caching allocator holds.
     res["device_mem_mib"] = torch.cuda.max_memory_reserved() / 2**20 if dev.type == "cuda" else 0.0
     res["config"] = {"student": a.student, "teacher": a.teacher, "method": a.method, "batch": a.batch, "pgd_steps": a.pgd_steps,
-                     "threads": torch.get_num_threads(), "device": a.device, "torch": torch.__version__}
+                     "threads": torch.get_num_threads(), "device": a.device, "torch": torch.__version__, "ranks": ranks}
+    if rank > 0:
+        return
     print(json.dumps(res) if a.json else f"{a.method} step: teacher forward {res['teacher_forward']:.3f} s, inner {res['inner']:.3f} s, "
           f"outer {res['outer']:.3f} s, total {res['total']:.3f} s, peak RSS {res['peak_rss_mib']:.0f} MiB")
 

@@ -7,6 +7,7 @@ use super::train::ObjectiveArgs;
 use clap::{Args, Subcommand};
 use mmard::ard::methods::Method;
 use mmard::ard::step::{InnerPgd, Noise, Stepper};
+use mmard::dist::Ranks;
 use mmard::nn::optim::{Sgd, SgdCfg};
 use mmard::nn::{Arch, ArchName, Model, Placement};
 use mmard::{Result, Tensor, err};
@@ -137,6 +138,9 @@ pub fn bench(cmd: &BenchCmd, p: &Placement) -> Result<()> {
         &student.params,
     );
     let mut stepper = Stepper::new(obj, pgd);
+    // under mpirun the ranks share the batch (BatchNorm per rank, as DDP's default); rank 0 reports
+    stepper.ranks = Ranks::new(p.group.clone(), false);
+    stepper.ranks.attach(&dev)?;
     stepper.timed = true;
     let (mut tf, mut inner, mut outer, mut peak_dev) = (Vec::new(), Vec::new(), Vec::new(), 0.0f64);
     for rep in 0..=a.repeats {
@@ -156,6 +160,9 @@ pub fn bench(cmd: &BenchCmd, p: &Placement) -> Result<()> {
     let per_step = before.zip(dev.counts()).map(|(b, a)| a - b);
     let total: Vec<f64> = (0..a.repeats).map(|i| tf[i] + inner[i] + outer[i]).collect();
     let (tf, inner, outer, total, rss) = (median(tf), median(inner), median(outer), median(total), peak_rss_mib());
+    if !p.group.leads() {
+        return Ok(());
+    }
     if !a.json {
         println!(
             "{} step on {dev}, student {}, batch {}, K = {}: teacher forward {tf:.3} s, inner {inner:.3} s, outer {outer:.3} s, total {total:.3} s, peak RSS {rss:.0} MiB, device memory {peak_dev:.0} MiB",
@@ -178,7 +185,8 @@ pub fn bench(cmd: &BenchCmd, p: &Placement) -> Result<()> {
         "teacher_forward": tf, "inner": inner, "outer": outer, "total": total, "peak_rss_mib": rss, "device_mem_mib": peak_dev,
         "gpu_per_step": gpu_per_step,
         "config": {"student": student.arch.to_string(), "teacher": teacher.as_ref().map(|t| t.arch.to_string()), "method": a.method.name(),
-                   "batch": a.batch, "pgd_steps": a.pgd_steps, "threads": rayon::current_num_threads(), "device": dev.to_string()},
+                   "batch": a.batch, "pgd_steps": a.pgd_steps, "threads": rayon::current_num_threads(), "device": dev.to_string(),
+                   "ranks": p.group.size()},
     });
     println!("{out}");
     Ok(())
