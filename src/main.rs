@@ -100,6 +100,24 @@ fn main() {
         }
         group.abort(1)
     };
+    if group.size() > 1 {
+        // A panic on one rank must end them all: unwinding would finalize MPI, which waits for
+        // ranks that wait in a collective for this one. (Weak: the group must drop at the end of
+        // main, which finalizes MPI.)
+        let (all, report) = (std::sync::Arc::downgrade(&group), std::panic::take_hook());
+        std::panic::set_hook(Box::new(move |info| {
+            report(info);
+            if let Some(g) = all.upgrade() {
+                eprintln!("(that panic was on rank {} of {}; ending every rank)", g.rank(), g.size());
+                g.abort(101)
+            }
+        }));
+        if !matches!(cli.cmd, Cmd::Train(_) | Cmd::Distill(_) | Cmd::Eval(_) | Cmd::Attack(_) | Cmd::Bench(_)) {
+            fail(
+                &"under mpirun only train, distill, eval, attack and bench share their work; run this command in one process",
+            );
+        }
+    }
     if let Some(t) = cli.threads.or(cmd::ranks::threads(&*group))
         && let Err(e) = rayon::ThreadPoolBuilder::new().num_threads(t.max(1)).build_global()
     {

@@ -3,7 +3,8 @@
 // unique id (under /dev/shm): each collective is numbered, a rank's contribution is a file
 // written whole and renamed into place, and the root adds the contributions in rank order. Calls
 // are synchronous, like every stream operation of the emulator. A rank that waits more than
-// MMARD_EMU_NCCL_TIMEOUT seconds (default 300) for the others stops the program, naming the call.
+// MMARD_EMU_NCCL_TIMEOUT seconds (default 3600: rank 0 may evaluate alone between two steps) for
+// the others stops the program, naming the call.
 #include <dirent.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -55,7 +56,10 @@ bool write_whole(const std::string& path, const void* data, size_t bytes) {
 // Waits for `path` (written by another rank) and reads `bytes` of it into `out`.
 void read_when_there(const char* call, const std::string& path, void* out, size_t bytes) {
     const char* t = std::getenv("MMARD_EMU_NCCL_TIMEOUT");
-    auto limit = std::chrono::seconds(t ? std::atoi(t) : 300);
+    char* end = nullptr;
+    long s = t ? std::strtol(t, &end, 10) : 0;
+    if (t && (end == t || *end || s <= 0)) stop(call, "MMARD_EMU_NCCL_TIMEOUT must be a number of seconds");
+    auto limit = std::chrono::seconds(t ? s : 3600);
     auto start = std::chrono::steady_clock::now();
     FILE* f;
     while (!(f = std::fopen(path.c_str(), "rb"))) {

@@ -115,6 +115,9 @@ pub fn bench(cmd: &BenchCmd, p: &Placement) -> Result<()> {
     if a.batch == 0 || a.repeats == 0 {
         return Err(err!("--batch and --repeats must be at least 1"));
     }
+    if a.batch < p.group.size() {
+        return Err(err!("--batch {} is smaller than the {} ranks that share it", a.batch, p.group.size()));
+    }
     let obj = a.method.objective();
     let mut student = p.place(Model::new(&arch(a.student, &a.student_config, (c, h), a.classes)?, Some(1)));
     let mut teacher = match (&a.teacher, obj.needs_teacher()) {

@@ -6,14 +6,14 @@ use super::progress::aa_bar;
 use super::weights::ArchArgs;
 use clap::Args;
 use mmard::attack::{Attack, AutoAttack, batch_rng, robust_accuracy};
-use mmard::dist::{Group, Solo, pool_rows};
+use mmard::dist::{Group, Solo, hash_file, pool_rows};
 use mmard::io::datasets::{Dataset, Split};
 use mmard::io::safetensors::{self as st, TensorFile, Values};
 use mmard::nn::eval::{correct, logits, predictions};
 use mmard::nn::{Model, Placement};
 use mmard::{Result, Tensor, err};
 use serde_json::Value;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 #[derive(Args)]
@@ -129,9 +129,16 @@ pub fn quick_eval(model: &mut Model, d: &Dataset, eps: f32, seed: u64) -> Result
     Ok((clean, pgd))
 }
 
+/// Refuses ranks that would pool figures of different models or images.
+fn same_inputs(g: &dyn Group, weights: &Path, what: &str, images: impl FnOnce() -> u64) -> Result<()> {
+    g.check_same(&format!("weights file {}", weights.display()), || hash_file(weights))?;
+    g.check_same(what, images)
+}
+
 pub fn eval(a: &EvalArgs, p: &Placement) -> Result<()> {
     let mut model = a.arch.load(&TensorFile::load(&a.weights)?, p)?;
     let d = a.data.load(Split::Test)?;
+    same_inputs(&*p.group, &a.weights, "test set (--dataset, --data-dir, --limit)", || d.fingerprint())?;
     model
         .check_input(&[1, d.c, d.h, d.w])
         .map_err(|e| err!("{} test set vs {}: {e}", a.data.dataset.name(), a.weights.display()))?;
@@ -173,6 +180,7 @@ pub fn attack(a: &AttackArgs, p: &Placement) -> Result<()> {
     let mut model = a.arch.load(&TensorFile::load(&a.weights)?, p)?;
     let f = TensorFile::load(&a.input)?;
     let x = f.tensor(&a.tensor)?;
+    same_inputs(&*p.group, &a.weights, &format!("--input {}", a.input.display()), || hash_file(&a.input))?;
     model.check_input(x.shape()).map_err(|e| err!("{}: tensor `{}`: {e}", a.input.display(), a.tensor))?;
     a.opts.check(a.eps, &[a.attack], &model)?;
     let n = x.shape()[0];

@@ -2,7 +2,7 @@
 //! build with `--features mpi`. Ranks share the node's cores, take one GPU each, and refuse to start
 //! when their binaries or command lines differ.
 use mmard::Result;
-use mmard::dist::{Group, Solo};
+use mmard::dist::{Group, Solo, hash_file};
 use std::sync::Arc;
 
 /// The launcher's variables that say a process is a rank of a job.
@@ -54,11 +54,7 @@ pub fn local_rank(group: &dyn Group) -> usize {
 /// Refuses to start when the ranks run different binaries or command lines.
 pub fn check(group: &dyn Group) -> Result<()> {
     use std::hash::{DefaultHasher, Hash, Hasher};
-    group.check_same("mmard binary", || {
-        let mut h = DefaultHasher::new();
-        std::env::current_exe().and_then(std::fs::read).map(|b| b.hash(&mut h)).ok();
-        h.finish()
-    })?;
+    group.check_same("mmard binary", || std::env::current_exe().map_or(0, |p| hash_file(&p)))?;
     group.check_same("command line", || {
         let mut h = DefaultHasher::new();
         std::env::args_os().skip(1).for_each(|a| a.hash(&mut h));

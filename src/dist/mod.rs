@@ -58,6 +58,14 @@ impl dyn Group + '_ {
     }
 }
 
+/// A hash of a file's bytes (0 when it cannot be read), for `check_same`.
+pub fn hash_file(path: &std::path::Path) -> u64 {
+    use std::hash::{DefaultHasher, Hash, Hasher};
+    let mut h = DefaultHasher::new();
+    std::fs::read(path).map(|b| b.hash(&mut h)).ok();
+    h.finish()
+}
+
 /// Sums every parameter gradient on `tape` over the ranks, as one buffer in parameter order
 /// (every rank records the same graph, so holds the same gradients): on the GPUs with NCCL where
 /// `Ranks::attach` set it up, else through the host.
