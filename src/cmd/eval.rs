@@ -70,7 +70,9 @@ pub struct AttackOpts {
     /// Step size of pgd and cw (default ε/4).
     #[arg(long)]
     pub pgd_step: Option<f32>,
-    /// Seed of the random starts; Square and AutoAttack reset their streams to it at every batch.
+    /// Seed of the random starts: each batch of an attack draws from its own stream derived from
+    /// it and the batch's index (so ranks under mpirun can share the batches); Square and
+    /// AutoAttack reset their streams to it at every batch.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
     /// Images per batch.
