@@ -4,6 +4,7 @@
 use super::{Config, Part, Spread, Study};
 use crate::error::{Error, Result};
 use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
 use std::path::Path;
 
 /// A plot written, with what the page says about it.
@@ -281,15 +282,19 @@ fn teachers(study: &Study, file: &Path) -> Result<()> {
         });
         chart.draw_series(errs).map_err(|e| err(e.to_string()))?;
     }
-    // each teacher's name under its points
-    let bottom = range(&ys).start;
+    // each teacher's name under its points, centred; a name whose teacher is within a tenth of the
+    // axis of the one before goes a line higher, so close teachers' names do not overprint
+    let (yr, xr) = (range(&ys), range(&xs));
+    let (line, near) = ((yr.end - yr.start) / 22.0, (xr.end - xr.start) / 10.0);
+    let (mut level, mut last) = (0.0, f64::NEG_INFINITY);
+    let font = ("sans-serif", 13).into_font().color(&BLACK.mix(0.6)).pos(Pos::new(HPos::Center, VPos::Bottom));
     for q in &points[0].1 {
-        let label = Text::new(
-            format!("teacher {}", q.teacher),
-            (q.teacher_aa, bottom + 0.3),
-            ("sans-serif", 13).into_font().color(&BLACK.mix(0.6)),
-        );
-        chart.draw_series(std::iter::once(label)).map_err(|e| err(e.to_string()))?;
+        level = if q.teacher_aa - last < near { level + 1.0 } else { 0.0 };
+        last = q.teacher_aa;
+        let at = (q.teacher_aa, yr.start + line * (0.3 + level));
+        chart
+            .draw_series(std::iter::once(Text::new(format!("teacher {}", q.teacher), at, font.clone())))
+            .map_err(|e| err(e.to_string()))?;
     }
     chart
         .configure_series_labels()
