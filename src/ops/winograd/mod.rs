@@ -80,7 +80,10 @@ enum Dir {
 
 /// Transformed filters `(G g Gᵀ)[ξ]`, ξ = n·row + column, laid out for one direction: for the
 /// forward `u[ξ][ci][co]` of `g = w[co][ci]`; for the input gradient `u[ξ][co][ci]` of the flipped
-/// filter.
+/// filter. Each task makes one row (a `ci`, or a `co`) of every `u[ξ]`, filter by filter, so the n²
+/// rows fill in order and nothing else is allocated: transforming into `[filter][ξ]` first and
+/// gathering from there read a cache line per value (~5% of a ResNet-18 step, where the student's
+/// filters change every step) and held a second copy.
 fn transform_filter<const M: usize, const N: usize, T: Tile<M, N>>(
     w: &[f32],
     cout: usize,
@@ -89,21 +92,23 @@ fn transform_filter<const M: usize, const N: usize, T: Tile<M, N>>(
 ) -> Vec<f32> {
     let (k, nn) = (cout * cin, N * N);
     assert_eq!(w.len(), k * 9, "winograd: filter of {} values, expected {cout}x{cin}x3x3", w.len());
-    let mut per_filter = vec![0.0f32; k * nn];
-    per_filter.par_chunks_mut(nn).zip(w.par_chunks_exact(9)).for_each(|(u, g)| {
-        let tap = |i: usize| f64::from(if let Dir::Forward = dir { g[i] } else { g[8 - i] });
-        // G applied to each column of g, then to each row of G g
-        let cols: [[f64; N]; 3] = std::array::from_fn(|s| T::g([tap(s), tap(3 + s), tap(6 + s)]));
-        for (r, row) in u.chunks_mut(N).enumerate() {
-            row.iter_mut().zip(T::g([cols[0][r], cols[1][r], cols[2][r]])).for_each(|(o, v)| *o = v as f32);
-        }
-    });
+    let (rows, per) = if let Dir::Forward = dir { (cin, cout) } else { (cout, cin) };
     let mut u = vec![0.0f32; nn * k];
-    u.par_chunks_mut(k).enumerate().for_each(|(xi, block)| {
-        block.iter_mut().enumerate().for_each(|(i, o)| {
-            let filter = if let Dir::Forward = dir { (i % cout) * cin + i / cout } else { i };
-            *o = per_filter[filter * nn + xi]
-        })
+    parts(&mut u, nn, k, rows, per).into_par_iter().enumerate().for_each(|(row, mut dst)| {
+        for j in 0..per {
+            let (g, tap): (&[f32], fn(usize) -> usize) = match dir {
+                Dir::Forward => (&w[(j * cin + row) * 9..][..9], |i| i),
+                Dir::Backward => (&w[(row * cin + j) * 9..][..9], |i| 8 - i),
+            };
+            let tap = |i: usize| f64::from(g[tap(i)]);
+            // G applied to each column of g, then to each row of G g
+            let cols: [[f64; N]; 3] = std::array::from_fn(|s| T::g([tap(s), tap(3 + s), tap(6 + s)]));
+            for r in 0..N {
+                for (c, v) in T::g([cols[0][r], cols[1][r], cols[2][r]]).into_iter().enumerate() {
+                    dst[N * r + c][j] = v as f32;
+                }
+            }
+        }
     });
     u
 }
