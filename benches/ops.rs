@@ -281,7 +281,7 @@ fn gpu(dev: &Device) -> bool {
 fn on_devices(c: &mut Criterion, group: fn(&mut Criterion, &Device)) {
     group(c, &Device::Cpu);
     if cfg!(feature = "cuda") {
-        match Device::open("cuda", false) {
+        match Device::open("cuda", Default::default()) {
             Ok(d) => group(c, &d),
             Err(e) => println!("cuda benches skipped: {e}"),
         }

@@ -34,10 +34,18 @@ impl PartialEq for Device {
     }
 }
 
+/// How cuDNN may compute a GPU's convolutions (`--tf32`, `--deterministic`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct GpuOptions {
+    /// TensorFloat-32 allowed (faster, inputs rounded to 10 mantissa bits).
+    pub tf32: bool,
+    /// Only algorithms that give the same bits on every run (no atomics in the backward passes).
+    pub deterministic: bool,
+}
+
 impl Device {
     /// `cpu`, `cuda` or `cuda:N`; opening a GPU checks the driver, cuBLAS, cuDNN and the kernels.
-    /// `tf32` allows TensorFloat-32 in cuDNN convolutions.
-    pub fn open(name: &str, tf32: bool) -> Result<Device> {
+    pub fn open(name: &str, opts: GpuOptions) -> Result<Device> {
         let ordinal = match name {
             "cpu" => return Ok(Device::Cpu),
             "cuda" => 0,
@@ -48,28 +56,28 @@ impl Device {
                 }
             },
         };
-        Self::cuda(ordinal, tf32)
+        Self::cuda(ordinal, opts)
     }
 
     /// `open` for one rank of a data-parallel job: `cuda` alone is GPU `local_rank` modulo the
     /// GPUs this process sees (every GPU of the node, or the one its launcher left visible).
-    pub fn open_for_rank(name: &str, tf32: bool, local_rank: usize) -> Result<Device> {
+    pub fn open_for_rank(name: &str, opts: GpuOptions, local_rank: usize) -> Result<Device> {
         #[cfg(feature = "cuda")]
         if name == "cuda" && local_rank > 0 {
             let seen = cudarc::driver::CudaContext::device_count().map_or(1, |n| n.max(1) as usize);
-            return Self::cuda(local_rank % seen, tf32);
+            return Self::cuda(local_rank % seen, opts);
         }
         let _ = local_rank;
-        Self::open(name, tf32)
+        Self::open(name, opts)
     }
 
     #[cfg(feature = "cuda")]
-    fn cuda(ordinal: usize, tf32: bool) -> Result<Device> {
-        Ok(Device::Cuda(crate::cuda::Gpu::get(ordinal, tf32)?))
+    fn cuda(ordinal: usize, opts: GpuOptions) -> Result<Device> {
+        Ok(Device::Cuda(crate::cuda::Gpu::get(ordinal, opts)?))
     }
 
     #[cfg(not(feature = "cuda"))]
-    fn cuda(ordinal: usize, _tf32: bool) -> Result<Device> {
+    fn cuda(ordinal: usize, _opts: GpuOptions) -> Result<Device> {
         Err(Error::Msg(format!(
             "--device cuda:{ordinal}: this mmard was built without CUDA support; rebuild it with `cargo build --release --features cuda` (README.md, \"CUDA\")"
         )))

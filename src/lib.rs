@@ -13,7 +13,7 @@ pub mod tape;
 pub mod tensor;
 pub mod twin;
 
-pub use device::Device;
+pub use device::{Device, GpuOptions};
 pub use error::{Error, Result};
 pub use tape::{GradMode, Tape, Var};
 pub use tensor::Tensor;

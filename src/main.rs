@@ -23,6 +23,10 @@ struct Cli {
     /// Allow TensorFloat-32 in cuDNN convolutions (faster, inputs rounded to 10 mantissa bits).
     #[arg(long, global = true)]
     tf32: bool,
+    /// Only cuDNN convolution algorithms that give the same bits on every run (on a GPU the
+    /// fastest backward ones often add with atomics, in an order that varies).
+    #[arg(long, global = true)]
+    deterministic: bool,
     /// Run eval-mode BatchNorm as its own pass instead of folding it into the convolution before
     /// it (the fold is on by default; this is for measuring what it gains).
     #[arg(long, global = true)]
@@ -123,12 +127,13 @@ fn main() {
     {
         fail(&format!("--threads {t}: {e}"));
     }
+    let gpu_opts = mmard::GpuOptions { tf32: cli.tf32, deterministic: cli.deterministic };
     // the doctor opens the device itself, to report what fails instead of stopping at it
     if let Cmd::Doctor = cli.cmd {
-        std::process::exit(cmd::doctor::doctor(&cli.device, cli.tf32));
+        std::process::exit(cmd::doctor::doctor(&cli.device, gpu_opts));
     }
     cmd::ranks::check(&*group).unwrap_or_else(|e| fail(&e));
-    let place = match mmard::Device::open_for_rank(&cli.device, cli.tf32, cmd::ranks::local_rank(&*group)) {
+    let place = match mmard::Device::open_for_rank(&cli.device, gpu_opts, cmd::ranks::local_rank(&*group)) {
         Ok(device) => mmard::nn::Placement { device, fold: !cli.no_fold, group: group.clone() },
         Err(e) => fail(&e),
     };

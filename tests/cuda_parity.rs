@@ -35,7 +35,7 @@ static SHARED: RwLock<()> = RwLock::new(());
 /// with `MMARD_REQUIRE_GPU` set (CI on the emulated GPU) a missing GPU fails the test instead of
 /// skipping it.
 fn gpu() -> Option<(Device, RwLockReadGuard<'static, ()>)> {
-    match Device::open("cuda", false) {
+    match Device::open("cuda", Default::default()) {
         Ok(d) => Some((d, SHARED.read().unwrap_or_else(|p| p.into_inner()))),
         Err(e) if std::env::var_os("MMARD_REQUIRE_GPU").is_some() => panic!("MMARD_REQUIRE_GPU is set: {e}"),
         Err(e) => {

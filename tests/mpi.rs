@@ -325,7 +325,7 @@ fn ranks_that_disagree_are_refused() {
 #[cfg(feature = "cuda")]
 #[test]
 fn ranks_on_gpus_sum_with_nccl_as_ranks_on_cpus_and_as_one_gpu() {
-    if let Err(e) = mmard::Device::open("cuda", false) {
+    if let Err(e) = mmard::Device::open("cuda", Default::default()) {
         assert!(std::env::var_os("MMARD_REQUIRE_GPU").is_none(), "MMARD_REQUIRE_GPU is set: {e}");
         return println!("skipped: {e}");
     }

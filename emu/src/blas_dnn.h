@@ -84,6 +84,7 @@ enum : int {
     // cuDNN 9 keeps the name as a deprecated alias of INTERNAL_ERROR_HOST_ALLOCATION_FAILED; the
     // Find*Ex perf results use it for a workspace that is too small.
     CUDNN_STATUS_ALLOC_FAILED = 4003,
+    CUDNN_STATUS_EXECUTION_FAILED = 5000,
 };
 enum : int { CUDNN_DATA_FLOAT = 0, CUDNN_DATA_TYPE_LAST = 14 };
 enum : int { CUDNN_TENSOR_NCHW = 0, CUDNN_TENSOR_NHWC = 1, CUDNN_TENSOR_NCHW_VECT_C = 2 };

@@ -6,6 +6,7 @@
 // The workspace each needs is real: the loops accumulate in it, so a caller that passes less than
 // it asked for gets CUDNN_STATUS_BAD_PARAM.
 #include <algorithm>
+#include <string>
 #include <vector>
 
 #include "blas_dnn.h"
@@ -63,10 +64,12 @@ namespace {
 
 enum class Dir { Fwd, BwdData, BwdFilter };
 
-// The algorithms each direction runs, the preferred first: deterministic ones ahead.
+// The algorithms each direction runs, reported fastest first: as a GPU often measures them, the
+// backward passes' atomics-based, non-deterministic algorithm 0 ahead, so a caller that must be
+// deterministic has to filter on the flag.
 constexpr int FWD_RUNS[] = {0 /*IMPLICIT_GEMM*/, 1 /*IMPLICIT_PRECOMP_GEMM*/, 2 /*GEMM*/};
-constexpr int BWD_DATA_RUNS[] = {1 /*ALGO_1*/, 0 /*ALGO_0*/};
-constexpr int BWD_FILTER_RUNS[] = {1 /*ALGO_1*/, 0 /*ALGO_0*/, 3 /*ALGO_3*/};
+constexpr int BWD_DATA_RUNS[] = {0 /*ALGO_0*/, 1 /*ALGO_1*/};
+constexpr int BWD_FILTER_RUNS[] = {0 /*ALGO_0*/, 1 /*ALGO_1*/, 3 /*ALGO_3*/};
 
 struct DirInfo {
     const char* launch;  // the launch's name, for range-check messages
@@ -141,6 +144,17 @@ const float* operand(const float* p, size_t elems, bool round, std::vector<float
     return copy.data();
 }
 
+// Whether MMARD_EMU_CUDNN_FAIL lists this direction's algorithm (`forward:0,data:1,filter:0`): its
+// launches then fail as an algorithm can on a GPU after measuring well, so callers' fallbacks run.
+bool refused(Dir d, int algo) {
+    const char* v = std::getenv("MMARD_EMU_CUDNN_FAIL");
+    if (!v) return false;
+    const std::string want = std::string(d == Dir::Fwd ? "forward" : d == Dir::BwdData ? "data" : "filter") + ":" +
+                             std::to_string(algo);
+    const std::string list = std::string(",") + v + ",";
+    return list.find("," + want + ",") != std::string::npos;
+}
+
 // One checked launch of direction d; `call` names it in range-check messages.
 int launch(Dir d, const char* call, cudnnContext* h, const void* alpha, const void* beta,
            const cudnnTensorStruct* xD, const cudnnFilterStruct* wD, const cudnnConvolutionStruct* cD,
@@ -150,6 +164,7 @@ int launch(Dir d, const char* call, cudnnContext* h, const void* alpha, const vo
     if (int st = resolve_conv(xD, wD, cD, yD, &p)) return st;
     if (!alpha || !beta || !a || !b || !out) return CUDNN_STATUS_BAD_PARAM;
     if (int st = algo_status(d, algo)) return st;
+    if (refused(d, algo)) return CUDNN_STATUS_EXECUTION_FAILED;
     const size_t need = workspace_bytes(d, p);
     if (ws_size < need || !ws) return CUDNN_STATUS_BAD_PARAM;
     if (!aligned(a, 4) || !aligned(b, 4) || !aligned(out, 4) || !aligned(ws, alignof(double)))

@@ -4,10 +4,10 @@
 //! system copy that won over the intended one shows), whether the PTX loaded, and one small case
 //! per kernel module against its CPU twin. The exit status is 0 only when everything asked for
 //! works; each failure is named.
-use mmard::Device;
 use mmard::twin::checks;
+use mmard::{Device, GpuOptions};
 
-pub fn doctor(device: &str, tf32: bool) -> i32 {
+pub fn doctor(device: &str, opts: GpuOptions) -> i32 {
     let cuda = if cfg!(feature = "cuda") { "with CUDA" } else { "without CUDA (a CPU-only build)" };
     println!("mmard {} {cuda}", env!("CARGO_PKG_VERSION"));
     println!("cpu: {}, {} threads, {}", cpu_model(), rayon::current_num_threads(), simd());
@@ -15,7 +15,7 @@ pub fn doctor(device: &str, tf32: bool) -> i32 {
         println!("device cpu: ok (`mmard --device cuda doctor` checks a GPU)");
         return 0;
     }
-    let dev = match Device::open(device, tf32) {
+    let dev = match Device::open(device, opts) {
         Ok(d) => d,
         Err(e) => {
             libraries();

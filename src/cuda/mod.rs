@@ -10,7 +10,6 @@ pub use memory::{Buf, Mirror};
 
 use crate::error::{Error, Result};
 use cudarc::cublas::CudaBlas;
-use cudarc::cudnn::Cudnn;
 use cudarc::driver::{CudaContext, CudaFunction, CudaSlice, CudaStream, LaunchConfig};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -34,9 +33,9 @@ pub struct Gpu {
     pub name: String,
     pub stream: Arc<CudaStream>,
     pub blas: CudaBlas,
-    pub dnn: Arc<Cudnn>,
-    /// TensorFloat-32 in cuDNN convolutions (off unless asked for: it rounds inputs to 10 bits).
-    pub tf32: bool,
+    dnn: conv::Handle,
+    /// How cuDNN may compute (TF32 off unless asked for: it rounds inputs to 10 bits).
+    pub opts: crate::GpuOptions,
     funcs: HashMap<&'static str, CudaFunction>,
     sms: u32,
     /// Everything that touches the cuDNN handle (plans, workspace, launches) goes through this lock.
@@ -64,20 +63,20 @@ fn missing(what: &str, detail: String) -> Error {
 }
 
 impl Gpu {
-    /// The GPU `ordinal`, opened once per process (later calls share it; `tf32` applies from the
-    /// first).
-    pub fn get(ordinal: usize, tf32: bool) -> Result<Arc<Gpu>> {
-        static OPEN: OnceLock<Mutex<HashMap<usize, Arc<Gpu>>>> = OnceLock::new();
+    /// The GPU `ordinal` with `opts`, opened once per process (later calls share it).
+    pub fn get(ordinal: usize, opts: crate::GpuOptions) -> Result<Arc<Gpu>> {
+        type Open = HashMap<(usize, crate::GpuOptions), Arc<Gpu>>;
+        static OPEN: OnceLock<Mutex<Open>> = OnceLock::new();
         let mut open = OPEN.get_or_init(Default::default).lock().unwrap();
-        if let Some(g) = open.get(&ordinal) {
+        if let Some(g) = open.get(&(ordinal, opts)) {
             return Ok(g.clone());
         }
-        let g = Arc::new(Self::open(ordinal, tf32)?);
-        open.insert(ordinal, g.clone());
+        let g = Arc::new(Self::open(ordinal, opts)?);
+        open.insert((ordinal, opts), g.clone());
         Ok(g)
     }
 
-    fn open(ordinal: usize, tf32: bool) -> Result<Gpu> {
+    fn open(ordinal: usize, opts: crate::GpuOptions) -> Result<Gpu> {
         // SAFETY: these only try to dlopen the libraries.
         if !unsafe { cudarc::driver::sys::is_culib_present() } {
             return Err(missing(
@@ -129,7 +128,7 @@ impl Gpu {
             .unwrap_or(32) as u32;
         let stream = ctx.default_stream();
         let blas = CudaBlas::new(stream.clone()).map_err(|e| missing("cuBLAS failed to start", e.to_string()))?;
-        let dnn = Cudnn::new(stream.clone()).map_err(|e| missing("cuDNN failed to start", e.to_string()))?;
+        let dnn = conv::Handle::new(&stream).map_err(|e| missing("cuDNN failed to start", e.to_string()))?;
         let mut funcs = HashMap::new();
         for (module, src, names) in ptx::MODULES {
             let m = ctx.load_module(cudarc::nvrtc::Ptx::from_src(*src)).map_err(|e| {
@@ -146,7 +145,7 @@ impl Gpu {
             }
         }
         let (dnn_state, counts, labels) = Default::default();
-        Ok(Gpu { ordinal, name, stream, blas, dnn, tf32, funcs, sms, dnn_state, counts, labels })
+        Ok(Gpu { ordinal, name, stream, blas, dnn, opts, funcs, sms, dnn_state, counts, labels })
     }
 
     pub fn func(&self, name: &str) -> &CudaFunction {
