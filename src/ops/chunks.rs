@@ -1,6 +1,7 @@
 //! How the convolutions split a batch into chunks of images, and the per-thread scratch a chunk
 //! works in (shared by the im2col and the Winograd paths).
 //! Tests: below.
+use rayon::prelude::*;
 
 /// Scratch floats per chunk: big enough for efficient GEMMs, small enough to stay in the last-level
 /// cache's neighbourhood and out of the way of the activations.
@@ -16,13 +17,18 @@ const BUDGET: usize = 1 << 21;
 pub fn split(n: usize, per_image: usize) -> (usize, bool) {
     let threads = rayon::current_num_threads();
     let n = n.max(1);
-    let largest = (BUDGET / per_image.max(1)).clamp(1, n);
+    let largest = largest(n, per_image);
     if threads == 1 || n < threads {
         return (n.div_ceil(n.div_ceil(largest)), false);
     }
     let per_thread = |nb: usize| n.div_ceil(nb).div_ceil(threads) * nb;
     let nb = (1..=largest.min(n.div_ceil(threads))).rev().min_by_key(|&nb| per_thread(nb)).expect("nb = 1 at least");
     (nb, true)
+}
+
+/// The most of `n` images of `per_image` scratch floats each that fit the budget (at least 1).
+pub fn largest(n: usize, per_image: usize) -> usize {
+    (BUDGET / per_image.max(1)).clamp(1, n.max(1))
 }
 
 /// Runs `f` with two scratch buffers of `a` and `b` floats, reused from call to call on each
@@ -42,6 +48,21 @@ pub fn with_scratch<R>(a: usize, b: usize, f: impl FnOnce(&mut [f32], &mut [f32]
     let r = f(&mut va[..a], &mut vb[..b]);
     SCRATCH.set((va, vb));
     r
+}
+
+/// The sum of `partial(n0)` (each `len` values) over the chunks `n0 = 0, nb, 2·nb, …` of `n`
+/// images, made in parallel and added in chunk order: a parallel reduce's grouping would depend
+/// on scheduling, and training must be bit-for-bit repeatable.
+pub fn summed(n: usize, nb: usize, len: usize, partial: impl Fn(usize) -> Vec<f32> + Sync) -> Vec<f32> {
+    let starts: Vec<usize> = (0..n).step_by(nb.max(1)).collect();
+    let mut partials = starts.par_iter().map(|&n0| partial(n0)).collect::<Vec<_>>().into_iter();
+    let mut sum = partials.next().unwrap_or_else(|| vec![0.0; len]);
+    for part in partials {
+        sum.par_chunks_mut(1 << 14)
+            .zip(part.par_chunks(1 << 14))
+            .for_each(|(a, b)| a.iter_mut().zip(b).for_each(|(a, b)| *a += b));
+    }
+    sum
 }
 
 #[cfg(test)]

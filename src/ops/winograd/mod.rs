@@ -9,13 +9,19 @@
 //!
 //! The input gradient of a stride-1 convolution is the convolution of `gy`, padded by `2 − pad`,
 //! with the flipped, transposed filter, so each direction caches its own transformed filters.
+//! The filter gradient is the forward's adjoint (`backward_filter`): the gradient's m×m blocks are
+//! transformed by A, the input tiles by Bᵀ·B as in the forward, n² GEMMs reduce over the tiles,
+//! and Gᵀ·G maps the n×n sums back to 3×3, once per filter.
 //!
 //! Rounding: the transforms are a few additions and small multiples. Relative error norm against
 //! an f64 direct sum on ResNet-18 layer shapes (64→64 at 16×16, 256→256 at 8×8, 512→512 at 4×4):
 //! F2 4.2e-7, 3.8e-7, 7.4e-7; im2col + GEMM 4.7e-7, 2.4e-7, 9.6e-7. F4's larger coefficients
 //! round 3–7x more than F2 on the same layers (below's data, forward / input gradient: 64→64 at
 //! 16×16 9.6e-7 / 6.1e-7, 512→512 at 4×4 6.4e-7 / 6.3e-6 where F2 gave 1.3e-7 / 8.7e-7), within
-//! the fixtures' 1e-5 for ops and 1e-4 for models.
+//! the fixtures' 1e-5 for ops and 1e-4 for models. Filter gradient, F2 / F4 (it sums over all
+//! tiles of the batch, so its error is that of a long dot product): 64→64 at 16×16, batch 8,
+//! 5.2e-7 / 2.2e-7; 256→256 at 8×8, batch 16, 3.7e-7 / 2.0e-7; 512→512 at 4×4, batch 32,
+//! 1.9e-7 / 2.0e-7; 64→64 at 32×32, batch 4, 3.3e-6 / 3.8e-7.
 //! Tests: below (against the f64 definition), `tests/gradcheck.rs` and the fixtures' conv2d cases.
 mod tiles;
 
@@ -197,6 +203,109 @@ pub fn backward_data(gy: &[f32], w: &Arc<Tensor>, l: Layer, dx: &mut [f32]) {
     }
 }
 
+/// The filter gradient `dw` `[cout, cin, 3, 3]` of a stride-1 3×3 convolution with padding `pad`,
+/// from its input `x` `[n, cin, h, w]` and `gy` `[n, cout, h+2pad−2, w+2pad−2]`; fully written.
+/// The adjoint of the forward's `Aᵀ[U ⊙ V]A` with `U = G g Gᵀ`: per tile,
+/// `Gᵀ[(A ĝ Aᵀ) ⊙ (Bᵀ d B)]G`, with `ĝ` the tile's block of `gy`. Summed over tiles first, as
+/// n² GEMMs `P[ξ][co, ci] = Ĝ[ξ]ᵀ[co, tiles] · V[ξ][tiles, ci]`, so the final transform runs
+/// once per filter, in f64.
+pub fn backward_filter(x: &[f32], gy: &[f32], l: Layer, dw: &mut [f32]) {
+    match l.kind {
+        Kind::F2 => filter_gradient::<2, 4, F2>(x, gy, l, Tiles::new(l.h, l.w, l.pad, 2), dw),
+        Kind::F4 => filter_gradient::<4, 6, F4>(x, gy, l, Tiles::new(l.h, l.w, l.pad, 4), dw),
+    }
+}
+
+fn filter_gradient<const M: usize, const N: usize, T: Tile<M, N>>(
+    x: &[f32],
+    gy: &[f32],
+    l: Layer,
+    t: Tiles,
+    dw: &mut [f32],
+) {
+    let (n, c, co) = (l.n, l.cin, l.cout);
+    let (plane, oplane, tpi, nn) = (t.h * t.w, t.oh * t.ow, t.per_image(), N * N);
+    assert_eq!(x.len(), n * c * plane, "winograd: input of {} values, expected {n}x{c}x{}x{}", x.len(), t.h, t.w);
+    assert_eq!(
+        gy.len(),
+        n * co * oplane,
+        "winograd: gradient of {} values, expected {n}x{co}x{}x{}",
+        gy.len(),
+        t.oh,
+        t.ow
+    );
+    assert_eq!(dw.len(), co * c * 9, "winograd: filter gradient of {} values for {c} -> {co} channels", dw.len());
+    // Adds chunk n0's sums to p, or writes them there (`fresh`).
+    let chunk = |n0: usize, nb: usize, p: &mut [f32], fresh: bool, par: bool| {
+        let min = if par { 1 } else { usize::MAX };
+        let nbc = nb.min(n - n0);
+        let tiles = nbc * tpi;
+        let (vs, gs) = (skewed(tiles * c), skewed(tiles * co));
+        chunks::with_scratch(nbc * c * plane + nn * vs, nbc * co * oplane + nn * gs, |a, b| {
+            let (xt, v) = a.split_at_mut(nbc * c * plane);
+            let (gt, g) = b.split_at_mut(nbc * co * oplane);
+            for (src, len, ch, dst) in
+                [(&x[n0 * c * plane..], c * plane, c, &mut *xt), (&gy[n0 * co * oplane..], co * oplane, co, &mut *gt)]
+            {
+                dst.par_chunks_mut(len)
+                    .zip(src[..nbc * len].par_chunks(len))
+                    .with_min_len(min)
+                    .for_each(|(d, s)| transpose(s, ch, d));
+            }
+            // V = Bᵀ d B per input tile
+            transform_tiles::<M, N, N>(xt, (t.h, t.w, t.pad), &t, c, nbc, v, vs, min, T::bt);
+            // Ĝ = A ĝ Aᵀ per m×m block of the gradient
+            transform_tiles::<M, M, N>(gt, (t.oh, t.ow, 0), &t, co, nbc, g, gs, min, T::a);
+            for xi in 0..nn {
+                let (gx, vx) = (Mat::t(&g[xi * gs..][..tiles * co], co), Mat::rows(&v[xi * vs..][..tiles * c], c));
+                sgemm(co, c, tiles, gx, vx, &mut p[xi * co * c..][..co * c], c, !fresh, par);
+            }
+        });
+    };
+    // Side by side, each chunk sums into its own partial, which pays where the partials (n² times
+    // the filter) are small beside the chunk's work. Where they are not (many channels on small
+    // maps: 512 → 512 at 4×4 took 2.7x im2col's time so), the chunks run one after another
+    // into one sum, with parallel GEMMs over its rows.
+    let per_image = nn * (c + co) * tpi + c * plane + co * oplane;
+    let (nb, side_by_side) = chunks::split(n, per_image);
+    let p = if side_by_side && nn * co * c <= nb * per_image {
+        chunks::summed(n, nb, nn * co * c, |n0| {
+            let mut p = vec![0.0; nn * co * c];
+            chunk(n0, nb, &mut p, true, false);
+            p
+        })
+    } else {
+        let nb = chunks::largest(n, per_image);
+        let mut p = vec![0.0; nn * co * c];
+        (0..n).step_by(nb).for_each(|n0| chunk(n0, nb, &mut p, n0 == 0, true));
+        p
+    };
+    // G's columns, for Gᵀ: (Gᵀv)[j] = Σ_k G[k][j]·v[k]
+    let cols: [[f64; N]; 3] = std::array::from_fn(|j| T::g(std::array::from_fn(|i| f64::from(u8::from(i == j)))));
+    dw.par_chunks_mut(c * 9).enumerate().for_each(|(o, dwo)| {
+        // Gᵀ along each row of P, for all input channels at once (P's planes are contiguous in
+        // them; gathering P[ξ][o][i] filter by filter took half of a 512 → 512 layer's time):
+        // rows[kx][r][i] = Σ_k G[k][kx]·P[N·r + k][o][i]
+        let mut rows = vec![0.0f64; 3 * N * c];
+        for r in 0..N {
+            for k in 0..N {
+                let src = &p[((N * r + k) * co + o) * c..][..c];
+                for (kx, col) in cols.iter().enumerate().filter(|(_, col)| col[k] != 0.0) {
+                    let dst = &mut rows[(kx * N + r) * c..][..c];
+                    dst.iter_mut().zip(src).for_each(|(d, s)| *d += col[k] * f64::from(*s));
+                }
+            }
+        }
+        // then down the columns
+        for (i, d) in dwo.chunks_mut(9).enumerate() {
+            for (t, d) in d.iter_mut().enumerate() {
+                let (ky, kx) = (t / 3, t % 3);
+                *d = (0..N).map(|r| cols[ky][r] * rows[(kx * N + r) * c + i]).sum::<f64>() as f32;
+            }
+        }
+    });
+}
+
 /// The convolution of `x` (`[n, c, h, w]`) to `co` channels with the transformed filters `u`
 /// (`[n²][c][co]`), in chunks of images, channels last: images to `[h, w, c]`, input transform,
 /// n² GEMMs `M[ξ][tile, co] = V[ξ][tile, c] · u[ξ][c, co]`, output transform, images back to
@@ -233,7 +342,8 @@ fn run<const M: usize, const N: usize, T: Tile<M, N>>(
                 .zip(xc.par_chunks(c * plane))
                 .with_min_len(min)
                 .for_each(|(d, s)| transpose(s, c, d));
-            transform_input::<M, N, T>(xt, &t, c, nbc, v, vs, min);
+            // V = Bᵀ d B per input tile
+            transform_tiles::<M, N, N>(xt, (t.h, t.w, t.pad), &t, c, nbc, v, vs, min, T::bt);
             for xi in 0..nn {
                 let (vx, ux) = (Mat::rows(&v[xi * vs..][..tiles * c], c), Mat::rows(&u[xi * c * co..][..c * co], co));
                 sgemm(tiles, co, c, vx, ux, &mut m[xi * ms..][..tiles * co], co, false, !side_by_side);
@@ -288,43 +398,46 @@ fn store(dst: &mut [f32], v: &Lanes, l: usize) {
     }
 }
 
-/// `v[ξ·vs + tile·c + ch] = (Bᵀ d B)[ξ]` for every n×n input tile `d` of every channel of the `nb`
-/// images `xt` (`[nb][h][w][c]`), tiles numbered (image, tile row, tile column), along the
-/// tile's rows first.
-fn transform_input<const M: usize, const N: usize, T: Tile<M, N>>(
-    xt: &[f32],
+/// `dst[ξ·ds + tile·ch + channel] = (F d Fᵀ)[ξ]` for the k×k block `d` at `m·(tile row, tile
+/// column) − pad` of every channel of `nb` channels-last maps `src` (`[nb][h][w][ch]`, zeros past
+/// their edges), `f` applying F to a row of lanes.
+#[allow(clippy::too_many_arguments)]
+fn transform_tiles<const M: usize, const K: usize, const N: usize>(
+    src: &[f32],
+    (h, w, pad): (usize, usize, usize),
     t: &Tiles,
-    c: usize,
+    ch: usize,
     nb: usize,
-    v: &mut [f32],
-    vs: usize,
+    dst: &mut [f32],
+    ds: usize,
     min: usize,
+    f: impl Fn([&Lanes; K]) -> [Lanes; N] + Sync,
 ) {
-    let plane = t.h * t.w;
-    // one item per row of tiles (whose tiles are consecutive in every V[ξ]): even one image
-    // spreads over the threads; at least `min` items per task
-    parts(v, N * N, vs, nb * t.th, t.tw * c).into_par_iter().enumerate().with_min_len(min).for_each(
-        |(row, mut dst)| {
+    let plane = h * w;
+    // one item per row of tiles (whose tiles are consecutive in every output plane): even one
+    // image spreads over the threads; at least `min` items per task
+    parts(dst, N * N, ds, nb * t.th, t.tw * ch).into_par_iter().enumerate().with_min_len(min).for_each(
+        |(row, mut out)| {
             let (img, ty) = (row / t.th, row % t.th);
-            let src = &xt[img * plane * c..][..plane * c];
+            let src = &src[img * plane * ch..][..plane * ch];
             for tx in 0..t.tw {
-                let at = tx * c;
-                // the tile's input pixels (None: padding)
-                let px: [[Option<usize>; N]; N] = std::array::from_fn(|r| {
+                let at = tx * ch;
+                // the block's pixels (None: padding, or past the map)
+                let px: [[Option<usize>; K]; K] = std::array::from_fn(|r| {
                     std::array::from_fn(|k| {
-                        let (iy, ix) = ((M * ty + r).wrapping_sub(t.pad), (M * tx + k).wrapping_sub(t.pad));
-                        (iy < t.h && ix < t.w).then(|| (iy * t.w + ix) * c)
+                        let (iy, ix) = ((M * ty + r).wrapping_sub(pad), (M * tx + k).wrapping_sub(pad));
+                        (iy < h && ix < w).then(|| (iy * w + ix) * ch)
                     })
                 });
-                for c0 in (0..c).step_by(L) {
-                    let l = L.min(c - c0);
-                    let d: [[Lanes; N]; N] =
+                for c0 in (0..ch).step_by(L) {
+                    let l = L.min(ch - c0);
+                    let d: [[Lanes; K]; K] =
                         std::array::from_fn(|r| std::array::from_fn(|k| load(src, px[r][k].map(|p| p + c0), l)));
-                    // along each row (over the tile's columns), then down the columns
-                    let e: [[Lanes; N]; N] = std::array::from_fn(|r| T::bt(std::array::from_fn(|k| &d[r][k])));
+                    // along each row (over the block's columns), then down the columns
+                    let e: [[Lanes; N]; K] = std::array::from_fn(|r| f(std::array::from_fn(|k| &d[r][k])));
                     for j in 0..N {
-                        for (i, o) in T::bt(std::array::from_fn(|k| &e[k][j])).iter().enumerate() {
-                            store(&mut dst[N * i + j][at + c0..], o, l);
+                        for (i, o) in f(std::array::from_fn(|k| &e[k][j])).iter().enumerate() {
+                            store(&mut out[N * i + j][at + c0..], o, l);
                         }
                     }
                 }
@@ -432,6 +545,8 @@ mod tests {
                 assert!(rel_err(&y, &want) < 1e-6, "forward {layer:?}: {}", rel_err(&y, &want));
                 let (dx, want) = backward_against_definition(layer);
                 assert!(rel_err(&dx, &want) < 1e-6, "backward {layer:?}: {}", rel_err(&dx, &want));
+                let (dw, want) = filter_gradient_against_definition(layer);
+                assert!(rel_err(&dw, &want) < 1e-6, "filter gradient {layer:?}: {}", rel_err(&dw, &want));
             }
         }
     }
@@ -465,6 +580,27 @@ mod tests {
         let mut dx = vec![f32::NAN; n * cin * h * w];
         backward_data(&gy, &Arc::new(Tensor::from_vec(&[cout, cin, 3, 3], wt)), l, &mut dx);
         (dx, want)
+    }
+
+    /// `backward_filter`, and the definition: dw[co][ci][ky][kx] = Σ gy[co][oy][ox]·x[ci][oy+ky−pad][ox+kx−pad].
+    fn filter_gradient_against_definition(l: Layer) -> (Vec<f32>, Vec<f64>) {
+        let Layer { n, cin, cout, h, w, pad, .. } = l;
+        let (oh, ow) = (h + 2 * pad - 2, w + 2 * pad - 2);
+        let (x, gy) = (data(n * cin * h * w, 1), data(n * cout * oh * ow, 3));
+        let mut want = vec![0.0f64; cout * cin * 9];
+        for (i, v) in want.iter_mut().enumerate() {
+            let (co, ci, ky, kx) = (i / (cin * 9), i / 9 % cin, i / 3 % 3, i % 3);
+            for (img, oy, ox) in (0..n).flat_map(|a| (0..oh).flat_map(move |b| (0..ow).map(move |c| (a, b, c)))) {
+                let (iy, ix) = ((oy + ky) as isize - pad as isize, (ox + kx) as isize - pad as isize);
+                if (0..h as isize).contains(&iy) && (0..w as isize).contains(&ix) {
+                    *v += gy[((img * cout + co) * oh + oy) * ow + ox] as f64
+                        * x[((img * cin + ci) * h + iy as usize) * w + ix as usize] as f64;
+                }
+            }
+        }
+        let mut dw = vec![f32::NAN; cout * cin * 9];
+        backward_filter(&x, &gy, l, &mut dw);
+        (dw, want)
     }
 
     /// F2 only where F4's tiles overhang the map so far that they take more multiplies, or as many.

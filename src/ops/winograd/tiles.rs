@@ -21,6 +21,9 @@ pub trait Tile<const M: usize, const N: usize> {
     fn bt(d: [&Lanes; N]) -> [Lanes; N];
     /// `Aᵀ m` for the `N` values of a row or column of products.
     fn at(m: [&Lanes; N]) -> [Lanes; M];
+    /// `A v` for the `M` values of a row or column of an output gradient block (the filter
+    /// gradient's transform: the adjoint of `at`).
+    fn a(v: [&Lanes; M]) -> [Lanes; N];
 }
 
 pub struct F2;
@@ -52,6 +55,19 @@ impl Tile<2, 4> for F2 {
             let [m0, m1, m2, m3] = m.map(|x| x[i]);
             r[0][i] = m0 + m1 + m2;
             r[1][i] = m1 - m2 - m3;
+        }
+        r
+    }
+    /// `A = [[1, 0], [1, 1], [1, −1], [0, −1]]`
+    #[inline(always)]
+    fn a(v: [&Lanes; 2]) -> [Lanes; 4] {
+        let mut r = [[0.0; L]; 4];
+        for i in 0..L {
+            let [v0, v1] = v.map(|x| x[i]);
+            r[0][i] = v0;
+            r[1][i] = v0 + v1;
+            r[2][i] = v0 - v1;
+            r[3][i] = -v1;
         }
         r
     }
@@ -98,6 +114,24 @@ impl Tile<4, 6> for F4 {
             r[1][i] = b + 2.0 * e;
             r[2][i] = a + 4.0 * c;
             r[3][i] = b + 8.0 * e + m5;
+        }
+        r
+    }
+    /// `A = [[1, 0, 0, 0], [1, 1, 1, 1], [1, −1, 1, −1], [1, 2, 4, 8], [1, −2, 4, −8], [0, 0, 0, 1]]`,
+    /// rows 1–4 in pairs through shared partial sums.
+    #[inline(always)]
+    fn a(v: [&Lanes; 4]) -> [Lanes; 6] {
+        let mut r = [[0.0; L]; 6];
+        for i in 0..L {
+            let [v0, v1, v2, v3] = v.map(|x| x[i]);
+            let (even1, odd1) = (v0 + v2, v1 + v3);
+            let (even2, odd2) = (v0 + 4.0 * v2, 2.0 * v1 + 8.0 * v3);
+            r[0][i] = v0;
+            r[1][i] = even1 + odd1;
+            r[2][i] = even1 - odd1;
+            r[3][i] = even2 + odd2;
+            r[4][i] = even2 - odd2;
+            r[5][i] = v3;
         }
         r
     }
