@@ -38,6 +38,8 @@ configs=(
   "ard+inner|plug|shipped|distill --method ard --inner mmard"
   "ard+outer|plug|shipped|distill --method ard --outer triangle --tau 1"
   "ard+both|plug|shipped|distill --method ard --inner mmard --outer triangle --tau 1"
+  # ARD at MMARD's τ = 1 alone: the control that says how much of ARD's pairings' gain is τ's
+  "ard-tau1|plug|shipped|distill --method ard --tau 1"
   "iad+inner|plug|shipped|distill --method iad --inner mmard"
   "iad+outer|plug|shipped|distill --method iad --outer triangle"
   "iad+both|plug|shipped|distill --method iad --inner mmard --outer triangle"

@@ -1,5 +1,5 @@
 //! The report's Markdown: a table per section of the study (mean ± std over seeds), the teachers,
-//! the teacher-sensitivity slopes, MMARD's settings against the best baseline, and the plots.
+//! the teacher-sensitivity slopes, each plug-and-play pairing against its base, MMARD's settings against the best baseline, and the plots.
 use super::plots::{Plot, TeacherPoint, sections, sensitivity};
 use super::{Config, Part, Spread, Study};
 use std::fmt::Write;
@@ -70,6 +70,7 @@ pub fn markdown(study: &Study, plots: &[Plot]) -> String {
             out.push('\n');
         }
     }
+    against_base(&mut out, study);
     against_baseline(&mut out, study);
     for p in plots {
         let _ = writeln!(out, "![{}]({})\n", p.title, p.file);
@@ -111,16 +112,47 @@ fn against_baseline(out: &mut String, study: &Study) {
         cell(b),
         cell(bc)
     );
-    out.push_str("| config | AA − baseline | clean − baseline | clear? |\n|---|---|---|---|\n");
+    out.push_str("| config | AA − baseline (2 SE) | clean − baseline | clear? |\n|---|---|---|---|\n");
     for c in mmard {
-        let (a, cl) = (aa(c), c.figures.expect("evaluated")[0]);
-        let se = (a.std.powi(2) / a.n as f64 + b.std.powi(2) / b.n as f64).sqrt();
-        let gap = a.mean - b.mean;
-        let clear =
-            if se > 0.0 && gap.abs() > 2.0 * se { if gap > 0.0 { "better" } else { "worse" } } else { "within noise" };
-        let _ = writeln!(out, "| {} | {gap:+.1} | {:+.1} | {clear} |", c.name, cl.mean - bc.mean);
+        let _ = writeln!(out, "| {} | {} |", c.name, gap(c, best));
     }
     out.push('\n');
+}
+
+/// Each plug-and-play pairing against its own base method (`method`) from the main table.
+fn against_base(out: &mut String, study: &Study) {
+    let base = |c: &Config| {
+        study.configs.iter().find(|b| b.part == Some(Part::Methods) && b.figures.is_some() && b.method == c.method)
+    };
+    let pairs: Vec<(&Config, &Config)> = study
+        .configs
+        .iter()
+        .filter(|c| c.part == Some(Part::Plug) && c.figures.is_some())
+        .filter_map(|c| Some((c, base(c)?)))
+        .collect();
+    if pairs.is_empty() {
+        return;
+    }
+    out.push_str(
+        "## Plug-and-play against each base\n\nEach pairing against its base method of the main table, \
+         the same test as below: a gap is clear when it exceeds twice its standard error.\n\n",
+    );
+    out.push_str("| config | base | AA − base (2 SE) | clean − base | clear? |\n|---|---|---|---|---|\n");
+    for (c, b) in pairs {
+        let _ = writeln!(out, "| {} | {} | {} |", c.name, b.name, gap(c, b));
+    }
+    out.push('\n');
+}
+
+/// `c` against `base`: the AA gap with two standard errors, the clean gap, and
+/// whether the AA gap exceeds two standard errors, as table cells.
+fn gap(c: &Config, base: &Config) -> String {
+    let (a, b) = (aa(c), aa(base));
+    let clean = c.figures.expect("evaluated")[0].mean - base.figures.expect("evaluated")[0].mean;
+    let se = (a.std.powi(2) / a.n as f64 + b.std.powi(2) / b.n as f64).sqrt();
+    let g = a.mean - b.mean;
+    let clear = if se > 0.0 && g.abs() > 2.0 * se { if g > 0.0 { "better" } else { "worse" } } else { "within noise" };
+    format!("{g:+.1} (± {:.1}) | {clean:+.1} | {clear}", 2.0 * se)
 }
 
 fn aa(c: &Config) -> Spread {
@@ -148,5 +180,33 @@ mod tests {
         let (b, se) = fit(&p).unwrap();
         assert!((b - 0.5).abs() < 1e-12 && (se - (1.5f64 / 400.0).sqrt()).abs() < 1e-12, "{b} ± {se}");
         assert!(fit(&p[..1]).is_none(), "one teacher has no slope");
+    }
+
+    fn config(name: &str, part: Part, clean: f64, aa: &[f64]) -> Config {
+        let s = Spread::of(aa);
+        Config {
+            name: name.into(),
+            part: Some(part),
+            method: Some("ard".into()),
+            teacher: None,
+            runs: vec![],
+            figures: Some([Spread { mean: clean, ..s }, s, s]),
+            train_seconds: None,
+        }
+    }
+
+    #[test]
+    fn pairings_against_their_own_base() {
+        // seeds one point either side of the mean: std √2 over 2 seeds, so SE = √(2/2 + 2/2) and
+        // two standard errors are 2.83; a gap of 2 is within noise, one of 4 clear
+        let base = config("ard", Part::Methods, 66.0, &[35.0, 37.0]);
+        let same = config("ard+outer", Part::Plug, 70.0, &[37.0, 39.0]);
+        assert_eq!(gap(&same, &base), "+2.0 (± 2.8) | +4.0 | within noise");
+        let better = config("ard+both", Part::Plug, 65.0, &[39.0, 41.0]);
+        assert_eq!(gap(&better, &base), "+4.0 (± 2.8) | -1.0 | better");
+        let study = Study { configs: vec![base, better], teachers: Default::default() };
+        let mut out = String::new();
+        against_base(&mut out, &study);
+        assert!(out.contains("| ard+both | ard | +4.0 (± 2.8) | -1.0 | better |"), "{out}");
     }
 }
