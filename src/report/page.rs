@@ -34,6 +34,12 @@ fn fit(p: &[TeacherPoint]) -> Option<(f64, f64)> {
     Some((b, (rss / (n - 2.0) / sxx).sqrt()))
 }
 
+/// The points of every teacher but the weakest (by its own AA).
+fn stronger(p: &[TeacherPoint]) -> Vec<TeacherPoint> {
+    let weakest = p.iter().map(|q| q.teacher_aa).fold(f64::INFINITY, f64::min);
+    p.iter().filter(|q| q.teacher_aa > weakest).cloned().collect()
+}
+
 pub fn markdown(study: &Study, plots: &[Plot]) -> String {
     let mut out = String::from("# Study report\n\n");
     let runs: usize = study.configs.iter().map(|c| c.runs.len()).sum();
@@ -56,16 +62,26 @@ pub fn markdown(study: &Study, plots: &[Plot]) -> String {
         if !sens.is_empty() {
             out.push_str("Teacher sensitivity: how much a student's AA moves per point of its teacher's AA ");
             out.push_str("(least-squares slope over every seed's run, ± its standard error from the residuals; ");
-            out.push_str("0 means the student does not follow its teacher, |slope| > 2 SE is marked).\n\n");
-            out.push_str("| method | teachers | student AA by teacher AA | slope ± SE |\n|---|---|---|---|\n");
+            out.push_str("0 means the student does not follow its teacher, |slope| > 2 SE is marked). ");
+            out.push_str("Without the weakest teacher, the slope among the stronger ones, where saturation ");
+            out.push_str("would show.\n\n");
+            out.push_str("| method | teachers | student AA by teacher AA | slope ± SE | without the weakest |\n");
+            out.push_str("|---|---|---|---|---|\n");
+            let fitted = |p: &[TeacherPoint]| match fit(p) {
+                Some((b, se)) => format!("{b:.2} ± {se:.2}{}", if b.abs() > 2.0 * se { " *" } else { "" }),
+                None => "—".into(),
+            };
             for (m, p) in &sens {
                 let pts: Vec<String> =
                     p.iter().map(|q| format!("{} {:.1} → {}", q.teacher, q.teacher_aa, cell(q.student))).collect();
-                let fitted = match fit(p) {
-                    Some((b, se)) => format!("{b:.2} ± {se:.2}{}", if b.abs() > 2.0 * se { " *" } else { "" }),
-                    None => "—".into(),
-                };
-                let _ = writeln!(out, "| {m} | {} | {} | {fitted} |", p.len(), pts.join("; "));
+                let _ = writeln!(
+                    out,
+                    "| {m} | {} | {} | {} | {} |",
+                    p.len(),
+                    pts.join("; "),
+                    fitted(p),
+                    fitted(&stronger(p))
+                );
             }
             out.push('\n');
         }
@@ -180,6 +196,9 @@ mod tests {
         let (b, se) = fit(&p).unwrap();
         assert!((b - 0.5).abs() < 1e-12 && (se - (1.5f64 / 400.0).sqrt()).abs() < 1e-12, "{b} ± {se}");
         assert!(fit(&p[..1]).is_none(), "one teacher has no slope");
+        let strong = stronger(&p);
+        assert_eq!(strong.iter().map(|q| q.teacher_aa).collect::<Vec<_>>(), [60.0, 70.0]);
+        assert!((fit(&strong).unwrap().0 - 0.5).abs() < 1e-12);
     }
 
     fn config(name: &str, part: Part, clean: f64, aa: &[f64]) -> Config {

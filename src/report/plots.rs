@@ -308,6 +308,7 @@ fn teachers(study: &Study, file: &Path) -> Result<()> {
 }
 
 /// A student's AA against one teacher: over seeds, and each seed's.
+#[derive(Clone)]
 pub struct TeacherPoint {
     pub teacher: String,
     /// The teacher's own AA.
