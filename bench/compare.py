@@ -1,6 +1,8 @@
 """`mmard bench step` beside bench/pytorch_step.py for a list of configurations, in one run, and a
 markdown table of times and ratios (PyTorch time / mmard time: above 1, mmard is faster).
 
+On a GPU every step is measured at fp32, at TF32 and with PyTorch's AMP (PRECISIONS).
+
 Usage: python bench/compare.py [--mmard target/release/mmard] [--device cpu|cuda] [--repeats 5] [--only NAME]
        [--jsonl FILE]   (each configuration's figures appended to FILE as it is measured)"""
 import argparse, json, sys
@@ -17,6 +19,12 @@ GPU = [
     ("rslad resnet18<-wrn34-10 b128", ["--student", "resnet18", "--teacher", "wide_resnet", "--teacher-config", '{"depth":34,"widen":10}', "--method", "rslad", "--batch", "128"]),
     ("mmard resnet18<-wrn34-10 b128", ["--student", "resnet18", "--teacher", "wide_resnet", "--teacher-config", '{"depth":34,"widen":10}', "--method", "mmard", "--batch", "128"]),
 ]
+
+# On a GPU each step runs at three precisions: plain fp32 on both sides; TF32 convolutions and
+# matmuls on both; and PyTorch's AMP (bf16 autocast) beside mmard's fastest, TF32, since mmard has
+# no bf16 mode yet. (name suffix, mmard's flags, PyTorch's flags)
+PRECISIONS = {"cpu": [("", [], [])],
+              "cuda": [(" fp32", [], []), (" tf32", ["--tf32"], ["--tf32"]), (" AMP bf16 vs mmard tf32", ["--tf32"], ["--amp"])]}
 
 def run(cmd):
     """The JSON a benchmark printed, or None when it failed (`sides.output` reports why): one side
@@ -43,17 +51,19 @@ def main():
     print(f"| step (K = 10) | mmard s | PyTorch s | PyTorch / mmard | mmard inner / outer s | PyTorch inner / outer s | {label} mmard / PyTorch |")
     print("|---|---|---|---|---|---|---|")
     failed = False
-    for name, args in configs:
-        if a.only and a.only not in name:
-            continue
-        common = args + ["--pgd-steps", "10", "--device", a.device, "--repeats", a.repeats, "--json"]
-        m = run([a.mmard, "bench", "step"] + common)
-        p = run([a.python, str(HERE / "pytorch_step.py"), "--mmard", a.mmard] + common)
-        print("| " + " | ".join([name] + cells(m, p, mem)) + " |", flush=True)
-        if a.jsonl:
-            with open(a.jsonl, "a") as f:
-                f.write(json.dumps({"step": name, "device": a.device, "mmard": m, "pytorch": p}) + "\n")
-        failed = failed or m is None or p is None
+    for base, args in configs:
+        for suffix, mflags, pflags in PRECISIONS["cpu" if a.device == "cpu" else "cuda"]:
+            name = base + suffix
+            if a.only and a.only not in name:
+                continue
+            common = args + ["--pgd-steps", "10", "--device", a.device, "--repeats", a.repeats, "--json"]
+            m = run([a.mmard, "bench", "step"] + common + mflags)
+            p = run([a.python, str(HERE / "pytorch_step.py"), "--mmard", a.mmard] + common + pflags)
+            print("| " + " | ".join([name] + cells(m, p, mem)) + " |", flush=True)
+            if a.jsonl:
+                with open(a.jsonl, "a") as f:
+                    f.write(json.dumps({"step": name, "device": a.device, "mmard": m, "pytorch": p}) + "\n")
+            failed = failed or m is None or p is None
     # the table stays whole; the exit status says whether every figure in it was measured
     sys.exit(1 if failed else 0)
 

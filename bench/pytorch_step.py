@@ -7,7 +7,7 @@ and weight decay come from `mmard bench objective` (--mmard), so no coefficient 
 
 Usage: python bench/pytorch_step.py --student resnet18 --teacher wide_resnet --teacher-config '{"depth":16,"widen":4}' \
            --method mmard --batch 32 --pgd-steps 10 --input 3x32x32 [--device cpu|cuda] [--repeats 5] [--threads T] [--mmard target/release/mmard]"""
-import argparse, json, os, resource, statistics, subprocess, sys, time
+import argparse, contextlib, json, os, resource, statistics, subprocess, sys, time
 from pathlib import Path
 import torch, torch.nn as nn, torch.nn.functional as F
 
@@ -138,6 +138,7 @@ def main():
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--mmard", default="target/release/mmard", help="the mmard binary whose method definitions are timed")
     ap.add_argument("--tf32", action="store_true", help="allow TF32 in convolutions and matmuls (mmard: --tf32)")
+    ap.add_argument("--amp", action="store_true", help="forwards under torch.autocast in bfloat16, as AMP trains (GPU; mmard has no bf16 mode yet)")
     a = ap.parse_args()
     if a.threads:
         torch.set_num_threads(a.threads)
@@ -173,34 +174,40 @@ def main():
         share = slice(rank * a.batch // ranks, (rank + 1) * a.batch // ranks)
         x, y = x[share], y[share]
     sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
+    # AMP: convolutions and GEMMs in bf16, losses and the optimizer in f32 (autocast's own lists)
+    amp = (lambda: torch.autocast(dev.type, dtype=torch.bfloat16)) if a.amp else contextlib.nullcontext
     times = {"teacher_forward": [], "inner": [], "outer": []}
     for rep in range(a.repeats + 1):
         sync(); t0 = time.perf_counter()
-        with torch.no_grad():
+        with torch.no_grad(), amp():
             t_nat = teacher(x) if "teacher_nat" in inner_reads | outer_reads else None
         sync(); t1 = time.perf_counter()
         student.eval(); student.requires_grad_(False)
-        with torch.no_grad():
+        with torch.no_grad(), amp():
             s_nat = student(x) if "student_nat" in inner_reads else None
         r = obj["start_radius"]
         xa = (x + torch.empty_like(x).uniform_(-r, r)).clamp(0, 1)
         for _ in range(a.pgd_steps if inner_reads else 0):
             xa.requires_grad_(True)
-            z = {"student_adv": student(xa), "student_nat": s_nat, "teacher_nat": t_nat}
-            if "teacher_adv" in inner_reads:
-                z["teacher_adv"] = teacher(xa)
-            g, = torch.autograd.grad(per_sample(obj["inner_terms"], z, y).sum(), [xa])
+            with amp():
+                z = {"student_adv": student(xa), "student_nat": s_nat, "teacher_nat": t_nat}
+                if "teacher_adv" in inner_reads:
+                    z["teacher_adv"] = teacher(xa)
+                loss = per_sample(obj["inner_terms"], z, y).sum()
+            g, = torch.autograd.grad(loss, [xa])
             xa = torch.min(torch.max(xa.detach() + step * g.sign(), x - eps), x + eps).clamp(0, 1)
         sync(); t2 = time.perf_counter()
         student.train(); student.requires_grad_(True)
         opt.zero_grad(set_to_none=True)
         z = {"teacher_nat": t_nat}
-        for f in obj["outer_forwards"]:  # S(x') first, and every set the formula names (BatchNorm's statistics)
-            z[f] = student(xa if f == "student_adv" else x)
-        if "teacher_adv" in outer_reads:
-            with torch.no_grad():
-                z["teacher_adv"] = teacher(xa)
-        per_sample(obj["outer_terms"], z, y).mean().backward()
+        with amp():
+            for f in obj["outer_forwards"]:  # S(x') first, and every set the formula names (BatchNorm's statistics)
+                z[f] = student(xa if f == "student_adv" else x)
+            if "teacher_adv" in outer_reads:
+                with torch.no_grad():
+                    z["teacher_adv"] = teacher(xa)
+            loss = per_sample(obj["outer_terms"], z, y).mean()
+        loss.backward()
         if ranks > 1:
             grads = [q.grad for q in student.parameters() if q.grad is not None]
             flat = torch.cat([g.reshape(-1) for g in grads])
@@ -220,7 +227,8 @@ def main():
     # Like mmard's figure (driver's used memory), reserved rather than allocated: what the caching allocator holds.
     res["device_mem_mib"] = torch.cuda.max_memory_reserved() / 2**20 if dev.type == "cuda" else 0.0
     res["config"] = {"student": a.student, "teacher": a.teacher, "method": a.method, "batch": a.batch, "pgd_steps": a.pgd_steps,
-                     "threads": torch.get_num_threads(), "device": a.device, "torch": torch.__version__, "ranks": ranks}
+                     "threads": torch.get_num_threads(), "device": a.device, "torch": torch.__version__, "ranks": ranks,
+                     "precision": "amp-bf16" if a.amp else "tf32" if a.tf32 else "fp32"}
     if rank > 0:
         return
     print(json.dumps(res) if a.json else f"{a.method} step: teacher forward {res['teacher_forward']:.3f} s, inner {res['inner']:.3f} s, "

@@ -5,6 +5,10 @@
 # in all reaches the GPU machine, tree included: the script fails when the bundle and the tracked
 # tree pass LIMIT_MIB (48), and prints both sizes. Needs the pinned nvcc (README.md, "CUDA"); NVCC
 # may point at it. Carry gpu-bin/bundle.tar.xz with the tree; gpu-check.sh unpacks it.
+# --aa also stages gpu-bin/aa for gpu-check.sh's AutoAttack part (the GPU machine has neither the
+# reference nor the data): the pyautoattack package, the Fashion-MNIST test files, and a SmallCNN
+# trained with PGD-AT in PyTorch (scripts/compare_torchattacks.py, a few minutes on 2 cores); PY is a
+# Python with torch and safetensors. Then carry gpu-bin whole.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 LIMIT_MIB=${LIMIT_MIB:-48}
@@ -26,9 +30,22 @@ strip --strip-all gpu-bin/stage/*
 } > gpu-bin/bundle.txt
 tar -cJf gpu-bin/bundle.tar.xz -C gpu-bin/stage mmard cuda_parity ops_bench
 rm -rf gpu-bin/stage
-bundle=$(stat -c %s gpu-bin/bundle.tar.xz)
+if [ "${1:-}" = --aa ]; then
+    PY=${PY:-python3}
+    mkdir -p gpu-bin/aa
+    cp /usr/share/datasets/fashion-mnist/t10k-* gpu-bin/aa/
+    # the reference's package without its 45 MB of example models
+    "$PY" -m pip download -q --no-deps -d gpu-bin/aa pyautoattack==0.2.0
+    "$PY" -c "import glob, zipfile; z = zipfile.ZipFile(glob.glob('gpu-bin/aa/pyautoattack-*.whl')[0])
+z.extractall('gpu-bin/aa/site', [n for n in z.namelist() if n.startswith('pyautoattack/') and '/examples/' not in n])"
+    rm gpu-bin/aa/pyautoattack-*.whl
+    (cd scripts && "$PY" -c "from compare_torchattacks import train_smallcnn; from safetensors.torch import save_file
+m = train_smallcnn(10000, 0.1); save_file({k: v.contiguous() for k, v in m.state_dict().items()}, '../gpu-bin/aa/smallcnn.safetensors')")
+    echo "  aa: $(ls gpu-bin/aa | tr '\n' ' ')" >> gpu-bin/bundle.txt
+fi
+bundle=$(du -cb gpu-bin/bundle.tar.xz gpu-bin/aa 2>/dev/null | tail -1 | cut -f1)
 tree=$(git ls-files -z | xargs -0 stat -c %s 2>/dev/null | awk '{s += $1} END {print s + 0}')
 mib() { awk -v b="$1" 'BEGIN {printf "%.1f MiB", b / 1048576}'; }
-echo "gpu-bin/bundle.tar.xz: $(mib "$bundle"); tracked tree: $(mib "$tree"); together $(mib $((bundle + tree))) of at most $LIMIT_MIB MiB" >> gpu-bin/bundle.txt
+echo "gpu-bin: $(mib "$bundle"); tracked tree: $(mib "$tree"); together $(mib $((bundle + tree))) of at most $LIMIT_MIB MiB" >> gpu-bin/bundle.txt
 cat gpu-bin/bundle.txt
 [ $((bundle + tree)) -le $((LIMIT_MIB * 1048576)) ] || { echo "FAILED: over $LIMIT_MIB MiB"; exit 1; }

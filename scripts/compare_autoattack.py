@@ -10,8 +10,12 @@ safetensors). Compared, on the first N test images:
   `attacks_to_run` cut to that attack; mmard's `attack` on the same points). mmard's outputs are
   re-evaluated by the PyTorch model.
 
+On a GPU (--device cuda) both sides run there: the reference's model and images on it, mmard with
+--device cuda.
+
 Usage: python scripts/compare_autoattack.py [--mmard target/release/mmard] [--n 1000] [--train 10000]
        [--eps 0.1] [--seed 0] [--batch 250] [--weights W.safetensors] [--json out.json]
+       [--device cpu|cuda] [--data-dir FOLDER]
 Needs: torch, safetensors, pyautoattack, numpy; Fashion-MNIST in /usr/share/datasets/fashion-mnist.
 """
 import argparse, json, logging, re, subprocess, sys, tempfile, time
@@ -20,7 +24,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from pyautoattack import AutoAttack
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from compare_torchattacks import SmallCNN, load, train_smallcnn
+from compare_torchattacks import DATA, SmallCNN, load, train_smallcnn
 
 STAGES = ["apgd-ce", "apgd-t", "fab-t", "square"]
 
@@ -49,15 +53,15 @@ def reference(model, x, y, eps, seed, batch, attacks=None):
     assert (x_adv - x).abs().max() <= eps + 1e-6
     return flags, h.rows, seconds
 
-def mmard_attack(mmard, weights, x, y, eps, seed, batch, attack, model, d):
+def mmard_attack(mmard, weights, x, y, eps, seed, batch, attack, model, d, device):
     """Per point, whether the model still classifies mmard's output correctly; and the seconds."""
     inp, out = Path(d) / f"{attack}_in.safetensors", Path(d) / f"{attack}_out.safetensors"
-    save_file({"input": x.contiguous(), "labels": y.contiguous()}, str(inp))
+    save_file({"input": x.cpu().contiguous(), "labels": y.cpu().contiguous()}, str(inp))
     t0 = time.time()
-    subprocess.run([mmard, "attack", "--weights", str(weights), "--input", str(inp), "--attack", attack, "--eps", str(eps),
-                    "--seed", str(seed), "--batch-size", str(batch), "--output", str(out)], check=True, capture_output=True)
+    subprocess.run([mmard, "--device", device, "attack", "--weights", str(weights), "--input", str(inp), "--attack", attack,
+                    "--eps", str(eps), "--seed", str(seed), "--batch-size", str(batch), "--output", str(out)], check=True, capture_output=True)
     seconds = time.time() - t0
-    xa = load_file(str(out))["adversarial"]
+    xa = load_file(str(out))["adversarial"].to(x.device)
     assert (xa - x).abs().max() <= eps + 1e-6 and xa.min() >= 0 and xa.max() <= 1
     with torch.no_grad():
         return model(xa).argmax(1) == y, seconds
@@ -69,7 +73,9 @@ def main():
     ap.add_argument("--seed", type=int, default=0); ap.add_argument("--batch", type=int, default=250)
     ap.add_argument("--weights", help="a SmallCNN to use instead of training one (written there when absent)")
     ap.add_argument("--json", help="write every figure here")
+    ap.add_argument("--device", default="cpu"); ap.add_argument("--data-dir", default=str(DATA))
     a = ap.parse_args()
+    dev = torch.device(a.device)
     with tempfile.TemporaryDirectory() as d:
         weights = Path(a.weights) if a.weights else Path(d) / "smallcnn.safetensors"
         if weights.exists():
@@ -77,18 +83,20 @@ def main():
         else:
             model = train_smallcnn(a.train, a.eps)
             save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(weights))
-        xs, ys = load("test")
-        x, y = xs[:a.n], ys[:a.n]
+        model = model.to(dev)
+        xs, ys = load("test", a.data_dir)
+        x, y = xs[:a.n].to(dev), ys[:a.n].to(dev)
         with torch.no_grad():
             clean = model(x).argmax(1) == y
-        print(f"{a.n} Fashion-MNIST test images, eps {a.eps}, seed {a.seed}, batch {a.batch}, "
+        print(f"{a.n} Fashion-MNIST test images, eps {a.eps}, seed {a.seed}, batch {a.batch}, on {a.device}, "
               f"{torch.get_num_threads()} threads; clean {100 * clean.float().mean():.2f}%", flush=True)
 
         # AA, both sides, per stage.
         ref_flags, ref_rows, ref_s = reference(model, x, y, a.eps, a.seed, a.batch)
         out = Path(d) / "aa.json"
         t0 = time.time()
-        subprocess.run([a.mmard, "eval", "--weights", str(weights), "--dataset", "fashion-mnist", "--limit", str(a.n),
+        subprocess.run([a.mmard, "--device", a.device, "eval", "--weights", str(weights), "--dataset", "fashion-mnist",
+                        "--data-dir", a.data_dir, "--limit", str(a.n),
                         "--eps", str(a.eps), "--attacks", "aa", "--aa-batch", str(a.batch), "--seed", str(a.seed),
                         "--json", str(out)], check=True)
         mm_s = time.time() - t0
@@ -108,7 +116,7 @@ def main():
         alone = {}
         for attack in ["fab-t", "square"]:
             rf, _, rs = reference(model, x[idx], y[idx], a.eps, a.seed, a.batch, attacks=[attack])
-            mf, ms = mmard_attack(a.mmard, weights, x[idx], y[idx], a.eps, a.seed, a.batch, attack, model, d)
+            mf, ms = mmard_attack(a.mmard, weights, x[idx], y[idx], a.eps, a.seed, a.batch, attack, model, d, a.device)
             agree = 100 * (rf == mf).float().mean().item()
             alone[attack] = {"reference": 100 * rf.float().sum().item() / a.n, "mmard": 100 * mf.float().sum().item() / a.n,
                              "agreement": agree, "reference_s": rs, "mmard_s": ms}

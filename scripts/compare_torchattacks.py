@@ -11,7 +11,6 @@ import argparse, gzip, json, subprocess, tempfile, time
 from pathlib import Path
 import numpy as np
 import torch, torch.nn as nn, torch.nn.functional as F
-import torchattacks
 from safetensors.torch import save_file
 
 DATA = Path("/usr/share/datasets/fashion-mnist")
@@ -28,11 +27,11 @@ class SmallCNN(nn.Module):
             x = F.max_pool2d(F.relu(b(c(x))), 2)
         return self.fc(x.flatten(1))
 
-def load(split):
+def load(split, data=DATA):
     p = "train" if split == "train" else "t10k"
-    with gzip.open(DATA / f"{p}-images-idx3-ubyte.gz") as f:
+    with gzip.open(Path(data) / f"{p}-images-idx3-ubyte.gz") as f:
         x = np.frombuffer(f.read(), np.uint8, offset=16).reshape(-1, 1, 28, 28)
-    with gzip.open(DATA / f"{p}-labels-idx1-ubyte.gz") as f:
+    with gzip.open(Path(data) / f"{p}-labels-idx1-ubyte.gz") as f:
         y = np.frombuffer(f.read(), np.uint8, offset=8)
     return torch.tensor(x, dtype=torch.float32) / 255, torch.tensor(y, dtype=torch.int64)
 
@@ -62,6 +61,7 @@ def train_smallcnn(n_train, eps):
     return model
 
 def main():
+    import torchattacks  # here, so that compare_autoattack.py can borrow the model and data without it
     ap = argparse.ArgumentParser()
     ap.add_argument("--mmard", default="target/release/mmard"); ap.add_argument("--n", type=int, default=1000)
     ap.add_argument("--train", type=int, default=10000); ap.add_argument("--eps", type=float, default=0.1)

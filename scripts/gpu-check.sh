@@ -6,7 +6,11 @@
 #   doctor   `mmard --device cuda doctor`: GPU, driver, the library files loaded, every kernel module
 #   tests    the CUDA tests: fixture parity on the GPU, CPU against GPU for every op, whole steps
 #   kernels  the memory-bound kernels against a device copy, WRN-34-10's conv layers, beside PyTorch
-#   steps    the RSLAD and MMARD steps beside PyTorch eager on the GPU (bench/compare.py)
+#   steps    the RSLAD and MMARD steps beside PyTorch eager on the GPU (bench/compare.py), at fp32,
+#            TF32 and PyTorch's AMP bf16
+#   aa       AutoAttack against pyautoattack on the GPU (scripts/compare_autoattack.py), when the
+#            bundle holds its inputs ($BIN/aa: a PyTorch-trained smallcnn.safetensors, the
+#            Fashion-MNIST test files, the pyautoattack package; scripts/build-gpu-check.sh --aa)
 # Each part logs to $OUT/<part>.txt as it runs and appends one line to $OUT/results.jsonl when it
 # ends (part, status, seconds, exit code), so a timeout keeps what was measured. The fixture folders
 # are explicit: tests/fixtures, plus shared/fixtures* when it travelled with the tree.
@@ -14,7 +18,7 @@
 # its libcublas/libcudnn (cudarc asks for `libcublas.so` before `libcublas.so.13`, which would let a
 # system toolkit's copy win); the doctor prints the files that were loaded.
 #
-# Usage: scripts/gpu-check.sh [--self-test]   (VENV=/opt/torch/.venv, BIN=gpu-bin, REPEATS=5, OUT)
+# Usage: scripts/gpu-check.sh [--self-test]   (VENV=/opt/torch/.venv, BIN=gpu-bin, REPEATS=3, OUT)
 # --self-test runs on a machine without a GPU (CI does): it unpacks the bundle, finds the libraries,
 # runs every part's real command and expects each to stop at "no GPU"; any other failure (a missing
 # file, a wrong argument) fails it.
@@ -24,9 +28,9 @@ SELF_TEST=0 WANT=ok
 [ "${1:-}" = --self-test ] && SELF_TEST=1 WANT="no GPU"
 VENV=${VENV:-/opt/torch/.venv}
 BIN=${BIN:-gpu-bin}
-REPEATS=${REPEATS:-5}
+REPEATS=${REPEATS:-3}
 OUT=${OUT:-$PWD/gpu-check-logs}
-DEADLINE=${DEADLINE:-420}
+DEADLINE=${DEADLINE:-500}
 START=$(date +%s)
 PY="$VENV/bin/python"
 [ -x "$PY" ] || PY=$(command -v python3)
@@ -112,8 +116,18 @@ part doctor 45 "$BIN/mmard" --device cuda doctor
 part tests 150 "$BIN/cuda_parity" --test-threads 1 --nocapture
 part kernels 30 "$PY" bench/ops_table.py --device cuda --ops "$BIN/ops_bench" --python "$PY" --rounds 1 --seconds 0.6 --filter memory_bound_cuda
 part convs 60 "$PY" bench/ops_table.py --device cuda --ops "$BIN/ops_bench" --python "$PY" --rounds 1 --seconds 0.6 --filter "conv2d_wrn34_10_b32_cuda/"
-part steps 120 "$PY" bench/compare.py --device cuda --mmard "$BIN/mmard" --python "$PY" --repeats "$REPEATS" --jsonl "$OUT/steps.jsonl"
+part steps 200 "$PY" bench/compare.py --device cuda --mmard "$BIN/mmard" --python "$PY" --repeats "$REPEATS" --jsonl "$OUT/steps.jsonl"
+# AA needs the reference's package (the GPU machine cannot fetch it) on the path; mmard's doctor
+# goes first, so that a machine without a GPU stops at "no GPU" before anything else is needed.
+if [ -d "$BIN/aa" ]; then
+    export PYTHONPATH=$PWD/$BIN/aa/site${PYTHONPATH:+:$PYTHONPATH}
+    AA_WEIGHTS=("--weights" "$BIN/aa/smallcnn.safetensors" "--data-dir" "$BIN/aa")
+else
+    AA_WEIGHTS=()
+fi
+part aa 170 bash -c '"$0" --device cuda doctor && exec "$1" scripts/compare_autoattack.py --device cuda --mmard "$0" --n 1000 --json "$2" "${@:3}"' \
+    "$BIN/mmard" "$PY" "$OUT/aa.json" "${AA_WEIGHTS[@]}"
 echo "== $(( $(date +%s) - START )) s in all; $OUT/results.jsonl:"
 cat "$OUT/results.jsonl"
-[ "$(wc -l < "$OUT/results.jsonl")" = 5 ] || { echo "FAILED: $OUT/results.jsonl should hold one line per part"; status=1; }
+[ "$(wc -l < "$OUT/results.jsonl")" = 6 ] || { echo "FAILED: $OUT/results.jsonl should hold one line per part"; status=1; }
 exit $status
