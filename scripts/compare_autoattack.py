@@ -39,7 +39,7 @@ class Stages(logging.Handler):
 
 def reference(model, x, y, eps, seed, batch, attacks=None):
     """(robust flags, per-stage rows, seconds) of the reference on x."""
-    aa = AutoAttack(model, norm="Linf", eps=eps, version="standard", seed=seed)
+    aa = AutoAttack(model, norm="Linf", eps=eps, version="standard", seed=seed, device=x.device)
     if attacks:
         aa.attacks_to_run = attacks
     log = logging.getLogger("auto-attack"); log.setLevel(logging.DEBUG)
@@ -76,6 +76,9 @@ def main():
     ap.add_argument("--device", default="cpu"); ap.add_argument("--data-dir", default=str(DATA))
     a = ap.parse_args()
     dev = torch.device(a.device)
+    # Both sides in float32: PyTorch allows TF32 in cuDNN convolutions by default, and FAB-T's points,
+    # a hair across the boundary, then read as correct (on an H200, 24 of 770 did).
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
     with tempfile.TemporaryDirectory() as d:
         weights = Path(a.weights) if a.weights else Path(d) / "smallcnn.safetensors"
         if weights.exists():

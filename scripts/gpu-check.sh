@@ -18,7 +18,8 @@
 # its libcublas/libcudnn (cudarc asks for `libcublas.so` before `libcublas.so.13`, which would let a
 # system toolkit's copy win); the doctor prints the files that were loaded.
 #
-# Usage: scripts/gpu-check.sh [--self-test]   (VENV=/opt/torch/.venv, BIN=gpu-bin, REPEATS=3, OUT)
+# Usage: scripts/gpu-check.sh [--self-test]   (VENV=/opt/torch/.venv, BIN=gpu-bin, REPEATS=3, OUT,
+#        PARTS="doctor tests kernels convs steps aa": the parts to run, e.g. to rerun one that failed)
 # --self-test runs on a machine without a GPU (CI does): it unpacks the bundle, finds the libraries,
 # runs every part's real command and expects each to stop at "no GPU"; any other failure (a missing
 # file, a wrong argument) fails it.
@@ -31,6 +32,7 @@ BIN=${BIN:-gpu-bin}
 REPEATS=${REPEATS:-3}
 OUT=${OUT:-$PWD/gpu-check-logs}
 DEADLINE=${DEADLINE:-500}
+PARTS=${PARTS:-doctor tests kernels convs steps aa}
 START=$(date +%s)
 PY="$VENV/bin/python"
 [ -x "$PY" ] || PY=$(command -v python3)
@@ -69,9 +71,10 @@ done
 export LD_LIBRARY_PATH="$LINKS${LIBS:+:$LIBS}${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 
 # the fixture folders, named so the tests do not look for ../shared
-export MMARD_FIXTURES=tests/fixtures MMARD_RB_FIXTURES=tests/fixtures
+export MMARD_FIXTURES=tests/fixtures MMARD_RB_FIXTURES=tests/fixtures MMARD_METHOD_FIXTURES=tests/fixtures
 [ -d shared/fixtures ] && MMARD_FIXTURES=shared/fixtures
 [ -d shared/fixtures-robustbench ] && MMARD_RB_FIXTURES=shared/fixtures-robustbench
+[ -d shared/fixtures-methods ] && MMARD_METHOD_FIXTURES=shared/fixtures-methods
 
 {
     echo "date: $(date -u)"
@@ -79,7 +82,7 @@ export MMARD_FIXTURES=tests/fixtures MMARD_RB_FIXTURES=tests/fixtures
     "$PY" -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda, 'cudnn', torch.backends.cudnn.version(), 'device', torch.cuda.get_device_name() if torch.cuda.is_available() else 'none')" 2>&1 || echo "no torch at $PY"
     echo "LD_LIBRARY_PATH=$LD_LIBRARY_PATH"
     echo "links: $(ls "$LINKS" | tr '\n' ' ')"
-    echo "fixtures: $MMARD_FIXTURES, $MMARD_RB_FIXTURES"
+    echo "fixtures: $MMARD_FIXTURES, $MMARD_RB_FIXTURES, $MMARD_METHOD_FIXTURES"
     [ -f "$BIN/bundle.txt" ] && cat "$BIN/bundle.txt"
 } 2>&1 | tee "$OUT/versions.txt"
 
@@ -88,6 +91,7 @@ status=0
 # and records how it ended
 part() {
     local name=$1 limit=$2; shift 2
+    [[ " $PARTS " == *" $name "* ]] || return 0
     local left=$(( DEADLINE - ($(date +%s) - START) ))
     [ "$limit" -gt "$left" ] && limit=$left
     local log="$OUT/$name.txt" t0; t0=$(date +%s)
@@ -129,5 +133,5 @@ part aa 170 bash -c '"$0" --device cuda doctor && exec "$1" scripts/compare_auto
     "$BIN/mmard" "$PY" "$OUT/aa.json" "${AA_WEIGHTS[@]}"
 echo "== $(( $(date +%s) - START )) s in all; $OUT/results.jsonl:"
 cat "$OUT/results.jsonl"
-[ "$(wc -l < "$OUT/results.jsonl")" = 6 ] || { echo "FAILED: $OUT/results.jsonl should hold one line per part"; status=1; }
+[ "$(wc -l < "$OUT/results.jsonl")" = "$(wc -w <<< "$PARTS")" ] || { echo "FAILED: $OUT/results.jsonl should hold one line per part"; status=1; }
 exit $status
