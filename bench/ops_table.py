@@ -1,10 +1,13 @@
-"""The criterion benches of benches/ops.rs beside bench/pytorch_ops.py, in alternating rounds, as
-markdown tables of medians (ms, and mmard / PyTorch: below 1, mmard is faster): per conv layer, with
-mmard's direct-convolution GFLOP/s against its sgemm ceiling (CPU), and per memory-bound op, with
-mmard's GiB/s, on the GPU also against its device-to-device copy of the same tensor.
+"""The criterion benches of benches/ops.rs and `mmard bench kernels` beside bench/pytorch_ops.py, in
+alternating rounds, as markdown tables of medians (ms, and mmard / PyTorch: below 1, mmard is
+faster): per conv layer, with mmard's direct-convolution GFLOP/s against its sgemm ceiling (CPU),
+and per memory-bound kernel, with mmard's GiB/s, on the GPU also against its device-to-device copy
+of the same tensor.
 
-Usage: python bench/ops_table.py [--ops BINARY] [--rounds 3] [--filter REGEX] [--device cpu|cuda]
-       [--seconds 3]   (without --ops, cargo builds the bench, with `--features cuda` for cuda)"""
+Usage: python bench/ops_table.py [--ops BINARY] [--mmard BINARY] [--rounds 3] [--filter REGEX]
+       [--device cpu|cuda] [--seconds 3]   (without --ops, cargo builds the bench, with
+       `--features cuda` for cuda; the memory-bound kernels run when the filter matches
+       memory_bound_<device>)"""
 import argparse, json, re, statistics, subprocess, sys
 from pathlib import Path
 from sides import output
@@ -13,23 +16,30 @@ HERE = Path(__file__).resolve().parent
 UNIT = {"ns": 1e-6, "µs": 1e-3, "ms": 1.0, "s": 1e3}
 KINDS = ["forward", "backward_data", "backward_filter"]
 
-def mmard_round(ops, filt, seconds, out, gibs):
-    """criterion's point estimate of the time per bench id, e.g. out["conv2d_resnet18_b32/forward/64-64_32_k3s1"],
-    and of the throughput where it is in bytes (gibs["memory_bound_cpu/copy"])."""
+def mmard_round(ops, filt, seconds, out):
+    """criterion's point estimate of the time per bench id, e.g. out["conv2d_resnet18_b32/forward/64-64_32_k3s1"]."""
     warm = f"{seconds / 3:.2f}"; measure = f"{seconds * 2 / 3:.2f}"
     _, text = output([ops, "--bench", filt, "--warm-up-time", warm, "--measurement-time", measure, "--noplot"])
-    name = last = None
+    name = None
     for line in text.splitlines():
         if line and not line.startswith((" ", "Benchmarking")):
             name = line.split()[0]
         t = re.search(r"time:\s+\[\S+ \S+ (\S+) (\S+)", line)
         if t and name:
             out.setdefault(name, []).append(float(t.group(1)) * UNIT[t.group(2)])
-            name, last = None, name
-        b = re.search(r"thrpt:\s+\[\S+ \S+ (\S+) (GiB|MiB)/s", line)
-        if b and last:
-            gibs.setdefault(last, []).append(float(b.group(1)) / (1024 if b.group(2) == "MiB" else 1))
-            last = None
+            name = None
+
+def kernels_round(mmard, device, out, gibs):
+    """`mmard bench kernels --json`: each kernel's median ms and GiB/s, keyed as memory_bound_<device>/<name>."""
+    ok, text = output([mmard, "--device", device, "bench", "kernels", "--json"])
+    if not ok:
+        return
+    res = json.loads(text.strip().splitlines()[-1])
+    if res["emulated"]:
+        print("(mmard's kernels ran on the emulated GPU: their figures time the emulator)")
+    for k in res["kernels"]:
+        out.setdefault(f"memory_bound_{device}/{k['name']}", []).append(k["ms"])
+        gibs.setdefault(f"memory_bound_{device}/{k['name']}", []).append(k["gib_s"])
 
 def torch_round(python, device, filt, out):
     _, text = output([python, str(HERE / "pytorch_ops.py"), "--repeats", "10", "--device", device, "--only", filt])
@@ -65,18 +75,23 @@ def main():
     ap.add_argument("--ops"); ap.add_argument("--rounds", type=int, default=3); ap.add_argument("--filter")
     ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     ap.add_argument("--seconds", type=float, default=3, help="criterion warm-up + measurement per bench")
-    ap.add_argument("--python", default=sys.executable)
+    ap.add_argument("--python", default=sys.executable); ap.add_argument("--mmard", default="target/release/mmard")
     a = ap.parse_args()
     cuda = a.device == "cuda"
     # criterion's regex crate has no \w or \d
     filt = a.filter or ("conv2d[a-z0-9_]*_cuda/|memory_bound_cuda" if cuda else "sgemm|conv2d[a-z0-9_]*_b[0-9]+/|memory_bound_cpu")
-    ops = a.ops or bench_binary(cuda)
+    group = f"memory_bound_{a.device}"
+    kernels = re.search(filt, group + "/") is not None
+    ops = None if filt == group else a.ops or bench_binary(cuda)
     m, p, gibs = {}, {}, {}
     for _ in range(a.rounds):
-        mmard_round(ops, filt, a.seconds, m, gibs)
+        if ops:
+            mmard_round(ops, filt, a.seconds, m)
+        if kernels:
+            kernels_round(a.mmard, a.device, m, gibs)
         torch_round(a.python, a.device, filt, p)
     if not m:
-        sys.exit(f"no mmard benchmark of {ops} ran for the filter {filt!r}" + (" (is it a --features cuda build, on a GPU machine?)" if cuda else ""))
+        sys.exit(f"no mmard benchmark ran for the filter {filt!r}" + (" (is it a --features cuda build, on a GPU machine?)" if cuda else ""))
     med = lambda d, k: statistics.median(d[k]) if k in d else float("nan")
     ratio = lambda t, q: f"{t / q:.2f}" if q > 0 else "—"
     ceiling = None if cuda or "sgemm/2048" not in m else 2 * 2048 ** 3 / med(m, "sgemm/2048") / 1e6
@@ -96,7 +111,6 @@ def main():
                 cells.append(f"{t:.3f} / {q:.3f} ({ratio(t, q)}){rate}")
             print(f"| {layer} | " + " | ".join(cells) + " |")
         print()
-    group = f"memory_bound_{a.device}"
     ops_bound = [k for k in m if k.startswith(group + "/") and k in gibs]
     if ops_bound:
         # On the CPU mmard's copy is one memcpy on one core, no ceiling for two-thread ops.

@@ -1,18 +1,16 @@
 //! Criterion benches: the conv layers of CIFAR ResNet-18 and WRN-34-10 at batch 32 and of SmallCNN
 //! at batch 128 (throughput in direct-convolution FLOP/s, shown as elem/s, also for the Winograd
 //! layers, whose transformed filters are cached after the first call as in the PGD inner loop),
-//! whole ResNet-18 passes in each GradMode, and the memory-bound ops (ReLU, add, max-pool,
-//! BatchNorm, the fused PGD step, the fused losses) at the size of SmallCNN's first activation at
-//! batch 128 (batch 1024 on the GPU; throughput in bytes moved). The conv layers and the
-//! memory-bound group also run on the GPU in a `--features cuda` build on a machine with one.
-//! `bench/pytorch_ops.py` times the same work in PyTorch for the side-by-side in BENCHMARKS.md.
-use criterion::{BatchSize, BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+//! whole ResNet-18 passes in each GradMode. The conv layers also run on the GPU in a
+//! `--features cuda` build on a machine with one. The memory-bound kernels are `mmard bench
+//! kernels`. `bench/pytorch_ops.py` times the same work in PyTorch for the side-by-side in
+//! BENCHMARKS.md.
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use mmard::nn::{Arch, Model, ResNet18Cfg};
-use mmard::ops::batchnorm::{self, Stats};
 use mmard::ops::conv2d::{ConvCfg, backward, forward};
 use mmard::ops::gemm::Mat;
-use mmard::ops::{elementwise, loss, pgd, pool};
-use mmard::tape::{GradMode, Param, Tape};
+use mmard::ops::loss;
+use mmard::tape::{GradMode, Tape};
 use mmard::{Device, Tensor};
 use std::sync::Arc;
 
@@ -132,147 +130,6 @@ fn resnet18(c: &mut Criterion) {
     g.finish();
 }
 
-/// Runs `f` on a fresh tape of `mode` with `x` as a gradient-needing input and, when `gy` is given,
-/// backward from its output. Returns the tape, so that its values are freed outside the timing.
-fn pass(mode: GradMode, x: Tensor, gy: Option<Tensor>, f: impl FnOnce(&mut Tape, &mmard::Var) -> mmard::Var) -> Tape {
-    let mut tape = Tape::new(mode);
-    let xv = tape.var(x);
-    let y = f(&mut tape, &xv);
-    if let Some(g) = gy {
-        tape.backward(vec![(&y, g)]);
-    }
-    tape
-}
-
-/// Fresh copies of the tensors a memory-bound case consumes, made outside the timing.
-struct Owned(std::vec::IntoIter<Tensor>);
-
-impl Owned {
-    fn take(&mut self) -> Tensor {
-        self.0.next().expect("a case takes only the tensors it lists")
-    }
-}
-
-/// A memory-bound case: its name, the bytes it moves, the tensors it consumes, and the work. The
-/// consumed tensors are copied outside the timing (`iter_batched`), so the work alone is set
-/// against the copy bandwidth; the work returns its outputs, which are freed outside it too.
-type Case<'a> = (&'a str, u64, Vec<&'a Tensor>, Box<dyn Fn(Owned) -> Box<dyn std::any::Any> + 'a>);
-
-fn memory_bound_on(c: &mut Criterion, dev: &Device) {
-    let mut g = c.benchmark_group(if gpu(dev) { "memory_bound_cuda" } else { "memory_bound_cpu" });
-    g.sample_size(20);
-    // 16 MiB a tensor on the CPU; 128 MiB on the GPU, more than its L2, so that copy and kernels
-    // are held to the memory's bandwidth, not the cache's.
-    let shape = [if gpu(dev) { 1024 } else { 128 }, 32, 32, 32];
-    let bytes = (shape.iter().product::<usize>() * 4) as u64;
-    let (x, x2) = (filled(&shape).to_device(dev), filled(&shape).to_device(dev));
-    let gy = filled(&shape).to_device(dev);
-    let pooled = filled(&[shape[0], 32, 16, 16]).to_device(dev);
-    let p = |v: f32, id| Param { id, val: Arc::new(Tensor::full(&[32], v).to_device(dev)) };
-    let (gamma, beta) = (p(1.0, 0), p(0.0, 1));
-    let (rm, rv) = (Tensor::zeros(&[32]).to_device(dev), Tensor::full(&[32], 1.0).to_device(dev));
-    let bn_eval = |t: &mut Tape, v: &mmard::Var| {
-        batchnorm::batch_norm(t, v, &gamma, &beta, Stats::Running { mean: &rm, var: &rv }, 1e-5)
-    };
-    // (name, bytes moved, ...): forward reads x and writes y; a backward also reads gy and writes gx.
-    let cases: Vec<Case> = vec![
-        // the ceiling the fused kernels are measured against: a plain copy (read + write)
-        ("copy", 2 * bytes, vec![], Box::new(|_| Box::new(x.clone()))),
-        ("relu_forward", 2 * bytes, vec![], Box::new(|_| Box::new(elementwise::relu_forward(&x)))),
-        ("relu_backward", 3 * bytes, vec![], Box::new(|_| Box::new(elementwise::relu_backward(&x, &gy)))),
-        (
-            "add",
-            3 * bytes,
-            vec![&x, &x2],
-            Box::new(|mut o| {
-                Box::new(pass(GradMode::None, o.take(), None, |t, v| {
-                    let b = t.var(o.take());
-                    elementwise::add(t, v, &b)
-                }))
-            }),
-        ),
-        (
-            "maxpool_forward",
-            bytes + bytes / 2,
-            vec![&x],
-            Box::new(|mut o| Box::new(pass(GradMode::None, o.take(), None, pool::maxpool2))),
-        ),
-        (
-            "maxpool_fwd_bwd",
-            2 * bytes + bytes,
-            vec![&x, &pooled],
-            Box::new(|mut o| Box::new(pass(GradMode::Input, o.take(), Some(o.take()), pool::maxpool2))),
-        ),
-        (
-            "bn_eval_forward",
-            2 * bytes,
-            vec![&x],
-            Box::new(|mut o| Box::new(pass(GradMode::None, o.take(), None, bn_eval))),
-        ),
-        (
-            "bn_eval_fwd_bwd_input_only",
-            5 * bytes,
-            vec![&x, &gy],
-            Box::new(|mut o| Box::new(pass(GradMode::Input, o.take(), Some(o.take()), bn_eval))),
-        ),
-        (
-            "bn_train_fwd_bwd",
-            8 * bytes,
-            vec![&x, &gy, &rm, &rv],
-            Box::new(|mut o| {
-                let (x, gy, mut m, mut s) = (o.take(), o.take(), o.take(), o.take());
-                let tape = pass(GradMode::Params, x, Some(gy), |t, v| {
-                    batchnorm::batch_norm(
-                        t,
-                        v,
-                        &gamma,
-                        &beta,
-                        Stats::Batch { running_mean: &mut m, running_var: &mut s, momentum: 0.1, sync: None },
-                        1e-5,
-                    )
-                });
-                Box::new((tape, m, s))
-            }),
-        ),
-        (
-            "pgd_step",
-            4 * bytes,
-            vec![&x],
-            Box::new(|mut o| {
-                let mut xa = o.take();
-                pgd::step(&mut xa, &gy, &x2, 2.0 / 255.0, 8.0 / 255.0);
-                Box::new(xa)
-            }),
-        ),
-    ];
-    for (name, moved, consumed, f) in &cases {
-        g.throughput(Throughput::Bytes(*moved));
-        let fresh = || {
-            let owned: Vec<Tensor> = consumed.iter().map(|t| (*t).clone()).collect();
-            dev.sync();
-            Owned(owned.into_iter())
-        };
-        g.bench_function(*name, |b| {
-            b.iter_batched(
-                fresh,
-                |o| {
-                    let out = f(o);
-                    dev.sync();
-                    out
-                },
-                BatchSize::PerIteration,
-            )
-        });
-    }
-    let [t, za, zn] = [0.5, -0.3, 1.0].map(|k| {
-        Tensor::from_vec(&[128, 10], filled(&[128, 10]).data().iter().map(|v| v * k).collect()).to_device(dev)
-    });
-    let w = loss::Triangle { teacher_adv: 5.0 / 6.0, teacher_nat: 1.0 / 6.0, adv_nat: 1.0 };
-    g.throughput(Throughput::Bytes(3 * 2 * 128 * 10 * 4));
-    g.bench_function("triangle_loss_128x10", |b| synced(b, dev, || drop(loss::triangle(&t, &za, &zn, w, 1.0))));
-    g.finish();
-}
-
 fn gpu(dev: &Device) -> bool {
     !matches!(dev, Device::Cpu)
 }
@@ -292,10 +149,6 @@ fn conv_layers(c: &mut Criterion) {
     on_devices(c, conv_layers_on);
 }
 
-fn memory_bound(c: &mut Criterion) {
-    on_devices(c, memory_bound_on);
-}
-
 /// The allocator the `mmard` binary runs with, so buffers cost here what they cost there.
 #[global_allocator]
 static ALLOC: mmard::alloc::MiMalloc = mmard::alloc::MiMalloc;
@@ -304,5 +157,5 @@ fn setup(_: &mut Criterion) {
     mmard::alloc::keep_freed_pages();
 }
 
-criterion_group!(benches, setup, sgemm_ceiling, conv_layers, resnet18, memory_bound);
+criterion_group!(benches, setup, sgemm_ceiling, conv_layers, resnet18);
 criterion_main!(benches);

@@ -5,7 +5,8 @@
 # one deadline (DEADLINE, 420 s):
 #   doctor   `mmard --device cuda doctor`: GPU, driver, the library files loaded, every kernel module
 #   tests    the CUDA tests: fixture parity on the GPU, CPU against GPU for every op, whole steps
-#   kernels  the memory-bound kernels against a device copy, WRN-34-10's conv layers, beside PyTorch
+#   kernels  `mmard bench kernels` (memory-bound, against a device copy) beside PyTorch
+#   convs    WRN-34-10's conv layers (criterion) beside PyTorch
 #   steps    the RSLAD and MMARD steps beside PyTorch eager on the GPU (bench/compare.py), at fp32,
 #            TF32 and PyTorch's AMP bf16
 #   aa       AutoAttack against pyautoattack on the GPU (scripts/compare_autoattack.py), when the
@@ -118,7 +119,7 @@ part() {
 
 part doctor 45 "$BIN/mmard" --device cuda doctor
 part tests 150 "$BIN/cuda_parity" --test-threads 1 --nocapture
-part kernels 30 "$PY" bench/ops_table.py --device cuda --ops "$BIN/ops_bench" --python "$PY" --rounds 1 --seconds 0.6 --filter memory_bound_cuda
+part kernels 30 "$PY" bench/ops_table.py --device cuda --mmard "$BIN/mmard" --python "$PY" --rounds 1 --filter memory_bound_cuda
 part convs 60 "$PY" bench/ops_table.py --device cuda --ops "$BIN/ops_bench" --python "$PY" --rounds 1 --seconds 0.6 --filter "conv2d_wrn34_10_b32_cuda/"
 part steps 200 "$PY" bench/compare.py --device cuda --mmard "$BIN/mmard" --python "$PY" --repeats "$REPEATS" --jsonl "$OUT/steps.jsonl"
 # AA needs the reference's package (the GPU machine cannot fetch it) on the path; mmard's doctor

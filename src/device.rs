@@ -130,6 +130,20 @@ impl Device {
         }
     }
 
+    /// `f`'s result and the time it took in ms: on a GPU between CUDA events recorded before and
+    /// after it (the device's time for the work it queued), on the CPU by the clock.
+    pub fn time_ms<R>(&self, f: impl FnOnce() -> R) -> (R, f64) {
+        match self {
+            Device::Cpu => {
+                let t = std::time::Instant::now();
+                let r = f();
+                (r, t.elapsed().as_secs_f64() * 1e3)
+            }
+            #[cfg(feature = "cuda")]
+            Device::Cuda(g) => g.time_ms(f),
+        }
+    }
+
     /// Device memory in use, in MiB, as the driver reports it (0 on the CPU): with one process on
     /// the GPU, what this one holds, cached allocations included.
     pub fn memory_used_mib(&self) -> f64 {

@@ -6,6 +6,7 @@ pub mod cuda;
 pub mod device;
 pub mod dist;
 pub mod error;
+pub mod kernel_bench;
 #[macro_use]
 mod names;
 pub mod ops;

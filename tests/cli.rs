@@ -262,6 +262,30 @@ fn bench_step_reports_every_phase_as_json() {
     assert!(!ok && err.contains("--teacher"), "{err}");
 }
 
+/// `bench kernels` times every memory-bound kernel against the copy of the same tensor, and says
+/// whether the device is the emulated GPU.
+#[test]
+fn bench_kernels_reports_each_kernel_against_the_copy() {
+    let (ok, out, err) = mmard(&["bench", "kernels", "--batch", "2", "--repeats", "2", "--json"]);
+    assert!(ok, "{err}");
+    let j: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(j["emulated"], false, "{j}");
+    assert_eq!(j["shape"], serde_json::json!([2, 32, 32, 32]), "{j}");
+    let kernels = j["kernels"].as_array().unwrap();
+    let names: Vec<&str> = kernels.iter().map(|k| k["name"].as_str().unwrap()).collect();
+    assert_eq!(names[0], "copy");
+    for want in ["relu_forward", "add", "maxpool_fwd_bwd", "bn_train_fwd_bwd", "pgd_step", "triangle_loss_128x10"] {
+        assert!(names.contains(&want), "{want} missing from {names:?}");
+    }
+    for k in kernels {
+        let (ms, gib, share) =
+            (k["ms"].as_f64().unwrap(), k["gib_s"].as_f64().unwrap(), k["share_of_copy"].as_f64().unwrap());
+        assert!(ms > 0.0 && gib.is_finite() && gib > 0.0 && share > 0.0, "{k}");
+    }
+    let (ok, _, err) = mmard(&["bench", "kernels", "--repeats", "0"]);
+    assert!(!ok && err.contains("--repeats"), "{err}");
+}
+
 /// Output into a pipe nobody reads (`mmard … | head` after head has quit) ends mmard by SIGPIPE,
 /// as any Unix tool, not by a panic in println!. The read end is closed before mmard starts, so
 /// its first line meets the broken pipe.

@@ -447,6 +447,17 @@ fn fab_t_on_the_gpu_breaks_what_the_cpu_breaks() {
     assert_eq!(c, g, "FAB-T's robust points, cpu against gpu");
 }
 
+/// `bench kernels` on the GPU: every case runs there and is timed by CUDA events.
+#[test]
+fn kernel_bench_times_every_case_on_the_gpu() {
+    let Some((dev, _shared)) = gpu() else { return };
+    let inputs = mmard::kernel_bench::Inputs::new(&dev, 2);
+    for c in inputs.cases() {
+        let ms = c.median_ms(&dev, 2);
+        assert!(ms.is_finite() && ms > 0.0, "{}: {ms} ms", c.name);
+    }
+}
+
 /// The doctor's checks (`mmard::twin::checks`), one per kernel module, as `mmard doctor` runs them.
 #[test]
 fn every_kernel_module_as_the_doctor_checks_it() {

@@ -21,6 +21,9 @@ pub enum BenchCmd {
     /// Print a method's objective as JSON (its terms, start, forwards, weight decay): the
     /// definition bench/pytorch_step.py evaluates, so both sides time the same method.
     Objective(ObjectivePrint),
+    /// Time the memory-bound kernels (ReLU, add, max-pool, BatchNorm, the PGD step, the triangle
+    /// loss) alone, each against a copy of the same tensor: ms, GiB/s, share of the copy.
+    Kernels(super::bench_kernels::KernelsArgs),
 }
 
 #[derive(Args)]
@@ -103,6 +106,7 @@ pub fn bench(cmd: &BenchCmd, p: &Placement) -> Result<()> {
             println!("{}", o.objective.objective()?.to_json(o.eps));
             return Ok(());
         }
+        BenchCmd::Kernels(k) => return super::bench_kernels::run(k, &p.device),
     };
     let dims: Vec<usize> = a
         .input

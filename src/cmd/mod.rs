@@ -1,5 +1,6 @@
 //! One file per group of subcommands.
 pub mod bench;
+pub mod bench_kernels;
 pub mod data;
 pub mod demo;
 pub mod doctor;

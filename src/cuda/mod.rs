@@ -185,6 +185,21 @@ impl Gpu {
         self.stream.synchronize().unwrap_or_else(|e| panic!("cuda:{}: {e}", self.ordinal));
     }
 
+    /// `f`'s result and the GPU time in ms between events recorded on the stream before and after
+    /// it (`Device::time_ms`); reading it waits for the second.
+    pub fn time_ms<R>(&self, f: impl FnOnce() -> R) -> (R, f64) {
+        let fail = |e: cudarc::driver::DriverError| format!("cuda:{}: timing event: {e}", self.ordinal);
+        let event = || {
+            let flags = Some(cudarc::driver::sys::CUevent_flags::CU_EVENT_DEFAULT);
+            self.stream.record_event(flags).unwrap_or_else(|e| panic!("{}", fail(e)))
+        };
+        let start = event();
+        let r = f();
+        let end = event();
+        self.waited();
+        (r, start.elapsed_ms(&end).unwrap_or_else(|e| panic!("{}", fail(e))) as f64)
+    }
+
     /// `labels` as the loss kernels read them, uploaded once per batch: every loss of a step (one
     /// per PGD iteration, then the outer step's) reads the same labels, so only a new batch's are
     /// copied up.
