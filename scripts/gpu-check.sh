@@ -130,7 +130,7 @@ if [ -d "$BIN/aa" ]; then
 else
     AA_WEIGHTS=()
 fi
-part aa 170 bash -c '"$0" --device cuda doctor && exec "$1" scripts/compare_autoattack.py --device cuda --mmard "$0" --n 1000 --json "$2" "${@:3}"' \
+part aa 240 bash -c '"$0" --device cuda doctor && exec "$1" scripts/compare_autoattack.py --device cuda --mmard "$0" --n 1000 --json "$2" "${@:3}"' \
     "$BIN/mmard" "$PY" "$OUT/aa.json" "${AA_WEIGHTS[@]}"
 echo "== $(( $(date +%s) - START )) s in all; $OUT/results.jsonl:"
 cat "$OUT/results.jsonl"
