@@ -43,7 +43,9 @@ z.extractall('gpu-bin/aa/site', [n for n in z.namelist() if n.startswith('pyauto
 m = train_smallcnn(10000, 0.1); save_file({k: v.contiguous() for k, v in m.state_dict().items()}, '../gpu-bin/aa/smallcnn.safetensors')")
     echo "  aa: $(ls gpu-bin/aa | tr '\n' ' ')" >> gpu-bin/bundle.txt
 fi
-bundle=$(du -cb gpu-bin/bundle.tar.xz gpu-bin/aa 2>/dev/null | tail -1 | cut -f1)
+sent=(gpu-bin/bundle.tar.xz)
+[ -d gpu-bin/aa ] && sent+=(gpu-bin/aa)
+bundle=$(du -cb "${sent[@]}" | tail -1 | cut -f1)
 tree=$(git ls-files -z | xargs -0 stat -c %s 2>/dev/null | awk '{s += $1} END {print s + 0}')
 mib() { awk -v b="$1" 'BEGIN {printf "%.1f MiB", b / 1048576}'; }
 echo "gpu-bin: $(mib "$bundle"); tracked tree: $(mib "$tree"); together $(mib $((bundle + tree))) of at most $LIMIT_MIB MiB" >> gpu-bin/bundle.txt
