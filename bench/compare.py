@@ -32,12 +32,16 @@ def run(cmd):
     ok, text = output(cmd)
     return json.loads(text.strip().splitlines()[-1]) if ok else None
 
-def cells(m, p, mem):
+def cells(m, p, mem, gpu):
     f = lambda r, k: f"{r[k]:.3f}" if r else "—"
     ratio = f"{p['total'] / m['total']:.2f}" if m and p else "—"
     phases = lambda r: f"{r['inner']:.3f} / {r['outer']:.3f}" if r else "—"
     rss = lambda r: f"{r[mem]:.0f}" if r else "—"
-    return [f(m, "total"), f(p, "total"), ratio, phases(m), phases(p), f"{rss(m)} / {rss(p)}"]
+    row = [f(m, "total"), f(p, "total"), ratio, phases(m), phases(p), f"{rss(m)} / {rss(p)}"]
+    if gpu:  # the step against its own convolutions run alone (`convolutions_alone`)
+        c = m and m.get("convolutions_alone")
+        row.append(f"{c:.3f} ({m['total'] / c:.2f}x)" if c else "—")
+    return row
 
 def main():
     ap = argparse.ArgumentParser()
@@ -48,8 +52,10 @@ def main():
     configs = CPU if a.device == "cpu" else GPU
     mem = "peak_rss_mib" if a.device == "cpu" else "device_mem_mib"
     label = "peak RSS MiB" if a.device == "cpu" else "GPU memory MiB"
-    print(f"| step (K = 10) | mmard s | PyTorch s | PyTorch / mmard | mmard inner / outer s | PyTorch inner / outer s | {label} mmard / PyTorch |")
-    print("|---|---|---|---|---|---|---|")
+    gpu = a.device != "cpu"
+    floor = " mmard's convolutions alone s (step / them) |" if gpu else ""
+    print(f"| step (K = 10) | mmard s | PyTorch s | PyTorch / mmard | mmard inner / outer s | PyTorch inner / outer s | {label} mmard / PyTorch |{floor}")
+    print("|---|---|---|---|---|---|---|" + ("---|" if gpu else ""))
     failed = False
     for base, args in configs:
         for suffix, mflags, pflags in PRECISIONS["cpu" if a.device == "cpu" else "cuda"]:
@@ -59,7 +65,7 @@ def main():
             common = args + ["--pgd-steps", "10", "--device", a.device, "--repeats", a.repeats, "--json"]
             m = run([a.mmard, "bench", "step"] + common + mflags)
             p = run([a.python, str(HERE / "pytorch_step.py"), "--mmard", a.mmard] + common + pflags)
-            print("| " + " | ".join([name] + cells(m, p, mem)) + " |", flush=True)
+            print("| " + " | ".join([name] + cells(m, p, mem, gpu)) + " |", flush=True)
             if a.jsonl:
                 with open(a.jsonl, "a") as f:
                     f.write(json.dumps({"step": name, "device": a.device, "mmard": m, "pytorch": p}) + "\n")

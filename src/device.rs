@@ -144,6 +144,19 @@ impl Device {
         }
     }
 
+    /// `f`'s result and, on a GPU, the time in ms of the convolutions it ran when run again alone
+    /// (`mmard bench step`'s floor); none on the CPU.
+    pub fn convolutions_alone_ms<R>(&self, f: impl FnOnce() -> R) -> (R, Option<f64>) {
+        match self {
+            Device::Cpu => (f(), None),
+            #[cfg(feature = "cuda")]
+            Device::Cuda(g) => {
+                let (r, ms) = g.convolutions_alone_ms(f);
+                (r, Some(ms))
+            }
+        }
+    }
+
     /// Device memory in use, in MiB, as the driver reports it (0 on the CPU): with one process on
     /// the GPU, what this one holds, cached allocations included.
     pub fn memory_used_mib(&self) -> f64 {

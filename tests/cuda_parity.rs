@@ -447,6 +447,30 @@ fn fab_t_on_the_gpu_breaks_what_the_cpu_breaks() {
     assert_eq!(c, g, "FAB-T's robust points, cpu against gpu");
 }
 
+/// `bench step`'s floor: the convolutions a step ran, run again alone in its order, take time, and
+/// less than the whole step.
+#[test]
+fn a_steps_convolutions_run_again_alone() {
+    let Some((dev, _shared)) = gpu() else { return };
+    let arch =
+        Arch::from_config(ArchName::SmallCnn, &serde_json::json!({"in_channels": 3, "size": 16, "widths": [4, 8, 8]}))
+            .unwrap();
+    let mut rng = StdRng::seed_from_u64(6);
+    let x = Tensor::from_vec(&[4, 3, 16, 16], (0..4 * 3 * 256).map(|_| rng.random_range(0.0..1.0)).collect());
+    let (y, xd) = (vec![1, 3, 5, 7], x.to_device(&dev));
+    let (mut s, mut t) = (Model::new(&arch, Some(1)), Model::new(&arch, Some(2)));
+    s.to_device(&dev);
+    t.to_device(&dev);
+    let mut opt = Sgd::new(SgdCfg { lr: 0.05, momentum: 0.9, weight_decay: 2e-4, nesterov: false }, &s.params);
+    let mut st = Stepper::new(Method::Mmard.objective(), InnerPgd { eps: 0.1, step: 0.025, steps: 2 });
+    let mut step = || st.step(&mut s, Some(&mut t), &mut opt, &xd, &y, Noise::Draw(&mut rng)).unwrap();
+    step();
+    let (_, whole) = dev.time_ms(&mut step);
+    let (_, convs) = dev.convolutions_alone_ms(&mut step);
+    let convs = convs.expect("a GPU times its convolutions");
+    assert!(convs > 0.0 && convs < whole, "convolutions alone {convs} ms, the whole step {whole} ms");
+}
+
 /// `bench kernels` on the GPU: every case runs there and is timed by CUDA events.
 #[test]
 fn kernel_bench_times_every_case_on_the_gpu() {

@@ -1,6 +1,7 @@
 //! `bench step`: one full distillation step (teacher forward, K-step inner loop, outer step with
 //! the update) on random data, timed by phase; medians over the repeats after one warm-up step; on
-//! a GPU, what one more (untimed) step asks of it: launches, copies up, waits (`gpu_per_step`).
+//! a GPU, what one more (untimed) step asks of it: launches, copies up, waits (`gpu_per_step`), and
+//! the time of that step's convolutions run again alone (`convolutions_alone`, seconds).
 //! `bench/pytorch_step.py` times the same step in PyTorch with the same JSON, evaluating the
 //! objective `bench objective` prints.
 use super::train::ObjectiveArgs;
@@ -160,11 +161,16 @@ pub fn bench(cmd: &BenchCmd, p: &Placement) -> Result<()> {
             outer.push(o);
         }
     }
-    // one more step, untimed (timing waits for the device after each phase), for what it asks of a GPU
+    // one more step, untimed (timing waits for the device after each phase), for what it asks of a
+    // GPU, and its convolutions run again alone: the floor the rest of the step adds to
     stepper.timed = false;
     let before = dev.counts();
-    stepper.step(&mut student, teacher.as_mut(), &mut opt, &x, &y, Noise::Draw(&mut rng))?;
-    let per_step = before.zip(dev.counts()).map(|(b, a)| a - b);
+    let ((done, after), convs) = dev.convolutions_alone_ms(|| {
+        (stepper.step(&mut student, teacher.as_mut(), &mut opt, &x, &y, Noise::Draw(&mut rng)), dev.counts())
+    });
+    done?;
+    let per_step = before.zip(after).map(|(b, a)| a - b);
+    let convs = convs.map(|ms| ms / 1e3);
     let total: Vec<f64> = (0..a.repeats).map(|i| tf[i] + inner[i] + outer[i]).collect();
     let (tf, inner, outer, total, rss) = (median(tf), median(inner), median(outer), median(total), peak_rss_mib());
     if !p.group.leads() {
@@ -178,9 +184,9 @@ pub fn bench(cmd: &BenchCmd, p: &Placement) -> Result<()> {
             a.batch,
             a.pgd_steps
         );
-        if let Some(c) = per_step {
+        if let (Some(c), Some(convs)) = (per_step, convs) {
             println!(
-                "per step on the GPU: {} launches, {} copies to the device, {} waits for the device",
+                "per step on the GPU: {} launches, {} copies to the device, {} waits for the device; its convolutions alone {convs:.3} s",
                 c.launches, c.uploads, c.waits
             );
         }
@@ -190,7 +196,7 @@ pub fn bench(cmd: &BenchCmd, p: &Placement) -> Result<()> {
         per_step.map(|c| serde_json::json!({"launches": c.launches, "uploads": c.uploads, "waits": c.waits}));
     let out = serde_json::json!({
         "teacher_forward": tf, "inner": inner, "outer": outer, "total": total, "peak_rss_mib": rss, "device_mem_mib": peak_dev,
-        "gpu_per_step": gpu_per_step,
+        "gpu_per_step": gpu_per_step, "convolutions_alone": convs,
         "config": {"student": student.arch.to_string(), "teacher": teacher.as_ref().map(|t| t.arch.to_string()), "method": a.method.name(),
                    "batch": a.batch, "pgd_steps": a.pgd_steps, "threads": rayon::current_num_threads(), "device": dev.to_string(),
                    "ranks": p.group.size()},

@@ -47,6 +47,8 @@ impl Handle {
 pub(super) struct DnnState {
     plans: HashMap<Key, Arc<ConvPlan>>,
     workspace: Option<CudaSlice<u8>>,
+    /// The convolutions run while `convolutions_alone_ms` records, in order.
+    recorded: Option<Vec<(Key, Dir)>>,
 }
 
 /// The three directions of a convolution.
@@ -72,8 +74,8 @@ pub struct ConvPlan {
     y: Raw<dnn::cudnnTensorDescriptor_t>,
     conv: Raw<dnn::cudnnConvolutionDescriptor_t>,
     algos: [OnceLock<Candidates>; 3],
-    /// Input and weight shapes, for messages.
-    shapes: ([usize; 4], [usize; 4]),
+    /// Input and weight shapes, stride, padding, groups: what the plan was made for.
+    key: Key,
     /// Output shape.
     pub out: [usize; 4],
 }
@@ -185,7 +187,7 @@ impl Gpu {
             .and_then(|_| result::set_convolution_math_type(conv.0, math))
         }
         .unwrap_or_else(|e| fail("conv descriptor", e));
-        let plan = Arc::new(ConvPlan { x: xd, w: wd, y: yd, conv, algos: Default::default(), shapes: (x, w), out });
+        let plan = Arc::new(ConvPlan { x: xd, w: wd, y: yd, conv, algos: Default::default(), key, out });
         st.plans.insert(key, plan.clone());
         plan
     }
@@ -216,8 +218,8 @@ impl Gpu {
                 panic!(
                     "cuDNN has no {}{dir:?} algorithm for a convolution of {:?} by {:?}{}",
                     if det { "deterministic " } else { "" },
-                    p.shapes.0,
-                    p.shapes.1,
+                    p.key.0,
+                    p.key.1,
                     if det { "; run without --deterministic" } else { "" }
                 );
             }
@@ -243,6 +245,9 @@ impl Gpu {
     fn run(&self, p: &ConvPlan, dir: Dir, call: impl Fn(u32, &mut CudaSlice<u8>) -> Result<(), CudnnError>) {
         let c = self.candidates(p, dir);
         let mut st = self.dnn();
+        if let Some(r) = st.recorded.as_mut() {
+            r.push((p.key, dir));
+        }
         let mut failures = Vec::new();
         for (i, &(algo, bytes)) in c.list.iter().enumerate().skip(c.at.load(Relaxed)) {
             if st.workspace.as_ref().is_none_or(|w| w.len() < bytes.max(1)) {
@@ -261,12 +266,7 @@ impl Gpu {
                 Err(e) => failures.push(format!("algorithm {algo}: {e}")),
             }
         }
-        panic!(
-            "cuDNN {dir:?} failed for a convolution of {:?} by {:?}: {}",
-            p.shapes.0,
-            p.shapes.1,
-            failures.join("; ")
-        )
+        panic!("cuDNN {dir:?} failed for a convolution of {:?} by {:?}: {}", p.key.0, p.key.1, failures.join("; "))
     }
 
     /// y = conv(x, w).
@@ -352,5 +352,37 @@ impl Gpu {
                 )
             }
         });
+    }
+
+    /// `f`'s result and the GPU time in ms of the cuDNN convolutions it ran, run again alone in the
+    /// same order on buffers of the same shapes (made before the timing): the floor under a step
+    /// that everything else in it adds to.
+    pub fn convolutions_alone_ms<R>(&self, f: impl FnOnce() -> R) -> (R, f64) {
+        self.dnn().recorded = Some(Vec::new());
+        let r = f();
+        let calls = self.dnn().recorded.take().unwrap_or_default();
+        let zeros = |shape: [usize; 4]| {
+            self.stream.alloc_zeros::<f32>(shape.iter().product()).unwrap_or_else(|e| fail("replay buffer", e))
+        };
+        let mut bufs = HashMap::new();
+        let plans: Vec<(Arc<ConvPlan>, Dir)> = calls
+            .iter()
+            .map(|&(key, dir)| {
+                let plan = self.dnn().plans[&key].clone();
+                bufs.entry(key).or_insert_with(|| (zeros(key.0), zeros(key.1), zeros(plan.out)));
+                (plan, dir)
+            })
+            .collect();
+        let ((), ms) = self.time_ms(|| {
+            for (p, dir) in &plans {
+                let (x, w, y) = bufs.get_mut(&p.key).expect("made above");
+                match dir {
+                    Dir::Forward => self.conv_forward(p, x, w, y),
+                    Dir::BackwardData => self.conv_backward_data(p, y, w, x),
+                    Dir::BackwardFilter => self.conv_backward_filter(p, x, y, w),
+                }
+            }
+        });
+        (r, ms)
     }
 }
