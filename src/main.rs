@@ -71,7 +71,7 @@ enum Cmd {
     Eval(EvalArgs),
     /// Write adversarial examples of a batch to safetensors.
     Attack(AttackArgs),
-    /// Benchmarks: `bench step` times one training step by phase (JSON).
+    /// Benchmarks: `bench step` times one training step by phase, `bench kernels` the memory-bound kernels alone.
     #[command(subcommand)]
     Bench(cmd::bench::BenchCmd),
     /// Tables and SVG plots of a study (mean ± std over seeds) from its result files and run folders.
