@@ -284,6 +284,8 @@ fn bench_kernels_reports_each_kernel_against_the_copy() {
     }
     let (ok, _, err) = mmard(&["bench", "kernels", "--repeats", "0"]);
     assert!(!ok && err.contains("--repeats"), "{err}");
+    let (ok, _, err) = mmard(&["bench", "kernels", "--batch", "1000000"]);
+    assert!(!ok && err.contains("--batch 1000000") && err.contains("at most 4096"), "{err}");
 }
 
 /// Output into a pipe nobody reads (`mmard … | head` after head has quit) ends mmard by SIGPIPE,

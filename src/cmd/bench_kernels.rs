@@ -5,6 +5,9 @@ use clap::Args;
 use mmard::kernel_bench::Inputs;
 use mmard::{Device, Result, err};
 
+/// The largest --batch: a [4096, 32, 32, 32] f32 tensor is 512 MiB.
+const MAX_BATCH: usize = 4096;
+
 #[derive(Args)]
 pub struct KernelsArgs {
     /// Images in the [batch, 32, 32, 32] tensor (default: 1024 on a GPU, 128 MiB, more than its
@@ -23,6 +26,11 @@ pub fn run(a: &KernelsArgs, dev: &Device) -> Result<()> {
     let batch = a.batch.unwrap_or(if matches!(dev, Device::Cpu) { 128 } else { 1024 });
     if batch == 0 || a.repeats == 0 {
         return Err(err!("--batch and --repeats must be at least 1"));
+    }
+    if batch > MAX_BATCH {
+        return Err(err!(
+            "--batch {batch}: at most {MAX_BATCH} (a 512 MiB tensor; the cases hold about eight at once)"
+        ));
     }
     let inputs = Inputs::new(dev, batch);
     let gib_s = |bytes: u64, ms: f64| bytes as f64 / (1u64 << 30) as f64 / (ms / 1e3);
