@@ -378,23 +378,12 @@ fn a_training_step_waits_for_the_gpu_at_most_three_times_and_uploads_its_labels_
     drop(shared);
     let _alone = SHARED.write().unwrap_or_else(|p| p.into_inner());
     assert_eq!(Device::Cpu.counts(), None);
-    let arch =
-        Arch::from_config(ArchName::SmallCnn, &serde_json::json!({"in_channels": 3, "size": 16, "widths": [4, 8, 8]}))
-            .unwrap();
-    let mut rng = StdRng::seed_from_u64(5);
-    let x = Tensor::from_vec(&[4, 3, 16, 16], (0..4 * 3 * 256).map(|_| rng.random_range(0.0..1.0)).collect());
-    let y = vec![1, 3, 5, 7];
     for method in [Method::Mmard, Method::PgdAt, Method::Natural] {
-        let (mut s, mut t) = (Model::new(&arch, Some(1)), Model::new(&arch, Some(2)));
-        s.to_device(&dev);
-        t.to_device(&dev);
-        let mut opt = Sgd::new(SgdCfg { lr: 0.05, momentum: 0.9, weight_decay: 2e-4, nesterov: false }, &s.params);
-        let mut st = Stepper::new(method.objective(), InnerPgd { eps: 0.1, step: 0.025, steps: 2 });
-        let xd = x.to_device(&dev);
+        let mut small = SmallStep::new(&dev, method, 5);
         let mut counted = Vec::new();
         for _ in 0..2 {
             let before = dev.counts().expect("a GPU counts");
-            st.step(&mut s, Some(&mut t), &mut opt, &xd, &y, Noise::Draw(&mut rng)).unwrap();
+            small.step();
             counted.push(dev.counts().unwrap() - before);
         }
         let c = counted[1];
@@ -405,12 +394,18 @@ fn a_training_step_waits_for_the_gpu_at_most_three_times_and_uploads_its_labels_
     }
 }
 
+/// `attack_setup`'s model on the CPU and its copy on the GPU, with the images and labels.
+fn attack_models(dev: &Device) -> (Model, Model, Tensor, Vec<usize>) {
+    let (cpu, x, y) = attack_setup::setup();
+    let (mut gpu_model, _, _) = attack_setup::setup();
+    gpu_model.to_device(dev);
+    (cpu, gpu_model, x, y)
+}
+
 #[test]
 fn autoattack_on_the_gpu_matches_the_cpu() {
     let Some((dev, _shared)) = gpu() else { return };
-    let (mut cpu, x, y) = attack_setup::setup();
-    let (mut gpu_model, _, _) = attack_setup::setup();
-    gpu_model.to_device(&dev);
+    let (mut cpu, mut gpu_model, x, y) = attack_models(&dev);
     let aa = AutoAttack { eps: attack_setup::EPS, batch: 8, seed: 0 };
     let (c, g) = (aa.run(&mut cpu, &x, &y, &Solo, |_| {}), aa.run(&mut gpu_model, &x, &y, &Solo, |_| {}));
     assert_eq!(c.clean, g.clean, "clean accuracy");
@@ -435,9 +430,7 @@ fn autoattack_on_the_gpu_matches_the_cpu() {
 #[test]
 fn fab_t_on_the_gpu_breaks_what_the_cpu_breaks() {
     let Some((dev, _shared)) = gpu() else { return };
-    let (mut cpu, x, y) = attack_setup::setup();
-    let (mut gpu_model, _, _) = attack_setup::setup();
-    gpu_model.to_device(&dev);
+    let (mut cpu, mut gpu_model, x, y) = attack_models(&dev);
     let robust = |m: &mut Model| {
         let adv = mmard::attack::fab::fab_t(m, &x, &y, 0.005, 20, 3);
         attack_setup::correct(m, &adv, &y)
@@ -452,23 +445,47 @@ fn fab_t_on_the_gpu_breaks_what_the_cpu_breaks() {
 #[test]
 fn a_steps_convolutions_run_again_alone() {
     let Some((dev, _shared)) = gpu() else { return };
-    let arch =
-        Arch::from_config(ArchName::SmallCnn, &serde_json::json!({"in_channels": 3, "size": 16, "widths": [4, 8, 8]}))
-            .unwrap();
-    let mut rng = StdRng::seed_from_u64(6);
-    let x = Tensor::from_vec(&[4, 3, 16, 16], (0..4 * 3 * 256).map(|_| rng.random_range(0.0..1.0)).collect());
-    let (y, xd) = (vec![1, 3, 5, 7], x.to_device(&dev));
-    let (mut s, mut t) = (Model::new(&arch, Some(1)), Model::new(&arch, Some(2)));
-    s.to_device(&dev);
-    t.to_device(&dev);
-    let mut opt = Sgd::new(SgdCfg { lr: 0.05, momentum: 0.9, weight_decay: 2e-4, nesterov: false }, &s.params);
-    let mut st = Stepper::new(Method::Mmard.objective(), InnerPgd { eps: 0.1, step: 0.025, steps: 2 });
-    let mut step = || st.step(&mut s, Some(&mut t), &mut opt, &xd, &y, Noise::Draw(&mut rng)).unwrap();
-    step();
-    let (_, whole) = dev.time_ms(&mut step);
-    let (_, convs) = dev.convolutions_alone_ms(&mut step);
+    let mut small = SmallStep::new(&dev, Method::Mmard, 6);
+    small.step();
+    let (_, whole) = dev.time_ms(|| small.step());
+    let (_, convs) = dev.convolutions_alone_ms(|| small.step());
     let convs = convs.expect("a GPU times its convolutions");
     assert!(convs > 0.0 && convs < whole, "convolutions alone {convs} ms, the whole step {whole} ms");
+}
+
+/// A SmallCNN student and teacher on the GPU, a batch of 4 images of 3×16×16 and a 2-step inner
+/// loop: the tests that count or time what one training step asks of the GPU.
+struct SmallStep {
+    s: Model,
+    t: Model,
+    opt: Sgd,
+    st: Stepper,
+    x: Tensor,
+    y: Vec<usize>,
+    rng: StdRng,
+}
+
+impl SmallStep {
+    fn new(dev: &Device, method: Method, seed: u64) -> SmallStep {
+        let arch = Arch::from_config(
+            ArchName::SmallCnn,
+            &serde_json::json!({"in_channels": 3, "size": 16, "widths": [4, 8, 8]}),
+        )
+        .unwrap();
+        let mut rng = StdRng::seed_from_u64(seed);
+        let x = Tensor::from_vec(&[4, 3, 16, 16], (0..4 * 3 * 256).map(|_| rng.random_range(0.0..1.0)).collect());
+        let (mut s, mut t) = (Model::new(&arch, Some(1)), Model::new(&arch, Some(2)));
+        s.to_device(dev);
+        t.to_device(dev);
+        let opt = Sgd::new(SgdCfg { lr: 0.05, momentum: 0.9, weight_decay: 2e-4, nesterov: false }, &s.params);
+        let st = Stepper::new(method.objective(), InnerPgd { eps: 0.1, step: 0.025, steps: 2 });
+        SmallStep { s, t, opt, st, x: x.to_device(dev), y: vec![1, 3, 5, 7], rng }
+    }
+
+    fn step(&mut self) {
+        let noise = Noise::Draw(&mut self.rng);
+        self.st.step(&mut self.s, Some(&mut self.t), &mut self.opt, &self.x, &self.y, noise).unwrap();
+    }
 }
 
 /// `bench kernels` on the GPU: every case runs there and is timed by CUDA events.
